@@ -1,0 +1,310 @@
+//! Wire types of the REST API under `/api/v1`, shared by the server, the
+//! client and the worker. Timestamps are milliseconds since the Unix epoch.
+
+use crate::error::ValidationError;
+use crate::job::{AttemptReason, AttemptState, JobSpec, JobState};
+use crate::placement::Capacity;
+use serde::{Deserialize, Serialize};
+
+/// The body of every error response: `{"error": {"code", "message", "field"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ValidationError,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// Job id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Queue.
+    pub queue: String,
+    /// State.
+    pub state: JobState,
+    /// Why the job is in its state (failure reason, or why it is not running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Attempts that counted against the limit so far.
+    pub attempts_used: u32,
+    /// The attempt limit.
+    pub max_attempts: u32,
+    /// Exit code of the last finished attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Worker holding the current lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Submission time.
+    pub submitted_at: i64,
+    /// Start of the first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    /// End time (terminal states).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+    /// The validated specification.
+    pub spec: JobSpec,
+    /// Every attempt, oldest first (only in single-job responses).
+    #[serde(default)]
+    pub attempts: Vec<AttemptView>,
+}
+
+/// One attempt of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptView {
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Worker that ran it.
+    pub worker: String,
+    /// State.
+    pub state: AttemptState,
+    /// Why it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<AttemptReason>,
+    /// Exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// When the worker leased it.
+    pub leased_at: i64,
+    /// When the command started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<i64>,
+}
+
+/// A page of jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobList {
+    /// The jobs, newest first.
+    pub jobs: Vec<JobView>,
+    /// Pass as `before` to get the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
+}
+
+/// Body of `POST /api/v1/jobs/batch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchSubmit {
+    /// Job requests (native or seed format).
+    pub jobs: Vec<serde_json::Value>,
+}
+
+/// Answer of `POST /api/v1/jobs/batch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchSubmitted {
+    /// Ids of the new jobs, in request order.
+    pub ids: Vec<i64>,
+}
+
+/// A worker announcing itself (`POST /api/v1/workers`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerRegistration {
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Total capacity.
+    pub capacity: Capacity,
+    /// Compute environment that launched it, if any.
+    #[serde(default)]
+    pub compute_env: Option<String>,
+    /// Software version.
+    pub version: String,
+}
+
+/// A worker as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Worker id.
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Total capacity.
+    pub capacity: Capacity,
+    /// Compute environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_env: Option<String>,
+    /// Jobs it holds leases on.
+    pub running_jobs: Vec<i64>,
+    /// Registration time.
+    pub started_at: i64,
+    /// Last time it talked to the server.
+    pub last_heartbeat: i64,
+}
+
+/// `POST /api/v1/workers/{id}/lease`: ask for jobs that fit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// Capacity the worker can fill now.
+    pub free: Capacity,
+    /// At most this many jobs.
+    pub max_jobs: u32,
+    /// Long-poll: wait up to this long for work when none is runnable.
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// One leased job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Job id.
+    pub job_id: i64,
+    /// Attempt number opened by the lease.
+    pub attempt: u32,
+    /// Fencing token: every report about this attempt must carry it.
+    pub token: String,
+    /// What to run.
+    pub spec: JobSpec,
+    /// When the lease runs out unless extended.
+    pub expires_at: i64,
+}
+
+/// Answer to a lease request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseResponse {
+    /// Leased jobs (possibly none).
+    pub leases: Vec<Lease>,
+    /// Lease duration; heartbeat well within it.
+    pub lease_ms: u64,
+}
+
+/// Identifies an attempt and proves the lease on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttemptRef {
+    /// Job id.
+    pub job_id: i64,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Lease token.
+    pub token: String,
+}
+
+/// Something a worker tells the server about an attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Update {
+    /// The command started.
+    Started {
+        /// The attempt.
+        #[serde(flatten)]
+        at: AttemptRef,
+        /// When.
+        time: i64,
+    },
+    /// A chunk of combined stdout/stderr.
+    Log {
+        /// The attempt.
+        #[serde(flatten)]
+        at: AttemptRef,
+        /// Chunk sequence number (from 1, per attempt).
+        seq: u32,
+        /// The text.
+        data: String,
+    },
+    /// The attempt ended.
+    Finished {
+        /// The attempt.
+        #[serde(flatten)]
+        at: AttemptRef,
+        /// Why.
+        reason: AttemptReason,
+        /// Exit code, if the process exited.
+        #[serde(default)]
+        exit_code: Option<i32>,
+        /// When.
+        time: i64,
+        /// A message for the job (for example a staging error).
+        #[serde(default)]
+        message: Option<String>,
+    },
+}
+
+impl Update {
+    /// The attempt this update is about.
+    pub fn attempt(&self) -> &AttemptRef {
+        match self {
+            Update::Started { at, .. } | Update::Log { at, .. } | Update::Finished { at, .. } => at,
+        }
+    }
+}
+
+/// `POST /api/v1/workers/{id}/updates`: heartbeats and reports, batched.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdatesRequest {
+    /// Attempts still in progress whose leases should be extended.
+    #[serde(default)]
+    pub heartbeat: Vec<AttemptRef>,
+    /// Updates, applied in order.
+    #[serde(default)]
+    pub updates: Vec<Update>,
+}
+
+/// An attempt without its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttemptKey {
+    /// Job id.
+    pub job_id: i64,
+    /// Attempt number.
+    pub attempt: u32,
+}
+
+/// Answer to an updates request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdatesResponse {
+    /// Attempts whose lease is no longer this worker's (expired, fenced):
+    /// stop them and report nothing more.
+    #[serde(default)]
+    pub stale: Vec<AttemptKey>,
+    /// Attempts whose job was cancelled: kill them and report `cancelled`.
+    #[serde(default)]
+    pub cancel: Vec<AttemptKey>,
+}
+
+/// `GET /api/v1/jobs/{id}/log`: a slice of an attempt's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogSlice {
+    /// Attempt number the slice belongs to.
+    pub attempt: u32,
+    /// The text.
+    pub data: String,
+    /// Pass as `after` to continue.
+    pub next: u32,
+    /// The job's state when read.
+    pub state: JobState,
+}
+
+/// An upload created by `POST /api/v1/uploads`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadCreated {
+    /// Upload id: pass as a job's `inputs`.
+    pub id: String,
+}
+
+/// A stored file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to its prefix.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A listing of files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileList {
+    /// Files, sorted by path.
+    pub files: Vec<FileEntry>,
+    /// Attempt the files belong to (for outputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+}
+
+/// Header carrying the lease token on output uploads.
+pub const LEASE_TOKEN_HEADER: &str = "trestle-lease-token";

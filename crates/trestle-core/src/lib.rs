@@ -1,0 +1,20 @@
+//! Trestle's domain: job types and states, validation of everything users
+//! send, and the pure decisions (placement, the attempt state machine,
+//! autoscaling). Nothing in this crate does IO.
+
+pub mod api;
+pub mod autoscale;
+pub mod error;
+pub mod job;
+pub mod outcome;
+pub mod parse;
+pub mod paths;
+pub mod placement;
+pub mod spec;
+
+pub use error::ValidationError;
+pub use job::{AttemptReason, AttemptState, Command, JobSpec, JobState, Resources};
+pub use placement::Capacity;
+
+/// The software version, shared by every crate and the binary.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
