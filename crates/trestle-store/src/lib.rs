@@ -1,1 +1,188 @@
-//! stub
+//! Trestle's storage: the traits the server programs against, their SQL
+//! implementation for SQLite (the embedded default) and PostgreSQL
+//! (production), versioned migrations, object storage for inputs and
+//! outputs, and a conformance suite every implementation must pass.
+
+use async_trait::async_trait;
+use trestle_core::api::{
+    AttemptKey, JobView, Lease, LogSlice, UpdatesRequest, WorkerRegistration, WorkerView,
+};
+use trestle_core::{Capacity, JobSpec, JobState};
+
+pub mod blobs;
+pub mod conformance;
+mod sql;
+
+pub use blobs::Blobs;
+pub use sql::SqlStore;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value already exists (for example a job key).
+    #[error("{what} already exists")]
+    Conflict {
+        /// What clashed.
+        what: String,
+        /// The field that must be unique.
+        field: String,
+    },
+    /// The database URL or settings are wrong.
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Object storage failed.
+    #[error("object storage error: {0}")]
+    Objects(String),
+    /// An object does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// Result alias for the store.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A filter over jobs for listing.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in these states (empty: all).
+    pub states: Vec<JobState>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only ids below this (paging, newest first).
+    pub before: Option<i64>,
+    /// At most this many (capped by the store).
+    pub limit: u32,
+}
+
+/// A worker asking for jobs.
+#[derive(Debug, Clone)]
+pub struct LeaseParams<'a> {
+    /// The worker's id.
+    pub worker_id: &'a str,
+    /// Capacity it can fill.
+    pub free: Capacity,
+    /// At most this many jobs.
+    pub max_jobs: u32,
+    /// Lease duration.
+    pub lease_ms: i64,
+    /// Now.
+    pub now: i64,
+}
+
+/// What applying a batch of worker updates did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateOutcome {
+    /// Attempts whose lease this worker no longer holds.
+    pub stale: Vec<AttemptKey>,
+    /// Attempts whose job was cancelled.
+    pub cancel: Vec<AttemptKey>,
+    /// Submit-to-start latencies (ms) of attempts that started.
+    pub started_latency_ms: Vec<i64>,
+    /// Jobs that reached a new state because an attempt finished.
+    pub finished: Vec<(i64, JobState)>,
+}
+
+/// Runnable demand, for the autoscaler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    /// Runnable jobs whose CPUs fit `max_cpus`.
+    pub jobs: u64,
+    /// Their CPUs in total.
+    pub cpus: u64,
+    /// Runnable jobs that fit nowhere.
+    pub too_big: u64,
+}
+
+/// An API token as stored (only its hash is kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Token id.
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// Role (`admin`, `worker`).
+    pub role: String,
+}
+
+/// Jobs, attempts, leases and logs.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Stores validated jobs atomically (all or none); returns their ids.
+    async fn submit(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>>;
+    /// One job with its attempts.
+    async fn job(&self, id: i64) -> Result<Option<JobView>>;
+    /// Jobs matching a filter, newest first, without attempts.
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobView>>;
+    /// Cancels a job: at once when it is not leased, otherwise by asking its
+    /// worker. Terminal jobs are left as they are. `None` if unknown.
+    async fn cancel(&self, id: i64, now: i64) -> Result<Option<JobView>>;
+    /// Claims runnable jobs that fit, opening one attempt each.
+    async fn lease(&self, params: &LeaseParams<'_>) -> Result<Vec<Lease>>;
+    /// Applies heartbeats and updates from a worker, fenced by lease tokens.
+    async fn apply_updates(
+        &self,
+        worker_id: &str,
+        req: &UpdatesRequest,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<UpdateOutcome>;
+    /// Ends every attempt whose lease expired before `now` as `lost`; returns
+    /// how many.
+    async fn expire_leases(&self, now: i64) -> Result<u64>;
+    /// Ends every attempt a worker still holds as `lost` (worker gone).
+    async fn release_worker_leases(&self, worker_id: &str, now: i64) -> Result<u64>;
+    /// Reads an attempt's log (default: the latest attempt) after chunk `after`.
+    async fn read_log(&self, job_id: i64, attempt: Option<u32>, after: u32)
+    -> Result<Option<LogSlice>>;
+    /// True when `token` holds the lease on the job's attempt.
+    async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool>;
+    /// Job counts per (queue, state).
+    async fn counts(&self) -> Result<Vec<(String, JobState, u64)>>;
+    /// Runnable demand for jobs of at most `max_cpus` CPUs.
+    async fn runnable_demand(&self, max_cpus: u32) -> Result<Demand>;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Registered workers.
+#[async_trait]
+pub trait WorkerStore: Send + Sync {
+    /// Records a new worker.
+    async fn register_worker(
+        &self,
+        id: &str,
+        reg: &WorkerRegistration,
+        now: i64,
+    ) -> Result<WorkerView>;
+    /// Marks a worker as seen; false when it is unknown.
+    async fn touch_worker(&self, id: &str, now: i64) -> Result<bool>;
+    /// Every registered worker with the jobs it holds.
+    async fn list_workers(&self) -> Result<Vec<WorkerView>>;
+    /// Forgets a worker; false when it was unknown.
+    async fn remove_worker(&self, id: &str) -> Result<bool>;
+    /// Forgets workers not seen since `before` and hands back their leases;
+    /// returns their ids.
+    async fn reap_workers(&self, before: i64, now: i64) -> Result<Vec<String>>;
+}
+
+/// API tokens (hashed).
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a token's hash.
+    async fn create_token(&self, id: &str, name: &str, role: &str, hash: &str, now: i64)
+    -> Result<()>;
+    /// Finds an unrevoked token by hash and records its use.
+    async fn find_token(&self, hash: &str, now: i64) -> Result<Option<TokenRecord>>;
+    /// Number of unrevoked tokens with a role.
+    async fn count_tokens(&self, role: &str) -> Result<u64>;
+}
+
+/// Everything the server needs from storage.
+pub trait Store: JobStore + WorkerStore + TokenStore {}
+impl<T: JobStore + WorkerStore + TokenStore> Store for T {}

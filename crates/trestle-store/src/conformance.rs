@@ -1,0 +1,569 @@
+//! The conformance suite for the queue semantics: every store
+//! implementation must pass every check here. Each check takes a fresh,
+//! empty store. Run by `tests/conformance.rs` against SQLite and PostgreSQL.
+
+use crate::{JobFilter, LeaseParams, Store, StoreError};
+use std::sync::Arc;
+use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
+use trestle_core::spec::JobRequest;
+use trestle_core::{AttemptReason, AttemptState, Capacity, JobSpec, JobState};
+
+/// Names of every check, for harnesses that enumerate them.
+pub const CHECKS: &[&str] = &[
+    "submit_get_list",
+    "key_conflict_is_atomic",
+    "lease_fits_capacity",
+    "reports_are_fenced",
+    "retries_then_fails",
+    "expired_lease_is_lost_and_requeued",
+    "cancel_semantics",
+    "logs_in_order",
+    "concurrent_leases_claim_once",
+    "workers_and_tokens",
+    "counts_and_demand",
+];
+
+/// Runs one named check.
+pub async fn run(name: &str, s: Arc<dyn Store>) {
+    match name {
+        "submit_get_list" => submit_get_list(&*s).await,
+        "key_conflict_is_atomic" => key_conflict_is_atomic(&*s).await,
+        "lease_fits_capacity" => lease_fits_capacity(&*s).await,
+        "reports_are_fenced" => reports_are_fenced(&*s).await,
+        "retries_then_fails" => retries_then_fails(&*s).await,
+        "expired_lease_is_lost_and_requeued" => expired_lease_is_lost_and_requeued(&*s).await,
+        "cancel_semantics" => cancel_semantics(&*s).await,
+        "logs_in_order" => logs_in_order(&*s).await,
+        "concurrent_leases_claim_once" => concurrent_leases_claim_once(s).await,
+        "workers_and_tokens" => workers_and_tokens(&*s).await,
+        "counts_and_demand" => counts_and_demand(&*s).await,
+        other => panic!("unknown conformance check `{other}`"),
+    }
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+fn spec(json: &str) -> JobSpec {
+    let req: JobRequest = serde_json::from_str(json).expect("test spec parses");
+    req.validate().expect("test spec is valid")
+}
+
+fn cap(cpus: u32, mem_mib: u64) -> Capacity {
+    Capacity {
+        cpus,
+        mem_mib,
+        gpus: 0,
+    }
+}
+
+async fn worker(s: &dyn Store, id: &str, cpus: u32) {
+    s.register_worker(
+        id,
+        &WorkerRegistration {
+            host: "host".into(),
+            pid: 1,
+            capacity: cap(cpus, 64 * 1024),
+            compute_env: None,
+            version: "test".into(),
+        },
+        T0,
+    )
+    .await
+    .expect("register worker");
+}
+
+async fn lease(s: &dyn Store, w: &str, free: Capacity, max: u32, now: i64) -> Vec<Lease> {
+    s.lease(&LeaseParams {
+        worker_id: w,
+        free,
+        max_jobs: max,
+        lease_ms: 30_000,
+        now,
+    })
+    .await
+    .expect("lease")
+}
+
+fn r(l: &Lease) -> AttemptRef {
+    AttemptRef {
+        job_id: l.job_id,
+        attempt: l.attempt,
+        token: l.token.clone(),
+    }
+}
+
+fn finished(at: AttemptRef, reason: AttemptReason, code: Option<i32>, time: i64) -> Update {
+    Update::Finished {
+        at,
+        reason,
+        exit_code: code,
+        time,
+        message: None,
+    }
+}
+
+async fn send(s: &dyn Store, w: &str, updates: Vec<Update>, now: i64) -> crate::UpdateOutcome {
+    s.apply_updates(
+        w,
+        &UpdatesRequest {
+            heartbeat: vec![],
+            updates,
+        },
+        30_000,
+        now,
+    )
+    .await
+    .expect("updates")
+}
+
+async fn state(s: &dyn Store, id: i64) -> JobState {
+    s.job(id).await.expect("get").expect("exists").state
+}
+
+async fn submit_get_list(s: &dyn Store) {
+    let ids = s
+        .submit(
+            &[
+                spec(r#"{"command":["echo","a"],"name":"first"}"#),
+                spec(r#"{"command":"echo b","queue":"other","memory":"1G"}"#),
+            ],
+            T0,
+        )
+        .await
+        .expect("submit");
+    assert_eq!(ids.len(), 2);
+    assert!(ids[1] > ids[0]);
+    let j = s.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(j.name, "first");
+    assert_eq!(j.state, JobState::Runnable);
+    assert_eq!(j.submitted_at, T0);
+    assert_eq!(j.spec, spec(r#"{"command":["echo","a"],"name":"first"}"#));
+    assert!(j.attempts.is_empty());
+    assert!(s.job(ids[1] + 1000).await.unwrap().is_none());
+    let all = s
+        .list_jobs(&JobFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|j| j.id).collect::<Vec<_>>(), vec![ids[1], ids[0]]);
+    let q = s
+        .list_jobs(&JobFilter {
+            queue: Some("other".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].spec.resources.mem_mib, 1024);
+    let none = s
+        .list_jobs(&JobFilter {
+            states: vec![JobState::Failed, JobState::Running],
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let page = s
+        .list_jobs(&JobFilter {
+            before: Some(ids[1]),
+            limit: 10,
+            states: vec![JobState::Runnable],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, ids[0]);
+}
+
+async fn key_conflict_is_atomic(s: &dyn Store) {
+    s.submit(&[spec(r#"{"command":["x"],"key":"k1"}"#)], T0)
+        .await
+        .unwrap();
+    let err = s
+        .submit(
+            &[
+                spec(r#"{"command":["x"],"key":"k2"}"#),
+                spec(r#"{"command":["x"],"key":"k1"}"#),
+            ],
+            T0,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { ref field, .. } if field == "key"), "{err:?}");
+    let all = s
+        .list_jobs(&JobFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "a failed batch must store nothing");
+}
+
+async fn lease_fits_capacity(s: &dyn Store) {
+    worker(s, "w1", 2).await;
+    let ids = s
+        .submit(
+            &[
+                spec(r#"{"command":["big"],"cpus":4}"#),
+                spec(r#"{"command":["small"],"cpus":1,"memory":100}"#),
+                spec(r#"{"command":["fat"],"cpus":1,"memory":5000}"#),
+                spec(r#"{"command":["small2"],"cpus":1,"memory":100}"#),
+            ],
+            T0,
+        )
+        .await
+        .unwrap();
+    let got = lease(s, "w1", cap(2, 1000), 8, T0 + 1).await;
+    let leased: Vec<i64> = got.iter().map(|l| l.job_id).collect();
+    assert_eq!(leased, vec![ids[1], ids[3]]);
+    assert!(got.iter().all(|l| l.attempt == 1 && l.token.len() >= 16));
+    assert_eq!(got[0].spec.name, "small");
+    let j = s.job(ids[1]).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Starting);
+    assert_eq!(j.worker.as_deref(), Some("w1"));
+    assert_eq!(j.attempts.len(), 1);
+    assert_eq!(j.attempts[0].state, AttemptState::Running);
+    assert_eq!(j.attempts[0].worker, "w1");
+    assert_eq!(state(s, ids[0]).await, JobState::Runnable);
+    // Nothing else fits two CPUs and 1000 MiB.
+    assert!(lease(s, "w1", cap(2, 1000), 8, T0 + 2).await.is_empty());
+    // max_jobs is honoured.
+    let more = lease(s, "w1", cap(8, 100_000), 1, T0 + 3).await;
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].job_id, ids[0]);
+    // An unknown worker cannot lease.
+    let err = s
+        .lease(&LeaseParams {
+            worker_id: "ghost",
+            free: cap(8, 8000),
+            max_jobs: 1,
+            lease_ms: 1000,
+            now: T0,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)));
+}
+
+async fn reports_are_fenced(s: &dyn Store) {
+    worker(s, "w1", 2).await;
+    let ids = s.submit(&[spec(r#"{"command":["x"]}"#)], T0).await.unwrap();
+    let l = lease(s, "w1", cap(2, 4096), 1, T0 + 5).await.remove(0);
+    let mut forged = r(&l);
+    forged.token = "0".repeat(32);
+    let out = send(
+        s,
+        "w1",
+        vec![finished(forged, AttemptReason::Success, Some(0), T0 + 6)],
+        T0 + 6,
+    )
+    .await;
+    assert_eq!(out.stale.len(), 1);
+    assert_eq!(state(s, ids[0]).await, JobState::Starting);
+    let out = send(
+        s,
+        "w1",
+        vec![
+            Update::Started {
+                at: r(&l),
+                time: T0 + 7,
+            },
+            finished(r(&l), AttemptReason::Success, Some(0), T0 + 9),
+        ],
+        T0 + 9,
+    )
+    .await;
+    assert!(out.stale.is_empty());
+    assert_eq!(out.started_latency_ms, vec![7]);
+    assert_eq!(out.finished, vec![(ids[0], JobState::Succeeded)]);
+    let j = s.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Succeeded);
+    assert_eq!(j.exit_code, Some(0));
+    assert_eq!(j.started_at, Some(T0 + 7));
+    assert_eq!(j.finished_at, Some(T0 + 9));
+    assert_eq!(j.worker, None);
+    assert_eq!(j.attempts[0].state, AttemptState::Succeeded);
+    assert_eq!(j.attempts[0].reason, Some(AttemptReason::Success));
+    // A duplicate report changes nothing.
+    let out = send(
+        s,
+        "w1",
+        vec![finished(r(&l), AttemptReason::ExitCode, Some(1), T0 + 10)],
+        T0 + 10,
+    )
+    .await;
+    assert_eq!(out.stale.len(), 1);
+    assert_eq!(state(s, ids[0]).await, JobState::Succeeded);
+    assert!(!s.lease_holds(l.job_id, l.attempt, &l.token).await.unwrap());
+}
+
+async fn retries_then_fails(s: &dyn Store) {
+    worker(s, "w1", 1).await;
+    let ids = s
+        .submit(&[spec(r#"{"command":["x"],"attempts":2}"#)], T0)
+        .await
+        .unwrap();
+    let l1 = lease(s, "w1", cap(1, 4096), 1, T0).await.remove(0);
+    assert!(s.lease_holds(l1.job_id, 1, &l1.token).await.unwrap());
+    let out = send(
+        s,
+        "w1",
+        vec![finished(r(&l1), AttemptReason::ExitCode, Some(3), T0 + 1)],
+        T0 + 1,
+    )
+    .await;
+    assert_eq!(out.finished, vec![(ids[0], JobState::Runnable)]);
+    let j = s.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(j.attempts_used, 1);
+    assert_eq!(j.exit_code, Some(3));
+    let l2 = lease(s, "w1", cap(1, 4096), 1, T0 + 2).await.remove(0);
+    assert_eq!(l2.attempt, 2);
+    assert_ne!(l1.token, l2.token);
+    send(
+        s,
+        "w1",
+        vec![finished(r(&l2), AttemptReason::SuccessStringMissing, Some(0), T0 + 3)],
+        T0 + 3,
+    )
+    .await;
+    let j = s.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    assert_eq!(j.reason.as_deref(), Some("success-string-missing"));
+    assert_eq!(j.attempts_used, 2);
+    assert_eq!(j.attempts.len(), 2);
+    assert_eq!(j.attempts[0].reason, Some(AttemptReason::ExitCode));
+    assert_eq!(j.attempts[1].reason, Some(AttemptReason::SuccessStringMissing));
+    assert!(lease(s, "w1", cap(1, 4096), 1, T0 + 4).await.is_empty());
+}
+
+async fn expired_lease_is_lost_and_requeued(s: &dyn Store) {
+    worker(s, "w1", 1).await;
+    worker(s, "w2", 1).await;
+    let ids = s.submit(&[spec(r#"{"command":["x"]}"#)], T0).await.unwrap();
+    let l1 = lease(s, "w1", cap(1, 4096), 1, T0).await.remove(0);
+    // A heartbeat extends the lease.
+    let hb = s
+        .apply_updates(
+            "w1",
+            &UpdatesRequest {
+                heartbeat: vec![r(&l1)],
+                updates: vec![],
+            },
+            30_000,
+            T0 + 20_000,
+        )
+        .await
+        .unwrap();
+    assert!(hb.stale.is_empty() && hb.cancel.is_empty());
+    assert_eq!(s.expire_leases(T0 + 40_000).await.unwrap(), 0);
+    assert_eq!(s.expire_leases(T0 + 50_001).await.unwrap(), 1);
+    let j = s.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Runnable);
+    assert_eq!(j.attempts_used, 0, "a lost attempt is not counted");
+    assert_eq!(j.attempts[0].state, AttemptState::Lost);
+    assert_eq!(j.attempts[0].reason, Some(AttemptReason::Lost));
+    let l2 = lease(s, "w2", cap(1, 4096), 1, T0 + 50_002).await.remove(0);
+    assert_eq!(l2.attempt, 2);
+    // The old worker's late report and heartbeat are fenced off.
+    let out = send(
+        s,
+        "w1",
+        vec![finished(r(&l1), AttemptReason::Success, Some(0), T0 + 50_003)],
+        T0 + 50_003,
+    )
+    .await;
+    assert_eq!(out.stale.len(), 1);
+    let j = s.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Starting);
+    assert_eq!(j.worker.as_deref(), Some("w2"));
+    send(
+        s,
+        "w2",
+        vec![finished(r(&l2), AttemptReason::Success, Some(0), T0 + 50_004)],
+        T0 + 50_004,
+    )
+    .await;
+    assert_eq!(state(s, ids[0]).await, JobState::Succeeded);
+    // A worker leaving hands back its leases.
+    let ids = s.submit(&[spec(r#"{"command":["y"]}"#)], T0).await.unwrap();
+    lease(s, "w1", cap(1, 4096), 1, T0 + 60_000).await;
+    assert_eq!(s.release_worker_leases("w1", T0 + 60_001).await.unwrap(), 1);
+    assert_eq!(state(s, ids[0]).await, JobState::Runnable);
+}
+
+async fn cancel_semantics(s: &dyn Store) {
+    worker(s, "w1", 4).await;
+    let ids = s
+        .submit(
+            &[spec(r#"{"command":["a"]}"#), spec(r#"{"command":["b"]}"#)],
+            T0,
+        )
+        .await
+        .unwrap();
+    let c = s.cancel(ids[0], T0 + 1).await.unwrap().unwrap();
+    assert_eq!(c.state, JobState::Cancelled);
+    assert_eq!(c.finished_at, Some(T0 + 1));
+    let l = lease(s, "w1", cap(4, 4096), 4, T0 + 2).await;
+    assert_eq!(l.len(), 1, "a cancelled job is never leased");
+    let c = s.cancel(ids[1], T0 + 3).await.unwrap().unwrap();
+    assert_eq!(c.state, JobState::Starting, "a leased job waits for its worker");
+    let hb = s
+        .apply_updates(
+            "w1",
+            &UpdatesRequest {
+                heartbeat: vec![r(&l[0])],
+                updates: vec![],
+            },
+            30_000,
+            T0 + 4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(hb.cancel.len(), 1);
+    assert_eq!(hb.cancel[0].job_id, ids[1]);
+    send(
+        s,
+        "w1",
+        vec![finished(r(&l[0]), AttemptReason::Cancelled, None, T0 + 5)],
+        T0 + 5,
+    )
+    .await;
+    let j = s.job(ids[1]).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Cancelled);
+    assert_eq!(j.attempts[0].state, AttemptState::Cancelled);
+    // Cancelling a finished job changes nothing; an unknown job is None.
+    assert_eq!(
+        s.cancel(ids[1], T0 + 6).await.unwrap().unwrap().state,
+        JobState::Cancelled
+    );
+    assert!(s.cancel(ids[1] + 100, T0).await.unwrap().is_none());
+}
+
+async fn logs_in_order(s: &dyn Store) {
+    worker(s, "w1", 1).await;
+    let ids = s.submit(&[spec(r#"{"command":["x"]}"#)], T0).await.unwrap();
+    let l = lease(s, "w1", cap(1, 4096), 1, T0).await.remove(0);
+    let log = |seq: u32, data: &str| Update::Log {
+        at: r(&l),
+        seq,
+        data: data.into(),
+    };
+    send(s, "w1", vec![log(1, "hello "), log(2, "world\n")], T0 + 1).await;
+    // A retried chunk is not duplicated.
+    send(s, "w1", vec![log(2, "world\n"), log(3, "bye\n")], T0 + 2).await;
+    let all = s.read_log(ids[0], None, 0).await.unwrap().unwrap();
+    assert_eq!(all.data, "hello world\nbye\n");
+    assert_eq!(all.next, 3);
+    assert_eq!(all.attempt, 1);
+    let tail = s.read_log(ids[0], Some(1), 2).await.unwrap().unwrap();
+    assert_eq!(tail.data, "bye\n");
+    let empty = s.read_log(ids[0], Some(1), 3).await.unwrap().unwrap();
+    assert_eq!((empty.data.as_str(), empty.next), ("", 3));
+    assert!(s.read_log(ids[0] + 1, None, 0).await.unwrap().is_none());
+}
+
+async fn concurrent_leases_claim_once(s: Arc<dyn Store>) {
+    const JOBS: usize = 200;
+    const WORKERS: usize = 8;
+    let specs: Vec<JobSpec> = (0..JOBS).map(|_| spec(r#"{"command":["x"]}"#)).collect();
+    s.submit(&specs, T0).await.unwrap();
+    for w in 0..WORKERS {
+        worker(&*s, &format!("w{w}"), 4).await;
+    }
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("w{w}");
+            let mut mine = Vec::new();
+            loop {
+                let got = lease(&*s, &id, cap(4, 100_000), 4, T0 + 1).await;
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|l| l.job_id));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a job was leased twice");
+    assert_eq!(all.len(), JOBS, "every job was leased");
+}
+
+async fn workers_and_tokens(s: &dyn Store) {
+    worker(s, "w1", 2).await;
+    worker(s, "w2", 2).await;
+    let dup = s
+        .register_worker(
+            "w1",
+            &WorkerRegistration {
+                host: "h".into(),
+                pid: 2,
+                capacity: cap(1, 1),
+                compute_env: None,
+                version: "t".into(),
+            },
+            T0,
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict { .. })));
+    let ids = s.submit(&[spec(r#"{"command":["x"]}"#)], T0).await.unwrap();
+    lease(s, "w1", cap(2, 4096), 1, T0 + 1).await;
+    let ws = s.list_workers().await.unwrap();
+    assert_eq!(ws.len(), 2);
+    assert_eq!(ws[0].running_jobs, vec![ids[0]]);
+    assert!(s.touch_worker("w2", T0 + 100_000).await.unwrap());
+    assert!(!s.touch_worker("nobody", T0).await.unwrap());
+    // w1 was last seen at T0 + 1: reaping hands its job back.
+    let gone = s.reap_workers(T0 + 50_000, T0 + 100_000).await.unwrap();
+    assert_eq!(gone, vec!["w1".to_string()]);
+    assert_eq!(state(s, ids[0]).await, JobState::Runnable);
+    assert!(s.remove_worker("w2").await.unwrap());
+    assert!(s.list_workers().await.unwrap().is_empty());
+
+    s.create_token("t1", "admin", "admin", "hash1", T0).await.unwrap();
+    let t = s.find_token("hash1", T0 + 1).await.unwrap().unwrap();
+    assert_eq!((t.id.as_str(), t.role.as_str()), ("t1", "admin"));
+    assert!(s.find_token("nope", T0).await.unwrap().is_none());
+    assert_eq!(s.count_tokens("admin").await.unwrap(), 1);
+    assert_eq!(s.count_tokens("worker").await.unwrap(), 0);
+}
+
+async fn counts_and_demand(s: &dyn Store) {
+    s.submit(
+        &[
+            spec(r#"{"command":["a"],"cpus":2}"#),
+            spec(r#"{"command":["b"],"cpus":3}"#),
+            spec(r#"{"command":["c"],"cpus":64}"#),
+            spec(r#"{"command":["d"],"queue":"q2"}"#),
+        ],
+        T0,
+    )
+    .await
+    .unwrap();
+    let d = s.runnable_demand(8).await.unwrap();
+    assert_eq!((d.jobs, d.cpus, d.too_big), (3, 6, 1));
+    let mut c = s.counts().await.unwrap();
+    c.sort();
+    assert_eq!(
+        c,
+        vec![
+            ("default".to_string(), JobState::Runnable, 3),
+            ("q2".to_string(), JobState::Runnable, 1)
+        ]
+    );
+    s.ping().await.unwrap();
+}

@@ -1,0 +1,203 @@
+//! Submitting, reading, listing and cancelling jobs; counts and demand.
+
+use super::rows::{self, job_columns};
+use super::{SqlStore, conflict_or};
+use crate::{Demand, JobFilter, Result, StoreError};
+use sqlx::Row;
+use trestle_core::api::{JobView, LogSlice};
+use trestle_core::{JobSpec, JobState};
+
+/// Most jobs one listing returns.
+const MAX_LIST: u32 = 1000;
+/// Most log chunks one read returns.
+const MAX_LOG_CHUNKS: i64 = 256;
+
+impl SqlStore {
+    pub(super) async fn submit_jobs(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>> {
+        let mut tx = self.write.begin().await?;
+        let mut ids = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let json = serde_json::to_string(spec)
+                .map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?;
+            let id: i64 = sqlx::query(
+                "INSERT INTO jobs (key, name, queue, state, spec, cpus, mem_mib, gpus, priority, \
+                 max_attempts, submitted_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            )
+            .bind(spec.key.clone())
+            .bind(spec.name.clone())
+            .bind(spec.queue.clone())
+            .bind(JobState::Runnable.as_str())
+            .bind(json)
+            .bind(i64::from(spec.resources.cpus))
+            .bind(spec.resources.mem_mib as i64)
+            .bind(i64::from(spec.resources.gpus))
+            .bind(i64::from(spec.priority))
+            .bind(i64::from(spec.max_attempts))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| {
+                conflict_or(
+                    e,
+                    &format!("a job with key `{}`", spec.key.as_deref().unwrap_or("")),
+                    "key",
+                )
+            })?
+            .try_get("id")?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    pub(super) async fn get_job(&self, id: i64) -> Result<Option<JobView>> {
+        let Some(row) = sqlx::query(concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut view = rows::job(&row)?;
+        let attempts = sqlx::query(
+            "SELECT attempt, worker_id, state, reason, exit_code, leased_at, started_at, ended_at \
+             FROM attempts WHERE job_id = $1 ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?;
+        view.attempts = attempts.iter().map(rows::attempt).collect::<Result<_>>()?;
+        Ok(Some(view))
+    }
+
+    pub(super) async fn list(&self, f: &JobFilter) -> Result<Vec<JobView>> {
+        let limit = i64::from(f.limit.clamp(1, MAX_LIST));
+        let before = f.before.unwrap_or(i64::MAX);
+        // States are passed as one comma-separated parameter and matched with
+        // a delimiter search, so the SQL text stays constant.
+        let states: Option<String> = if f.states.is_empty() {
+            None
+        } else {
+            Some(format!(
+                ",{},",
+                f.states
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
+        };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE id < $1 \
+             AND (CAST($2 AS TEXT) IS NULL OR queue = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR $3 LIKE '%,' || state || ',%') \
+             ORDER BY id DESC LIMIT $4"
+        ))
+        .bind(before)
+        .bind(f.queue.clone())
+        .bind(states)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    pub(super) async fn cancel_job(&self, id: i64, now: i64) -> Result<Option<JobView>> {
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'CANCELLED', reason = 'cancelled', finished_at = $2 \
+             WHERE id = $1 AND state IN ('SUBMITTED', 'PENDING', 'RUNNABLE')",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            sqlx::query(
+                "UPDATE jobs SET cancel_requested = 1 \
+                 WHERE id = $1 AND state IN ('STARTING', 'RUNNING')",
+            )
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        }
+        self.get_job(id).await
+    }
+
+    pub(super) async fn job_counts(&self) -> Result<Vec<(String, JobState, u64)>> {
+        let rows =
+            sqlx::query("SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state")
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok((
+                    r.try_get("queue")?,
+                    rows::parse_state(&state)?,
+                    r.try_get::<i64, _>("n")? as u64,
+                ))
+            })
+            .collect()
+    }
+
+    pub(super) async fn demand(&self, max_cpus: u32) -> Result<Demand> {
+        let row = sqlx::query(
+            "SELECT \
+               CAST(COALESCE(SUM(CASE WHEN cpus <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS jobs, \
+               CAST(COALESCE(SUM(CASE WHEN cpus <= $1 THEN cpus ELSE 0 END), 0) AS BIGINT) AS cpus, \
+               CAST(COALESCE(SUM(CASE WHEN cpus > $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS too_big \
+             FROM (SELECT cpus FROM jobs WHERE state = 'RUNNABLE' ORDER BY priority DESC, id LIMIT 100000) AS r",
+        )
+        .bind(i64::from(max_cpus))
+        .fetch_one(&self.read)
+        .await?;
+        Ok(Demand {
+            jobs: row.try_get::<i64, _>("jobs")? as u64,
+            cpus: row.try_get::<i64, _>("cpus")? as u64,
+            too_big: row.try_get::<i64, _>("too_big")? as u64,
+        })
+    }
+
+    pub(super) async fn log(
+        &self,
+        job_id: i64,
+        attempt: Option<u32>,
+        after: u32,
+    ) -> Result<Option<LogSlice>> {
+        let Some(row) = sqlx::query("SELECT state, attempt_seq FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(&self.read)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let state: String = row.try_get("state")?;
+        let latest = row.try_get::<i64, _>("attempt_seq")? as u32;
+        let attempt = attempt.unwrap_or(latest);
+        let chunks = sqlx::query(
+            "SELECT seq, data FROM log_chunks WHERE job_id = $1 AND attempt = $2 AND seq > $3 \
+             ORDER BY seq LIMIT $4",
+        )
+        .bind(job_id)
+        .bind(i64::from(attempt))
+        .bind(i64::from(after))
+        .bind(MAX_LOG_CHUNKS)
+        .fetch_all(&self.read)
+        .await?;
+        let mut data = String::new();
+        let mut next = after;
+        for c in &chunks {
+            data.push_str(&c.try_get::<String, _>("data")?);
+            next = c.try_get::<i64, _>("seq")? as u32;
+        }
+        Ok(Some(LogSlice {
+            attempt,
+            data,
+            next,
+            state: rows::parse_state(&state)?,
+        }))
+    }
+}

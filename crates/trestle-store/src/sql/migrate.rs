@@ -1,0 +1,55 @@
+//! Versioned migrations, embedded in the binary: one directory per dialect,
+//! applied in order, each in its own transaction, recorded in
+//! `schema_migrations`.
+
+use super::Dialect;
+use crate::Result;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+/// (version, SQL) for SQLite.
+const SQLITE: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+/// (version, SQL) for PostgreSQL.
+const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// Applies every migration newer than the database's version.
+pub(super) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    if dialect == Dialect::Postgres {
+        // Serialise concurrent servers starting at once.
+        sqlx::query("SELECT pg_advisory_lock(72116)").execute(&mut *conn).await?;
+    }
+    let result = apply(&mut conn, dialect).await;
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock(72116)").execute(&mut *conn).await?;
+    }
+    result
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> Result<()> {
+    let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("v")?;
+    let list = match dialect {
+        Dialect::Sqlite => SQLITE,
+        Dialect::Postgres => POSTGRES,
+    };
+    for (version, sql) in list.iter().filter(|(v, _)| *v > current) {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // Migration files are compiled into the binary; nothing user-supplied.
+        sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(*version)
+            .bind(super::rows::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "applied migration");
+    }
+    Ok(())
+}

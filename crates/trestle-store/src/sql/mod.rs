@@ -1,0 +1,119 @@
+//! The SQL store: one query layer over sqlx's `Any` driver, with the few
+//! places where SQLite and PostgreSQL differ isolated in [`Dialect`].
+//!
+//! SQLite runs with WAL and a single writer connection (SQLite serialises
+//! writers anyway; one connection avoids busy retries), plus a small pool of
+//! readers. PostgreSQL uses one pool and `FOR UPDATE SKIP LOCKED` so several
+//! servers can lease concurrently without blocking each other.
+
+mod jobs;
+mod lease;
+mod migrate;
+mod rows;
+mod workers;
+
+use crate::{Result, StoreError};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use std::time::Duration;
+
+/// The database behind a [`SqlStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (embedded default).
+    Sqlite,
+    /// PostgreSQL (production).
+    Postgres,
+}
+
+/// The SQL implementation of every store trait.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    write: AnyPool,
+    read: AnyPool,
+    dialect: Dialect,
+}
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32000;";
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://PATH`, `postgres://...`) and applies
+    /// pending migrations. A SQLite file is created when missing.
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::Config(format!(
+                "unsupported database URL `{url}`: use sqlite://PATH or postgres://..."
+            )));
+        };
+        let store = match dialect {
+            Dialect::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let opts = || {
+                    AnyPoolOptions::new()
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                                Ok(())
+                            })
+                        })
+                };
+                let write = opts().max_connections(1).connect(&url).await?;
+                let read = opts().max_connections(4).connect(&url).await?;
+                SqlStore {
+                    write,
+                    read,
+                    dialect,
+                }
+            }
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await?;
+                SqlStore {
+                    write: pool.clone(),
+                    read: pool,
+                    dialect,
+                }
+            }
+        };
+        migrate::run(&store.write, dialect).await?;
+        Ok(store)
+    }
+
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Closes the pools.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`].
+fn conflict_or(e: sqlx::Error, what: &str, field: &str) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict {
+            what: what.to_string(),
+            field: field.to_string(),
+        };
+    }
+    StoreError::Database(e)
+}

@@ -1,0 +1,230 @@
+//! Workers and API tokens, and the store traits wired to the SQL methods.
+
+use super::{SqlStore, conflict_or, rows};
+use crate::{
+    Demand, JobFilter, JobStore, LeaseParams, Result, TokenRecord, TokenStore, UpdateOutcome,
+    WorkerStore,
+};
+use async_trait::async_trait;
+use sqlx::Row;
+use std::collections::HashMap;
+use trestle_core::api::{JobView, Lease, LogSlice, UpdatesRequest, WorkerRegistration, WorkerView};
+use trestle_core::{JobSpec, JobState};
+
+#[async_trait]
+impl WorkerStore for SqlStore {
+    async fn register_worker(
+        &self,
+        id: &str,
+        reg: &WorkerRegistration,
+        now: i64,
+    ) -> Result<WorkerView> {
+        sqlx::query(
+            "INSERT INTO workers (id, host, pid, cpus, mem_mib, gpus, compute_env, version, \
+             started_at, last_heartbeat) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(id)
+        .bind(reg.host.as_str())
+        .bind(i64::from(reg.pid))
+        .bind(i64::from(reg.capacity.cpus))
+        .bind(reg.capacity.mem_mib as i64)
+        .bind(i64::from(reg.capacity.gpus))
+        .bind(reg.compute_env.clone())
+        .bind(reg.version.as_str())
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .map_err(|e| conflict_or(e, &format!("worker `{id}`"), "id"))?;
+        Ok(WorkerView {
+            id: id.to_string(),
+            host: reg.host.clone(),
+            pid: reg.pid,
+            capacity: reg.capacity,
+            compute_env: reg.compute_env.clone(),
+            running_jobs: Vec::new(),
+            started_at: now,
+            last_heartbeat: now,
+        })
+    }
+
+    async fn touch_worker(&self, id: &str, now: i64) -> Result<bool> {
+        let n = sqlx::query("UPDATE workers SET last_heartbeat = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerView>> {
+        let rows = sqlx::query(
+            "SELECT id, host, pid, cpus, mem_mib, gpus, compute_env, started_at, last_heartbeat \
+             FROM workers ORDER BY started_at, id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut workers: Vec<WorkerView> = rows.iter().map(rows::worker).collect::<Result<_>>()?;
+        let leased = sqlx::query(
+            "SELECT id, lease_worker FROM jobs WHERE lease_token IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut by_worker: HashMap<String, Vec<i64>> = HashMap::new();
+        for r in &leased {
+            let w: Option<String> = r.try_get("lease_worker")?;
+            if let Some(w) = w {
+                by_worker.entry(w).or_default().push(r.try_get("id")?);
+            }
+        }
+        for w in &mut workers {
+            w.running_jobs = by_worker.remove(&w.id).unwrap_or_default();
+        }
+        Ok(workers)
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM workers WHERE id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn reap_workers(&self, before: i64, now: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM workers WHERE last_heartbeat < $1")
+            .bind(before)
+            .fetch_all(&self.read)
+            .await?;
+        let mut gone = Vec::new();
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            self.release_worker(&id, now).await?;
+            if self.remove_worker(&id).await? {
+                gone.push(id);
+            }
+        }
+        Ok(gone)
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqlStore {
+    async fn create_token(
+        &self,
+        id: &str,
+        name: &str,
+        role: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(role)
+        .bind(hash)
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .map_err(|e| conflict_or(e, "the token", "token"))?;
+        Ok(())
+    }
+
+    async fn find_token(&self, hash: &str, now: i64) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query(
+            "SELECT id, name, role, last_used_at FROM tokens WHERE hash = $1 \
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: String = row.try_get("id")?;
+        // Record use at most once a minute, so authentication stays a read.
+        let last: Option<i64> = row.try_get("last_used_at")?;
+        if last.is_none_or(|l| now - l > 60_000) {
+            sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(Some(TokenRecord {
+            id,
+            name: row.try_get("name")?,
+            role: row.try_get("role")?,
+        }))
+    }
+
+    async fn count_tokens(&self, role: &str) -> Result<u64> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM tokens WHERE role = $1 AND revoked_at IS NULL",
+        )
+        .bind(role)
+        .fetch_one(&self.read)
+        .await?
+        .try_get("n")?;
+        Ok(n as u64)
+    }
+}
+
+#[async_trait]
+impl JobStore for SqlStore {
+    async fn submit(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>> {
+        self.submit_jobs(specs, now).await
+    }
+    async fn job(&self, id: i64) -> Result<Option<JobView>> {
+        self.get_job(id).await
+    }
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobView>> {
+        self.list(filter).await
+    }
+    async fn cancel(&self, id: i64, now: i64) -> Result<Option<JobView>> {
+        self.cancel_job(id, now).await
+    }
+    async fn lease(&self, params: &LeaseParams<'_>) -> Result<Vec<Lease>> {
+        self.lease_jobs(params).await
+    }
+    async fn apply_updates(
+        &self,
+        worker_id: &str,
+        req: &UpdatesRequest,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<UpdateOutcome> {
+        self.updates(worker_id, req, lease_ms, now).await
+    }
+    async fn expire_leases(&self, now: i64) -> Result<u64> {
+        self.expire(now).await
+    }
+    async fn release_worker_leases(&self, worker_id: &str, now: i64) -> Result<u64> {
+        self.release_worker(worker_id, now).await
+    }
+    async fn read_log(
+        &self,
+        job_id: i64,
+        attempt: Option<u32>,
+        after: u32,
+    ) -> Result<Option<LogSlice>> {
+        self.log(job_id, attempt, after).await
+    }
+    async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool> {
+        self.holds(job_id, attempt, token).await
+    }
+    async fn counts(&self) -> Result<Vec<(String, JobState, u64)>> {
+        self.job_counts().await
+    }
+    async fn runnable_demand(&self, max_cpus: u32) -> Result<Demand> {
+        self.demand(max_cpus).await
+    }
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1 AS one").fetch_one(&self.read).await?;
+        Ok(())
+    }
+}
