@@ -1,1 +1,235 @@
-//! stub
+//! The Trestle server: the REST API under `/api/v1`, health and metrics,
+//! the background loops (lease reaper, local autoscaler) and the local
+//! compute environment. The binary composes it; tests start it for real.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod loops;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use crate::auth::{hash_token, new_token};
+use crate::config::ServerConfig;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{Notify, watch};
+use trestle_compute::{LocalProvider, WorkerCommand};
+use trestle_store::{Blobs, SqlStore, Store};
+
+pub use config::LocalEnvConfig;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Storage could not be opened.
+    #[error(transparent)]
+    Store(#[from] trestle_store::StoreError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Builds the router over a state.
+pub fn router(app: AppState) -> Router {
+    use routes::{files, jobs, system, workers};
+    let user = Router::new()
+        .route("/jobs", post(jobs::submit).get(jobs::list))
+        .route("/jobs/batch", post(jobs::submit_batch))
+        .route("/jobs/{id}", get(jobs::show))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/jobs/{id}/log", get(jobs::log))
+        .route("/jobs/{id}/outputs", get(files::list_outputs))
+        .route("/jobs/{id}/outputs/{*path}", get(files::get_output))
+        .route("/uploads", post(files::create_upload))
+        .route("/uploads/{id}/files", get(files::list_upload))
+        .route("/uploads/{id}/files/{*path}", put(files::put_upload_file))
+        .route("/workers", get(workers::list))
+        .route_layer(axum::middleware::from_fn(auth::require_admin));
+    let worker = Router::new()
+        .route("/workers", post(workers::register))
+        .route("/workers/{id}", axum::routing::delete(workers::deregister))
+        .route("/workers/{id}/lease", post(workers::lease))
+        .route("/workers/{id}/updates", post(workers::updates))
+        .route("/jobs/{id}/inputs", get(files::list_inputs))
+        .route("/jobs/{id}/inputs/{*path}", get(files::get_input))
+        .route(
+            "/jobs/{id}/attempts/{attempt}/outputs/{*path}",
+            put(files::put_output),
+        );
+    let api = user
+        .merge(worker)
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::authenticate,
+        ))
+        .route("/openapi.json", get(system::openapi));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(app)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::error!("a request handler panicked");
+    error::ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; the request was not applied",
+    )
+    .into_response()
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Shared state (for embedding and tests).
+    pub app: AppState,
+    shutdown: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+    local: Option<Arc<LocalProvider>>,
+}
+
+/// Opens storage, binds, and starts the API and the background loops.
+pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
+    let store = SqlStore::connect(&cfg.database_url).await?;
+    let blobs = Blobs::open(&cfg.objects_url)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let internal_token = cfg.local.as_ref().map(|_| new_token());
+    let app = AppState {
+        store: Arc::new(store) as Arc<dyn Store>,
+        blobs,
+        metrics: Arc::default(),
+        work: Arc::new(Notify::new()),
+        demand: Arc::new(Notify::new()),
+        lease: cfg.lease,
+        internal_worker_hash: internal_token.as_deref().map(hash_token),
+        tokens: Arc::default(),
+    };
+    let (shutdown, rx) = watch::channel(false);
+    let mut loops = vec![loops::spawn(
+        Arc::new(loops::Reaper {
+            app: app.clone(),
+            every: cfg.reap_interval,
+            worker_timeout: cfg.worker_timeout,
+        }),
+        rx.clone(),
+    )];
+    let mut local = None;
+    if let (Some(l), Some(token)) = (&cfg.local, internal_token) {
+        let provider = Arc::new(LocalProvider::new(WorkerCommand {
+            program: l.program.clone(),
+            args: vec![
+                "worker".into(),
+                "--server".into(),
+                format!("http://{addr}"),
+                "--compute-env".into(),
+                "local".into(),
+                "--idle-exit".into(),
+                format!("{}s", l.idle_exit.as_secs().max(1)),
+                "--work-dir".into(),
+                l.work_dir.display().to_string(),
+                "--prefetch".into(),
+                l.prefetch.to_string(),
+            ],
+            env: vec![("TRESTLE_TOKEN".into(), token)],
+        }));
+        loops.push(loops::spawn(
+            Arc::new(loops::LocalScaler {
+                app: app.clone(),
+                provider: provider.clone(),
+                shape: l.shape,
+                max_vcpus: l.max_vcpus,
+            }),
+            rx.clone(),
+        ));
+        local = Some(provider);
+    }
+    let router = router(app.clone());
+    let mut http_rx = rx;
+    let http = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_rx.wait_for(|v| *v).await;
+        })
+        .await
+    });
+    tracing::info!(%addr, "server listening");
+    Ok(RunningServer {
+        addr,
+        app,
+        shutdown,
+        http,
+        loops,
+        local,
+    })
+}
+
+impl RunningServer {
+    /// Creates and returns an admin token if none exists yet (first start).
+    pub async fn bootstrap_admin_token(&self) -> Result<Option<String>, ServerError> {
+        if self.app.store.count_tokens("admin").await? > 0 {
+            return Ok(None);
+        }
+        let token = new_token();
+        let id = format!("tok-{}", &hash_token(&token)[..12]);
+        self.app
+            .store
+            .create_token(&id, "admin (bootstrap)", "admin", &hash_token(&token), now_ms())
+            .await?;
+        Ok(Some(token))
+    }
+
+    /// Stops cleanly: local workers hand their jobs back first (while the
+    /// API still answers them), then the loops and the API stop.
+    pub async fn shutdown(self) {
+        if let Some(p) = &self.local {
+            p.shutdown(std::time::Duration::from_secs(15)).await;
+        }
+        let _ = self.shutdown.send(true);
+        for l in self.loops {
+            let _ = l.await;
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.http).await;
+    }
+}

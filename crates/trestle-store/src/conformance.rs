@@ -555,13 +555,19 @@ async fn counts_and_demand(s: &dyn Store) {
     .await
     .unwrap();
     let d = s.runnable_demand(8).await.unwrap();
-    assert_eq!((d.jobs, d.cpus, d.too_big), (3, 6, 1));
+    assert_eq!((d.jobs, d.cpus, d.too_big, d.leased_cpus), (3, 6, 1, 0));
+    worker(s, "w1", 4).await;
+    let l = lease(s, "w1", cap(4, 100_000), 1, T0 + 1).await;
+    assert_eq!(l.len(), 1);
+    let d = s.runnable_demand(8).await.unwrap();
+    assert_eq!((d.jobs, d.cpus, d.leased_cpus), (2, 4, 2));
     let mut c = s.counts().await.unwrap();
     c.sort();
     assert_eq!(
         c,
         vec![
-            ("default".to_string(), JobState::Runnable, 3),
+            ("default".to_string(), JobState::Runnable, 2),
+            ("default".to_string(), JobState::Starting, 1),
             ("q2".to_string(), JobState::Runnable, 1)
         ]
     );

@@ -97,6 +97,8 @@ pub struct Demand {
     pub cpus: u64,
     /// Runnable jobs that fit nowhere.
     pub too_big: u64,
+    /// CPUs held by leased (starting or running) jobs.
+    pub leased_cpus: u64,
 }
 
 /// An API token as stored (only its hash is kept).

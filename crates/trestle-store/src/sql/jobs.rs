@@ -154,10 +154,18 @@ impl SqlStore {
         .bind(i64::from(max_cpus))
         .fetch_one(&self.read)
         .await?;
+        let leased: i64 = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(cpus), 0) AS BIGINT) AS n FROM jobs \
+             WHERE lease_token IS NOT NULL",
+        )
+        .fetch_one(&self.read)
+        .await?
+        .try_get("n")?;
         Ok(Demand {
             jobs: row.try_get::<i64, _>("jobs")? as u64,
             cpus: row.try_get::<i64, _>("cpus")? as u64,
             too_big: row.try_get::<i64, _>("too_big")? as u64,
+            leased_cpus: leased as u64,
         })
     }
 

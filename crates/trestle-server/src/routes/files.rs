@@ -1,0 +1,195 @@
+//! Files: uploads (input folders), a job's inputs, and attempt outputs.
+//! Bodies are streamed in both directions; paths are normalised and
+//! confined to their prefix.
+
+use super::parse_id;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rand::RngCore;
+use std::collections::HashMap;
+use trestle_core::api::{FileList, LEASE_TOKEN_HEADER, UploadCreated};
+use trestle_core::paths::normalize_relative;
+use trestle_core::spec::validate_upload_id;
+use trestle_store::blobs::{output_prefix, upload_prefix};
+
+/// `POST /api/v1/uploads`.
+pub async fn create_upload() -> (StatusCode, Json<UploadCreated>) {
+    let mut b = [0u8; 12];
+    rand::rng().fill_bytes(&mut b);
+    let id = format!("u{}", hex_lower(&b));
+    (StatusCode::CREATED, Json(UploadCreated { id }))
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `PUT /api/v1/uploads/{id}/files/{*path}`.
+pub async fn put_upload_file(
+    State(app): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    validate_upload_id("id", &id)?;
+    let rel = normalize_relative("path", &path)?;
+    app.blobs
+        .put_stream(&upload_prefix(&id), &rel, body.into_data_stream())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/uploads/{id}/files`.
+pub async fn list_upload(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FileList>> {
+    validate_upload_id("id", &id)?;
+    let files = app.blobs.list(&upload_prefix(&id)).await?;
+    Ok(Json(FileList {
+        files,
+        attempt: None,
+    }))
+}
+
+async fn job_upload(app: &AppState, id: &str) -> ApiResult<(i64, Option<String>)> {
+    let id = parse_id(id)?;
+    let job = app
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    Ok((id, job.spec.inputs))
+}
+
+/// `GET /api/v1/jobs/{id}/inputs`.
+pub async fn list_inputs(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FileList>> {
+    let (_, upload) = job_upload(&app, &id).await?;
+    let files = match upload {
+        Some(u) => app.blobs.list(&upload_prefix(&u)).await?,
+        None => Vec::new(),
+    };
+    Ok(Json(FileList {
+        files,
+        attempt: None,
+    }))
+}
+
+/// `GET /api/v1/jobs/{id}/inputs/{*path}`.
+pub async fn get_input(
+    State(app): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (job, upload) = job_upload(&app, &id).await?;
+    let upload = upload.ok_or_else(|| ApiError::not_found(format!("inputs of job {job}")))?;
+    stream_file(&app, &upload_prefix(&upload), &path).await
+}
+
+async fn stream_file(app: &AppState, prefix: &str, path: &str) -> ApiResult<Response> {
+    let rel = normalize_relative("path", path)?;
+    let (size, stream) = app.blobs.get_stream(prefix, &rel).await.map_err(|e| match e {
+        trestle_store::StoreError::NotFound(_) => ApiError::not_found(format!("file `{rel}`")),
+        other => other.into(),
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `PUT /api/v1/jobs/{id}/attempts/{n}/outputs/{*path}` (lease holder only).
+pub async fn put_output(
+    State(app): State<AppState>,
+    Path((id, attempt, path)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let job = parse_id(&id)?;
+    let attempt: u32 = attempt
+        .parse()
+        .map_err(|_| ApiError::bad("invalid-attempt", "attempt", "not an attempt number"))?;
+    let rel = normalize_relative("path", &path)?;
+    let token = headers
+        .get(LEASE_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::bad(
+                "missing-token",
+                LEASE_TOKEN_HEADER,
+                "output uploads must carry the lease token",
+            )
+        })?;
+    if !app.store.lease_holds(job, attempt, token).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "stale-lease",
+            format!("attempt {attempt} of job {job} no longer holds its lease"),
+        ));
+    }
+    app.blobs
+        .put_stream(&output_prefix(job, attempt), &rel, body.into_data_stream())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The attempt whose outputs to show: the one asked for, or the latest one
+/// that has any.
+async fn outputs_attempt(app: &AppState, job: i64, asked: Option<&String>) -> ApiResult<u32> {
+    let view = app
+        .store
+        .job(job)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {job}")))?;
+    if let Some(a) = asked {
+        return a
+            .parse()
+            .map_err(|_| ApiError::bad("invalid-attempt", "attempt", "not an attempt number"));
+    }
+    for a in view.attempts.iter().rev() {
+        if !app.blobs.list(&output_prefix(job, a.attempt)).await?.is_empty() {
+            return Ok(a.attempt);
+        }
+    }
+    Ok(view.attempts.last().map(|a| a.attempt).unwrap_or(0))
+}
+
+/// `GET /api/v1/jobs/{id}/outputs?attempt=`.
+pub async fn list_outputs(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<FileList>> {
+    let job = parse_id(&id)?;
+    let attempt = outputs_attempt(&app, job, q.get("attempt")).await?;
+    let files = if attempt == 0 {
+        Vec::new()
+    } else {
+        app.blobs.list(&output_prefix(job, attempt)).await?
+    };
+    Ok(Json(FileList {
+        files,
+        attempt: Some(attempt),
+    }))
+}
+
+/// `GET /api/v1/jobs/{id}/outputs/{*path}?attempt=`.
+pub async fn get_output(
+    State(app): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let job = parse_id(&id)?;
+    let attempt = outputs_attempt(&app, job, q.get("attempt")).await?;
+    stream_file(&app, &output_prefix(job, attempt), &path).await
+}

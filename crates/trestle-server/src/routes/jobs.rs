@@ -1,0 +1,177 @@
+//! `/api/v1/jobs`: submit, list, show, cancel, logs.
+
+use super::{parse_body, parse_id};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use std::collections::HashMap;
+use trestle_core::api::{BatchSubmit, BatchSubmitted, JobList, JobView, LogSlice};
+use trestle_core::spec::{request_from_value, strip_trailing_commas};
+use trestle_core::{JobSpec, JobState};
+use trestle_store::JobFilter;
+use trestle_store::blobs::upload_prefix;
+
+/// Most jobs in one batch submission.
+const MAX_BATCH: usize = 10_000;
+
+fn validate_value(v: serde_json::Value) -> ApiResult<JobSpec> {
+    Ok(request_from_value(v)?.validate()?)
+}
+
+async fn check_inputs(app: &AppState, spec: &JobSpec) -> ApiResult<()> {
+    if let Some(id) = &spec.inputs
+        && app.blobs.list(&upload_prefix(id)).await?.is_empty()
+    {
+        return Err(ApiError::bad(
+            "unknown-upload",
+            "inputs",
+            format!("upload `{id}` does not exist or has no files"),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/jobs`.
+pub async fn submit(State(app): State<AppState>, body: Bytes) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad("invalid-json", "", "the body is not UTF-8"))?;
+    let value: serde_json::Value = serde_json::from_str(&strip_trailing_commas(text))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", format!("the job is not valid JSON: {e}")))?;
+    let spec = validate_value(value)?;
+    check_inputs(&app, &spec).await?;
+    let ids = app.store.submit(std::slice::from_ref(&spec), crate::now_ms()).await?;
+    app.metrics.submitted(1);
+    app.wake();
+    let job = app
+        .store
+        .job(ids[0])
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {}", ids[0])))?;
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+/// `POST /api/v1/jobs/batch`: all or nothing.
+pub async fn submit_batch(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<BatchSubmitted>)> {
+    let batch: BatchSubmit = parse_body(&body)?;
+    if batch.jobs.is_empty() || batch.jobs.len() > MAX_BATCH {
+        return Err(ApiError::bad(
+            "invalid-batch",
+            "jobs",
+            format!("a batch holds 1 to {MAX_BATCH} jobs, got {}", batch.jobs.len()),
+        ));
+    }
+    let mut specs = Vec::with_capacity(batch.jobs.len());
+    for (i, v) in batch.jobs.into_iter().enumerate() {
+        let spec = validate_value(v).map_err(|mut e| {
+            e.field = Some(format!("jobs[{i}].{}", e.field.as_deref().unwrap_or("")));
+            e
+        })?;
+        specs.push(spec);
+    }
+    for s in &specs {
+        check_inputs(&app, s).await?;
+    }
+    let ids = app.store.submit(&specs, crate::now_ms()).await?;
+    app.metrics.submitted(ids.len() as u64);
+    app.wake();
+    Ok((StatusCode::CREATED, Json(BatchSubmitted { ids })))
+}
+
+/// `GET /api/v1/jobs?state=&queue=&before=&limit=`.
+pub async fn list(
+    State(app): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<JobList>> {
+    let mut filter = JobFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    for (k, v) in &q {
+        match k.as_str() {
+            "state" => {
+                for s in v.split(',').filter(|s| !s.is_empty()) {
+                    filter.states.push(JobState::parse(s).ok_or_else(|| {
+                        ApiError::bad(
+                            "invalid-state",
+                            "state",
+                            format!("`{s}` is not a job state (SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED)"),
+                        )
+                    })?);
+                }
+            }
+            "queue" => filter.queue = Some(v.clone()),
+            "before" => filter.before = Some(parse_id(v).map_err(|mut e| {
+                e.field = Some("before".into());
+                e
+            })?),
+            "limit" => {
+                filter.limit = v.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+                    ApiError::bad("invalid-limit", "limit", format!("limit must be 1-1000, got `{v}`"))
+                })?
+            }
+            other => {
+                return Err(ApiError::bad(
+                    "unknown-parameter",
+                    other,
+                    format!("unknown query parameter `{other}`"),
+                ));
+            }
+        }
+    }
+    let jobs = app.store.list_jobs(&filter).await?;
+    let next_before = (jobs.len() as u32 == filter.limit)
+        .then(|| jobs.last().map(|j| j.id))
+        .flatten();
+    Ok(Json(JobList { jobs, next_before }))
+}
+
+/// `GET /api/v1/jobs/{id}`.
+pub async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+    let id = parse_id(&id)?;
+    app.store
+        .job(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))
+}
+
+/// `POST /api/v1/jobs/{id}/cancel`.
+pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+    let id = parse_id(&id)?;
+    app.store
+        .cancel(id, crate::now_ms())
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))
+}
+
+/// `GET /api/v1/jobs/{id}/log?attempt=&after=`.
+pub async fn log(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<LogSlice>> {
+    let id = parse_id(&id)?;
+    let num = |k: &str| -> ApiResult<Option<u32>> {
+        q.get(k)
+            .map(|v| {
+                v.parse::<u32>().map_err(|_| {
+                    ApiError::bad("invalid-number", k, format!("`{v}` is not a number"))
+                })
+            })
+            .transpose()
+    };
+    let attempt = num("attempt")?;
+    let after = num("after")?.unwrap_or(0);
+    app.store
+        .read_log(id, attempt, after)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))
+}

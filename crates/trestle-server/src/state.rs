@@ -1,0 +1,37 @@
+//! Shared state of the server's handlers and loops.
+
+use crate::auth::TokenCache;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use trestle_store::{Blobs, Store};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Object storage.
+    pub blobs: Blobs,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Woken when jobs become runnable (long-polling leases wait on it).
+    pub work: Arc<Notify>,
+    /// Woken when demand may have grown (the autoscaler waits on it).
+    pub demand: Arc<Notify>,
+    /// Lease duration.
+    pub lease: Duration,
+    /// Hash of the token the server gives its own local workers.
+    pub internal_worker_hash: Option<String>,
+    /// Token lookup cache.
+    pub tokens: Arc<TokenCache>,
+}
+
+impl AppState {
+    /// Tells waiting workers and the autoscaler that there may be work.
+    pub fn wake(&self) {
+        self.work.notify_waiters();
+        self.demand.notify_one();
+    }
+}
