@@ -1,0 +1,369 @@
+//! One attempt from lease to report: scratch directory, staging, waiting for
+//! capacity, running, output upload, `finished`, cleanup.
+
+use crate::config::WorkerConfig;
+use crate::error::AgentError;
+use crate::report::ReporterHandle;
+use crate::run::{OutputSink, ProcessSpec, run_process};
+use crate::stage::{fresh_dir, remove_dir, scratch_dir, stage_inputs, work_dir};
+use crate::state::{Attempts, StopReason, StopRx};
+use crate::upload::{Snapshot, UploadOutcome, upload_outputs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use trestle_client::Client;
+use trestle_core::AttemptReason;
+use trestle_core::api::{AttemptKey, AttemptRef, Lease, Update};
+use trestle_core::outcome::attempt_reason;
+
+/// What every attempt task shares.
+#[derive(Debug)]
+pub struct AttemptCtx {
+    /// The server.
+    pub client: Client,
+    /// The worker's configuration.
+    pub config: WorkerConfig,
+    /// The attempts table.
+    pub attempts: Arc<Attempts>,
+    /// Where updates go.
+    pub reporter: ReporterHandle,
+}
+
+/// How an attempt ends, for its `finished` update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    /// Why.
+    pub reason: AttemptReason,
+    /// Exit code, if the process exited.
+    pub exit_code: Option<i32>,
+    /// A note for the job.
+    pub message: Option<String>,
+}
+
+impl Finish {
+    fn worker_error(e: &AgentError) -> Finish {
+        Finish {
+            reason: AttemptReason::WorkerError,
+            exit_code: None,
+            message: Some(e.to_string()),
+        }
+    }
+
+    /// The end of an attempt stopped before its command ran; `None` for a
+    /// stale lease (nothing more may be reported).
+    fn stopped(reason: StopReason) -> Option<Finish> {
+        let (reason, message) = match reason {
+            StopReason::Stale => return None,
+            StopReason::Cancel => (AttemptReason::Cancelled, "cancelled before it started"),
+            StopReason::Release => (
+                AttemptReason::Released,
+                "the worker shut down; the job was handed back",
+            ),
+        };
+        Some(Finish {
+            reason,
+            exit_code: None,
+            message: Some(message.to_string()),
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The variables a job gets on top of the worker's environment: its own
+/// `env`, then `TRESTLE_*` describing the attempt.
+pub fn job_env(lease: &Lease, scratch: &Path) -> Vec<(String, String)> {
+    let spec = &lease.spec;
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend([
+        ("TRESTLE_JOB_ID".to_string(), lease.job_id.to_string()),
+        ("TRESTLE_ATTEMPT".to_string(), lease.attempt.to_string()),
+        ("TRESTLE_CPUS".to_string(), spec.resources.cpus.to_string()),
+        (
+            "TRESTLE_MEM_MIB".to_string(),
+            spec.resources.mem_mib.to_string(),
+        ),
+        ("TRESTLE_GPUS".to_string(), spec.resources.gpus.to_string()),
+        ("TRESTLE_JOB_NAME".to_string(), spec.name.clone()),
+        ("TRESTLE_QUEUE".to_string(), spec.queue.clone()),
+        ("TRESTLE_SCRATCH".to_string(), scratch.display().to_string()),
+    ]);
+    env
+}
+
+/// Sends an attempt's start and output as updates.
+struct Sink<'a> {
+    reporter: &'a ReporterHandle,
+    at: &'a AttemptRef,
+    seq: u32,
+}
+
+impl OutputSink for Sink<'_> {
+    async fn started(&mut self) {
+        let update = Update::Started {
+            at: self.at.clone(),
+            time: now_ms(),
+        };
+        self.reporter.send(update).await;
+    }
+
+    async fn log(&mut self, data: String) {
+        self.seq += 1;
+        let update = Update::Log {
+            at: self.at.clone(),
+            seq: self.seq,
+            data,
+        };
+        self.reporter.send(update).await;
+    }
+}
+
+/// Removes the attempt from the table when the task ends in any way
+/// (including a panic), giving its capacity back.
+struct SlotGuard<'a> {
+    attempts: &'a Attempts,
+    key: AttemptKey,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.attempts.remove(self.key);
+    }
+}
+
+/// Runs one leased attempt to its end and reports it. The attempt must be
+/// in the table already (`stop` is its stop receiver).
+pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
+    let key = AttemptKey {
+        job_id: lease.job_id,
+        attempt: lease.attempt,
+    };
+    let slot = SlotGuard {
+        attempts: &ctx.attempts,
+        key,
+    };
+    let at = AttemptRef {
+        job_id: lease.job_id,
+        attempt: lease.attempt,
+        token: lease.token.clone(),
+    };
+    let scratch = scratch_dir(&ctx.config.work_dir, lease.job_id, lease.attempt);
+    let mut sink = Sink {
+        reporter: &ctx.reporter,
+        at: &at,
+        seq: 0,
+    };
+    let finish = execute(&ctx, &lease, &scratch, &mut sink, stop).await;
+    if let Some(f) = finish {
+        tracing::debug!(
+            job = lease.job_id,
+            attempt = lease.attempt,
+            reason = f.reason.as_str(),
+            "attempt ended"
+        );
+        let update = Update::Finished {
+            at: at.clone(),
+            reason: f.reason,
+            exit_code: f.exit_code,
+            time: now_ms(),
+            message: f.message,
+        };
+        ctx.reporter.send(update).await;
+    } else {
+        tracing::info!(
+            job = lease.job_id,
+            attempt = lease.attempt,
+            "attempt dropped: lease lost"
+        );
+    }
+    drop(slot);
+    if !ctx.config.keep_scratch
+        && let Err(e) = remove_dir(&scratch).await
+    {
+        tracing::warn!(error = %e, "cannot clean up");
+    }
+}
+
+/// Resolves with the stop reason once one is set.
+async fn stop_requested(stop: &mut StopRx) -> StopReason {
+    loop {
+        if let Some(reason) = *stop.borrow_and_update() {
+            return reason;
+        }
+        if stop.changed().await.is_err() {
+            return StopReason::Stale;
+        }
+    }
+}
+
+/// Resolves once the lease is known to be stale.
+async fn lease_lost(stop: &mut StopRx) {
+    loop {
+        if *stop.borrow_and_update() == Some(StopReason::Stale) {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+async fn execute(
+    ctx: &AttemptCtx,
+    lease: &Lease,
+    scratch: &Path,
+    sink: &mut Sink<'_>,
+    mut stop: StopRx,
+) -> Option<Finish> {
+    let spec = &lease.spec;
+    let capacity = ctx.attempts.capacity();
+    if !capacity.fits(&spec.resources) {
+        let e = AgentError::Config(format!(
+            "the job needs {} CPUs, {} MiB and {} GPUs; this worker has {} CPUs, {} MiB and {} GPUs",
+            spec.resources.cpus,
+            spec.resources.mem_mib,
+            spec.resources.gpus,
+            capacity.cpus,
+            capacity.mem_mib,
+            capacity.gpus
+        ));
+        return Some(Finish::worker_error(&e));
+    }
+    if let Err(e) = fresh_dir(scratch).await {
+        return Some(Finish::worker_error(&e));
+    }
+    let staged = if spec.inputs.is_some() {
+        tokio::select! {
+            r = stage_inputs(&ctx.client, lease.job_id, scratch) => match r {
+                Ok(n) => n,
+                Err(e) => return Some(Finish::worker_error(&e)),
+            },
+            reason = stop_requested(&mut stop) => return Finish::stopped(reason),
+        }
+    } else {
+        0
+    };
+    let cwd = match work_dir(scratch, spec.workdir.as_deref()).await {
+        Ok(d) => d,
+        Err(e) => return Some(Finish::worker_error(&e)),
+    };
+    let before = if staged == 0 {
+        Snapshot::empty()
+    } else {
+        let root = scratch.to_path_buf();
+        match tokio::task::spawn_blocking(move || Snapshot::take(&root)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let e = AgentError::io("cannot read the scratch directory", scratch, e);
+                return Some(Finish::worker_error(&e));
+            }
+            Err(e) => return Some(Finish::worker_error(&AgentError::Stage(e.to_string()))),
+        }
+    };
+    let key = AttemptKey {
+        job_id: lease.job_id,
+        attempt: lease.attempt,
+    };
+    if let Err(reason) = ctx.attempts.admit(key, &mut stop).await {
+        return Finish::stopped(reason);
+    }
+    let timeout = (spec.timeout_secs > 0).then(|| Duration::from_secs(spec.timeout_secs));
+    let process = ProcessSpec {
+        command: spec.command.clone(),
+        cwd,
+        env: job_env(lease, scratch),
+        timeout,
+        success_string: spec.success_string.clone(),
+        max_chunk: ctx.config.max_log_chunk,
+        flush_interval: ctx.config.log_flush,
+        kill_grace: ctx.config.kill_grace,
+    };
+    let result = run_process(&process, sink, &mut stop).await;
+    match result.stopped {
+        Some(StopReason::Stale) => return None,
+        Some(_) => {
+            // Cancelled or handed back: its outputs are of no use.
+            return Some(Finish {
+                reason: attempt_reason(&result.end()),
+                exit_code: result.exit_code,
+                message: result.message(timeout),
+            });
+        }
+        None => {}
+    }
+    let uploaded = tokio::select! {
+        r = upload_outputs(&ctx.client, lease, scratch, &before) => r,
+        () = lease_lost(&mut stop) => return None,
+    };
+    match uploaded {
+        Ok(UploadOutcome::Stale) => return None,
+        Ok(UploadOutcome::Done { skipped, .. }) => {
+            for s in skipped {
+                sink.log(format!("trestle: output not uploaded: {s}\n"))
+                    .await;
+            }
+        }
+        Err(e) => {
+            sink.log(format!("trestle: {e}\n")).await;
+            return Some(Finish {
+                exit_code: result.exit_code,
+                ..Finish::worker_error(&e)
+            });
+        }
+    }
+    Some(Finish {
+        reason: attempt_reason(&result.end()),
+        exit_code: result.exit_code,
+        message: result.message(timeout),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::lease;
+
+    #[test]
+    fn job_env_describes_the_attempt() {
+        let mut l = lease(42, 2);
+        l.attempt = 3;
+        l.spec.env.insert("FOO".into(), "bar".into());
+        l.spec.resources.mem_mib = 512;
+        let env = job_env(&l, Path::new("/w/job-42-3"));
+        let get = |k: &str| {
+            env.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("FOO"), Some("bar"));
+        assert_eq!(get("TRESTLE_JOB_ID"), Some("42"));
+        assert_eq!(get("TRESTLE_ATTEMPT"), Some("3"));
+        assert_eq!(get("TRESTLE_CPUS"), Some("2"));
+        assert_eq!(get("TRESTLE_MEM_MIB"), Some("512"));
+        assert_eq!(get("TRESTLE_JOB_NAME"), Some("test-job"));
+        assert_eq!(get("TRESTLE_QUEUE"), Some("default"));
+        assert_eq!(get("TRESTLE_SCRATCH"), Some("/w/job-42-3"));
+    }
+
+    #[test]
+    fn stops_before_the_run() {
+        assert_eq!(Finish::stopped(StopReason::Stale), None);
+        assert_eq!(
+            Finish::stopped(StopReason::Release).unwrap().reason,
+            AttemptReason::Released
+        );
+        assert_eq!(
+            Finish::stopped(StopReason::Cancel).unwrap().reason,
+            AttemptReason::Cancelled
+        );
+    }
+}

@@ -1,0 +1,476 @@
+//! Running one job process: spawn it in its own process group, read stdout
+//! and stderr concurrently into one log stream, enforce the timeout, obey
+//! stop requests, and kill the whole group when it is over.
+
+use crate::check::Matcher;
+use crate::state::{StopReason, StopRx};
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
+use trestle_core::Command;
+use trestle_core::outcome::ProcessEnd;
+
+/// Exit code reported when the command cannot be started (as shells do).
+pub const SPAWN_FAILURE_EXIT: i32 = 127;
+/// How long to keep reading output after the process exited (descendants
+/// that left the process group may hold the pipes open).
+const DRAIN: Duration = Duration::from_secs(2);
+/// Size of each pipe read.
+const READ_BUF: usize = 32 * 1024;
+/// Environment variables of the worker that jobs must not see.
+const HIDDEN_ENV: &[&str] = &["TRESTLE_TOKEN"];
+
+/// Where a process's output and start go.
+pub trait OutputSink: Send {
+    /// The process has been spawned.
+    fn started(&mut self) -> impl Future<Output = ()> + Send;
+    /// A chunk of combined output (or a notice from the worker).
+    fn log(&mut self, text: String) -> impl Future<Output = ()> + Send;
+}
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// The command.
+    pub command: Command,
+    /// Working directory (must exist).
+    pub cwd: PathBuf,
+    /// Variables added to the worker's environment.
+    pub env: Vec<(String, String)>,
+    /// Wall-clock limit.
+    pub timeout: Option<Duration>,
+    /// Text whose presence in the output decides success.
+    pub success_string: Option<String>,
+    /// Largest log chunk in bytes.
+    pub max_chunk: usize,
+    /// Output is passed on at least this often.
+    pub flush_interval: Duration,
+    /// Time between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessResult {
+    /// Exit code when it exited normally (127 when it could not start).
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// It was killed for running past the timeout.
+    pub timed_out: bool,
+    /// It was stopped on request (or never started because of one).
+    pub stopped: Option<StopReason>,
+    /// Whether the success string was seen, when there is one.
+    pub success_found: Option<bool>,
+    /// Why it could not be started.
+    pub spawn_error: Option<String>,
+}
+
+impl ProcessResult {
+    /// The outcome in the terms of `trestle_core::outcome`.
+    pub fn end(&self) -> ProcessEnd {
+        ProcessEnd {
+            exit_code: self.exit_code,
+            timed_out: self.timed_out,
+            cancelled: self.stopped == Some(StopReason::Cancel),
+            released: self.stopped == Some(StopReason::Release),
+            success_string_found: self.success_found,
+        }
+    }
+
+    /// A short explanation for the job, when the end needs one.
+    pub fn message(&self, timeout: Option<Duration>) -> Option<String> {
+        if let Some(e) = &self.spawn_error {
+            return Some(e.clone());
+        }
+        match self.stopped {
+            Some(StopReason::Cancel) => return Some("cancelled while running".into()),
+            Some(StopReason::Release) => {
+                return Some("the worker shut down; the job was handed back".into());
+            }
+            Some(StopReason::Stale) | None => {}
+        }
+        if self.timed_out {
+            let secs = timeout.map_or(0, |t| t.as_secs());
+            return Some(format!("killed after the timeout of {secs}s"));
+        }
+        self.signal.map(|s| {
+            format!(
+                "killed by signal {s} ({}, exit status {})",
+                signal_name(s),
+                128 + s
+            )
+        })
+    }
+}
+
+/// Runs the process to its end. Never fails: problems become the result
+/// (a spawn failure is exit code 127 with the reason in the log).
+pub async fn run_process<S: OutputSink>(
+    spec: &ProcessSpec,
+    sink: &mut S,
+    stop: &mut StopRx,
+) -> ProcessResult {
+    let mut result = ProcessResult::default();
+    if let Some(reason) = *stop.borrow_and_update() {
+        result.stopped = Some(reason);
+        return result;
+    }
+    let mut child = match build_command(spec).and_then(|mut c| c.spawn()) {
+        Ok(child) => child,
+        Err(e) => {
+            let msg = format!(
+                "trestle: cannot start `{}`: {}",
+                program(&spec.command),
+                describe_io(&e)
+            );
+            sink.log(format!("{msg}\n")).await;
+            result.exit_code = Some(SPAWN_FAILURE_EXIT);
+            result.spawn_error = Some(msg);
+            return result;
+        }
+    };
+    // process_group(0): the group id is the child's pid. Never signal
+    // groups 0 or 1 (our own group, init).
+    let pgid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .filter(|p| *p > 1);
+    let mut guard = GroupGuard(pgid);
+    sink.started().await;
+
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let mut out_buf = vec![0u8; READ_BUF];
+    let mut err_buf = vec![0u8; READ_BUF];
+    let mut chunker = Chunker::new(spec.max_chunk);
+    let mut matcher = spec.success_string.as_deref().map(Matcher::new);
+    let mut exited = false;
+    let mut status: Option<ExitStatus> = None;
+    let timeout_at = spec.timeout.map(|t| Instant::now() + t);
+    let mut kill_at: Option<Instant> = None;
+    let mut drain_until: Option<Instant> = None;
+    let mut stop_open = true;
+
+    loop {
+        if exited && stdout.is_none() && stderr.is_none() {
+            break;
+        }
+        let flush_at = chunker.deadline(spec.flush_interval);
+        let mut data: Option<&[u8]> = None;
+        tokio::select! {
+            r = read_opt(&mut stdout, &mut out_buf) => match r {
+                Ok(n) if n > 0 => data = Some(&out_buf[..n]),
+                _ => stdout = None,
+            },
+            r = read_opt(&mut stderr, &mut err_buf) => match r {
+                Ok(n) if n > 0 => data = Some(&err_buf[..n]),
+                _ => stderr = None,
+            },
+            st = child.wait(), if !exited => {
+                exited = true;
+                match st {
+                    Ok(s) => status = Some(s),
+                    Err(e) => tracing::warn!(error = %e, "cannot wait for a job process"),
+                }
+                // What the job left behind ends with it. Only now: once the
+                // group may be empty its id may be reused by another process.
+                guard.kill_and_disarm();
+                drain_until = Some(Instant::now() + DRAIN);
+            }
+            _ = sleep_until_opt(flush_at) => {
+                if let Some(text) = chunker.flush(false) {
+                    sink.log(text).await;
+                }
+            }
+            _ = sleep_until_opt(timeout_at), if !exited && kill_at.is_none() => {
+                result.timed_out = true;
+                kill_at = Some(terminate(pgid, spec.kill_grace));
+            }
+            _ = sleep_until_opt(kill_at), if !exited => {
+                signal_group(pgid, libc::SIGKILL);
+                kill_at = None;
+            }
+            changed = stop.changed(), if stop_open && !exited && result.stopped.is_none() => {
+                match changed {
+                    Err(_) => stop_open = false,
+                    Ok(()) => {
+                        let reason = *stop.borrow_and_update();
+                        if let Some(reason) = reason {
+                            result.stopped = Some(reason);
+                            if reason == StopReason::Stale {
+                                signal_group(pgid, libc::SIGKILL);
+                            } else if kill_at.is_none() {
+                                kill_at = Some(terminate(pgid, spec.kill_grace));
+                            }
+                        }
+                    }
+                }
+            }
+            _ = sleep_until_opt(drain_until) => break,
+        }
+        if let Some(bytes) = data {
+            if let Some(m) = matcher.as_mut() {
+                m.feed(bytes);
+            }
+            for text in chunker.push(bytes) {
+                sink.log(text).await;
+            }
+        }
+    }
+    if let Some(text) = chunker.flush(true) {
+        sink.log(text).await;
+    }
+    if let Some(s) = status {
+        use std::os::unix::process::ExitStatusExt;
+        result.exit_code = s.code();
+        result.signal = s.signal();
+    }
+    result.success_found = matcher.map(|m| m.found());
+    if result.stopped != Some(StopReason::Stale)
+        && let Some(msg) = result.message(spec.timeout)
+    {
+        let nl = if chunker.ends_line() { "" } else { "\n" };
+        sink.log(format!("{nl}trestle: {msg}\n")).await;
+    }
+    result
+}
+
+/// The command with its environment, directory and pipes.
+fn build_command(spec: &ProcessSpec) -> std::io::Result<tokio::process::Command> {
+    let mut cmd = match &spec.command {
+        Command::Argv(argv) => {
+            let Some((prog, args)) = argv.split_first() else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the command is empty",
+                ));
+            };
+            let mut c = tokio::process::Command::new(prog);
+            c.args(args);
+            c
+        }
+        Command::Shell(script) => {
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c").arg(script);
+            c
+        }
+    };
+    for name in HIDDEN_ENV {
+        cmd.env_remove(name);
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    Ok(cmd)
+}
+
+fn program(command: &Command) -> &str {
+    match command {
+        Command::Argv(v) => v.first().map_or("", String::as_str),
+        Command::Shell(_) => "/bin/sh",
+    }
+}
+
+/// An IO error as shells print it ("No such file or directory"), without
+/// Rust's " (os error 2)" suffix.
+fn describe_io(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        _ => "signal",
+    }
+}
+
+/// Sends `sig` to every process of the group.
+fn signal_group(pgid: Option<i32>, sig: libc::c_int) {
+    if let Some(pgid) = pgid {
+        // SAFETY: kill(2) has no memory-safety preconditions; `pgid > 1`
+        // so this never targets our own group or every process.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+/// SIGTERM now (SIGKILL at once without grace); returns when to SIGKILL.
+fn terminate(pgid: Option<i32>, grace: Duration) -> Instant {
+    if grace.is_zero() {
+        signal_group(pgid, libc::SIGKILL);
+    } else {
+        signal_group(pgid, libc::SIGTERM);
+    }
+    Instant::now() + grace
+}
+
+/// Kills the process group when the run ends in any way (including the
+/// future being dropped), so no job process outlives its attempt.
+struct GroupGuard(Option<i32>);
+
+impl GroupGuard {
+    /// SIGKILLs the group now and never again.
+    fn kill_and_disarm(&mut self) {
+        signal_group(self.0.take(), libc::SIGKILL);
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill_and_disarm();
+    }
+}
+
+async fn read_opt<R: AsyncRead + Unpin>(
+    r: &mut Option<R>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match r {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Cuts combined output into log chunks of at most `max` bytes, never in
+/// the middle of a UTF-8 sequence when it can be avoided.
+#[derive(Debug)]
+pub struct Chunker {
+    buf: Vec<u8>,
+    max: usize,
+    /// When the oldest unsent byte arrived.
+    since: Option<Instant>,
+    /// Last byte passed on.
+    last: Option<u8>,
+}
+
+impl Chunker {
+    /// A chunker for chunks of at most `max` bytes (at least 4).
+    pub fn new(max: usize) -> Chunker {
+        Chunker {
+            buf: Vec::new(),
+            max: max.max(4),
+            since: None,
+            last: None,
+        }
+    }
+
+    /// Adds output; returns the full chunks that are ready.
+    pub fn push(&mut self, data: &[u8]) -> Vec<String> {
+        if data.is_empty() {
+            return Vec::new();
+        }
+        if self.buf.is_empty() {
+            self.since = Some(Instant::now());
+        }
+        self.buf.extend_from_slice(data);
+        let mut out = Vec::new();
+        while self.buf.len() >= self.max {
+            let cut = complete_prefix(&self.buf, self.max);
+            out.push(self.take(cut));
+        }
+        out
+    }
+
+    /// Everything buffered; with `last == false` an unfinished UTF-8
+    /// sequence at the end stays for the next chunk.
+    pub fn flush(&mut self, last: bool) -> Option<String> {
+        let cut = if last {
+            self.buf.len()
+        } else {
+            complete_prefix(&self.buf, self.buf.len())
+        };
+        if cut == 0 {
+            // Only an unfinished sequence is buffered: wait for the rest
+            // (until the next deadline, not in a busy loop).
+            if !self.buf.is_empty() {
+                self.since = Some(Instant::now());
+            }
+            return None;
+        }
+        Some(self.take(cut))
+    }
+
+    /// When the buffered output is due.
+    pub fn deadline(&self, interval: Duration) -> Option<Instant> {
+        self.since.map(|s| s + interval)
+    }
+
+    /// Whether the output passed on so far ends a line (or is empty).
+    pub fn ends_line(&self) -> bool {
+        matches!(self.last, None | Some(b'\n'))
+    }
+
+    fn take(&mut self, cut: usize) -> String {
+        let text = String::from_utf8_lossy(&self.buf[..cut]).into_owned();
+        self.last = self.buf[..cut].last().copied().or(self.last);
+        self.buf.drain(..cut);
+        self.since = if self.buf.is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
+        text
+    }
+}
+
+/// The largest `cut <= limit` such that `buf[..cut]` does not end inside a
+/// UTF-8 sequence that continues after it (bytes that are not UTF-8 are cut
+/// where asked). Only 0 when `buf[..limit]` is the start of one unfinished
+/// sequence, which cannot happen for `limit >= 4` unless `buf` ends there.
+pub fn complete_prefix(buf: &[u8], limit: usize) -> usize {
+    let limit = limit.min(buf.len());
+    let lowest = limit.saturating_sub(4);
+    let mut i = limit;
+    while i > lowest {
+        i -= 1;
+        let b = buf[i];
+        if b & 0xC0 == 0x80 {
+            continue; // continuation byte: keep looking for the lead byte
+        }
+        let width = match b {
+            0x00..=0x7F => 1,
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return if i + width > limit { i } else { limit };
+    }
+    limit
+}
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

@@ -1,0 +1,337 @@
+//! The worker's table of attempts it holds leases on (waiting, staging or
+//! running), their resources, and the signals that stop them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio::sync::{Notify, watch};
+use trestle_core::Capacity;
+use trestle_core::Resources;
+use trestle_core::api::{AttemptKey, AttemptRef, Lease};
+
+/// Lease duration assumed until the server tells (ms).
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
+
+/// Why the worker stops an attempt before its command ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The job was cancelled: kill, report `cancelled`.
+    Cancel,
+    /// The lease is no longer ours: kill, report nothing more.
+    Stale,
+    /// The worker shuts down: kill, report `released`.
+    Release,
+}
+
+/// Receives an attempt's stop request (`None` until there is one).
+pub type StopRx = watch::Receiver<Option<StopReason>>;
+
+#[derive(Debug)]
+struct Slot {
+    token: String,
+    resources: Resources,
+    /// Admitted to run (its resources count against `running_free`).
+    admitted: bool,
+    stop: watch::Sender<Option<StopReason>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    slots: HashMap<AttemptKey, Slot>,
+    /// Capacity not taken by admitted attempts.
+    running_free: Capacity,
+    /// When the table last became empty.
+    idle_since: Instant,
+}
+
+/// What the lease loop needs to plan its next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Resources of every attempt held (admitted or waiting).
+    pub used: Capacity,
+    /// Attempts leased but not admitted yet.
+    pub waiting: u32,
+    /// Attempts held.
+    pub count: usize,
+    /// When the table last became empty (meaningful when `count == 0`).
+    pub idle_since: Instant,
+}
+
+/// Shared by the lease loop, the attempt tasks and the reporter.
+#[derive(Debug)]
+pub struct Attempts {
+    capacity: Capacity,
+    inner: Mutex<Inner>,
+    /// Signalled (one permit) when an attempt leaves the table.
+    pub changed: Notify,
+    /// Signalled (all waiters) when admitted capacity is given back.
+    admit: Notify,
+    /// Lease duration last announced by the server (ms).
+    lease_ms: AtomicU64,
+}
+
+impl Attempts {
+    /// An empty table for a worker of `capacity`.
+    pub fn new(capacity: Capacity) -> Attempts {
+        Attempts {
+            capacity,
+            inner: Mutex::new(Inner {
+                slots: HashMap::new(),
+                running_free: capacity,
+                idle_since: Instant::now(),
+            }),
+            changed: Notify::new(),
+            admit: Notify::new(),
+            lease_ms: AtomicU64::new(DEFAULT_LEASE_MS),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the table half
+        // updated (every critical section is a few assignments), so a
+        // poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The worker's total capacity.
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
+    /// The lease duration last announced by the server (ms).
+    pub fn lease_ms(&self) -> u64 {
+        self.lease_ms.load(Ordering::Relaxed)
+    }
+
+    /// Records the lease duration the server announced.
+    pub fn set_lease_ms(&self, ms: u64) {
+        if ms > 0 {
+            self.lease_ms.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds a leased attempt; `None` if the table holds it already.
+    pub fn insert(&self, lease: &Lease) -> Option<StopRx> {
+        let key = AttemptKey {
+            job_id: lease.job_id,
+            attempt: lease.attempt,
+        };
+        let mut inner = self.lock();
+        if inner.slots.contains_key(&key) {
+            return None;
+        }
+        let (tx, rx) = watch::channel(None);
+        inner.slots.insert(
+            key,
+            Slot {
+                token: lease.token.clone(),
+                resources: lease.spec.resources,
+                admitted: false,
+                stop: tx,
+            },
+        );
+        Some(rx)
+    }
+
+    /// Admits `key` to run if its resources fit what admitted attempts
+    /// leave free. True when admitted (or already admitted).
+    pub fn try_admit(&self, key: AttemptKey) -> bool {
+        let mut inner = self.lock();
+        let free = inner.running_free;
+        let Some(slot) = inner.slots.get_mut(&key) else {
+            return false;
+        };
+        if slot.admitted {
+            return true;
+        }
+        if !free.fits(&slot.resources) {
+            return false;
+        }
+        slot.admitted = true;
+        let r = slot.resources;
+        inner.running_free = free.minus(&r);
+        true
+    }
+
+    /// Waits until [`Attempts::try_admit`] succeeds or `stop` asks to stop;
+    /// returns the stop reason in the latter case.
+    pub async fn admit(&self, key: AttemptKey, stop: &mut StopRx) -> Result<(), StopReason> {
+        loop {
+            let notified = self.admit.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(reason) = *stop.borrow_and_update() {
+                return Err(reason);
+            }
+            if self.try_admit(key) {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = notified => {}
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        // The table dropped the slot: nothing will ever admit it.
+                        return Err(StopReason::Stale);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes an attempt, giving back its capacity.
+    pub fn remove(&self, key: AttemptKey) {
+        let mut inner = self.lock();
+        let Some(slot) = inner.slots.remove(&key) else {
+            return;
+        };
+        if slot.admitted {
+            inner.running_free = inner.running_free.plus(&slot.resources);
+        }
+        if inner.slots.is_empty() {
+            inner.idle_since = Instant::now();
+        }
+        drop(inner);
+        if slot.admitted {
+            self.admit.notify_waiters();
+        }
+        self.changed.notify_one();
+    }
+
+    /// Asks one attempt to stop. A stale lease overrides an earlier reason;
+    /// otherwise the first reason stays. False if the attempt is unknown.
+    pub fn stop(&self, key: AttemptKey, reason: StopReason) -> bool {
+        let inner = self.lock();
+        let Some(slot) = inner.slots.get(&key) else {
+            return false;
+        };
+        slot.stop.send_if_modified(|current| match current {
+            None => {
+                *current = Some(reason);
+                true
+            }
+            Some(r) if *r != StopReason::Stale && reason == StopReason::Stale => {
+                *current = Some(reason);
+                true
+            }
+            Some(_) => false,
+        });
+        true
+    }
+
+    /// Asks every attempt to stop.
+    pub fn stop_all(&self, reason: StopReason) {
+        let keys: Vec<AttemptKey> = self.lock().slots.keys().copied().collect();
+        for key in keys {
+            self.stop(key, reason);
+        }
+    }
+
+    /// Whether the table holds `key`.
+    pub fn contains(&self, key: AttemptKey) -> bool {
+        self.lock().slots.contains_key(&key)
+    }
+
+    /// The references of every attempt held, for a heartbeat.
+    pub fn heartbeat_refs(&self) -> Vec<AttemptRef> {
+        self.lock()
+            .slots
+            .iter()
+            .map(|(k, s)| AttemptRef {
+                job_id: k.job_id,
+                attempt: k.attempt,
+                token: s.token.clone(),
+            })
+            .collect()
+    }
+
+    /// Resources in use and how many attempts wait.
+    pub fn usage(&self) -> Usage {
+        let inner = self.lock();
+        let mut used = Capacity::default();
+        let mut waiting = 0;
+        for slot in inner.slots.values() {
+            used = used.plus(&slot.resources);
+            if !slot.admitted {
+                waiting += 1;
+            }
+        }
+        Usage {
+            used,
+            waiting,
+            count: inner.slots.len(),
+            idle_since: inner.idle_since,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::lease;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn key(job_id: i64) -> AttemptKey {
+        AttemptKey { job_id, attempt: 1 }
+    }
+
+    fn cap(cpus: u32) -> Capacity {
+        Capacity {
+            cpus,
+            mem_mib: 100,
+            gpus: 0,
+        }
+    }
+
+    #[test]
+    fn tracks_usage_and_admission() {
+        let a = Attempts::new(cap(2));
+        assert!(a.insert(&lease(1, 2)).is_some());
+        assert!(a.insert(&lease(1, 2)).is_none());
+        assert!(a.insert(&lease(2, 1)).is_some());
+        let u = a.usage();
+        assert_eq!((u.used.cpus, u.waiting, u.count), (3, 2, 2));
+        assert!(a.try_admit(key(1)));
+        assert!(!a.try_admit(key(2)));
+        a.remove(key(1));
+        assert!(a.try_admit(key(2)));
+        assert_eq!(a.usage().waiting, 0);
+        assert_eq!(a.heartbeat_refs()[0].token, "t2");
+        a.remove(key(2));
+        assert_eq!(a.usage().count, 0);
+    }
+
+    #[test]
+    fn stale_overrides_other_stop_reasons() {
+        let a = Attempts::new(cap(2));
+        let rx = a.insert(&lease(1, 1)).unwrap();
+        assert!(a.stop(key(1), StopReason::Cancel));
+        assert!(a.stop(key(1), StopReason::Release));
+        assert_eq!(*rx.borrow(), Some(StopReason::Cancel));
+        a.stop_all(StopReason::Stale);
+        assert_eq!(*rx.borrow(), Some(StopReason::Stale));
+        assert!(!a.stop(key(9), StopReason::Cancel));
+    }
+
+    #[tokio::test]
+    async fn waiting_attempts_are_admitted_when_capacity_frees() {
+        let a = Arc::new(Attempts::new(cap(1)));
+        a.insert(&lease(1, 1)).unwrap();
+        let mut rx2 = a.insert(&lease(2, 1)).unwrap();
+        assert!(a.try_admit(key(1)));
+        let a2 = a.clone();
+        let waiter = tokio::spawn(async move { a2.admit(key(2), &mut rx2).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        a.remove(key(1));
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+
+        let mut rx3 = a.insert(&lease(3, 1)).unwrap();
+        let a3 = a.clone();
+        let waiter = tokio::spawn(async move { a3.admit(key(3), &mut rx3).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        a.stop(key(3), StopReason::Release);
+        assert_eq!(waiter.await.unwrap(), Err(StopReason::Release));
+    }
+}
