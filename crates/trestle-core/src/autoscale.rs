@@ -43,13 +43,7 @@ mod tests {
             shape_cpus: 2,
         };
         assert_eq!(workers_to_launch(&s), 2);
-        assert_eq!(
-            workers_to_launch(&LocalSnapshot {
-                spare_cpus: 3,
-                ..s
-            }),
-            0
-        );
+        assert_eq!(workers_to_launch(&LocalSnapshot { spare_cpus: 3, ..s }), 0);
         assert_eq!(
             workers_to_launch(&LocalSnapshot {
                 runnable_cpus: 0,

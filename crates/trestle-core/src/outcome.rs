@@ -123,14 +123,26 @@ mod tests {
 
     #[test]
     fn retries_until_attempts_used() {
-        assert_eq!(next_state(&end(AttemptReason::ExitCode, 1, 3)), JobState::Runnable);
-        assert_eq!(next_state(&end(AttemptReason::Timeout, 2, 3)), JobState::Runnable);
+        assert_eq!(
+            next_state(&end(AttemptReason::ExitCode, 1, 3)),
+            JobState::Runnable
+        );
+        assert_eq!(
+            next_state(&end(AttemptReason::Timeout, 2, 3)),
+            JobState::Runnable
+        );
         assert_eq!(
             next_state(&end(AttemptReason::SuccessStringMissing, 3, 3)),
             JobState::Failed
         );
-        assert_eq!(next_state(&end(AttemptReason::Success, 3, 3)), JobState::Succeeded);
-        assert_eq!(next_state(&end(AttemptReason::Cancelled, 1, 3)), JobState::Cancelled);
+        assert_eq!(
+            next_state(&end(AttemptReason::Success, 3, 3)),
+            JobState::Succeeded
+        );
+        assert_eq!(
+            next_state(&end(AttemptReason::Cancelled, 1, 3)),
+            JobState::Cancelled
+        );
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub fn parse_memory_mib(field: &str, text: &str) -> Result<u64> {
         _ => return Err(err()),
     };
     let mib = (n * factor).ceil();
-    if !mib.is_finite() || mib < 0.0 || mib > 1e12 {
+    if !mib.is_finite() || !(0.0..=1e12).contains(&mib) {
         return Err(err());
     }
     Ok(mib as u64)

@@ -95,7 +95,12 @@ mod tests {
             mem_mib: 1000,
             gpus: 0,
         };
-        let c = [cand(1, 2, 100), cand(2, 4, 100), cand(3, 2, 100), cand(4, 1, 1)];
+        let c = [
+            cand(1, 2, 100),
+            cand(2, 4, 100),
+            cand(3, 2, 100),
+            cand(4, 1, 1),
+        ];
         assert_eq!(pack(free, &c, 10), vec![1, 3]);
         assert_eq!(pack(free, &c, 1), vec![1]);
         let mem_bound = [cand(1, 1, 600), cand(2, 1, 600), cand(3, 1, 400)];

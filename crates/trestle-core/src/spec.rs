@@ -2,9 +2,7 @@
 //! flags) and their validation into a [`JobSpec`].
 
 use crate::error::{Result, ValidationError};
-use crate::job::{
-    Command, DEFAULT_ATTEMPTS, DEFAULT_MEM_MIB, JobSpec, MAX_ATTEMPTS, Resources,
-};
+use crate::job::{Command, DEFAULT_ATTEMPTS, DEFAULT_MEM_MIB, JobSpec, MAX_ATTEMPTS, Resources};
 use crate::parse::{parse_duration, parse_memory_mib, validate_env_name};
 use crate::paths::normalize_relative;
 use serde::{Deserialize, Serialize};
@@ -111,7 +109,10 @@ fn check_name(field: &str, s: &str, max: usize) -> Result<()> {
         return Err(ValidationError::new(
             "invalid-name",
             field,
-            format!("`{}` must be 1-{max} printable characters", s.escape_debug()),
+            format!(
+                "`{}` must be 1-{max} printable characters",
+                s.escape_debug()
+            ),
         ));
     }
     Ok(())
@@ -372,7 +373,11 @@ impl SeedJob {
 pub fn parse_job_json(text: &str) -> Result<JobSpec> {
     let cleaned = strip_trailing_commas(text);
     let value: serde_json::Value = serde_json::from_str(&cleaned).map_err(|e| {
-        ValidationError::new("invalid-json", "", format!("the job is not valid JSON: {e}"))
+        ValidationError::new(
+            "invalid-json",
+            "",
+            format!("the job is not valid JSON: {e}"),
+        )
     })?;
     request_from_value(value)?.validate()
 }
@@ -387,22 +392,25 @@ pub fn request_from_value(value: serde_json::Value) -> Result<JobRequest> {
         ));
     };
     let is_seed = obj.contains_key("job_id") || obj.contains_key("commands");
-    let field_err = |e: serde_json::Error| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.contains("field"))
-            .unwrap_or("")
-            .to_string();
-        ValidationError::new("invalid-field", &field, format!("invalid job: {msg}"))
-    };
     if is_seed {
-        let seed: SeedJob = serde_json::from_value(value).map_err(field_err)?;
+        let seed: SeedJob = from_value_with_path(value)?;
         seed.into_request()
     } else {
-        serde_json::from_value(value).map_err(field_err)
+        from_value_with_path(value)
     }
+}
+
+/// Deserialises a JSON value; an error names the path of the bad field
+/// (`cpus`, `env.HOME`) or, for an unknown field, the field itself.
+pub fn from_value_with_path<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let msg = e.inner().to_string();
+        let mut field = e.path().to_string();
+        if field == "." {
+            field.clear();
+        }
+        ValidationError::new("invalid-field", &field, format!("invalid job: {msg}"))
+    })
 }
 
 /// Removes commas that directly precede `}` or `]` outside of strings.
@@ -476,7 +484,10 @@ mod tests {
         assert_eq!(s.max_attempts, 4);
         assert_eq!(s.key.as_deref(), Some("jobId_0"));
         assert_eq!(s.success_string, None);
-        assert_eq!(s.command, Command::Shell("echo Hello World\necho done".into()));
+        assert_eq!(
+            s.command,
+            Command::Shell("echo Hello World\necho done".into())
+        );
     }
 
     #[test]

@@ -120,7 +120,11 @@ pub async fn authenticate(
             ));
         };
         let role = Role::parse(&rec.role).ok_or_else(|| {
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the token has no usable role")
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the token has no usable role",
+            )
         })?;
         let p = Principal {
             token_id: rec.id,

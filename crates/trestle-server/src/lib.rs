@@ -91,7 +91,9 @@ pub fn router(app: AppState) -> Router {
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(app)
 }
 
@@ -215,7 +217,13 @@ impl RunningServer {
         let id = format!("tok-{}", &hash_token(&token)[..12]);
         self.app
             .store
-            .create_token(&id, "admin (bootstrap)", "admin", &hash_token(&token), now_ms())
+            .create_token(
+                &id,
+                "admin (bootstrap)",
+                "admin",
+                &hash_token(&token),
+                now_ms(),
+            )
             .await?;
         Ok(Some(token))
     }

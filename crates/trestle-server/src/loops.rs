@@ -27,7 +27,10 @@ pub trait BackgroundLoop: Send + Sync + 'static {
 }
 
 /// Runs a loop until `shutdown` turns true.
-pub fn spawn(l: Arc<dyn BackgroundLoop>, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    l: Arc<dyn BackgroundLoop>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let wake = l.wake().unwrap_or_default();
         loop {
@@ -67,7 +70,12 @@ impl BackgroundLoop for Reaper {
     }
     async fn tick(&self) -> Result<(), String> {
         let now = crate::now_ms();
-        let lost = self.app.store.expire_leases(now).await.map_err(|e| e.to_string())?;
+        let lost = self
+            .app
+            .store
+            .expire_leases(now)
+            .await
+            .map_err(|e| e.to_string())?;
         if lost > 0 {
             tracing::info!(lost, "expired leases handed back to the queue");
             self.app.metrics.leases_expired(lost);

@@ -55,21 +55,30 @@ impl Metrics {
         let _ = writeln!(o, "# HELP trestle_workers Registered workers.");
         let _ = writeln!(o, "# TYPE trestle_workers gauge");
         let _ = writeln!(o, "trestle_workers {workers}");
-        let _ = writeln!(o, "# HELP trestle_jobs_submitted_total Jobs submitted to this server.");
+        let _ = writeln!(
+            o,
+            "# HELP trestle_jobs_submitted_total Jobs submitted to this server."
+        );
         let _ = writeln!(o, "# TYPE trestle_jobs_submitted_total counter");
         let _ = writeln!(
             o,
             "trestle_jobs_submitted_total {}",
             self.submitted.load(Ordering::Relaxed)
         );
-        let _ = writeln!(o, "# HELP trestle_leases_expired_total Leases that expired (attempts lost).");
+        let _ = writeln!(
+            o,
+            "# HELP trestle_leases_expired_total Leases that expired (attempts lost)."
+        );
         let _ = writeln!(o, "# TYPE trestle_leases_expired_total counter");
         let _ = writeln!(
             o,
             "trestle_leases_expired_total {}",
             self.leases_expired.load(Ordering::Relaxed)
         );
-        let _ = writeln!(o, "# HELP trestle_submit_to_start_seconds Time from submission to the start of an attempt.");
+        let _ = writeln!(
+            o,
+            "# HELP trestle_submit_to_start_seconds Time from submission to the start of an attempt."
+        );
         let _ = writeln!(o, "# TYPE trestle_submit_to_start_seconds histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
@@ -79,7 +88,10 @@ impl Metrics {
             );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(o, "trestle_submit_to_start_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            o,
+            "trestle_submit_to_start_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             o,
             "trestle_submit_to_start_seconds_sum {}",

@@ -5,27 +5,147 @@ use serde_json::{Value, json};
 
 /// (method, path, summary, request body schema, response schema).
 pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, &str)] = &[
-    ("post", "/api/v1/jobs", "Submit a job (native or seed JSON)", Some("JobRequest"), "JobView"),
-    ("get", "/api/v1/jobs", "List jobs (state, queue, before, limit)", None, "JobList"),
-    ("post", "/api/v1/jobs/batch", "Submit many jobs atomically", Some("BatchSubmit"), "BatchSubmitted"),
-    ("get", "/api/v1/jobs/{id}", "Show a job with its attempts", None, "JobView"),
-    ("post", "/api/v1/jobs/{id}/cancel", "Cancel a job", None, "JobView"),
-    ("get", "/api/v1/jobs/{id}/log", "Read a slice of an attempt's output", None, "LogSlice"),
-    ("get", "/api/v1/jobs/{id}/outputs", "List an attempt's output files", None, "FileList"),
-    ("get", "/api/v1/jobs/{id}/outputs/{path}", "Download an output file", None, "binary"),
-    ("get", "/api/v1/jobs/{id}/inputs", "List a job's input files", None, "FileList"),
-    ("get", "/api/v1/jobs/{id}/inputs/{path}", "Download an input file", None, "binary"),
-    ("put", "/api/v1/jobs/{id}/attempts/{attempt}/outputs/{path}", "Upload an output file (lease holder)", Some("binary"), "none"),
-    ("post", "/api/v1/uploads", "Create an upload for an input folder", None, "UploadCreated"),
-    ("put", "/api/v1/uploads/{id}/files/{path}", "Upload one file of a folder", Some("binary"), "none"),
-    ("get", "/api/v1/uploads/{id}/files", "List an upload's files", None, "FileList"),
-    ("get", "/api/v1/workers", "List workers", None, "WorkerView[]"),
-    ("post", "/api/v1/workers", "Register a worker", Some("WorkerRegistration"), "WorkerView"),
-    ("delete", "/api/v1/workers/{id}", "Deregister a worker, handing back its jobs", None, "none"),
-    ("post", "/api/v1/workers/{id}/lease", "Lease jobs that fit (long-poll)", Some("LeaseRequest"), "LeaseResponse"),
-    ("post", "/api/v1/workers/{id}/updates", "Heartbeats and attempt reports", Some("UpdatesRequest"), "UpdatesResponse"),
+    (
+        "post",
+        "/api/v1/jobs",
+        "Submit a job (native or seed JSON)",
+        Some("JobRequest"),
+        "JobView",
+    ),
+    (
+        "get",
+        "/api/v1/jobs",
+        "List jobs (state, queue, before, limit)",
+        None,
+        "JobList",
+    ),
+    (
+        "post",
+        "/api/v1/jobs/batch",
+        "Submit many jobs atomically",
+        Some("BatchSubmit"),
+        "BatchSubmitted",
+    ),
+    (
+        "get",
+        "/api/v1/jobs/{id}",
+        "Show a job with its attempts",
+        None,
+        "JobView",
+    ),
+    (
+        "post",
+        "/api/v1/jobs/{id}/cancel",
+        "Cancel a job",
+        None,
+        "JobView",
+    ),
+    (
+        "get",
+        "/api/v1/jobs/{id}/log",
+        "Read a slice of an attempt's output",
+        None,
+        "LogSlice",
+    ),
+    (
+        "get",
+        "/api/v1/jobs/{id}/outputs",
+        "List an attempt's output files",
+        None,
+        "FileList",
+    ),
+    (
+        "get",
+        "/api/v1/jobs/{id}/outputs/{path}",
+        "Download an output file",
+        None,
+        "binary",
+    ),
+    (
+        "get",
+        "/api/v1/jobs/{id}/inputs",
+        "List a job's input files",
+        None,
+        "FileList",
+    ),
+    (
+        "get",
+        "/api/v1/jobs/{id}/inputs/{path}",
+        "Download an input file",
+        None,
+        "binary",
+    ),
+    (
+        "put",
+        "/api/v1/jobs/{id}/attempts/{attempt}/outputs/{path}",
+        "Upload an output file (lease holder)",
+        Some("binary"),
+        "none",
+    ),
+    (
+        "post",
+        "/api/v1/uploads",
+        "Create an upload for an input folder",
+        None,
+        "UploadCreated",
+    ),
+    (
+        "put",
+        "/api/v1/uploads/{id}/files/{path}",
+        "Upload one file of a folder",
+        Some("binary"),
+        "none",
+    ),
+    (
+        "get",
+        "/api/v1/uploads/{id}/files",
+        "List an upload's files",
+        None,
+        "FileList",
+    ),
+    (
+        "get",
+        "/api/v1/workers",
+        "List workers",
+        None,
+        "WorkerView[]",
+    ),
+    (
+        "post",
+        "/api/v1/workers",
+        "Register a worker",
+        Some("WorkerRegistration"),
+        "WorkerView",
+    ),
+    (
+        "delete",
+        "/api/v1/workers/{id}",
+        "Deregister a worker, handing back its jobs",
+        None,
+        "none",
+    ),
+    (
+        "post",
+        "/api/v1/workers/{id}/lease",
+        "Lease jobs that fit (long-poll)",
+        Some("LeaseRequest"),
+        "LeaseResponse",
+    ),
+    (
+        "post",
+        "/api/v1/workers/{id}/updates",
+        "Heartbeats and attempt reports",
+        Some("UpdatesRequest"),
+        "UpdatesResponse",
+    ),
     ("get", "/healthz", "Liveness", None, "text"),
-    ("get", "/readyz", "Readiness (database reachable)", None, "text"),
+    (
+        "get",
+        "/readyz",
+        "Readiness (database reachable)",
+        None,
+        "text",
+    ),
     ("get", "/metrics", "Prometheus metrics", None, "text"),
 ];
 
@@ -66,10 +186,8 @@ pub fn document() -> Value {
         entry[*method] = op;
     }
     let obj = |props: &[&str]| {
-        let p: serde_json::Map<String, Value> = props
-            .iter()
-            .map(|k| (k.to_string(), json!({})))
-            .collect();
+        let p: serde_json::Map<String, Value> =
+            props.iter().map(|k| (k.to_string(), json!({}))).collect();
         json!({"type": "object", "properties": p})
     };
     json!({

@@ -26,7 +26,9 @@ pub struct Blobs {
 
 impl std::fmt::Debug for Blobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Blobs").field("location", &self.location).finish()
+        f.debug_struct("Blobs")
+            .field("location", &self.location)
+            .finish()
     }
 }
 
@@ -162,7 +164,12 @@ impl Blobs {
     /// Lists every object under `prefix`, with paths relative to it, sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<FileEntry>> {
         let p = ObjPath::parse(prefix).map_err(|e| StoreError::Objects(e.to_string()))?;
-        let metas: Vec<_> = self.store.list(Some(&p)).try_collect().await.map_err(obj_err)?;
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&p))
+            .try_collect()
+            .await
+            .map_err(obj_err)?;
         let base = format!("{}/", p.as_ref());
         let mut files: Vec<FileEntry> = metas
             .into_iter()
@@ -191,7 +198,10 @@ mod tests {
             Ok::<_, std::io::Error>(Bytes::from("hello ")),
             Ok(Bytes::from("world")),
         ]);
-        let n = blobs.put_stream("uploads/u1", "a/b.txt", body).await.unwrap();
+        let n = blobs
+            .put_stream("uploads/u1", "a/b.txt", body)
+            .await
+            .unwrap();
         assert_eq!(n, 11);
         blobs
             .put_bytes("uploads/u1", "c.txt", Bytes::from("x"))
@@ -216,7 +226,12 @@ mod tests {
         assert_eq!(size, 11);
         assert_eq!(data.concat(), b"hello world");
         assert!(blobs.list("uploads/none").await.unwrap().is_empty());
-        assert!(blobs.get_stream("uploads/u1", "../../etc/passwd").await.is_err());
+        assert!(
+            blobs
+                .get_stream("uploads/u1", "../../etc/passwd")
+                .await
+                .is_err()
+        );
         assert!(matches!(
             blobs.get_stream("uploads/u1", "missing").await,
             Err(StoreError::NotFound(_))
@@ -228,7 +243,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::open(dir.path().to_str().unwrap()).unwrap();
         let chunk = Bytes::from(vec![7u8; 1024 * 1024]);
-        let body = futures::stream::iter((0..10).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+        let body =
+            futures::stream::iter((0..10).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
         let n = blobs.put_stream("p", "big.bin", body).await.unwrap();
         assert_eq!(n, 10 * 1024 * 1024);
         assert_eq!(blobs.list("p").await.unwrap()[0].size, 10 * 1024 * 1024);

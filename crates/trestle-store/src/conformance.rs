@@ -147,7 +147,10 @@ async fn submit_get_list(s: &dyn Store) {
         })
         .await
         .unwrap();
-    assert_eq!(all.iter().map(|j| j.id).collect::<Vec<_>>(), vec![ids[1], ids[0]]);
+    assert_eq!(
+        all.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![ids[1], ids[0]]
+    );
     let q = s
         .list_jobs(&JobFilter {
             queue: Some("other".into()),
@@ -194,7 +197,10 @@ async fn key_conflict_is_atomic(s: &dyn Store) {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { ref field, .. } if field == "key"), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Conflict { ref field, .. } if field == "key"),
+        "{err:?}"
+    );
     let all = s
         .list_jobs(&JobFilter {
             limit: 10,
@@ -328,7 +334,12 @@ async fn retries_then_fails(s: &dyn Store) {
     send(
         s,
         "w1",
-        vec![finished(r(&l2), AttemptReason::SuccessStringMissing, Some(0), T0 + 3)],
+        vec![finished(
+            r(&l2),
+            AttemptReason::SuccessStringMissing,
+            Some(0),
+            T0 + 3,
+        )],
         T0 + 3,
     )
     .await;
@@ -338,7 +349,10 @@ async fn retries_then_fails(s: &dyn Store) {
     assert_eq!(j.attempts_used, 2);
     assert_eq!(j.attempts.len(), 2);
     assert_eq!(j.attempts[0].reason, Some(AttemptReason::ExitCode));
-    assert_eq!(j.attempts[1].reason, Some(AttemptReason::SuccessStringMissing));
+    assert_eq!(
+        j.attempts[1].reason,
+        Some(AttemptReason::SuccessStringMissing)
+    );
     assert!(lease(s, "w1", cap(1, 4096), 1, T0 + 4).await.is_empty());
 }
 
@@ -374,7 +388,12 @@ async fn expired_lease_is_lost_and_requeued(s: &dyn Store) {
     let out = send(
         s,
         "w1",
-        vec![finished(r(&l1), AttemptReason::Success, Some(0), T0 + 50_003)],
+        vec![finished(
+            r(&l1),
+            AttemptReason::Success,
+            Some(0),
+            T0 + 50_003,
+        )],
         T0 + 50_003,
     )
     .await;
@@ -385,7 +404,12 @@ async fn expired_lease_is_lost_and_requeued(s: &dyn Store) {
     send(
         s,
         "w2",
-        vec![finished(r(&l2), AttemptReason::Success, Some(0), T0 + 50_004)],
+        vec![finished(
+            r(&l2),
+            AttemptReason::Success,
+            Some(0),
+            T0 + 50_004,
+        )],
         T0 + 50_004,
     )
     .await;
@@ -412,7 +436,11 @@ async fn cancel_semantics(s: &dyn Store) {
     let l = lease(s, "w1", cap(4, 4096), 4, T0 + 2).await;
     assert_eq!(l.len(), 1, "a cancelled job is never leased");
     let c = s.cancel(ids[1], T0 + 3).await.unwrap().unwrap();
-    assert_eq!(c.state, JobState::Starting, "a leased job waits for its worker");
+    assert_eq!(
+        c.state,
+        JobState::Starting,
+        "a leased job waits for its worker"
+    );
     let hb = s
         .apply_updates(
             "w1",
@@ -534,7 +562,9 @@ async fn workers_and_tokens(s: &dyn Store) {
     assert!(s.remove_worker("w2").await.unwrap());
     assert!(s.list_workers().await.unwrap().is_empty());
 
-    s.create_token("t1", "admin", "admin", "hash1", T0).await.unwrap();
+    s.create_token("t1", "admin", "admin", "hash1", T0)
+        .await
+        .unwrap();
     let t = s.find_token("hash1", T0 + 1).await.unwrap().unwrap();
     assert_eq!((t.id.as_str(), t.role.as_str()), ("t1", "admin"));
     assert!(s.find_token("nope", T0).await.unwrap().is_none());

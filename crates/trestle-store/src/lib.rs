@@ -140,8 +140,12 @@ pub trait JobStore: Send + Sync {
     /// Ends every attempt a worker still holds as `lost` (worker gone).
     async fn release_worker_leases(&self, worker_id: &str, now: i64) -> Result<u64>;
     /// Reads an attempt's log (default: the latest attempt) after chunk `after`.
-    async fn read_log(&self, job_id: i64, attempt: Option<u32>, after: u32)
-    -> Result<Option<LogSlice>>;
+    async fn read_log(
+        &self,
+        job_id: i64,
+        attempt: Option<u32>,
+        after: u32,
+    ) -> Result<Option<LogSlice>>;
     /// True when `token` holds the lease on the job's attempt.
     async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool>;
     /// Job counts per (queue, state).
@@ -177,8 +181,14 @@ pub trait WorkerStore: Send + Sync {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// Stores a token's hash.
-    async fn create_token(&self, id: &str, name: &str, role: &str, hash: &str, now: i64)
-    -> Result<()>;
+    async fn create_token(
+        &self,
+        id: &str,
+        name: &str,
+        role: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<()>;
     /// Finds an unrevoked token by hash and records its use.
     async fn find_token(&self, hash: &str, now: i64) -> Result<Option<TokenRecord>>;
     /// Number of unrevoked tokens with a role.

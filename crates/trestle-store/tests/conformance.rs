@@ -19,9 +19,11 @@ async fn fresh_postgres(check: &str) -> (SqlStore, String) {
     let pool = sqlx::AnyPool::connect(&admin)
         .await
         .expect("PostgreSQL must be running for the conformance suite (see README)");
-    pool.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-        .await
-        .unwrap();
+    pool.execute(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .await
+    .unwrap();
     pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .await
         .unwrap();
@@ -34,9 +36,11 @@ async fn fresh_postgres(check: &str) -> (SqlStore, String) {
 async fn drop_postgres(name: &str) {
     use sqlx::Executor;
     let pool = sqlx::AnyPool::connect(&pg_admin_url()).await.unwrap();
-    pool.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-        .await
-        .unwrap();
+    pool.execute(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,1 +1,135 @@
-fn main() {}
+//! `trestle`: one binary for the CLI, the server (`up`, `server`) and the
+//! worker (`worker`).
+//!
+//! Exit codes: 0 success; 1 a job failed or was cancelled (`wait`,
+//! `submit --wait`); 2 bad usage or input rejected by the server; 3 the
+//! server could not be reached or another error.
+
+mod cmd;
+mod output;
+mod settings;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "trestle",
+    version,
+    about = "A research computing workbench with a decoupled batch scheduler"
+)]
+struct Cli {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// How the CLI reaches a server.
+#[derive(Args, Clone, Debug)]
+pub struct Conn {
+    /// Server URL(s), comma-separated (default: from `trestle up`'s client config).
+    #[arg(long, global = true, env = "TRESTLE_URL")]
+    pub url: Option<String>,
+    /// API token (default: from the client config).
+    #[arg(long, global = true, env = "TRESTLE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Where the server keeps its state and listens.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ServerArgs {
+    /// Config file (default: ./trestle.toml when present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory (default ./trestle-data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://... (default: SQLite in the data directory).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Object storage: a directory or s3://bucket/prefix (default: DATA/objects).
+    #[arg(long)]
+    pub objects: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run everything on this machine: server, local workers, SQLite, local storage.
+    Up(ServerArgs),
+    /// Run the API server only (workers connect with `trestle worker`).
+    Server(ServerArgs),
+    /// Run a worker that leases jobs from a server.
+    Worker(cmd::worker::WorkerArgs),
+    /// Submit a job: `trestle submit [OPTIONS] -- COMMAND ARGS...`.
+    Submit(cmd::submit::SubmitArgs),
+    /// List jobs.
+    Jobs(cmd::jobs::JobsArgs),
+    /// Show one job.
+    Job {
+        #[command(subcommand)]
+        cmd: cmd::jobs::JobCmd,
+    },
+    /// Print a job's output (stdout and stderr).
+    Logs(cmd::jobs::LogsArgs),
+    /// Cancel jobs.
+    Cancel(cmd::jobs::IdsArgs),
+    /// Wait for jobs to finish; exit 0 only if all succeeded.
+    Wait(cmd::jobs::IdsArgs),
+    /// Download a job's output files.
+    Outputs(cmd::jobs::OutputsArgs),
+    /// List live workers.
+    Workers(cmd::jobs::JsonArgs),
+    /// Measure throughput and submit-to-start latency through the API.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let server_side = matches!(cli.cmd, Cmd::Up(_) | Cmd::Server(_) | Cmd::Worker(_));
+    let default_filter = if server_side { "info" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRESTLE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Up(a) => cmd::up::run(a, true).await,
+            Cmd::Server(a) => cmd::up::run(a, false).await,
+            Cmd::Worker(a) => cmd::worker::run(a, &cli.conn).await,
+            Cmd::Submit(a) => cmd::submit::run(a, &cli.conn).await,
+            Cmd::Jobs(a) => cmd::jobs::list(a, &cli.conn).await,
+            Cmd::Job { cmd } => cmd::jobs::job(cmd, &cli.conn).await,
+            Cmd::Logs(a) => cmd::jobs::logs(a, &cli.conn).await,
+            Cmd::Cancel(a) => cmd::jobs::cancel(a, &cli.conn).await,
+            Cmd::Wait(a) => cmd::jobs::wait(a, &cli.conn).await,
+            Cmd::Outputs(a) => cmd::jobs::outputs(a, &cli.conn).await,
+            Cmd::Workers(a) => cmd::jobs::workers(a, &cli.conn).await,
+            Cmd::Bench(a) => cmd::bench::run(a, &cli.conn).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", output::describe(&e));
+            output::exit_code_for(&e)
+        }
+    }
+}

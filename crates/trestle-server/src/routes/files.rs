@@ -94,10 +94,14 @@ pub async fn get_input(
 
 async fn stream_file(app: &AppState, prefix: &str, path: &str) -> ApiResult<Response> {
     let rel = normalize_relative("path", path)?;
-    let (size, stream) = app.blobs.get_stream(prefix, &rel).await.map_err(|e| match e {
-        trestle_store::StoreError::NotFound(_) => ApiError::not_found(format!("file `{rel}`")),
-        other => other.into(),
-    })?;
+    let (size, stream) = app
+        .blobs
+        .get_stream(prefix, &rel)
+        .await
+        .map_err(|e| match e {
+            trestle_store::StoreError::NotFound(_) => ApiError::not_found(format!("file `{rel}`")),
+            other => other.into(),
+        })?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
@@ -157,7 +161,12 @@ async fn outputs_attempt(app: &AppState, job: i64, asked: Option<&String>) -> Ap
             .map_err(|_| ApiError::bad("invalid-attempt", "attempt", "not an attempt number"));
     }
     for a in view.attempts.iter().rev() {
-        if !app.blobs.list(&output_prefix(job, a.attempt)).await?.is_empty() {
+        if !app
+            .blobs
+            .list(&output_prefix(job, a.attempt))
+            .await?
+            .is_empty()
+        {
             return Ok(a.attempt);
         }
     }

@@ -35,14 +35,26 @@ async fn check_inputs(app: &AppState, spec: &JobSpec) -> ApiResult<()> {
 }
 
 /// `POST /api/v1/jobs`.
-pub async fn submit(State(app): State<AppState>, body: Bytes) -> ApiResult<(StatusCode, Json<JobView>)> {
+pub async fn submit(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad("invalid-json", "", "the body is not UTF-8"))?;
-    let value: serde_json::Value = serde_json::from_str(&strip_trailing_commas(text))
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", format!("the job is not valid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&strip_trailing_commas(text)).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-json",
+                format!("the job is not valid JSON: {e}"),
+            )
+        })?;
     let spec = validate_value(value)?;
     check_inputs(&app, &spec).await?;
-    let ids = app.store.submit(std::slice::from_ref(&spec), crate::now_ms()).await?;
+    let ids = app
+        .store
+        .submit(std::slice::from_ref(&spec), crate::now_ms())
+        .await?;
     app.metrics.submitted(1);
     app.wake();
     let job = app
@@ -63,7 +75,10 @@ pub async fn submit_batch(
         return Err(ApiError::bad(
             "invalid-batch",
             "jobs",
-            format!("a batch holds 1 to {MAX_BATCH} jobs, got {}", batch.jobs.len()),
+            format!(
+                "a batch holds 1 to {MAX_BATCH} jobs, got {}",
+                batch.jobs.len()
+            ),
         ));
     }
     let mut specs = Vec::with_capacity(batch.jobs.len());
@@ -106,14 +121,24 @@ pub async fn list(
                 }
             }
             "queue" => filter.queue = Some(v.clone()),
-            "before" => filter.before = Some(parse_id(v).map_err(|mut e| {
-                e.field = Some("before".into());
-                e
-            })?),
+            "before" => {
+                filter.before = Some(parse_id(v).map_err(|mut e| {
+                    e.field = Some("before".into());
+                    e
+                })?)
+            }
             "limit" => {
-                filter.limit = v.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
-                    ApiError::bad("invalid-limit", "limit", format!("limit must be 1-1000, got `{v}`"))
-                })?
+                filter.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad(
+                            "invalid-limit",
+                            "limit",
+                            format!("limit must be 1-1000, got `{v}`"),
+                        )
+                    })?
             }
             other => {
                 return Err(ApiError::bad(
@@ -142,7 +167,10 @@ pub async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiRes
 }
 
 /// `POST /api/v1/jobs/{id}/cancel`.
-pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn cancel(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
     let id = parse_id(&id)?;
     app.store
         .cancel(id, crate::now_ms())

@@ -10,19 +10,16 @@ use serde::de::DeserializeOwned;
 
 /// Parses a JSON body with errors that name the offending field.
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.contains("field"))
-            .unwrap_or("")
-            .to_string();
-        let mut err = ApiError::bad("invalid-json", &field, format!("invalid request body: {msg}"));
-        if field.is_empty() {
-            err.field = None;
-        }
-        err
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid-json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    trestle_core::spec::from_value_with_path(value).map_err(|mut e| {
+        e.code = "invalid-json".into();
+        ApiError::from(e)
     })
 }
 

@@ -45,7 +45,10 @@ pub async fn register(
         "w-{}",
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
     );
-    let view = app.store.register_worker(&id, &reg, crate::now_ms()).await?;
+    let view = app
+        .store
+        .register_worker(&id, &reg, crate::now_ms())
+        .await?;
     app.demand.notify_one();
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -55,7 +58,10 @@ pub async fn deregister(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let released = app.store.release_worker_leases(&id, crate::now_ms()).await?;
+    let released = app
+        .store
+        .release_worker_leases(&id, crate::now_ms())
+        .await?;
     if !app.store.remove_worker(&id).await? {
         return Err(ApiError::not_found(format!("worker `{id}`")));
     }

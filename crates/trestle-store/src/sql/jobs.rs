@@ -52,10 +52,14 @@ impl SqlStore {
     }
 
     pub(super) async fn get_job(&self, id: i64) -> Result<Option<JobView>> {
-        let Some(row) = sqlx::query(concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?
         else {
             return Ok(None);
         };

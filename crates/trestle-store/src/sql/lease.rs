@@ -230,8 +230,7 @@ impl SqlStore {
                         message: message.as_deref(),
                         now: *time,
                     };
-                    match end_attempt(&mut tx, at.job_id, at.attempt, Some(&at.token), &end)
-                        .await?
+                    match end_attempt(&mut tx, at.job_id, at.attempt, Some(&at.token), &end).await?
                     {
                         Some(state) => out.finished.push((at.job_id, state)),
                         None => out.stale.push(key),
@@ -262,7 +261,10 @@ impl SqlStore {
                 message: Some("lease expired: the worker stopped reporting"),
                 now,
             };
-            if end_attempt(&mut tx, id, attempt, None, &end).await?.is_some() {
+            if end_attempt(&mut tx, id, attempt, None, &end)
+                .await?
+                .is_some()
+            {
                 n += 1;
             }
         }
@@ -288,7 +290,10 @@ impl SqlStore {
                 message: Some("the worker left"),
                 now,
             };
-            if end_attempt(&mut tx, id, attempt, None, &end).await?.is_some() {
+            if end_attempt(&mut tx, id, attempt, None, &end)
+                .await?
+                .is_some()
+            {
                 n += 1;
             }
         }

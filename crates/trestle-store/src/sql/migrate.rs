@@ -21,11 +21,15 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
     .await?;
     if dialect == Dialect::Postgres {
         // Serialise concurrent servers starting at once.
-        sqlx::query("SELECT pg_advisory_lock(72116)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_lock(72116)")
+            .execute(&mut *conn)
+            .await?;
     }
     let result = apply(&mut conn, dialect).await;
     if dialect == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock(72116)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock(72116)")
+            .execute(&mut *conn)
+            .await?;
     }
     result
 }

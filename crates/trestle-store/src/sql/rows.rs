@@ -42,7 +42,9 @@ pub(super) fn job(row: &AnyRow) -> Result<JobView> {
         reason: row.try_get("reason")?,
         attempts_used: row.try_get::<i64, _>("attempts_used")? as u32,
         max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
-        exit_code: row.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
+        exit_code: row
+            .try_get::<Option<i64>, _>("exit_code")?
+            .map(|c| c as i32),
         worker: row.try_get("lease_worker")?,
         submitted_at: row.try_get("submitted_at")?,
         started_at: row.try_get("started_at")?,
@@ -61,7 +63,9 @@ pub(super) fn attempt(row: &AnyRow) -> Result<AttemptView> {
         state: AttemptState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown attempt state `{state}`")))?,
         reason: reason.as_deref().and_then(AttemptReason::parse),
-        exit_code: row.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
+        exit_code: row
+            .try_get::<Option<i64>, _>("exit_code")?
+            .map(|c| c as i32),
         leased_at: row.try_get("leased_at")?,
         started_at: row.try_get("started_at")?,
         ended_at: row.try_get("ended_at")?,

@@ -163,13 +163,12 @@ impl TokenStore for SqlStore {
     }
 
     async fn count_tokens(&self, role: &str) -> Result<u64> {
-        let n: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM tokens WHERE role = $1 AND revoked_at IS NULL",
-        )
-        .bind(role)
-        .fetch_one(&self.read)
-        .await?
-        .try_get("n")?;
+        let n: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE role = $1 AND revoked_at IS NULL")
+                .bind(role)
+                .fetch_one(&self.read)
+                .await?
+                .try_get("n")?;
         Ok(n as u64)
     }
 }

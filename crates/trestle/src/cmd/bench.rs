@@ -1,0 +1,172 @@
+//! `trestle bench`: throughput of durable jobs through the API, and
+//! submit-to-start latency with an idle worker. Figures, not assertions;
+//! `bench/run.sh` records them next to the raw spawn rate, HyperQueue and
+//! Slurm in `docs/benchmarks.md`.
+
+use super::client;
+use crate::Conn;
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::json;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use trestle_client::{Client, JobQuery};
+use trestle_core::JobState;
+
+/// `trestle bench` options.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Jobs to run for the throughput figure.
+    #[arg(long, default_value_t = 10_000)]
+    pub jobs: u32,
+    /// The command each job runs (split on whitespace, executed directly).
+    #[arg(long, default_value = "true")]
+    pub command: String,
+    /// Jobs per submission request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: u32,
+    /// Jobs queued (at a lower priority) before the measurement starts.
+    #[arg(long, default_value_t = 0)]
+    pub backlog: u32,
+    /// Jobs submitted one at a time to an idle worker for the latency figure.
+    #[arg(long, default_value_t = 200)]
+    pub latency_jobs: u32,
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn submit_many(c: &Client, n: u32, batch: u32, job: &serde_json::Value) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(n as usize);
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(batch.max(1));
+        let jobs = vec![job.clone(); k as usize];
+        ids.extend(c.submit_batch(jobs).await?.ids);
+        left -= k;
+    }
+    Ok(ids)
+}
+
+async fn bench_jobs(c: &Client, queue: &str) -> Result<Vec<trestle_core::api::JobView>> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = c
+            .list_jobs(&JobQuery {
+                states: vec![],
+                queue: Some(queue.to_string()),
+                before,
+                limit: Some(1000),
+            })
+            .await?;
+        let n = page.jobs.len();
+        all.extend(page.jobs);
+        match page.next_before {
+            Some(b) if n > 0 => before = Some(b),
+            _ => return Ok(all),
+        }
+    }
+}
+
+/// Runs the benchmark against the configured server.
+pub async fn run(a: BenchArgs, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    let argv: Vec<&str> = a.command.split_whitespace().collect();
+    if argv.is_empty() {
+        bail!("--command is empty");
+    }
+    let run_id = trestle_server::now_ms();
+    let queue = format!("bench{run_id}");
+    if a.backlog > 0 {
+        let t = Instant::now();
+        let backlog = json!({"command": argv, "queue": format!("backlog{run_id}"), "priority": -1});
+        submit_many(&c, a.backlog, 10_000, &backlog).await?;
+        println!(
+            "backlog: {} jobs queued in {:.1}s",
+            a.backlog,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    // Throughput: submit everything, wait until the queue drains.
+    let job = json!({"command": argv, "queue": queue});
+    let t0 = Instant::now();
+    let ids = submit_many(&c, a.jobs, a.batch, &job).await?;
+    let submit_secs = t0.elapsed().as_secs_f64();
+    let active = vec![JobState::Runnable, JobState::Starting, JobState::Running];
+    loop {
+        let page = c
+            .list_jobs(&JobQuery {
+                states: active.clone(),
+                queue: Some(queue.clone()),
+                before: None,
+                limit: Some(1),
+            })
+            .await?;
+        if page.jobs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let jobs = bench_jobs(&c, &queue).await?;
+    let failed = jobs
+        .iter()
+        .filter(|j| j.state != JobState::Succeeded)
+        .count();
+    let first = jobs.iter().map(|j| j.submitted_at).min().unwrap_or(0);
+    let last = jobs
+        .iter()
+        .filter_map(|j| j.finished_at)
+        .max()
+        .unwrap_or(first);
+    let span = ((last - first) as f64 / 1000.0).max(0.001);
+    println!("jobs: {}  command: {}", ids.len(), a.command);
+    println!(
+        "throughput: {:.1} jobs/s ({} jobs, first submit to last finish {:.2}s; wall {:.2}s; submit {:.2}s; failed {})",
+        ids.len() as f64 / span,
+        ids.len(),
+        span,
+        wall,
+        submit_secs,
+        failed
+    );
+    // Latency: one job at a time to an idle worker.
+    if a.latency_jobs > 0 {
+        let lat_queue = format!("latency{run_id}");
+        let job = json!({"command": argv, "queue": lat_queue});
+        let mut lat = Vec::new();
+        for _ in 0..a.latency_jobs {
+            let v = c.submit_job(&job).await?;
+            loop {
+                let j = c.get_job(v.id).await?;
+                if j.state.is_terminal() {
+                    if let Some(s) = j.started_at {
+                        lat.push(s - j.submitted_at);
+                    }
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        lat.sort_unstable();
+        println!(
+            "submit->start latency (idle worker, {} jobs): p50 {} ms  p90 {} ms  p99 {} ms  max {} ms",
+            lat.len(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.9),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or(0)
+        );
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

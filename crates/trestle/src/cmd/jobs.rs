@@ -1,0 +1,448 @@
+//! Reading and steering jobs: `jobs`, `job show`, `logs`, `cancel`,
+//! `wait`, `outputs`, `workers`.
+
+use super::client;
+use crate::Conn;
+use crate::output::{duration, table, time, usage};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use trestle_client::{Client, JobQuery};
+use trestle_core::JobState;
+use trestle_core::api::JobView;
+use trestle_core::paths::normalize_relative;
+
+/// `trestle jobs` options.
+#[derive(Args, Debug)]
+pub struct JobsArgs {
+    /// Only these states (comma-separated, e.g. RUNNING,FAILED).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// At most this many (default 50).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON (the API's field names).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trestle job ...`.
+#[derive(Subcommand, Debug)]
+pub enum JobCmd {
+    /// Show a job: spec, state and every attempt.
+    Show {
+        /// Job id.
+        id: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--json` only.
+#[derive(Args, Debug)]
+pub struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Job ids.
+#[derive(Args, Debug)]
+pub struct IdsArgs {
+    /// Job ids.
+    #[arg(required = true)]
+    pub ids: Vec<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trestle logs` options.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Job id.
+    pub id: i64,
+    /// Keep printing as output arrives, until the job ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Attempt number (default: the latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+}
+
+/// `trestle outputs` options.
+#[derive(Args, Debug)]
+pub struct OutputsArgs {
+    /// Job id.
+    pub id: i64,
+    /// Folder to write the files into.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Attempt number (default: the latest with outputs).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+}
+
+fn states(s: &Option<String>) -> Result<Vec<JobState>> {
+    let mut out = Vec::new();
+    for part in s
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|p| !p.is_empty())
+    {
+        match JobState::parse(part) {
+            Some(st) => out.push(st),
+            None => return usage(format!("`{part}` is not a job state")),
+        }
+    }
+    Ok(out)
+}
+
+/// `trestle jobs`.
+pub async fn list(a: JobsArgs, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    let page = c
+        .list_jobs(&JobQuery {
+            states: states(&a.state)?,
+            queue: a.queue,
+            before: None,
+            limit: Some(a.limit),
+        })
+        .await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&page.jobs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = page
+        .jobs
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.to_string(),
+                j.name.clone(),
+                j.queue.clone(),
+                j.state.to_string(),
+                format!("{}/{}", j.attempts_used, j.max_attempts),
+                time(j.submitted_at),
+                j.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "ID",
+                "NAME",
+                "QUEUE",
+                "STATE",
+                "ATTEMPTS",
+                "SUBMITTED",
+                "REASON"
+            ],
+            &rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_job(j: &JobView) -> String {
+    let mut s = String::new();
+    let cmd = match &j.spec.command {
+        trestle_core::Command::Argv(v) => v.join(" "),
+        trestle_core::Command::Shell(t) => t.clone(),
+    };
+    let mut kv = vec![
+        ("id", j.id.to_string()),
+        ("name", j.name.clone()),
+        ("queue", j.queue.clone()),
+        ("state", j.state.to_string()),
+        ("reason", j.reason.clone().unwrap_or_else(|| "-".into())),
+        ("command", cmd),
+        (
+            "resources",
+            format!(
+                "{} cpu, {} MiB, {} gpu",
+                j.spec.resources.cpus, j.spec.resources.mem_mib, j.spec.resources.gpus
+            ),
+        ),
+        (
+            "attempts",
+            format!("{} of {}", j.attempts_used, j.max_attempts),
+        ),
+        ("submitted", time(j.submitted_at)),
+    ];
+    if let Some(k) = &j.spec.key {
+        kv.push(("key", k.clone()));
+    }
+    if let Some(t) = &j.spec.success_string {
+        kv.push(("success string", t.clone()));
+    }
+    if j.spec.timeout_secs > 0 {
+        kv.push(("timeout", duration(j.spec.timeout_secs as i64 * 1000)));
+    }
+    if let Some(i) = &j.spec.inputs {
+        kv.push(("inputs", i.clone()));
+    }
+    if let Some(w) = &j.worker {
+        kv.push(("worker", w.clone()));
+    }
+    if let Some(e) = j.exit_code {
+        kv.push(("exit code", e.to_string()));
+    }
+    if let Some(f) = j.finished_at {
+        kv.push(("finished", time(f)));
+    }
+    for (k, v) in kv {
+        s.push_str(&format!("{k:<15} {v}\n"));
+    }
+    if !j.attempts.is_empty() {
+        s.push('\n');
+        let rows: Vec<Vec<String>> = j
+            .attempts
+            .iter()
+            .map(|a| {
+                vec![
+                    a.attempt.to_string(),
+                    a.worker.clone(),
+                    a.state.as_str().to_string(),
+                    a.started_at.map(time).unwrap_or_else(|| "-".into()),
+                    a.ended_at.map(time).unwrap_or_else(|| "-".into()),
+                    a.exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    a.reason
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        s.push_str(&table(
+            &[
+                "ATTEMPT", "WORKER", "STATE", "START", "END", "EXIT", "REASON",
+            ],
+            &rows,
+        ));
+    }
+    s
+}
+
+/// `trestle job show`.
+pub async fn job(cmd: JobCmd, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    match cmd {
+        JobCmd::Show { id, json } => {
+            let j = c.get_job(id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&j)?);
+            } else {
+                print!("{}", show_job(&j));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `trestle logs [-f]`.
+pub async fn logs(a: LogsArgs, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    let mut after = 0;
+    let mut attempt = a.attempt;
+    let mut out = std::io::stdout();
+    loop {
+        let slice = c.job_log(a.id, attempt, after).await?;
+        if attempt.is_some_and(|n| n != slice.attempt) || (attempt.is_none() && after == 0) {
+            attempt = Some(slice.attempt);
+        }
+        if !slice.data.is_empty() {
+            out.write_all(slice.data.as_bytes())?;
+            out.flush()?;
+            after = slice.next;
+            continue;
+        }
+        if !a.follow || slice.state.is_terminal() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Following the latest attempt: a retry starts a new log.
+        if a.attempt.is_none() {
+            let j = c.get_job(a.id).await?;
+            if let Some(last) = j.attempts.last()
+                && Some(last.attempt) != attempt
+            {
+                eprintln!("--- attempt {} ---", last.attempt);
+                attempt = Some(last.attempt);
+                after = 0;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `trestle cancel`.
+pub async fn cancel(a: IdsArgs, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    let mut views = Vec::new();
+    for id in &a.ids {
+        let before = c.get_job(*id).await?;
+        let j = c.cancel_job(*id).await?;
+        if !a.json {
+            if before.state.is_terminal() {
+                println!("{id} already finished ({})", j.state);
+            } else if j.state == JobState::Cancelled {
+                println!("{id} cancelled");
+            } else if j.state.is_terminal() {
+                println!("{id} finished before the cancel ({})", j.state);
+            } else {
+                println!("{id} cancel requested (its worker is stopping it)");
+            }
+        }
+        views.push(j);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&views)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `trestle wait`.
+pub async fn wait(a: IdsArgs, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    wait_ids(&c, &a.ids, a.json).await
+}
+
+/// Waits for jobs to end, with a spinner; 0 only if all succeeded.
+pub async fn wait_ids(c: &Client, ids: &[i64], json: bool) -> Result<ExitCode> {
+    let bar = ProgressBar::new(ids.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} waiting for {len} job(s): {pos} done {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut done: Vec<JobView> = Vec::new();
+    let mut pending: Vec<i64> = ids.to_vec();
+    let mut delay = Duration::from_millis(50);
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for id in pending {
+            let j = c.get_job(id).await?;
+            if j.state.is_terminal() {
+                bar.inc(1);
+                done.push(j);
+            } else {
+                bar.set_message(format!("(job {id}: {})", j.state));
+                still.push(id);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+    bar.finish_and_clear();
+    done.sort_by_key(|j| j.id);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    } else {
+        for j in &done {
+            match &j.reason {
+                Some(r) => println!("{} {} ({r})", j.id, j.state),
+                None => println!("{} {}", j.id, j.state),
+            }
+        }
+    }
+    Ok(if done.iter().all(|j| j.state == JobState::Succeeded) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `trestle outputs ID --to DIR`.
+pub async fn outputs(a: OutputsArgs, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    let list = c.list_outputs(a.id, a.attempt).await?;
+    let total: u64 = list.files.iter().map(|f| f.size).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "downloading [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    std::fs::create_dir_all(&a.to).with_context(|| format!("cannot create {}", a.to.display()))?;
+    for f in &list.files {
+        let rel = normalize_relative("path", &f.path).map_err(|e| anyhow::anyhow!(e.message))?;
+        let dest = a.to.join(&rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let n = c
+            .download_output(a.id, list.attempt, &rel, &dest)
+            .await
+            .with_context(|| format!("downloading {rel}"))?;
+        bar.inc(n);
+    }
+    bar.finish_and_clear();
+    println!(
+        "{} file(s) of job {} (attempt {}) written to {}",
+        list.files.len(),
+        a.id,
+        list.attempt.unwrap_or(0),
+        a.to.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `trestle workers`.
+pub async fn workers(a: JsonArgs, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    let ws = c.list_workers().await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&ws)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = trestle_server::now_ms();
+    let rows: Vec<Vec<String>> = ws
+        .iter()
+        .map(|w| {
+            vec![
+                w.id.clone(),
+                w.host.clone(),
+                w.pid.to_string(),
+                w.compute_env.clone().unwrap_or_else(|| "-".into()),
+                w.capacity.cpus.to_string(),
+                format!("{} MiB", w.capacity.mem_mib),
+                w.running_jobs.len().to_string(),
+                format!("{} ago", duration((now - w.last_heartbeat).max(0))),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "ID",
+                "HOST",
+                "PID",
+                "ENV",
+                "CPUS",
+                "MEMORY",
+                "RUNNING",
+                "LAST HEARTBEAT"
+            ],
+            &rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}

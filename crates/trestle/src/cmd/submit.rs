@@ -1,0 +1,264 @@
+//! `trestle submit`: one command, a JSON job file, or a folder plus the
+//! script to run in it.
+
+use super::client;
+use crate::Conn;
+use crate::output::usage;
+use anyhow::{Context, Result};
+use clap::Args;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use trestle_client::Client;
+use trestle_core::parse::parse_env_pair;
+
+/// Options of `trestle submit`.
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// Job name (default: the program's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Attempts before the job fails (default 1).
+    #[arg(long)]
+    pub attempts: Option<u32>,
+    /// The job succeeds only if its output contains this string.
+    #[arg(long)]
+    pub success_string: Option<String>,
+    /// Time limit per attempt (90s, 10m, 1h30m).
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// CPU cores.
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory (512M, 2G).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// GPUs.
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// Environment variable KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Upload this folder as the job's inputs (staged into its scratch directory).
+    #[arg(long, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// With a folder argument: the script in it to run.
+    #[arg(long, value_name = "SCRIPT")]
+    pub run: Option<String>,
+    /// A job file: the native JSON spec or the seed's job JSON.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Wait until the job finishes; exit 0 only if it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the job as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The folder to upload and run `--run SCRIPT` in.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub args: Vec<String>,
+}
+
+/// Quotes a string for a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn flags_into(a: &SubmitArgs, job: &mut serde_json::Map<String, Value>) -> Result<()> {
+    let mut set = |k: &str, v: Value| {
+        job.insert(k.to_string(), v);
+    };
+    if let Some(v) = &a.name {
+        set("name", json!(v));
+    }
+    if let Some(v) = &a.queue {
+        set("queue", json!(v));
+    }
+    if let Some(v) = a.attempts {
+        set("attempts", json!(v));
+    }
+    if let Some(v) = &a.success_string {
+        set("success_string", json!(v));
+    }
+    if let Some(v) = &a.timeout {
+        set("timeout", json!(v));
+    }
+    if let Some(v) = a.cpus {
+        set("cpus", json!(v));
+    }
+    if let Some(v) = &a.mem {
+        set("memory", json!(v));
+    }
+    if let Some(v) = a.gpus {
+        set("gpus", json!(v));
+    }
+    if !a.env.is_empty() {
+        let mut env = serde_json::Map::new();
+        for pair in &a.env {
+            let (k, v) = match parse_env_pair("--env", pair) {
+                Ok(kv) => kv,
+                Err(e) => return usage(e.message),
+            };
+            env.insert(k, json!(v));
+        }
+        set("env", Value::Object(env));
+    }
+    Ok(())
+}
+
+/// Runs `trestle submit`.
+pub async fn run(a: SubmitArgs, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    let mut job: serde_json::Map<String, Value> = if let Some(f) = &a.file {
+        if !a.args.is_empty() || a.dir.is_some() {
+            return usage("give either --file or a command, not both");
+        }
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let cleaned = trestle_core::spec::strip_trailing_commas(&text);
+        let v: Value = serde_json::from_str(&cleaned)
+            .with_context(|| format!("{} is not valid JSON", f.display()))?;
+        match v {
+            Value::Object(m) => m,
+            _ => return usage(format!("{} must hold a JSON object", f.display())),
+        }
+    } else if let Some(script) = &a.run {
+        let Some(dir) = &a.dir else {
+            return usage("usage: trestle submit DIR --run SCRIPT");
+        };
+        if !a.args.is_empty() {
+            return usage("give either DIR --run SCRIPT or -- COMMAND, not both");
+        }
+        if !dir.join(script).is_file() {
+            return usage(format!("{} has no file `{script}`", dir.display()));
+        }
+        let upload = upload_folder(&c, dir).await?;
+        let q = sh_quote(script);
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "command".into(),
+            json!(format!("chmod +x {q} && exec ./{q}")),
+        );
+        m.insert("inputs".into(), json!(upload));
+        m.entry("name").or_insert(json!(script));
+        m
+    } else {
+        if let Some(d) = &a.dir {
+            return usage(format!(
+                "`{}`: a folder needs `--run SCRIPT`; a command goes after `--` (trestle submit [OPTIONS] -- COMMAND ARGS...)",
+                d.display()
+            ));
+        }
+        if a.args.is_empty() {
+            return usage("nothing to run: trestle submit [OPTIONS] -- COMMAND ARGS...");
+        }
+        let mut m = serde_json::Map::new();
+        m.insert("command".into(), json!(a.args));
+        m
+    };
+    // The seed's format takes no extra fields; flags apply to the native one.
+    let seed = job.contains_key("job_id") || job.contains_key("commands");
+    if !seed {
+        flags_into(&a, &mut job)?;
+    }
+    if let Some(dir) = &a.input {
+        if seed {
+            return usage("--input cannot be combined with a seed-format job file");
+        }
+        let upload = upload_folder(&c, dir).await?;
+        job.insert("inputs".into(), json!(upload));
+    }
+    let view = c.submit_job(&Value::Object(job)).await?;
+    if a.json && !a.wait {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else if !a.wait {
+        println!("{}", view.id);
+    }
+    if a.wait {
+        if !a.json {
+            eprintln!("submitted job {}", view.id);
+        }
+        return super::jobs::wait_ids(&c, &[view.id], a.json).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every regular file under `dir`, as (relative path, absolute path, size).
+fn walk(dir: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?;
+        for e in entries {
+            let e = e?;
+            let ty = e.file_type()?;
+            let p = e.path();
+            if ty.is_dir() {
+                stack.push(p);
+            } else if ty.is_file() {
+                let rel = p
+                    .strip_prefix(dir)
+                    .context("path outside the folder")?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push((rel, p.clone(), e.metadata()?.len()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Uploads a folder (with a progress bar) and returns the upload id.
+pub async fn upload_folder(c: &Client, dir: &Path) -> Result<String> {
+    if !dir.is_dir() {
+        return usage(format!("{} is not a folder", dir.display()));
+    }
+    let files = walk(dir)?;
+    if files.is_empty() {
+        return usage(format!("{} has no files to upload", dir.display()));
+    }
+    let total: u64 = files.iter().map(|f| f.2).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "uploading {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("{} files", files.len()));
+    let upload = c.create_upload().await?.id;
+    let results: Vec<Result<()>> = futures::stream::iter(files)
+        .map(|(rel, path, _size)| {
+            let bar = bar.clone();
+            let upload = upload.clone();
+            async move {
+                let last = std::sync::atomic::AtomicU64::new(0);
+                let progress = move |sent: u64| {
+                    let prev = last.swap(sent, std::sync::atomic::Ordering::Relaxed);
+                    bar.inc(sent.saturating_sub(prev));
+                };
+                c.upload_file(&upload, &rel, &path, Some(&progress))
+                    .await
+                    .with_context(|| format!("uploading {rel}"))
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    for r in results {
+        r?;
+    }
+    Ok(upload)
+}

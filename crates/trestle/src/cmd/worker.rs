@@ -1,0 +1,84 @@
+//! `trestle worker`: lease and run jobs from a server until idle or stopped.
+
+use crate::Conn;
+use crate::output::usage;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use trestle_agent::WorkerConfig;
+use trestle_core::parse::{parse_duration, parse_memory_mib};
+
+/// `trestle worker` options.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Server URL(s), comma-separated or repeated (default: --url / TRESTLE_URL / client config).
+    #[arg(long, value_delimiter = ',')]
+    pub server: Vec<String>,
+    /// CPUs to offer (default: all cores).
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory to offer in MiB (default: the host's memory).
+    #[arg(long)]
+    pub mem_mib: Option<u64>,
+    /// Memory to offer (512M, 16G); alternative to --mem-mib.
+    #[arg(long, conflicts_with = "mem_mib")]
+    pub mem: Option<String>,
+    /// GPUs to offer.
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// Exit after this long without work (30s, 5m); default: never.
+    #[arg(long)]
+    pub idle_exit: Option<String>,
+    /// Root of the per-attempt scratch directories.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Name of the compute environment that launched this worker.
+    #[arg(long)]
+    pub compute_env: Option<String>,
+    /// Jobs to lease beyond free slots (hides the lease round trip for short jobs).
+    #[arg(long, default_value_t = 0)]
+    pub prefetch: u32,
+}
+
+/// Runs a worker until it is idle for `--idle-exit`, or SIGINT/SIGTERM
+/// (then its running jobs are handed back to the queue).
+pub async fn run(a: WorkerArgs, conn: &Conn) -> Result<ExitCode> {
+    let (urls, token) = super::endpoint(conn);
+    let servers = if a.server.is_empty() { urls } else { a.server };
+    let mut cfg = WorkerConfig::new(servers, token);
+    if let Some(c) = a.cpus {
+        cfg.capacity.cpus = c;
+    }
+    if let Some(m) = a.mem_mib {
+        cfg.capacity.mem_mib = m;
+    }
+    if let Some(m) = &a.mem {
+        cfg.capacity.mem_mib = match parse_memory_mib("--mem", m) {
+            Ok(v) => v,
+            Err(e) => return usage(e.message),
+        };
+    }
+    if let Some(g) = a.gpus {
+        cfg.capacity.gpus = g;
+    }
+    if let Some(t) = &a.idle_exit {
+        cfg.idle_exit = match parse_duration("--idle-exit", t, false) {
+            Ok(s) => Some(std::time::Duration::from_secs(s)),
+            Err(e) => return usage(e.message),
+        };
+    }
+    if let Some(d) = a.work_dir {
+        cfg.work_dir = d;
+    }
+    cfg.compute_env = a.compute_env;
+    cfg.prefetch = a.prefetch;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        super::up::wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    let exit = trestle_agent::run(cfg, rx).await?;
+    tracing::info!(?exit, "worker stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The one test command: installs and starts what the tests need when it is
+# missing (PostgreSQL, curl), then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '==> %s\n' "$*"; }
+
+apt_install() {
+  if [ -z "${APT_UPDATED:-}" ]; then
+    apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_tools() {
+  command -v curl >/dev/null || { say "installing curl"; apt_install curl; }
+  command -v psql >/dev/null || { say "installing postgresql-client"; apt_install postgresql-client; }
+}
+
+pg_ok() { psql "postgres://postgres@127.0.0.1:5432/postgres" -qtAc 'SELECT 1' >/dev/null 2>&1; }
+
+ensure_postgres() {
+  if pg_ok; then return; fi
+  if ! command -v pg_ctlcluster >/dev/null; then
+    say "installing PostgreSQL"
+    apt_install postgresql
+  fi
+  local ver
+  ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$ver" ]; then
+    ver=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    pg_createcluster "$ver" main >/dev/null
+  fi
+  say "starting PostgreSQL $ver"
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  for _ in $(seq 1 60); do
+    pg_isready -h 127.0.0.1 -p 5432 -q && break
+    sleep 0.5
+  done
+  if ! pg_ok; then
+    # A fresh install asks for passwords on TCP; the tests use trust on loopback.
+    local hba="/etc/postgresql/$ver/main/pg_hba.conf"
+    say "allowing trust authentication on 127.0.0.1 in $hba"
+    sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main reload
+    sleep 1
+  fi
+  pg_ok || { echo "PostgreSQL is not reachable as postgres@127.0.0.1:5432" >&2; exit 1; }
+}
+
+ensure_tools
+ensure_postgres
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
