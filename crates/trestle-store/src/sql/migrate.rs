@@ -1,5 +1,5 @@
 //! Versioned migrations, embedded in the binary: one directory per dialect,
-//! applied in order, each in its own transaction, recorded in
+//! every version not yet recorded is applied in order, each in its own transaction, recorded in
 //! `schema_migrations`.
 
 use super::Dialect;
@@ -35,15 +35,17 @@ pub(super) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {
 }
 
 async fn apply(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> Result<()> {
-    let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
-        .fetch_one(&mut *conn)
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *conn)
         .await?
-        .try_get("v")?;
+        .iter()
+        .map(|r| r.try_get("version"))
+        .collect::<Result<_, _>>()?;
     let list = match dialect {
         Dialect::Sqlite => SQLITE,
         Dialect::Postgres => POSTGRES,
     };
-    for (version, sql) in list.iter().filter(|(v, _)| *v > current) {
+    for (version, sql) in list.iter().filter(|(v, _)| !applied.contains(v)) {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // Migration files are compiled into the binary; nothing user-supplied.
         sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
