@@ -40,7 +40,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> Result<()> {
         .await?
         .iter()
         .map(|r| r.try_get("version"))
-        .collect::<Result<_, _>>()?;
+        .collect::<std::result::Result<_, sqlx::Error>>()?;
     let list = match dialect {
         Dialect::Sqlite => SQLITE,
         Dialect::Postgres => POSTGRES,
