@@ -24,6 +24,8 @@ pub fn spec(command: Command) -> JobSpec {
         workdir: None,
         priority: 0,
         tags: Default::default(),
+        project: None,
+        owner: None,
     }
 }
 

@@ -333,6 +333,8 @@ fn spec(command: Command) -> JobSpec {
         workdir: None,
         priority: 0,
         tags: Default::default(),
+        project: None,
+        owner: None,
     }
 }
 

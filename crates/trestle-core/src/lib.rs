@@ -3,8 +3,11 @@
 //! autoscaling). Nothing in this crate does IO.
 
 pub mod api;
+pub mod audit;
+pub mod authz;
 pub mod autoscale;
 pub mod error;
+pub mod identity;
 pub mod job;
 pub mod outcome;
 pub mod parse;

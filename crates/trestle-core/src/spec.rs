@@ -83,6 +83,9 @@ pub struct JobRequest {
     /// Labels.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Project to charge (default: the submitter's default project).
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 /// The seed scheduler's job JSON, accepted verbatim.
@@ -273,6 +276,13 @@ impl JobRequest {
             Some(w) => Some(normalize_relative("workdir", &w)?),
             None => None,
         };
+        let project = match self.project {
+            Some(p) => {
+                crate::identity::validate_name("project", &p)?;
+                Some(p)
+            }
+            None => None,
+        };
         for (k, v) in &self.tags {
             check_name("tags", k, 128)?;
             if v.len() > 1024 {
@@ -302,6 +312,8 @@ impl JobRequest {
             workdir,
             priority: self.priority.unwrap_or(0),
             tags: self.tags,
+            project,
+            owner: None,
         })
     }
 }
