@@ -123,7 +123,7 @@ impl BackgroundLoop for LocalScaler {
         let demand = self
             .app
             .store
-            .runnable_demand(self.shape.cpus)
+            .runnable_demand(self.shape.cpus, self.max_vcpus.saturating_add(1))
             .await
             .map_err(|e| e.to_string())?;
         let live = self.provider.list().await.map_err(|e| e.to_string())?;

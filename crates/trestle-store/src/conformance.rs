@@ -584,13 +584,15 @@ async fn counts_and_demand(s: &dyn Store) {
     )
     .await
     .unwrap();
-    let d = s.runnable_demand(8).await.unwrap();
+    let d = s.runnable_demand(8, 1000).await.unwrap();
     assert_eq!((d.jobs, d.cpus, d.too_big, d.leased_cpus), (3, 6, 1, 0));
     worker(s, "w1", 4).await;
     let l = lease(s, "w1", cap(4, 100_000), 1, T0 + 1).await;
     assert_eq!(l.len(), 1);
-    let d = s.runnable_demand(8).await.unwrap();
+    let d = s.runnable_demand(8, 1000).await.unwrap();
     assert_eq!((d.jobs, d.cpus, d.leased_cpus), (2, 4, 2));
+    let capped = s.runnable_demand(8, 1).await.unwrap();
+    assert_eq!(capped.jobs, 1, "the limit bounds the scan");
     let mut c = s.counts().await.unwrap();
     c.sort();
     assert_eq!(

@@ -150,8 +150,10 @@ pub trait JobStore: Send + Sync {
     async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool>;
     /// Job counts per (queue, state).
     async fn counts(&self) -> Result<Vec<(String, JobState, u64)>>;
-    /// Runnable demand for jobs of at most `max_cpus` CPUs.
-    async fn runnable_demand(&self, max_cpus: u32) -> Result<Demand>;
+    /// Runnable demand for jobs of at most `max_cpus` CPUs, looking at no
+    /// more than the first `limit` runnable jobs (the autoscaler needs no
+    /// more than its environment could run, however long the queue).
+    async fn runnable_demand(&self, max_cpus: u32, limit: u32) -> Result<Demand>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;
 }

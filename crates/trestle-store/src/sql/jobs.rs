@@ -147,15 +147,16 @@ impl SqlStore {
             .collect()
     }
 
-    pub(super) async fn demand(&self, max_cpus: u32) -> Result<Demand> {
+    pub(super) async fn demand(&self, max_cpus: u32, limit: u32) -> Result<Demand> {
         let row = sqlx::query(
             "SELECT \
                CAST(COALESCE(SUM(CASE WHEN cpus <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS jobs, \
                CAST(COALESCE(SUM(CASE WHEN cpus <= $1 THEN cpus ELSE 0 END), 0) AS BIGINT) AS cpus, \
                CAST(COALESCE(SUM(CASE WHEN cpus > $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS too_big \
-             FROM (SELECT cpus FROM jobs WHERE state = 'RUNNABLE' ORDER BY priority DESC, id LIMIT 100000) AS r",
+             FROM (SELECT cpus FROM jobs WHERE state = 'RUNNABLE' ORDER BY priority DESC, id LIMIT $2) AS r",
         )
         .bind(i64::from(max_cpus))
+        .bind(i64::from(limit.max(1)))
         .fetch_one(&self.read)
         .await?;
         let leased: i64 = sqlx::query(

@@ -35,7 +35,7 @@ pub struct SqlStore {
 }
 
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32000;";
+     PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;";
 
 impl SqlStore {
     /// Connects to `url` (`sqlite://PATH`, `postgres://...`) and applies

@@ -219,8 +219,8 @@ impl JobStore for SqlStore {
     async fn counts(&self) -> Result<Vec<(String, JobState, u64)>> {
         self.job_counts().await
     }
-    async fn runnable_demand(&self, max_cpus: u32) -> Result<Demand> {
-        self.demand(max_cpus).await
+    async fn runnable_demand(&self, max_cpus: u32, limit: u32) -> Result<Demand> {
+        self.demand(max_cpus, limit).await
     }
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1 AS one").fetch_one(&self.read).await?;
