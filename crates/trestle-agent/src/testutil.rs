@@ -26,6 +26,7 @@ pub fn spec(command: Command) -> JobSpec {
         tags: Default::default(),
         project: None,
         owner: None,
+        flow: Default::default(),
     }
 }
 

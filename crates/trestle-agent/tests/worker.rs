@@ -335,6 +335,7 @@ fn spec(command: Command) -> JobSpec {
         tags: Default::default(),
         project: None,
         owner: None,
+        flow: Default::default(),
     }
 }
 

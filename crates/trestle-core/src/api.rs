@@ -50,6 +50,9 @@ pub struct JobView {
     /// Every attempt, oldest first (only in single-job responses).
     #[serde(default)]
     pub attempts: Vec<AttemptView>,
+    /// Arrays, pipelines and dependencies.
+    #[serde(flatten)]
+    pub flow: crate::workflow::FlowView,
 }
 
 /// One attempt of a job.

@@ -280,4 +280,7 @@ pub struct JobSpec {
     /// The user who submitted it (set by the server, never by the request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Arrays, dependencies and `#SBATCH` details.
+    #[serde(flatten)]
+    pub flow: crate::workflow::Flow,
 }

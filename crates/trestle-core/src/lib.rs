@@ -3,17 +3,24 @@
 //! autoscaling). Nothing in this crate does IO.
 
 pub mod api;
+pub mod array;
 pub mod audit;
 pub mod authz;
 pub mod autoscale;
+pub mod deps;
 pub mod error;
 pub mod identity;
 pub mod job;
 pub mod outcome;
 pub mod parse;
 pub mod paths;
+pub mod pipeline;
 pub mod placement;
+pub mod sbatch;
+pub mod slurm;
 pub mod spec;
+pub mod why;
+pub mod workflow;
 
 pub use error::ValidationError;
 pub use job::{AttemptReason, AttemptState, Command, JobSpec, JobState, Resources};

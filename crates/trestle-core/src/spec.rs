@@ -1,10 +1,13 @@
 //! Job requests as users write them (native JSON, the seed's job JSON, CLI
 //! flags) and their validation into a [`JobSpec`].
 
+use crate::array::ArraySpec;
+use crate::deps::{Dependency, check_count};
 use crate::error::{Result, ValidationError};
 use crate::job::{Command, DEFAULT_ATTEMPTS, DEFAULT_MEM_MIB, JobSpec, MAX_ATTEMPTS, Resources};
 use crate::parse::{parse_duration, parse_memory_mib, validate_env_name};
 use crate::paths::normalize_relative;
+use crate::workflow::{Flow, SlurmSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -86,6 +89,16 @@ pub struct JobRequest {
     /// Project to charge (default: the submitter's default project).
     #[serde(default)]
     pub project: Option<String>,
+    /// An array: `0-999`, `0-15:4`, `1,3,5-7`, optionally `%N` (at most N
+    /// children at once).
+    #[serde(default)]
+    pub array: Option<String>,
+    /// Jobs to wait for: `[{"kind": "after-ok", "job": 12}]`.
+    #[serde(default)]
+    pub after: Vec<Dependency>,
+    /// Details of a job submitted with `trestle sbatch`.
+    #[serde(default)]
+    pub slurm: Option<SlurmSpec>,
 }
 
 /// The seed scheduler's job JSON, accepted verbatim.
@@ -293,6 +306,24 @@ impl JobRequest {
                 ));
             }
         }
+        let array = match &self.array {
+            Some(a) => Some(ArraySpec::parse("array", a)?),
+            None => None,
+        };
+        check_count("after", &self.after)?;
+        if let Some(d) = self.after.iter().find(|d| d.job <= 0) {
+            return Err(ValidationError::new(
+                "invalid-dependency",
+                "after",
+                format!("`{}` is not a job id", d.job),
+            ));
+        }
+        let mut after = self.after;
+        after.sort();
+        after.dedup();
+        if let Some(s) = &self.slurm {
+            check_slurm(s)?;
+        }
         Ok(JobSpec {
             name,
             queue,
@@ -314,8 +345,35 @@ impl JobRequest {
             tags: self.tags,
             project,
             owner: None,
+            flow: Flow {
+                array,
+                array_task: None,
+                after,
+                slurm: self.slurm,
+            },
         })
     }
+}
+
+fn check_slurm(s: &SlurmSpec) -> Result<()> {
+    for (field, v) in [
+        ("slurm.output", &s.output),
+        ("slurm.error", &s.error),
+        ("slurm.submit_dir", &s.submit_dir),
+        ("slurm.submit_host", &s.submit_host),
+        ("slurm.user", &s.user),
+    ] {
+        if let Some(v) = v
+            && (v.is_empty() || v.len() > 4096 || v.chars().any(|c| c.is_control()))
+        {
+            return Err(ValidationError::new(
+                "invalid-slurm",
+                field,
+                format!("`{}` must be 1-4096 printable characters", v.escape_debug()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn default_name(c: &Command) -> String {

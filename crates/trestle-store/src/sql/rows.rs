@@ -51,6 +51,7 @@ pub(super) fn job(row: &AnyRow) -> Result<JobView> {
         finished_at: row.try_get("finished_at")?,
         spec: parse_spec(&spec)?,
         attempts: Vec::new(),
+        flow: Default::default(),
     })
 }
 

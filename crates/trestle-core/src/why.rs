@@ -1,0 +1,289 @@
+//! "Why is my job not running?": a reason for every PENDING or RUNNABLE
+//! job, decided from a snapshot of its dependencies, its array and the
+//! capacity on offer. Pure.
+
+use crate::job::{JobState, Resources};
+use crate::placement::Capacity;
+use crate::workflow::{DepView, JobKind};
+
+/// A compute environment as the reason sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// Its name.
+    pub name: String,
+    /// The shape of the workers it starts.
+    pub shape: Capacity,
+    /// Whether it may start more workers now (not at its limit).
+    pub can_grow: bool,
+}
+
+/// Where an array stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ArrayProgress {
+    /// The `%N` limit, if any.
+    pub parallel: Option<u32>,
+    /// Children created and not finished.
+    pub active: u64,
+    /// Children not created yet.
+    pub remaining: u64,
+}
+
+/// Capacity on offer right now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapacitySnapshot {
+    /// Total capacity of every live worker.
+    pub workers: Vec<Capacity>,
+    /// CPUs of live workers not held by leased jobs.
+    pub free_cpus: u64,
+    /// Compute environments that can start workers.
+    pub envs: Vec<Offer>,
+}
+
+/// Everything the reason depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitInput<'a> {
+    /// The job's state.
+    pub state: JobState,
+    /// Job, array or pipeline.
+    pub kind: JobKind,
+    /// What one attempt needs.
+    pub resources: Resources,
+    /// Its queue.
+    pub queue: &'a str,
+    /// The queue is disabled.
+    pub queue_disabled: bool,
+    /// Its dependencies.
+    pub deps: &'a [DepView],
+    /// For arrays.
+    pub array: Option<ArrayProgress>,
+    /// Capacity on offer.
+    pub capacity: &'a CapacitySnapshot,
+}
+
+/// Why the job is not running, or `None` when it is not waiting.
+pub fn why_waiting(w: &WaitInput<'_>) -> Option<String> {
+    if !matches!(w.state, JobState::Pending | JobState::Runnable) {
+        return None;
+    }
+    if w.queue_disabled {
+        return Some(format!(
+            "queue `{}` is disabled; jobs wait until it is enabled",
+            w.queue
+        ));
+    }
+    let open: Vec<&DepView> = w.deps.iter().filter(|d| !d.resolved).collect();
+    if w.state == JobState::Pending && !open.is_empty() {
+        let first = open[0];
+        let state = first
+            .state
+            .map_or_else(|| "gone".to_string(), |s| s.as_str().to_string());
+        let more = if open.len() > 1 {
+            format!(" and {} more", open.len() - 1)
+        } else {
+            String::new()
+        };
+        return Some(format!(
+            "waiting on dependency {} ({}; it is {state}){more}",
+            first.job,
+            first.kind.as_str()
+        ));
+    }
+    if w.kind.is_group() {
+        if let Some(a) = w.array
+            && let Some(p) = a.parallel
+            && a.remaining > 0
+            && a.active >= u64::from(p)
+        {
+            return Some(format!(
+                "array parallel limit: {} of at most {p} children at once (%{p}); {} more to come",
+                a.active, a.remaining
+            ));
+        }
+        return None;
+    }
+    if w.state == JobState::Pending {
+        return Some("waiting for its dependencies to be checked".to_string());
+    }
+    let c = w.capacity;
+    let r = &w.resources;
+    let shapes: Vec<Capacity> = c
+        .envs
+        .iter()
+        .map(|e| e.shape)
+        .chain(c.workers.iter().copied())
+        .collect();
+    if shapes.is_empty() {
+        return Some(
+            "no compute environment and no worker: start one with `trestle worker --server URL`"
+                .to_string(),
+        );
+    }
+    if !shapes.iter().any(|s| s.fits(r)) {
+        let max_cpus = shapes.iter().map(|s| s.cpus).max().unwrap_or(0);
+        let max_mem = shapes.iter().map(|s| s.mem_mib).max().unwrap_or(0);
+        let max_gpus = shapes.iter().map(|s| s.gpus).max().unwrap_or(0);
+        let what = if r.cpus > max_cpus {
+            format!(
+                "{} CPUs; the largest environment or worker offers {max_cpus}",
+                r.cpus
+            )
+        } else if r.mem_mib > max_mem {
+            format!(
+                "{} MiB of memory; the largest environment or worker offers {max_mem} MiB",
+                r.mem_mib
+            )
+        } else if r.gpus > max_gpus {
+            format!(
+                "{} GPUs; the largest environment or worker offers {max_gpus}",
+                r.gpus
+            )
+        } else {
+            format!(
+                "{} CPUs, {} MiB and {} GPUs together; no single environment or worker offers that",
+                r.cpus, r.mem_mib, r.gpus
+            )
+        };
+        return Some(format!("needs {what}"));
+    }
+    let can_launch = c.envs.iter().any(|e| e.can_grow && e.shape.fits(r));
+    if !can_launch && c.free_cpus < u64::from(r.cpus) {
+        let limits = if c.envs.is_empty() {
+            "no compute environment can start more workers".to_string()
+        } else {
+            format!(
+                "{} at {} limit",
+                c.envs
+                    .iter()
+                    .map(|e| format!("`{}`", e.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if c.envs.len() == 1 { "its" } else { "their" }
+            )
+        };
+        return Some(format!(
+            "no capacity in any compute environment: every worker is busy and {limits}"
+        ));
+    }
+    Some("waiting for a worker to lease it (one is free or starting)".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deps::DepKind;
+
+    fn cap(cpus: u32, mem: u64, gpus: u32) -> Capacity {
+        Capacity {
+            cpus,
+            mem_mib: mem,
+            gpus,
+        }
+    }
+
+    fn input<'a>(state: JobState, cpus: u32, c: &'a CapacitySnapshot) -> WaitInput<'a> {
+        WaitInput {
+            state,
+            kind: JobKind::Job,
+            resources: Resources {
+                cpus,
+                mem_mib: 256,
+                gpus: 0,
+            },
+            queue: "default",
+            queue_disabled: false,
+            deps: &[],
+            array: None,
+            capacity: c,
+        }
+    }
+
+    #[test]
+    fn reasons() {
+        let local = CapacitySnapshot {
+            workers: vec![],
+            free_cpus: 0,
+            envs: vec![Offer {
+                name: "local".into(),
+                shape: cap(8, 16_000, 0),
+                can_grow: true,
+            }],
+        };
+        assert_eq!(why_waiting(&input(JobState::Running, 1, &local)), None);
+        let r = why_waiting(&input(JobState::Runnable, 64, &local)).unwrap();
+        assert_eq!(
+            r,
+            "needs 64 CPUs; the largest environment or worker offers 8"
+        );
+        let mut gpu = input(JobState::Runnable, 1, &local);
+        gpu.resources.gpus = 1;
+        assert!(why_waiting(&gpu).unwrap().contains("1 GPUs"));
+        let r = why_waiting(&input(JobState::Runnable, 2, &local)).unwrap();
+        assert!(r.starts_with("waiting for a worker"), "{r}");
+        let full = CapacitySnapshot {
+            workers: vec![cap(8, 16_000, 0)],
+            free_cpus: 1,
+            envs: vec![Offer {
+                name: "local".into(),
+                shape: cap(8, 16_000, 0),
+                can_grow: false,
+            }],
+        };
+        let r = why_waiting(&input(JobState::Runnable, 2, &full)).unwrap();
+        assert!(
+            r.starts_with("no capacity in any compute environment"),
+            "{r}"
+        );
+        let none = CapacitySnapshot::default();
+        assert!(
+            why_waiting(&input(JobState::Runnable, 1, &none))
+                .unwrap()
+                .starts_with("no compute environment")
+        );
+        let mut disabled = input(JobState::Runnable, 1, &local);
+        disabled.queue_disabled = true;
+        assert!(why_waiting(&disabled).unwrap().contains("disabled"));
+    }
+
+    #[test]
+    fn dependencies_and_arrays() {
+        let c = CapacitySnapshot::default();
+        let deps = [
+            DepView {
+                kind: DepKind::AfterOk,
+                job: 7,
+                state: Some(JobState::Running),
+                resolved: false,
+            },
+            DepView {
+                kind: DepKind::AfterAny,
+                job: 8,
+                state: Some(JobState::Runnable),
+                resolved: false,
+            },
+        ];
+        let mut w = input(JobState::Pending, 1, &c);
+        w.deps = &deps;
+        assert_eq!(
+            why_waiting(&w).unwrap(),
+            "waiting on dependency 7 (after-ok; it is RUNNING) and 1 more"
+        );
+        let mut a = input(JobState::Runnable, 1, &c);
+        a.kind = JobKind::Array;
+        a.array = Some(ArrayProgress {
+            parallel: Some(2),
+            active: 2,
+            remaining: 5,
+        });
+        assert!(
+            why_waiting(&a)
+                .unwrap()
+                .starts_with("array parallel limit: 2 of at most 2")
+        );
+        a.array = Some(ArrayProgress {
+            parallel: None,
+            active: 2,
+            remaining: 5,
+        });
+        assert_eq!(why_waiting(&a), None);
+    }
+}

@@ -1,0 +1,238 @@
+//! Workflow parts of jobs: the fields a job spec gains for arrays,
+//! dependencies and `#SBATCH` scripts, and how the API shows groups
+//! (arrays, pipelines), dependencies and events.
+
+use crate::array::{ArraySpec, ArrayTask};
+use crate::deps::{DepKind, Dependency};
+use crate::job::JobState;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Workflow fields of a [`crate::JobSpec`] (flattened into its JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// This job is an array of children with these indices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<ArraySpec>,
+    /// This job is one child of an array (set by the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_task: Option<ArrayTask>,
+    /// Jobs this one waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Dependency>,
+    /// Set for jobs submitted with `trestle sbatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmSpec>,
+}
+
+/// What an `#SBATCH` script needs at run time beyond the job spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmSpec {
+    /// `--output` pattern (`%j %A %a %x %u %N %%`), relative to the working
+    /// directory unless absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// `--error` pattern; `None`: stderr goes with stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where `sbatch` was run (`SLURM_SUBMIT_DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_dir: Option<String>,
+    /// The host `sbatch` was run on (`SLURM_SUBMIT_HOST`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_host: Option<String>,
+    /// The submitting user (`%u`, `SLURM_JOB_USER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `--ntasks` (`SLURM_NTASKS`).
+    pub ntasks: u32,
+    /// `--cpus-per-task` (`SLURM_CPUS_PER_TASK`).
+    pub cpus_per_task: u32,
+}
+
+/// What kind of job a row is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// An ordinary job (also an array child or a pipeline step).
+    #[default]
+    Job,
+    /// The parent of an array; its children run, it does not.
+    Array,
+    /// The parent of a pipeline's steps; it does not run itself.
+    Pipeline,
+}
+
+impl JobKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Job => "job",
+            JobKind::Array => "array",
+            JobKind::Pipeline => "pipeline",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<JobKind> {
+        match s {
+            "job" => Some(JobKind::Job),
+            "array" => Some(JobKind::Array),
+            "pipeline" => Some(JobKind::Pipeline),
+            _ => None,
+        }
+    }
+
+    /// True for arrays and pipelines.
+    pub fn is_group(self) -> bool {
+        self != JobKind::Job
+    }
+
+    fn is_job(&self) -> bool {
+        *self == JobKind::Job
+    }
+}
+
+/// Children of a group per state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildCounts {
+    /// Children in all (for arrays, including those not yet created).
+    pub total: u64,
+    /// Children per state; children of an array not created yet count as
+    /// RUNNABLE (or PENDING while the array waits on dependencies).
+    pub counts: BTreeMap<JobState, u64>,
+}
+
+impl ChildCounts {
+    /// Children in `state`.
+    pub fn get(&self, state: JobState) -> u64 {
+        self.counts.get(&state).copied().unwrap_or(0)
+    }
+
+    /// The state a group shows: RUNNING while any child runs, RUNNABLE
+    /// while any could, FAILED if any failed once all ended, CANCELLED if
+    /// any was cancelled and none failed, else SUCCEEDED.
+    pub fn summary(&self) -> JobState {
+        let any = |s: JobState| self.get(s) > 0;
+        if any(JobState::Running) || any(JobState::Starting) {
+            JobState::Running
+        } else if any(JobState::Runnable) || any(JobState::Submitted) {
+            JobState::Runnable
+        } else if any(JobState::Pending) {
+            JobState::Pending
+        } else if any(JobState::Failed) {
+            JobState::Failed
+        } else if any(JobState::Cancelled) {
+            JobState::Cancelled
+        } else {
+            JobState::Succeeded
+        }
+    }
+}
+
+/// One dependency as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepView {
+    /// The kind.
+    pub kind: DepKind,
+    /// The job depended on.
+    pub job: i64,
+    /// Its state now (`None` if it no longer exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<JobState>,
+    /// Whether the dependency has been decided (met, or failed).
+    pub resolved: bool,
+}
+
+/// One step of a pipeline, for its graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepView {
+    /// Job id of the step.
+    pub id: i64,
+    /// Step name.
+    pub name: String,
+    /// State.
+    pub state: JobState,
+    /// Why it is in its state, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Steps (job ids) it waits for.
+    #[serde(default)]
+    pub after: Vec<i64>,
+}
+
+/// Workflow fields of a [`crate::api::JobView`] (flattened into its JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowView {
+    /// What kind of job this is.
+    #[serde(default, skip_serializing_if = "JobKind::is_job")]
+    pub kind: JobKind,
+    /// The array or pipeline this job belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<i64>,
+    /// The index of an array child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_index: Option<u32>,
+    /// Children per state (arrays and pipelines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<ChildCounts>,
+    /// Dependencies and where they stand (single-job responses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<DepView>,
+    /// The steps of a pipeline (single-job responses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepView>,
+}
+
+/// A job state change, as stored and streamed (`GET /api/v1/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventView {
+    /// Event id: increasing; pass as `Last-Event-ID` to resume after it.
+    pub id: i64,
+    /// The job.
+    pub job_id: i64,
+    /// Its array or pipeline, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<i64>,
+    /// Its queue.
+    pub queue: String,
+    /// The state it entered.
+    pub state: JobState,
+    /// Why (failure reason, `dependency-failed`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Exit code of the attempt that ended, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// When (ms since the epoch).
+    pub time: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries() {
+        let mut c = ChildCounts {
+            total: 4,
+            counts: BTreeMap::new(),
+        };
+        c.counts.insert(JobState::Succeeded, 2);
+        c.counts.insert(JobState::Runnable, 1);
+        c.counts.insert(JobState::Running, 1);
+        assert_eq!(c.summary(), JobState::Running);
+        c.counts.remove(&JobState::Running);
+        assert_eq!(c.summary(), JobState::Runnable);
+        c.counts.remove(&JobState::Runnable);
+        assert_eq!(c.summary(), JobState::Succeeded);
+        c.counts.insert(JobState::Cancelled, 1);
+        assert_eq!(c.summary(), JobState::Cancelled);
+        c.counts.insert(JobState::Failed, 1);
+        assert_eq!(c.summary(), JobState::Failed);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["counts"]["FAILED"], 1);
+        let back: ChildCounts = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
+    }
+}
