@@ -280,6 +280,28 @@ pub struct NamedQuery {
     pub filter: BTreeMap<String, String>,
 }
 
+/// `GET /api/v1/audit/unused?days=N` (and the answer to disabling them):
+/// credentials not used for `days` days.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnusedReport {
+    /// The period.
+    pub days: u32,
+    /// Unused, still valid tokens.
+    pub tokens: Vec<crate::identity::TokenView>,
+    /// Unused, enabled users (admins are listed but never disabled).
+    pub users: Vec<crate::identity::UserView>,
+    /// True when they were revoked and disabled by this request.
+    pub disabled: bool,
+}
+
+/// `POST /api/v1/audit/unused`: revoke and disable what is unused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableUnused {
+    /// The period in days (at least 1).
+    pub days: u32,
+}
+
 /// The name of the built-in query over tokens rather than requests.
 pub const UNUSED_TOKENS_QUERY: &str = "unused-tokens";
 

@@ -206,6 +206,8 @@ pub enum Action {
     UserCreate,
     /// Change a user's role, organisation or state.
     UserUpdate,
+    /// Change one's own password or default project.
+    UserSelfUpdate,
     /// Create an API token for oneself (or, for admins, for anyone).
     TokenCreate,
     /// Create a worker credential.
@@ -232,7 +234,7 @@ pub enum Action {
 
 impl Action {
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::JobSubmit,
         Action::JobRead,
         Action::JobCancel,
@@ -248,6 +250,7 @@ impl Action {
         Action::UserRead,
         Action::UserCreate,
         Action::UserUpdate,
+        Action::UserSelfUpdate,
         Action::TokenCreate,
         Action::WorkerTokenCreate,
         Action::TokenRead,
@@ -510,7 +513,7 @@ fn decide_user(u: &UserSubject, action: Action, resource: Resource<'_>) -> Decis
         Action::WorkerRegister | Action::WorkerOperate | Action::OutputUpload => forbid(
             "only worker credentials may do this; create one with `trestle token create --worker`",
         ),
-        Action::UserRead => match resource {
+        Action::UserRead | Action::UserSelfUpdate => match resource {
             Resource::User { name } if name == u.name => Decision::Allow,
             _ => HIDDEN,
         },

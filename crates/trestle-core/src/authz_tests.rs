@@ -229,13 +229,14 @@ fn all_resources() -> Vec<(Resource<'static>, bool)> {
 }
 
 /// Actions on one object: a stranger's object must be invisible.
-const OBJECT_ACTIONS: [Action; 9] = [
+const OBJECT_ACTIONS: [Action; 10] = [
     Action::JobRead,
     Action::JobInputsRead,
     Action::JobCancel,
     Action::UploadRead,
     Action::UploadWrite,
     Action::UserRead,
+    Action::UserSelfUpdate,
     Action::TokenRead,
     Action::TokenRevoke,
     Action::ProjectRead,
@@ -400,6 +401,8 @@ fn own_things_and_global_actions() {
             Resource::Upload { owner: Some("u") }
         ));
         assert!(allow(Action::UserRead, Resource::User { name: "u" }));
+        assert!(allow(Action::UserSelfUpdate, Resource::User { name: "u" }));
+        assert!(!allow(Action::UserUpdate, Resource::User { name: "u" }));
         assert!(allow(
             Action::TokenRevoke,
             Resource::Token { owner: Some("u") }

@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub worker_timeout: Duration,
     /// The local compute environment, if enabled.
     pub local: Option<LocalEnvConfig>,
+    /// Security and audit settings.
+    pub security: crate::security::SecurityConfig,
 }
 
 /// The `local` compute environment: worker processes on this host.
@@ -53,6 +55,7 @@ impl ServerConfig {
             reap_interval: Duration::from_secs(1),
             worker_timeout: Duration::from_secs(120),
             local: None,
+            security: Default::default(),
         }
     }
 }

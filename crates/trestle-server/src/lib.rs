@@ -2,6 +2,8 @@
 //! the background loops (lease reaper, local autoscaler) and the local
 //! compute environment. The binary composes it; tests start it for real.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -9,9 +11,10 @@ pub mod loops;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod security;
 pub mod state;
 
-use crate::auth::{hash_token, new_token};
+use crate::auth::{hash_token, new_token, token_id};
 use crate::config::ServerConfig;
 use crate::state::AppState;
 use axum::Router;
@@ -51,7 +54,8 @@ pub enum ServerError {
 
 /// Builds the router over a state.
 pub fn router(app: AppState) -> Router {
-    use routes::{files, jobs, system, workers};
+    use axum::routing::delete;
+    use routes::{audit, files, jobs, login, projects, system, tokens, users, workers};
     let user = Router::new()
         .route("/jobs", post(jobs::submit).get(jobs::list))
         .route("/jobs/batch", post(jobs::submit_batch))
@@ -64,8 +68,32 @@ pub fn router(app: AppState) -> Router {
         .route("/uploads/{id}/files", get(files::list_upload))
         .route("/uploads/{id}/files/{*path}", put(files::put_upload_file))
         .route("/workers", get(workers::list))
-        .route_layer(axum::middleware::from_fn(auth::require_admin));
+        .route("/logout", post(login::logout))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{name}", get(users::show).patch(users::update))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", get(tokens::show).delete(tokens::revoke))
+        .route(
+            "/indexes",
+            get(projects::list_indexes).post(projects::create_index),
+        )
+        .route("/projects", get(projects::list).post(projects::create))
+        .route("/projects/{name}", get(projects::show))
+        .route("/projects/{name}/members", post(projects::add_member))
+        .route(
+            "/projects/{name}/members/{user}",
+            delete(projects::remove_member),
+        )
+        .route("/audit", get(audit::query))
+        .route("/audit/queries", get(audit::list_queries))
+        .route("/audit/queries/{name}", get(audit::run_query))
+        .route(
+            "/audit/unused",
+            get(audit::list_unused).post(audit::post_unused),
+        )
+        .route_layer(axum::middleware::from_fn(auth::require_user));
     let worker = Router::new()
+        .route("/whoami", get(login::whoami))
         .route("/workers", post(workers::register))
         .route("/workers/{id}", axum::routing::delete(workers::deregister))
         .route("/workers/{id}/lease", post(workers::lease))
@@ -82,7 +110,12 @@ pub fn router(app: AppState) -> Router {
             app.clone(),
             auth::authenticate,
         ))
-        .route("/openapi.json", get(system::openapi));
+        .route("/login", post(login::login))
+        .route("/openapi.json", get(system::openapi))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::audit::record,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(system::healthz))
@@ -118,6 +151,7 @@ pub struct RunningServer {
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     loops: Vec<tokio::task::JoinHandle<()>>,
     local: Option<Arc<LocalProvider>>,
+    audit_task: tokio::task::JoinHandle<()>,
 }
 
 /// Opens storage, binds, and starts the API and the background loops.
@@ -135,8 +169,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         source,
     })?;
     let internal_token = cfg.local.as_ref().map(|_| new_token());
+    let store = Arc::new(store) as Arc<dyn Store>;
+    let (audit, audit_task) = audit::AuditWriter::start(store.clone());
     let app = AppState {
-        store: Arc::new(store) as Arc<dyn Store>,
+        store,
         blobs,
         metrics: Arc::default(),
         work: Arc::new(Notify::new()),
@@ -144,6 +180,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         lease: cfg.lease,
         internal_worker_hash: internal_token.as_deref().map(hash_token),
         tokens: Arc::default(),
+        worker_owners: Arc::default(),
+        audit,
+        security: Arc::new(cfg.security.clone()),
     };
     let (shutdown, rx) = watch::channel(false);
     let mut loops = vec![loops::spawn(
@@ -154,6 +193,19 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         }),
         rx.clone(),
     )];
+    loops.push(loops::spawn(
+        Arc::new(audit::Retention { app: app.clone() }),
+        rx.clone(),
+    ));
+    if let Some(after) = cfg.security.disable_unused_after {
+        loops.push(loops::spawn(
+            Arc::new(audit::UnusedPolicy {
+                app: app.clone(),
+                after,
+            }),
+            rx.clone(),
+        ));
+    }
     let mut local = None;
     if let (Some(l), Some(token)) = (&cfg.local, internal_token) {
         let provider = Arc::new(LocalProvider::new(WorkerCommand {
@@ -204,28 +256,31 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         http,
         loops,
         local,
+        audit_task,
     })
 }
 
 impl RunningServer {
-    /// Creates and returns an admin token if none exists yet (first start).
+    /// On first start (no admin user yet), creates the bootstrap admin user
+    /// `admin`, a manager of the `default` project, with an ordinary
+    /// admin token, and returns the token.
     pub async fn bootstrap_admin_token(&self) -> Result<Option<String>, ServerError> {
-        if self.app.store.count_tokens("admin").await? > 0 {
-            return Ok(None);
-        }
         let token = new_token();
-        let id = format!("tok-{}", &hash_token(&token)[..12]);
-        self.app
+        let rec = trestle_store::NewTokenRecord {
+            id: token_id(&token),
+            name: "admin (bootstrap)".into(),
+            hash: hash_token(&token),
+            user: Some("admin".into()),
+            kind: trestle_core::identity::TokenKind::User,
+            scope: trestle_core::authz::Scope::Full,
+            expires_at: None,
+        };
+        let created = self
+            .app
             .store
-            .create_token(
-                &id,
-                "admin (bootstrap)",
-                "admin",
-                &hash_token(&token),
-                now_ms(),
-            )
+            .bootstrap_admin("admin", &rec, now_ms())
             .await?;
-        Ok(Some(token))
+        Ok(created.then_some(token))
     }
 
     /// Stops cleanly: local workers hand their jobs back first (while the
@@ -239,5 +294,8 @@ impl RunningServer {
             let _ = l.await;
         }
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.http).await;
+        // Every request answered has its audit record stored.
+        self.app.audit.flush().await;
+        self.audit_task.abort();
     }
 }

@@ -1,6 +1,9 @@
 //! Shared state of the server's handlers and loops.
 
+use crate::access::WorkerOwners;
+use crate::audit::AuditWriter;
 use crate::auth::TokenCache;
+use crate::security::SecurityConfig;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +29,12 @@ pub struct AppState {
     pub internal_worker_hash: Option<String>,
     /// Token lookup cache.
     pub tokens: Arc<TokenCache>,
+    /// Which credential registered each worker.
+    pub worker_owners: Arc<WorkerOwners>,
+    /// The audit trail's writer.
+    pub audit: AuditWriter,
+    /// Security and audit settings.
+    pub security: Arc<SecurityConfig>,
 }
 
 impl AppState {

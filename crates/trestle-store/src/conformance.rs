@@ -562,14 +562,25 @@ async fn workers_and_tokens(s: &dyn Store) {
     assert!(s.remove_worker("w2").await.unwrap());
     assert!(s.list_workers().await.unwrap().is_empty());
 
-    s.create_token("t1", "admin", "admin", "hash1", T0)
-        .await
-        .unwrap();
-    let t = s.find_token("hash1", T0 + 1).await.unwrap().unwrap();
-    assert_eq!((t.id.as_str(), t.role.as_str()), ("t1", "admin"));
-    assert!(s.find_token("nope", T0).await.unwrap().is_none());
-    assert_eq!(s.count_tokens("admin").await.unwrap(), 1);
-    assert_eq!(s.count_tokens("worker").await.unwrap(), 0);
+    // Worker credentials need no user (user tokens: `conformance_identity`).
+    s.create_token(
+        &crate::NewTokenRecord {
+            id: "t1".into(),
+            name: "worker".into(),
+            hash: "hash1".into(),
+            user: None,
+            kind: trestle_core::identity::TokenKind::Worker,
+            scope: trestle_core::authz::Scope::Full,
+            expires_at: None,
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    let t = s.find_token("hash1", T0 + 1, "127.0.0.1").await.unwrap().unwrap();
+    assert_eq!(t.id, "t1");
+    assert_eq!(t.kind, trestle_core::identity::TokenKind::Worker);
+    assert!(s.find_token("nope", T0, "127.0.0.1").await.unwrap().is_none());
 }
 
 async fn counts_and_demand(s: &dyn Store) {

@@ -11,9 +11,15 @@ use trestle_core::{Capacity, JobSpec, JobState};
 
 pub mod blobs;
 pub mod conformance;
+pub mod conformance_identity;
+pub mod identity;
 mod sql;
 
 pub use blobs::Blobs;
+pub use identity::{
+    AuditStore, IdentityStore, NewTokenRecord, SessionRecord, TokenRecord, TokenStore, UserChanges,
+    UserRecord,
+};
 pub use sql::SqlStore;
 
 /// Errors from the store.
@@ -58,6 +64,15 @@ pub struct JobFilter {
     pub before: Option<i64>,
     /// At most this many (capped by the store).
     pub limit: u32,
+    /// Only jobs this user submitted or that are charged to one of
+    /// `visible_projects` (authorization's view of a non-admin).
+    pub visible_to: Option<String>,
+    /// With `visible_to`: projects whose jobs the user may read.
+    pub visible_projects: Vec<String>,
+    /// Only jobs charged to this project.
+    pub project: Option<String>,
+    /// Only jobs submitted by this user.
+    pub owner: Option<String>,
 }
 
 /// A worker asking for jobs.
@@ -99,17 +114,6 @@ pub struct Demand {
     pub too_big: u64,
     /// CPUs held by leased (starting or running) jobs.
     pub leased_cpus: u64,
-}
-
-/// An API token as stored (only its hash is kept).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    /// Token id.
-    pub id: String,
-    /// Label.
-    pub name: String,
-    /// Role (`admin`, `worker`).
-    pub role: String,
 }
 
 /// Jobs, attempts, leases and logs.
@@ -179,24 +183,6 @@ pub trait WorkerStore: Send + Sync {
     async fn reap_workers(&self, before: i64, now: i64) -> Result<Vec<String>>;
 }
 
-/// API tokens (hashed).
-#[async_trait]
-pub trait TokenStore: Send + Sync {
-    /// Stores a token's hash.
-    async fn create_token(
-        &self,
-        id: &str,
-        name: &str,
-        role: &str,
-        hash: &str,
-        now: i64,
-    ) -> Result<()>;
-    /// Finds an unrevoked token by hash and records its use.
-    async fn find_token(&self, hash: &str, now: i64) -> Result<Option<TokenRecord>>;
-    /// Number of unrevoked tokens with a role.
-    async fn count_tokens(&self, role: &str) -> Result<u64>;
-}
-
 /// Everything the server needs from storage.
-pub trait Store: JobStore + WorkerStore + TokenStore {}
-impl<T: JobStore + WorkerStore + TokenStore> Store for T {}
+pub trait Store: JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore {}
+impl<T: JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore> Store for T {}

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use trestle_store::conformance::{CHECKS, run};
+use trestle_store::conformance_identity as identity;
 use trestle_store::{SqlStore, Store};
 
 fn pg_admin_url() -> String {
@@ -61,6 +62,29 @@ async fn postgres_passes_every_check() {
         let (store, name) = fresh_postgres(check).await;
         eprintln!("postgres: {check}");
         run(check, Arc::new(store.clone()) as Arc<dyn Store>).await;
+        store.close().await;
+        drop_postgres(&name).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_every_identity_check() {
+    for check in identity::CHECKS {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = SqlStore::connect(&url).await.unwrap();
+        eprintln!("sqlite: {check}");
+        identity::run(check, Arc::new(store.clone()) as Arc<dyn Store>).await;
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_every_identity_check() {
+    for check in identity::CHECKS {
+        let (store, name) = fresh_postgres(&format!("id_{check}")).await;
+        eprintln!("postgres: {check}");
+        identity::run(check, Arc::new(store.clone()) as Arc<dyn Store>).await;
         store.close().await;
         drop_postgres(&name).await;
     }

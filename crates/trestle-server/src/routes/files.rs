@@ -3,9 +3,12 @@
 //! confined to their prefix.
 
 use super::parse_id;
+use crate::access;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::Json;
+use axum::{Extension, Json};
+use trestle_core::authz::{Action, Resource};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,11 +21,17 @@ use trestle_core::spec::validate_upload_id;
 use trestle_store::blobs::{output_prefix, upload_prefix};
 
 /// `POST /api/v1/uploads`.
-pub async fn create_upload() -> (StatusCode, Json<UploadCreated>) {
+pub async fn create_upload(
+    State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<(StatusCode, Json<UploadCreated>)> {
+    access::check(&p, Action::UploadCreate, Resource::None, "")?;
     let mut b = [0u8; 12];
     rand::rng().fill_bytes(&mut b);
     let id = format!("u{}", hex_lower(&b));
-    (StatusCode::CREATED, Json(UploadCreated { id }))
+    let owner = p.user_name().unwrap_or_default();
+    app.store.create_upload(&id, owner, crate::now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(UploadCreated { id })))
 }
 
 fn hex_lower(b: &[u8]) -> String {
@@ -32,10 +41,12 @@ fn hex_lower(b: &[u8]) -> String {
 /// `PUT /api/v1/uploads/{id}/files/{*path}`.
 pub async fn put_upload_file(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path((id, path)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult<StatusCode> {
     validate_upload_id("id", &id)?;
+    access::upload(&app, &p, &id, Action::UploadWrite).await?;
     let rel = normalize_relative("path", &path)?;
     app.blobs
         .put_stream(&upload_prefix(&id), &rel, body.into_data_stream())
@@ -46,9 +57,11 @@ pub async fn put_upload_file(
 /// `GET /api/v1/uploads/{id}/files`.
 pub async fn list_upload(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FileList>> {
     validate_upload_id("id", &id)?;
+    access::upload(&app, &p, &id, Action::UploadRead).await?;
     let files = app.blobs.list(&upload_prefix(&id)).await?;
     Ok(Json(FileList {
         files,
@@ -56,22 +69,19 @@ pub async fn list_upload(
     }))
 }
 
-async fn job_upload(app: &AppState, id: &str) -> ApiResult<(i64, Option<String>)> {
+async fn job_upload(app: &AppState, p: &Principal, id: &str) -> ApiResult<(i64, Option<String>)> {
     let id = parse_id(id)?;
-    let job = app
-        .store
-        .job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    let job = access::job(app, p, id, Action::JobInputsRead).await?;
     Ok((id, job.spec.inputs))
 }
 
 /// `GET /api/v1/jobs/{id}/inputs`.
 pub async fn list_inputs(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FileList>> {
-    let (_, upload) = job_upload(&app, &id).await?;
+    let (_, upload) = job_upload(&app, &p, &id).await?;
     let files = match upload {
         Some(u) => app.blobs.list(&upload_prefix(&u)).await?,
         None => Vec::new(),
@@ -85,9 +95,10 @@ pub async fn list_inputs(
 /// `GET /api/v1/jobs/{id}/inputs/{*path}`.
 pub async fn get_input(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path((id, path)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (job, upload) = job_upload(&app, &id).await?;
+    let (job, upload) = job_upload(&app, &p, &id).await?;
     let upload = upload.ok_or_else(|| ApiError::not_found(format!("inputs of job {job}")))?;
     stream_file(&app, &upload_prefix(&upload), &path).await
 }
@@ -115,10 +126,12 @@ async fn stream_file(app: &AppState, prefix: &str, path: &str) -> ApiResult<Resp
 /// `PUT /api/v1/jobs/{id}/attempts/{n}/outputs/{*path}` (lease holder only).
 pub async fn put_output(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path((id, attempt, path)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<StatusCode> {
+    access::check(&p, Action::OutputUpload, Resource::None, "")?;
     let job = parse_id(&id)?;
     let attempt: u32 = attempt
         .parse()
@@ -149,12 +162,13 @@ pub async fn put_output(
 
 /// The attempt whose outputs to show: the one asked for, or the latest one
 /// that has any.
-async fn outputs_attempt(app: &AppState, job: i64, asked: Option<&String>) -> ApiResult<u32> {
-    let view = app
-        .store
-        .job(job)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {job}")))?;
+async fn outputs_attempt(
+    app: &AppState,
+    p: &Principal,
+    job: i64,
+    asked: Option<&String>,
+) -> ApiResult<u32> {
+    let view = access::job(app, p, job, Action::JobRead).await?;
     if let Some(a) = asked {
         return a
             .parse()
@@ -176,11 +190,12 @@ async fn outputs_attempt(app: &AppState, job: i64, asked: Option<&String>) -> Ap
 /// `GET /api/v1/jobs/{id}/outputs?attempt=`.
 pub async fn list_outputs(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<FileList>> {
     let job = parse_id(&id)?;
-    let attempt = outputs_attempt(&app, job, q.get("attempt")).await?;
+    let attempt = outputs_attempt(&app, &p, job, q.get("attempt")).await?;
     let files = if attempt == 0 {
         Vec::new()
     } else {
@@ -195,10 +210,11 @@ pub async fn list_outputs(
 /// `GET /api/v1/jobs/{id}/outputs/{*path}?attempt=`.
 pub async fn get_output(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path((id, path)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let job = parse_id(&id)?;
-    let attempt = outputs_attempt(&app, job, q.get("attempt")).await?;
+    let attempt = outputs_attempt(&app, &p, job, q.get("attempt")).await?;
     stream_file(&app, &output_prefix(job, attempt), &path).await
 }

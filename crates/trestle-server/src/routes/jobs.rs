@@ -1,9 +1,12 @@
 //! `/api/v1/jobs`: submit, list, show, cancel, logs.
 
 use super::{parse_body, parse_id};
+use crate::access;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::Json;
+use axum::{Extension, Json};
+use trestle_core::authz::Action;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -21,9 +24,10 @@ fn validate_value(v: serde_json::Value) -> ApiResult<JobSpec> {
     Ok(request_from_value(v)?.validate()?)
 }
 
-async fn check_inputs(app: &AppState, spec: &JobSpec) -> ApiResult<()> {
+async fn check_inputs(app: &AppState, p: &Principal, spec: &JobSpec) -> ApiResult<()> {
     if let Some(id) = &spec.inputs
-        && app.blobs.list(&upload_prefix(id)).await?.is_empty()
+        && (access::upload(app, p, id, Action::UploadRead).await.is_err()
+            || app.blobs.list(&upload_prefix(id)).await?.is_empty())
     {
         return Err(ApiError::bad(
             "unknown-upload",
@@ -37,6 +41,7 @@ async fn check_inputs(app: &AppState, spec: &JobSpec) -> ApiResult<()> {
 /// `POST /api/v1/jobs`.
 pub async fn submit(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
     let text = std::str::from_utf8(&body)
@@ -49,8 +54,8 @@ pub async fn submit(
                 format!("the job is not valid JSON: {e}"),
             )
         })?;
-    let spec = validate_value(value)?;
-    check_inputs(&app, &spec).await?;
+    let spec = access::charge(&app, &p, validate_value(value)?).await?;
+    check_inputs(&app, &p, &spec).await?;
     let ids = app
         .store
         .submit(std::slice::from_ref(&spec), crate::now_ms())
@@ -68,6 +73,7 @@ pub async fn submit(
 /// `POST /api/v1/jobs/batch`: all or nothing.
 pub async fn submit_batch(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<BatchSubmitted>)> {
     let batch: BatchSubmit = parse_body(&body)?;
@@ -87,10 +93,16 @@ pub async fn submit_batch(
             e.field = Some(format!("jobs[{i}].{}", e.field.as_deref().unwrap_or("")));
             e
         })?;
+        let spec = access::charge(&app, &p, spec).await.map_err(|mut e| {
+            if e.field.is_some() {
+                e.field = Some(format!("jobs[{i}].{}", e.field.as_deref().unwrap_or("")));
+            }
+            e
+        })?;
         specs.push(spec);
     }
     for s in &specs {
-        check_inputs(&app, s).await?;
+        check_inputs(&app, &p, s).await?;
     }
     let ids = app.store.submit(&specs, crate::now_ms()).await?;
     app.metrics.submitted(ids.len() as u64);
@@ -101,6 +113,7 @@ pub async fn submit_batch(
 /// `GET /api/v1/jobs?state=&queue=&before=&limit=`.
 pub async fn list(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<JobList>> {
     let mut filter = JobFilter {
@@ -121,6 +134,8 @@ pub async fn list(
                 }
             }
             "queue" => filter.queue = Some(v.clone()),
+            "project" => filter.project = Some(v.clone()),
+            "owner" => filter.owner = Some(v.clone()),
             "before" => {
                 filter.before = Some(parse_id(v).map_err(|mut e| {
                     e.field = Some("before".into());
@@ -149,6 +164,7 @@ pub async fn list(
             }
         }
     }
+    access::restrict(&p, &mut filter);
     let jobs = app.store.list_jobs(&filter).await?;
     let next_before = (jobs.len() as u32 == filter.limit)
         .then(|| jobs.last().map(|j| j.id))
@@ -157,21 +173,23 @@ pub async fn list(
 }
 
 /// `GET /api/v1/jobs/{id}`.
-pub async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn show(
+    State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobView>> {
     let id = parse_id(&id)?;
-    app.store
-        .job(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("job {id}")))
+    Ok(Json(access::job(&app, &p, id, Action::JobRead).await?))
 }
 
 /// `POST /api/v1/jobs/{id}/cancel`.
 pub async fn cancel(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
     let id = parse_id(&id)?;
+    access::job(&app, &p, id, Action::JobCancel).await?;
     app.store
         .cancel(id, crate::now_ms())
         .await?
@@ -182,10 +200,12 @@ pub async fn cancel(
 /// `GET /api/v1/jobs/{id}/log?attempt=&after=`.
 pub async fn log(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<LogSlice>> {
     let id = parse_id(&id)?;
+    access::job(&app, &p, id, Action::JobRead).await?;
     let num = |k: &str| -> ApiResult<Option<u32>> {
         q.get(k)
             .map(|v| {

@@ -1,8 +1,13 @@
 //! HTTP routes, one module per resource, and the helpers they share.
 
+pub mod audit;
 pub mod files;
 pub mod jobs;
+pub mod login;
+pub mod projects;
 pub mod system;
+pub mod tokens;
+pub mod users;
 pub mod workers;
 
 use crate::error::{ApiError, ApiResult};

@@ -1,9 +1,12 @@
 //! `/api/v1/workers`: registration, leasing (long-poll) and updates.
 
 use super::parse_body;
+use crate::access;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::Json;
+use axum::{Extension, Json};
+use trestle_core::authz::{Action, Resource};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -22,15 +25,41 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 const RECHECK: Duration = Duration::from_millis(500);
 
 /// `GET /api/v1/workers`.
-pub async fn list(State(app): State<AppState>) -> ApiResult<Json<Vec<WorkerView>>> {
-    Ok(Json(app.store.list_workers().await?))
+/// Non-admins see every worker, but only the running jobs they may see.
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Vec<WorkerView>>> {
+    access::check(&p, Action::WorkersList, Resource::None, "")?;
+    let mut workers = app.store.list_workers().await?;
+    if !p.is_admin() {
+        let mut filter = trestle_store::JobFilter {
+            states: vec![JobState::Starting, JobState::Running],
+            limit: 1000,
+            ..Default::default()
+        };
+        access::restrict(&p, &mut filter);
+        let visible: std::collections::HashSet<i64> = app
+            .store
+            .list_jobs(&filter)
+            .await?
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        for w in &mut workers {
+            w.running_jobs.retain(|j| visible.contains(j));
+        }
+    }
+    Ok(Json(workers))
 }
 
 /// `POST /api/v1/workers`.
 pub async fn register(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<WorkerView>)> {
+    access::check(&p, Action::WorkerRegister, Resource::None, "")?;
     let reg: WorkerRegistration = parse_body(&body)?;
     if reg.capacity.cpus == 0 {
         return Err(ApiError::bad(
@@ -49,6 +78,8 @@ pub async fn register(
         .store
         .register_worker(&id, &reg, crate::now_ms())
         .await?;
+    app.store.bind_worker(&id, &p.token_id).await?;
+    app.worker_owners.put(&id, &p.token_id);
     app.demand.notify_one();
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -56,8 +87,10 @@ pub async fn register(
 /// `DELETE /api/v1/workers/{id}`: hands back whatever it still holds.
 pub async fn deregister(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    access::check_worker(&app, &p, &id).await?;
     let released = app
         .store
         .release_worker_leases(&id, crate::now_ms())
@@ -74,9 +107,11 @@ pub async fn deregister(
 /// `POST /api/v1/workers/{id}/lease`: long-polls up to `wait_ms`.
 pub async fn lease(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<LeaseResponse>> {
+    access::check_worker(&app, &p, &id).await?;
     let req: LeaseRequest = parse_body(&body)?;
     let lease_ms = app.lease.as_millis() as i64;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_WAIT);
@@ -111,9 +146,11 @@ pub async fn lease(
 /// `POST /api/v1/workers/{id}/updates`: heartbeats and attempt reports.
 pub async fn updates(
     State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<UpdatesResponse>> {
+    access::check_worker(&app, &p, &id).await?;
     let req: UpdatesRequest = parse_body(&body)?;
     let out = app
         .store

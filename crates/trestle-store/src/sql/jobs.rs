@@ -21,8 +21,8 @@ impl SqlStore {
                 .map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?;
             let id: i64 = sqlx::query(
                 "INSERT INTO jobs (key, name, queue, state, spec, cpus, mem_mib, gpus, priority, \
-                 max_attempts, submitted_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                 max_attempts, submitted_at, owner, project) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
             )
             .bind(spec.key.clone())
             .bind(spec.name.clone())
@@ -35,6 +35,8 @@ impl SqlStore {
             .bind(i64::from(spec.priority))
             .bind(i64::from(spec.max_attempts))
             .bind(now)
+            .bind(spec.owner.clone())
+            .bind(spec.project.clone())
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| {
@@ -98,12 +100,19 @@ impl SqlStore {
             " FROM jobs WHERE id < $1 \
              AND (CAST($2 AS TEXT) IS NULL OR queue = $2) \
              AND (CAST($3 AS TEXT) IS NULL OR $3 LIKE '%,' || state || ',%') \
+             AND (CAST($5 AS TEXT) IS NULL OR owner = $5 OR $6 LIKE '%,' || project || ',%') \
+             AND (CAST($7 AS TEXT) IS NULL OR project = $7) \
+             AND (CAST($8 AS TEXT) IS NULL OR owner = $8) \
              ORDER BY id DESC LIMIT $4"
         ))
         .bind(before)
         .bind(f.queue.clone())
         .bind(states)
         .bind(limit)
+        .bind(f.visible_to.clone())
+        .bind(format!(",{},", f.visible_projects.join(",")))
+        .bind(f.project.clone())
+        .bind(f.owner.clone())
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(rows::job).collect()

@@ -7,9 +7,15 @@ use crate::Result;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 /// (version, SQL) for SQLite.
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_identity.sql")),
+];
 /// (version, SQL) for PostgreSQL.
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (3, include_str!("../../migrations/postgres/0003_identity.sql")),
+];
 
 /// Applies every migration newer than the database's version.
 pub(super) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<()> {

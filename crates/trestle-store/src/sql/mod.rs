@@ -6,10 +6,14 @@
 //! readers. PostgreSQL uses one pool and `FOR UPDATE SKIP LOCKED` so several
 //! servers can lease concurrently without blocking each other.
 
+mod audit;
 mod jobs;
 mod lease;
 mod migrate;
+mod projects;
 mod rows;
+mod tokens;
+mod users;
 mod workers;
 
 use crate::{Result, StoreError};

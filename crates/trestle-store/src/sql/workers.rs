@@ -1,10 +1,7 @@
-//! Workers and API tokens, and the store traits wired to the SQL methods.
+//! Workers, and the job and worker store traits wired to the SQL methods.
 
 use super::{SqlStore, conflict_or, rows};
-use crate::{
-    Demand, JobFilter, JobStore, LeaseParams, Result, TokenRecord, TokenStore, UpdateOutcome,
-    WorkerStore,
-};
+use crate::{Demand, JobFilter, JobStore, LeaseParams, Result, UpdateOutcome, WorkerStore};
 use async_trait::async_trait;
 use sqlx::Row;
 use std::collections::HashMap;
@@ -106,70 +103,6 @@ impl WorkerStore for SqlStore {
             }
         }
         Ok(gone)
-    }
-}
-
-#[async_trait]
-impl TokenStore for SqlStore {
-    async fn create_token(
-        &self,
-        id: &str,
-        name: &str,
-        role: &str,
-        hash: &str,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(role)
-        .bind(hash)
-        .bind(now)
-        .execute(&self.write)
-        .await
-        .map_err(|e| conflict_or(e, "the token", "token"))?;
-        Ok(())
-    }
-
-    async fn find_token(&self, hash: &str, now: i64) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query(
-            "SELECT id, name, role, last_used_at FROM tokens WHERE hash = $1 \
-             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(hash)
-        .bind(now)
-        .fetch_optional(&self.read)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let id: String = row.try_get("id")?;
-        // Record use at most once a minute, so authentication stays a read.
-        let last: Option<i64> = row.try_get("last_used_at")?;
-        if last.is_none_or(|l| now - l > 60_000) {
-            sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(id.as_str())
-                .execute(&self.write)
-                .await?;
-        }
-        Ok(Some(TokenRecord {
-            id,
-            name: row.try_get("name")?,
-            role: row.try_get("role")?,
-        }))
-    }
-
-    async fn count_tokens(&self, role: &str) -> Result<u64> {
-        let n: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE role = $1 AND revoked_at IS NULL")
-                .bind(role)
-                .fetch_one(&self.read)
-                .await?
-                .try_get("n")?;
-        Ok(n as u64)
     }
 }
 
