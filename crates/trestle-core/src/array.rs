@@ -220,6 +220,23 @@ impl ArraySpec {
     }
 }
 
+/// Children of an array without a `%` limit that are kept created ahead of
+/// the workers (the rest are created as these finish).
+pub const ARRAY_WINDOW: u64 = 1000;
+
+/// How many children of an array to create now: up to the `%` limit of
+/// unfinished children, or, without a limit, a refill of the window once
+/// half of it has finished. Never more than remain.
+pub fn children_to_create(total: u64, created: u64, active: u64, parallel: Option<u32>) -> u64 {
+    let remaining = total.saturating_sub(created);
+    let room = match parallel {
+        Some(p) => u64::from(p).saturating_sub(active),
+        None if active <= ARRAY_WINDOW / 2 => ARRAY_WINDOW - active,
+        None => 0,
+    };
+    room.min(remaining)
+}
+
 impl std::fmt::Display for ArraySpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, s) in self.segments.iter().enumerate() {
@@ -329,6 +346,31 @@ mod tests {
             }]
         );
         assert!(a.batches(9, 100).is_empty());
+    }
+
+    #[test]
+    fn windows() {
+        assert_eq!(children_to_create(100_000, 0, 0, None), ARRAY_WINDOW);
+        assert_eq!(children_to_create(100_000, 1000, 900, None), 0);
+        assert_eq!(children_to_create(100_000, 1000, 500, None), 500);
+        assert_eq!(children_to_create(10, 0, 0, Some(3)), 3);
+        assert_eq!(children_to_create(10, 9, 2, Some(3)), 1);
+        assert_eq!(children_to_create(10, 10, 0, Some(3)), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn creation_respects_limits(total in 0u64..5000, created in 0u64..5000, active in 0u64..2000, p in proptest::option::of(1u32..50)) {
+            let created = created.min(total);
+            let active = active.min(created);
+            let n = children_to_create(total, created, active, p);
+            prop_assert!(created + n <= total);
+            if let Some(p) = p {
+                prop_assert!(n == 0 || active + n <= u64::from(p));
+            } else {
+                prop_assert!(active + n <= ARRAY_WINDOW.max(active));
+            }
+        }
     }
 
     proptest! {

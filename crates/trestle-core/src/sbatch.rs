@@ -518,10 +518,10 @@ impl SbatchOptions {
             Some(d) => parse_slurm_dependency("--dependency", d)?,
             None => Vec::new(),
         };
-        let queue = match &self.partition {
-            Some(p) => Some(p.split(',').next().unwrap_or(p).trim().to_string()),
-            None => None,
-        };
+        let queue = self
+            .partition
+            .as_ref()
+            .map(|p| p.split(',').next().unwrap_or(p).trim().to_string());
         let script = format!("./{}", ctx.script_name);
         let mut args = String::new();
         for a in &ctx.args {

@@ -98,12 +98,29 @@ impl JobKind {
 pub struct ChildCounts {
     /// Children in all (for arrays, including those not yet created).
     pub total: u64,
+    /// Children created so far (arrays create theirs lazily).
+    #[serde(default)]
+    pub created: u64,
     /// Children per state; children of an array not created yet count as
     /// RUNNABLE (or PENDING while the array waits on dependencies).
     pub counts: BTreeMap<JobState, u64>,
 }
 
 impl ChildCounts {
+    /// Children created and not finished.
+    pub fn active(&self) -> u64 {
+        let done: u64 = [JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+            .iter()
+            .map(|s| self.get(*s))
+            .sum();
+        let uncreated = self.total.saturating_sub(self.created);
+        self.counts
+            .values()
+            .sum::<u64>()
+            .saturating_sub(done)
+            .saturating_sub(uncreated)
+    }
+
     /// Children in `state`.
     pub fn get(&self, state: JobState) -> u64 {
         self.counts.get(&state).copied().unwrap_or(0)
@@ -216,6 +233,7 @@ mod tests {
     fn summaries() {
         let mut c = ChildCounts {
             total: 4,
+            created: 4,
             counts: BTreeMap::new(),
         };
         c.counts.insert(JobState::Succeeded, 2);

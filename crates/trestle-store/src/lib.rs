@@ -12,8 +12,10 @@ use trestle_core::{Capacity, JobSpec, JobState};
 pub mod blobs;
 pub mod conformance;
 pub mod conformance_identity;
+pub mod conformance_workflows;
 pub mod identity;
 mod sql;
+pub mod workflow;
 
 pub use blobs::Blobs;
 pub use identity::{
@@ -21,6 +23,7 @@ pub use identity::{
     UserRecord,
 };
 pub use sql::SqlStore;
+pub use workflow::{EventFilter, WorkflowStore, WorkflowTick};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +104,9 @@ pub struct UpdateOutcome {
     pub started_latency_ms: Vec<i64>,
     /// Jobs that reached a new state because an attempt finished.
     pub finished: Vec<(i64, JobState)>,
+    /// Jobs that became runnable as a consequence (dependencies met,
+    /// array children created).
+    pub unblocked: u64,
 }
 
 /// Runnable demand, for the autoscaler.
@@ -184,5 +190,11 @@ pub trait WorkerStore: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore {}
-impl<T: JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore> Store for T {}
+pub trait Store:
+    JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore
+{
+}
+impl<T: JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore> Store
+    for T
+{
+}

@@ -100,3 +100,28 @@ async fn migrations_are_idempotent() {
     b.close().await;
     assert!(SqlStore::connect("mysql://x").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_every_workflow_check() {
+    use trestle_store::conformance_workflows as wf;
+    for check in wf::CHECKS {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = SqlStore::connect(&url).await.unwrap();
+        eprintln!("sqlite: {check}");
+        wf::run(check, Arc::new(store.clone()) as Arc<dyn Store>).await;
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_every_workflow_check() {
+    use trestle_store::conformance_workflows as wf;
+    for check in wf::CHECKS {
+        let (store, name) = fresh_postgres(&format!("wf_{check}")).await;
+        eprintln!("postgres: {check}");
+        wf::run(check, Arc::new(store.clone()) as Arc<dyn Store>).await;
+        store.close().await;
+        drop_postgres(&name).await;
+    }
+}

@@ -17,38 +17,9 @@ impl SqlStore {
         let mut tx = self.write.begin().await?;
         let mut ids = Vec::with_capacity(specs.len());
         for spec in specs {
-            let json = serde_json::to_string(spec)
-                .map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?;
-            let id: i64 = sqlx::query(
-                "INSERT INTO jobs (key, name, queue, state, spec, cpus, mem_mib, gpus, priority, \
-                 max_attempts, submitted_at, owner, project) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-            )
-            .bind(spec.key.clone())
-            .bind(spec.name.clone())
-            .bind(spec.queue.clone())
-            .bind(JobState::Runnable.as_str())
-            .bind(json)
-            .bind(i64::from(spec.resources.cpus))
-            .bind(spec.resources.mem_mib as i64)
-            .bind(i64::from(spec.resources.gpus))
-            .bind(i64::from(spec.priority))
-            .bind(i64::from(spec.max_attempts))
-            .bind(now)
-            .bind(spec.owner.clone())
-            .bind(spec.project.clone())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| {
-                conflict_or(
-                    e,
-                    &format!("a job with key `{}`", spec.key.as_deref().unwrap_or("")),
-                    "key",
-                )
-            })?
-            .try_get("id")?;
-            ids.push(id);
+            ids.push(insert_job(&mut tx, spec, now).await?);
         }
+        super::flow::after_submit(&mut tx, specs, &ids, now).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -118,32 +89,12 @@ impl SqlStore {
         rows.iter().map(rows::job).collect()
     }
 
-    pub(super) async fn cancel_job(&self, id: i64, now: i64) -> Result<Option<JobView>> {
-        let done = sqlx::query(
-            "UPDATE jobs SET state = 'CANCELLED', reason = 'cancelled', finished_at = $2 \
-             WHERE id = $1 AND state IN ('SUBMITTED', 'PENDING', 'RUNNABLE')",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        if done.rows_affected() == 0 {
-            sqlx::query(
-                "UPDATE jobs SET cancel_requested = 1 \
-                 WHERE id = $1 AND state IN ('STARTING', 'RUNNING')",
-            )
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        }
-        self.get_job(id).await
-    }
-
     pub(super) async fn job_counts(&self) -> Result<Vec<(String, JobState, u64)>> {
-        let rows =
-            sqlx::query("SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state")
-                .fetch_all(&self.read)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT queue, state, COUNT(*) AS n FROM jobs WHERE kind = 'job' GROUP BY queue, state",
+        )
+        .fetch_all(&self.read)
+        .await?;
         rows.iter()
             .map(|r| {
                 let state: String = r.try_get("state")?;
@@ -222,4 +173,44 @@ impl SqlStore {
             state: rows::parse_state(&state)?,
         }))
     }
+}
+
+/// Inserts one job as RUNNABLE (the caller's transaction applies its
+/// workflow parts); returns its id.
+pub(super) async fn insert_job(
+    tx: &mut super::flow::Tx<'_>,
+    spec: &JobSpec,
+    now: i64,
+) -> Result<i64> {
+    let json =
+        serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?;
+    let id: i64 = sqlx::query(
+        "INSERT INTO jobs (key, name, queue, state, spec, cpus, mem_mib, gpus, priority, \
+             max_attempts, submitted_at, owner, project) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    )
+    .bind(spec.key.clone())
+    .bind(spec.name.clone())
+    .bind(spec.queue.clone())
+    .bind(JobState::Runnable.as_str())
+    .bind(json)
+    .bind(i64::from(spec.resources.cpus))
+    .bind(spec.resources.mem_mib as i64)
+    .bind(i64::from(spec.resources.gpus))
+    .bind(i64::from(spec.priority))
+    .bind(i64::from(spec.max_attempts))
+    .bind(now)
+    .bind(spec.owner.clone())
+    .bind(spec.project.clone())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| {
+        conflict_or(
+            e,
+            &format!("a job with key `{}`", spec.key.as_deref().unwrap_or("")),
+            "key",
+        )
+    })?
+    .try_get("id")?;
+    Ok(id)
 }

@@ -107,6 +107,7 @@ impl SqlStore {
             .bind(p.now)
             .execute(&mut *tx)
             .await?;
+            super::flow::changed(&mut tx, id, p.now).await?;
             leases.push(Lease {
                 job_id: id,
                 attempt: attempt as u32,
@@ -186,6 +187,7 @@ impl SqlStore {
                     .bind(i64::from(at.attempt))
                     .execute(&mut *tx)
                     .await?;
+                    out.unblocked += super::flow::changed(&mut tx, at.job_id, now).await?;
                     let submitted: i64 = row.try_get("submitted_at")?;
                     out.started_latency_ms.push((*time - submitted).max(0));
                     if row.try_get::<i64, _>("cancel_requested")? != 0 {
@@ -232,7 +234,10 @@ impl SqlStore {
                     };
                     match end_attempt(&mut tx, at.job_id, at.attempt, Some(&at.token), &end).await?
                     {
-                        Some(state) => out.finished.push((at.job_id, state)),
+                        Some(state) => {
+                            out.finished.push((at.job_id, state));
+                            out.unblocked += super::flow::changed(&mut tx, at.job_id, now).await?;
+                        }
                         None => out.stale.push(key),
                     }
                 }
@@ -266,6 +271,7 @@ impl SqlStore {
                 .is_some()
             {
                 n += 1;
+                super::flow::changed(&mut tx, id, now).await?;
             }
         }
         tx.commit().await?;
@@ -295,6 +301,7 @@ impl SqlStore {
                 .is_some()
             {
                 n += 1;
+                super::flow::changed(&mut tx, id, now).await?;
             }
         }
         tx.commit().await?;

@@ -7,6 +7,10 @@
 //! servers can lease concurrently without blocking each other.
 
 mod audit;
+mod events;
+mod flow;
+mod flow_ops;
+mod flow_views;
 mod jobs;
 mod lease;
 mod migrate;

@@ -4,13 +4,14 @@ use crate::{Result, StoreError};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use trestle_core::api::{AttemptView, JobView, WorkerView};
+use trestle_core::workflow::{FlowView, JobKind};
 use trestle_core::{AttemptReason, AttemptState, Capacity, JobSpec, JobState};
 
 /// Columns selected for a [`JobView`], as a literal for `concat!`.
 macro_rules! job_columns {
     () => {
         "id, name, queue, state, reason, attempts_used, max_attempts, exit_code, \
-         lease_worker, submitted_at, started_at, finished_at, spec"
+         lease_worker, submitted_at, started_at, finished_at, spec, kind, parent_id, array_index"
     };
 }
 pub(super) use job_columns;
@@ -34,6 +35,7 @@ pub(super) fn parse_spec(s: &str) -> Result<JobSpec> {
 pub(super) fn job(row: &AnyRow) -> Result<JobView> {
     let state: String = row.try_get("state")?;
     let spec: String = row.try_get("spec")?;
+    let kind: String = row.try_get("kind")?;
     Ok(JobView {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -51,7 +53,15 @@ pub(super) fn job(row: &AnyRow) -> Result<JobView> {
         finished_at: row.try_get("finished_at")?,
         spec: parse_spec(&spec)?,
         attempts: Vec::new(),
-        flow: Default::default(),
+        flow: FlowView {
+            kind: JobKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown job kind `{kind}`")))?,
+            parent: row.try_get("parent_id")?,
+            array_index: row
+                .try_get::<Option<i64>, _>("array_index")?
+                .map(|i| i as u32),
+            ..FlowView::default()
+        },
     })
 }
 

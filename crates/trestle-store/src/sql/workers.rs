@@ -112,13 +112,23 @@ impl JobStore for SqlStore {
         self.submit_jobs(specs, now).await
     }
     async fn job(&self, id: i64) -> Result<Option<JobView>> {
-        self.get_job(id).await
+        match self.get_job(id).await? {
+            Some(v) => Ok(Some(self.with_flow(v).await?)),
+            None => Ok(None),
+        }
     }
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobView>> {
-        self.list(filter).await
+        let mut jobs = self.list(filter).await?;
+        for j in &mut jobs {
+            self.with_counts(j).await?;
+        }
+        Ok(jobs)
     }
     async fn cancel(&self, id: i64, now: i64) -> Result<Option<JobView>> {
-        self.cancel_job(id, now).await
+        if !self.cancel_flow(id, now).await? {
+            return Ok(None);
+        }
+        self.job(id).await
     }
     async fn lease(&self, params: &LeaseParams<'_>) -> Result<Vec<Lease>> {
         self.lease_jobs(params).await

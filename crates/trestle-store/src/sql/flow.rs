@@ -1,0 +1,444 @@
+//! Workflows inside the transactions that change job states: the event of
+//! every change, dependency resolution (met -> RUNNABLE, failed ->
+//! CANCELLED `dependency-failed`, cascading), array children created
+//! lazily in windows, and groups (arrays, pipelines) finishing when their
+//! last child does. Everything here runs in the caller's transaction, so a
+//! state change, its event and its consequences commit together.
+
+use super::events;
+use super::rows::{parse_spec, parse_state};
+use crate::{Result, StoreError};
+use sqlx::any::Any;
+use sqlx::{Row, Transaction};
+use trestle_core::JobSpec;
+use trestle_core::JobState;
+use trestle_core::array::children_to_create;
+use trestle_core::deps::{DepKind, DepStatus, status};
+use trestle_core::workflow::{ChildCounts, JobKind};
+
+pub(super) type Tx<'a> = Transaction<'a, Any>;
+
+/// To be called after a job's state changed in `tx`: records the event and
+/// applies the consequences (dependents, the job's array or pipeline).
+/// Returns how many jobs became runnable.
+pub(super) async fn changed(tx: &mut Tx<'_>, job_id: i64, now: i64) -> Result<u64> {
+    let mut work = vec![job_id];
+    let mut made = 0;
+    while let Some(id) = work.pop() {
+        let Some((state, parent)) = events::record(tx, id, now).await? else {
+            continue;
+        };
+        if state == JobState::Running || state.is_terminal() {
+            made += resolve_dependents(tx, id, state, now, &mut work).await?;
+        }
+        if state.is_terminal()
+            && let Some(p) = parent
+        {
+            made += child_done(tx, p, now, &mut work).await?;
+        }
+    }
+    Ok(made)
+}
+
+/// Whether a job (or any child of a group) has started.
+async fn has_started(tx: &mut Tx<'_>, id: i64) -> Result<bool> {
+    let row = sqlx::query("SELECT kind, started_at FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    if row.try_get::<Option<i64>, _>("started_at")?.is_some() {
+        return Ok(true);
+    }
+    let kind: String = row.try_get("kind")?;
+    if kind == "job" {
+        return Ok(false);
+    }
+    Ok(sqlx::query(
+        "SELECT 1 AS one FROM jobs WHERE parent_id = $1 AND started_at IS NOT NULL LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .is_some())
+}
+
+/// Decides the open dependencies on `dep_id` given its state.
+pub(super) async fn resolve_dependents(
+    tx: &mut Tx<'_>,
+    dep_id: i64,
+    state: JobState,
+    now: i64,
+    work: &mut Vec<i64>,
+) -> Result<u64> {
+    let rows = sqlx::query("SELECT job_id, kind FROM job_deps WHERE dep_id = $1 AND resolved = 0")
+        .bind(dep_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let needs_start = rows
+        .iter()
+        .any(|r| r.try_get::<String, _>("kind").is_ok_and(|k| k == "after"));
+    let started = needs_start && has_started(tx, dep_id).await?;
+    let mut made = 0;
+    for r in &rows {
+        let job: i64 = r.try_get("job_id")?;
+        let kind_text: String = r.try_get("kind")?;
+        let kind = DepKind::parse(&kind_text)
+            .ok_or_else(|| StoreError::Corrupt(format!("dependency kind `{kind_text}`")))?;
+        let decided = status(kind, state, started);
+        if decided == DepStatus::Waiting {
+            continue;
+        }
+        let n = sqlx::query(
+            "UPDATE job_deps SET resolved = 1 \
+             WHERE job_id = $1 AND dep_id = $2 AND kind = $3 AND resolved = 0",
+        )
+        .bind(job)
+        .bind(dep_id)
+        .bind(kind_text.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            continue;
+        }
+        match decided {
+            DepStatus::Met => {
+                let row = sqlx::query(
+                    "UPDATE jobs SET deps_pending = deps_pending - 1 WHERE id = $1 \
+                     RETURNING deps_pending, state, held",
+                )
+                .bind(job)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if let Some(row) = row
+                    && row.try_get::<i64, _>("deps_pending")? <= 0
+                    && row.try_get::<i64, _>("held")? == 0
+                    && row.try_get::<String, _>("state")? == "PENDING"
+                {
+                    made += release(tx, job, now).await?;
+                }
+            }
+            DepStatus::Never(reason) => {
+                if cancel_waiting(tx, job, reason, now).await? {
+                    work.push(job);
+                }
+            }
+            DepStatus::Waiting => {}
+        }
+    }
+    Ok(made)
+}
+
+/// A PENDING job whose dependencies are all met becomes RUNNABLE (an
+/// array starts creating children). Returns how many jobs became runnable.
+pub(super) async fn release(tx: &mut Tx<'_>, id: i64, now: i64) -> Result<u64> {
+    let row = sqlx::query(
+        "UPDATE jobs SET state = CASE WHEN kind = 'job' THEN 'RUNNABLE' ELSE 'RUNNING' END, \
+         reason = NULL WHERE id = $1 AND state = 'PENDING' AND deps_pending <= 0 AND held = 0 \
+         RETURNING kind",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(0);
+    };
+    events::record(tx, id, now).await?;
+    let kind: String = row.try_get("kind")?;
+    if kind == "array" {
+        top_up(tx, id, now).await
+    } else {
+        Ok(1)
+    }
+}
+
+/// Cancels a job that has not started (dependency failed, user cancel);
+/// false if it was not waiting. The caller records the event.
+pub(super) async fn cancel_waiting(
+    tx: &mut Tx<'_>,
+    id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE jobs SET state = 'CANCELLED', reason = $2, finished_at = $3 \
+         WHERE id = $1 AND state IN ('SUBMITTED', 'PENDING', 'RUNNABLE')",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// A child of group `parent` finished: refill the array or finish the group.
+async fn child_done(tx: &mut Tx<'_>, parent: i64, now: i64, work: &mut Vec<i64>) -> Result<u64> {
+    let row = sqlx::query(
+        "UPDATE jobs SET group_active = group_active - 1 WHERE id = $1 AND state = 'RUNNING' \
+         RETURNING kind, group_total, group_created, group_active, cancel_requested",
+    )
+    .bind(parent)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(0);
+    };
+    let total: i64 = row.try_get("group_total")?;
+    let created: i64 = row.try_get("group_created")?;
+    let active: i64 = row.try_get("group_active")?;
+    let cancelled = row.try_get::<i64, _>("cancel_requested")? != 0;
+    if active <= 0 && (created >= total || cancelled) {
+        if finalize_group(tx, parent, now).await? {
+            work.push(parent);
+        }
+        return Ok(0);
+    }
+    let kind: String = row.try_get("kind")?;
+    if kind == "array" && !cancelled && created < total {
+        return top_up(tx, parent, now).await;
+    }
+    Ok(0)
+}
+
+/// Children of a group per state; children of an array not created yet
+/// count as RUNNABLE (PENDING while the array waits, CANCELLED once it
+/// was cancelled).
+pub(super) async fn child_counts(
+    conn: &mut sqlx::AnyConnection,
+    parent: i64,
+    total: i64,
+    created: i64,
+    parent_state: JobState,
+    cancelled: bool,
+) -> Result<ChildCounts> {
+    let rows =
+        sqlx::query("SELECT state, COUNT(*) AS n FROM jobs WHERE parent_id = $1 GROUP BY state")
+            .bind(parent)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut c = ChildCounts {
+        total: total.max(0) as u64,
+        created: created.max(0) as u64,
+        counts: Default::default(),
+    };
+    for r in &rows {
+        let s: String = r.try_get("state")?;
+        let n: i64 = r.try_get("n")?;
+        *c.counts.entry(parse_state(&s)?).or_default() += n as u64;
+    }
+    let uncreated = (total - created).max(0) as u64;
+    if uncreated > 0 {
+        let as_state = if cancelled || parent_state.is_terminal() {
+            JobState::Cancelled
+        } else if parent_state == JobState::Pending {
+            JobState::Pending
+        } else {
+            JobState::Runnable
+        };
+        *c.counts.entry(as_state).or_default() += uncreated;
+    }
+    Ok(c)
+}
+
+/// Ends a group whose children all ended: SUCCEEDED, FAILED or CANCELLED
+/// from the children's states. True if it changed.
+pub(super) async fn finalize_group(tx: &mut Tx<'_>, parent: i64, now: i64) -> Result<bool> {
+    let row =
+        sqlx::query("SELECT group_total, group_created, cancel_requested FROM jobs WHERE id = $1")
+            .bind(parent)
+            .fetch_one(&mut **tx)
+            .await?;
+    let total: i64 = row.try_get("group_total")?;
+    let created: i64 = row.try_get("group_created")?;
+    let cancelled = row.try_get::<i64, _>("cancel_requested")? != 0;
+    let counts = child_counts(tx, parent, total, created, JobState::Running, cancelled).await?;
+    let state = counts.summary();
+    let reason = match state {
+        JobState::Failed => Some(format!(
+            "{} of {} children failed",
+            counts.get(JobState::Failed),
+            counts.total
+        )),
+        JobState::Cancelled if cancelled => Some("cancelled".to_string()),
+        JobState::Cancelled => Some(format!(
+            "{} of {} children were cancelled",
+            counts.get(JobState::Cancelled),
+            counts.total
+        )),
+        _ => None,
+    };
+    let n = sqlx::query(
+        "UPDATE jobs SET state = $2, reason = $3, finished_at = $4 \
+         WHERE id = $1 AND state = 'RUNNING'",
+    )
+    .bind(parent)
+    .bind(state.as_str())
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// Creates the next children of an array, as many as its window allows.
+/// Returns how many.
+pub(super) async fn top_up(tx: &mut Tx<'_>, parent: i64, now: i64) -> Result<u64> {
+    let row = sqlx::query(
+        "SELECT spec, state, group_total, group_created, group_active, group_parallel, \
+         cancel_requested FROM jobs WHERE id = $1",
+    )
+    .bind(parent)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(0);
+    };
+    if row.try_get::<String, _>("state")? != "RUNNING"
+        || row.try_get::<i64, _>("cancel_requested")? != 0
+    {
+        return Ok(0);
+    }
+    let spec: JobSpec = parse_spec(&row.try_get::<String, _>("spec")?)?;
+    let Some(array) = spec.flow.array else {
+        return Ok(0);
+    };
+    let created = row.try_get::<i64, _>("group_created")?.max(0) as u64;
+    let active = row.try_get::<i64, _>("group_active")?.max(0) as u64;
+    let total = row.try_get::<i64, _>("group_total")?.max(0) as u64;
+    let n = children_to_create(total, created, active, array.parallel);
+    if n == 0 {
+        return Ok(0);
+    }
+    let before: i64 = sqlx::query("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) AS m FROM jobs")
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("m")?;
+    for b in array.batches(created, created + n) {
+        // The child's spec is the parent's with its array task appended
+        // (the parent's JSON is an object, so it ends with `}`).
+        sqlx::query(
+            "WITH RECURSIVE seq(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM seq WHERE k + 1 < $2) \
+             INSERT INTO jobs (name, queue, state, spec, cpus, mem_mib, gpus, priority, \
+             max_attempts, submitted_at, parent_id, array_index, kind) \
+             SELECT p.name, p.queue, 'RUNNABLE', \
+             substr(p.spec, 1, length(p.spec) - 1) || ',\"array_task\":{\"parent\":' \
+             || CAST(p.id AS TEXT) || ',\"index\":' || CAST($3 + $4 * seq.k AS TEXT) || '}}', \
+             p.cpus, p.mem_mib, p.gpus, p.priority, p.max_attempts, p.submitted_at, p.id, \
+             $3 + $4 * seq.k, 'job' FROM jobs p, seq WHERE p.id = $1 ORDER BY seq.k",
+        )
+        .bind(parent)
+        .bind(i64::from(b.count))
+        .bind(i64::from(b.first))
+        .bind(i64::from(b.step))
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE jobs SET group_created = group_created + $2, group_active = group_active + $2 \
+         WHERE id = $1",
+    )
+    .bind(parent)
+    .bind(n as i64)
+    .execute(&mut **tx)
+    .await?;
+    events::record_children(tx, parent, before, now).await?;
+    Ok(n)
+}
+
+/// Sets up the workflow parts of freshly inserted jobs (in the submitting
+/// transaction): dependencies, arrays, initial state and first event.
+pub(super) async fn after_submit(
+    tx: &mut Tx<'_>,
+    specs: &[JobSpec],
+    ids: &[i64],
+    now: i64,
+) -> Result<u64> {
+    let mut made = 0;
+    for (spec, &id) in specs.iter().zip(ids) {
+        let kind = if spec.flow.array.is_some() {
+            JobKind::Array
+        } else {
+            JobKind::Job
+        };
+        if kind == JobKind::Job && spec.flow.after.is_empty() {
+            events::record(tx, id, now).await?;
+            continue;
+        }
+        made += setup(tx, id, kind, spec, None, now).await?;
+    }
+    Ok(made)
+}
+
+/// Records a job's dependencies and kind, and moves it to its first state.
+pub(super) async fn setup(
+    tx: &mut Tx<'_>,
+    id: i64,
+    kind: JobKind,
+    spec: &JobSpec,
+    parent: Option<i64>,
+    now: i64,
+) -> Result<u64> {
+    let mut pending: i64 = 0;
+    let mut never: Option<&'static str> = None;
+    for d in &spec.flow.after {
+        let row = sqlx::query("SELECT state FROM jobs WHERE id = $1")
+            .bind(d.job)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(format!("dependency job {}", d.job)));
+        };
+        let state = parse_state(&row.try_get::<String, _>("state")?)?;
+        let started = d.kind == DepKind::After && has_started(tx, d.job).await?;
+        let decided = status(d.kind, state, started);
+        sqlx::query(
+            "INSERT INTO job_deps (job_id, dep_id, kind, resolved) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(d.job)
+        .bind(d.kind.as_str())
+        .bind(i64::from(decided != DepStatus::Waiting))
+        .execute(&mut **tx)
+        .await?;
+        match decided {
+            DepStatus::Waiting => pending += 1,
+            DepStatus::Met => {}
+            DepStatus::Never(r) => never = never.or(Some(r)),
+        }
+    }
+    let (total, parallel) = match &spec.flow.array {
+        Some(a) => (a.len() as i64, i64::from(a.parallel.unwrap_or(0))),
+        None => (0, 0),
+    };
+    sqlx::query(
+        "UPDATE jobs SET kind = $2, parent_id = $3, deps_pending = $4, group_total = $5, \
+         group_parallel = $6, state = 'PENDING' WHERE id = $1",
+    )
+    .bind(id)
+    .bind(kind.as_str())
+    .bind(parent)
+    .bind(pending)
+    .bind(total)
+    .bind(parallel)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(reason) = never {
+        cancel_waiting(tx, id, reason, now).await?;
+        return changed(tx, id, now).await;
+    }
+    if pending > 0 {
+        events::record(tx, id, now).await?;
+        return Ok(0);
+    }
+    release(tx, id, now).await
+}
