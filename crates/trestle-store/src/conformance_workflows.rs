@@ -363,7 +363,22 @@ async fn after_waits_for_a_start(s: &dyn Store) {
 async fn arrays_are_created_lazily(s: &dyn Store) {
     worker(s, "w1").await;
     let other = submit(s, r#"{"command":["other"],"priority":5}"#).await;
-    let p = submit(s, r#"{"command":["sweep"],"array":"0-99999"}"#).await;
+    let mut sweep = spec(r#"{"command":["sweep"],"array":"0-99999"}"#);
+    sweep.owner = Some("ada".into());
+    sweep.project = Some("cfd".into());
+    let p = s.submit(&[sweep], T0).await.unwrap()[0];
+    // Children belong to the array's owner and project.
+    let mine = s
+        .list_jobs(&crate::JobFilter {
+            owner: Some("ada".into()),
+            project: Some("cfd".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 5);
+    assert!(mine.iter().all(|j| j.flow.parent == Some(p)));
     let v = s.job(p).await.unwrap().unwrap();
     assert_eq!(v.flow.kind, JobKind::Array);
     assert_eq!(

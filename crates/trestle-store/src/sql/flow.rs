@@ -328,12 +328,13 @@ pub(super) async fn top_up(tx: &mut Tx<'_>, parent: i64, now: i64) -> Result<u64
         sqlx::query(
             "WITH RECURSIVE seq(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM seq WHERE k + 1 < $2) \
              INSERT INTO jobs (name, queue, state, spec, cpus, mem_mib, gpus, priority, \
-             max_attempts, submitted_at, parent_id, array_index, kind) \
+             max_attempts, submitted_at, parent_id, array_index, kind, owner, project) \
              SELECT p.name, p.queue, 'RUNNABLE', \
              substr(p.spec, 1, length(p.spec) - 1) || ',\"array_task\":{\"parent\":' \
              || CAST(p.id AS TEXT) || ',\"index\":' || CAST($3 + $4 * seq.k AS TEXT) || '}}', \
              p.cpus, p.mem_mib, p.gpus, p.priority, p.max_attempts, p.submitted_at, p.id, \
-             $3 + $4 * seq.k, 'job' FROM jobs p, seq WHERE p.id = $1 ORDER BY seq.k",
+             $3 + $4 * seq.k, 'job', p.owner, p.project FROM jobs p, seq WHERE p.id = $1 \
+             ORDER BY seq.k",
         )
         .bind(parent)
         .bind(i64::from(b.count))
