@@ -210,11 +210,33 @@ async fn events_record_every_change(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(other.len(), 1);
+    // A user sees only the events of jobs they may read.
+    let mut theirs = spec(r#"{"command":["t"]}"#);
+    theirs.owner = Some("ada".into());
+    theirs.project = Some("cfd".into());
+    let t = s.submit(&[theirs], T0).await.unwrap()[0];
+    let visible = |user: &str, projects: &[&str]| EventFilter {
+        visible_to: Some(user.into()),
+        visible_projects: projects.iter().map(|p| p.to_string()).collect(),
+        limit: 100,
+        ..Default::default()
+    };
+    let ada = s.events(&visible("ada", &[])).await.unwrap();
+    assert_eq!(ada.iter().map(|e| e.job_id).collect::<Vec<_>>(), vec![t]);
+    let member = s.events(&visible("bob", &["cfd"])).await.unwrap();
+    assert_eq!(member.len(), 1);
+    assert!(
+        s.events(&visible("eve", &["other"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Cancelling is an event too.
+    let before_cancel = s.last_event_id().await.unwrap();
     s.cancel(b, T0 + 10).await.unwrap();
     let last = s
         .events(&EventFilter {
-            after: all[4].id,
+            after: before_cancel,
             limit: 100,
             ..Default::default()
         })

@@ -22,6 +22,11 @@ pub struct EventFilter {
     pub queue: Option<String>,
     /// At most this many (capped by the store).
     pub limit: u32,
+    /// Only events of jobs this user submitted or that are charged to one
+    /// of `visible_projects` (authorization's view of a non-admin).
+    pub visible_to: Option<String>,
+    /// With `visible_to`: projects whose jobs the user may read.
+    pub visible_projects: Vec<String>,
 }
 
 /// What one resolver tick did.

@@ -27,6 +27,8 @@ CREATE TABLE job_events (
     job_id BIGINT NOT NULL,
     parent_id BIGINT,
     queue TEXT NOT NULL,
+    owner TEXT,
+    project TEXT,
     state TEXT NOT NULL,
     reason TEXT,
     exit_code BIGINT,

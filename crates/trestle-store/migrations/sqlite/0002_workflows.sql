@@ -27,6 +27,8 @@ CREATE TABLE job_events (
     job_id INTEGER NOT NULL,
     parent_id INTEGER,
     queue TEXT NOT NULL,
+    owner TEXT,
+    project TEXT,
     state TEXT NOT NULL,
     reason TEXT,
     exit_code INTEGER,

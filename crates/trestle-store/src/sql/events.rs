@@ -23,8 +23,10 @@ pub(super) async fn record(
     now: i64,
 ) -> Result<Option<(JobState, Option<i64>)>> {
     let Some(row) = sqlx::query(
-        "INSERT INTO job_events (job_id, parent_id, queue, state, reason, exit_code, at) \
-         SELECT id, parent_id, queue, state, reason, exit_code, $2 FROM jobs WHERE id = $1 \
+        "INSERT INTO job_events (job_id, parent_id, queue, owner, project, state, reason, \
+         exit_code, at) \
+         SELECT id, parent_id, queue, owner, project, state, reason, exit_code, $2 FROM jobs \
+         WHERE id = $1 \
          RETURNING state, parent_id",
     )
     .bind(job_id)
@@ -47,8 +49,9 @@ pub(super) async fn record_children(
     now: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO job_events (job_id, parent_id, queue, state, reason, exit_code, at) \
-         SELECT id, parent_id, queue, state, reason, exit_code, $3 FROM jobs \
+        "INSERT INTO job_events (job_id, parent_id, queue, owner, project, state, reason, \
+         exit_code, at) \
+         SELECT id, parent_id, queue, owner, project, state, reason, exit_code, $3 FROM jobs \
          WHERE parent_id = $1 AND id > $2 ORDER BY id",
     )
     .bind(parent)
@@ -79,6 +82,7 @@ impl SqlStore {
              AND (CAST($2 AS BIGINT) IS NULL OR job_id = $2 OR parent_id = $2) \
              AND (CAST($3 AS TEXT) IS NULL OR queue = $3) \
              AND (CAST($4 AS TEXT) IS NULL OR $4 LIKE '%,' || state || ',%') \
+             AND (CAST($6 AS TEXT) IS NULL OR owner = $6 OR $7 LIKE '%,' || project || ',%') \
              ORDER BY id LIMIT $5",
         )
         .bind(f.after)
@@ -86,6 +90,8 @@ impl SqlStore {
         .bind(f.queue.clone())
         .bind(states)
         .bind(i64::from(f.limit.clamp(1, MAX_EVENTS)))
+        .bind(f.visible_to.clone())
+        .bind(format!(",{},", f.visible_projects.join(",")))
         .fetch_all(&self.read)
         .await?;
         rows.iter()
