@@ -183,7 +183,7 @@ impl Client {
     }
 
     /// Sends `method` with a JSON body (or none) and decodes a JSON answer.
-    async fn send_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+    pub(crate) async fn send_json<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
         timeout: Timeout,

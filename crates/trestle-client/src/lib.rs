@@ -19,8 +19,10 @@
 mod client;
 mod error;
 mod files;
+mod generic;
 pub mod urls;
 
 pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_REQUEST_TIMEOUT, JobQuery, LEASE_GRACE};
 pub use error::ClientError;
 pub use files::{Download, Progress};
+pub use reqwest::Method;

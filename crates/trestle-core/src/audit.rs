@@ -280,12 +280,12 @@ pub struct NamedQuery {
     pub filter: BTreeMap<String, String>,
 }
 
-/// `GET /api/v1/audit/unused?days=N` (and the answer to disabling them):
-/// credentials not used for `days` days.
+/// `GET /api/v1/audit/unused?period=60d` (and the answer to disabling
+/// them): credentials not used for a period.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnusedReport {
-    /// The period.
-    pub days: u32,
+    /// The period in seconds.
+    pub period_secs: u64,
     /// Unused, still valid tokens.
     pub tokens: Vec<crate::identity::TokenView>,
     /// Unused, enabled users (admins are listed but never disabled).
@@ -298,8 +298,27 @@ pub struct UnusedReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DisableUnused {
-    /// The period in days (at least 1).
-    pub days: u32,
+    /// The period: `60d`, `12h` (default `60d`).
+    #[serde(default)]
+    pub period: Option<String>,
+}
+
+/// Parses an unused-credential period (`60d`; a plain number is days).
+pub fn parse_period(field: &str, s: &str) -> Result<u64> {
+    let t = s.trim();
+    let secs = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>().ok().map(|d| d.saturating_mul(86_400))
+    } else {
+        parse_duration(field, t, false).ok()
+    };
+    secs.filter(|s| *s > 0 && *s <= 100 * 365 * 86_400)
+        .ok_or_else(|| {
+            ValidationError::new(
+                "invalid-period",
+                field,
+                format!("`{s}` is not a period such as `60d` or `12h` (a plain number is days)"),
+            )
+        })
 }
 
 /// The name of the built-in query over tokens rather than requests.

@@ -157,3 +157,17 @@ fn forwarded_for_only_from_trusted_proxies() {
             .contains(ip("::ffff:127.0.0.1"))
     );
 }
+
+#[test]
+fn periods() {
+    assert_eq!(parse_period("period", "60").unwrap(), 60 * 86_400);
+    assert_eq!(parse_period("period", "12h").unwrap(), 12 * 3600);
+    assert_eq!(parse_period("period", "2s").unwrap(), 2);
+    for bad in ["0", "", "soon", "0s"] {
+        assert_eq!(
+            parse_period("period", bad).unwrap_err().field.as_deref(),
+            Some("period"),
+            "{bad}"
+        );
+    }
+}

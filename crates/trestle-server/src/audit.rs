@@ -13,7 +13,7 @@
 use crate::loops::BackgroundLoop;
 use crate::state::AppState;
 use async_trait::async_trait;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::collections::HashMap;
@@ -28,6 +28,11 @@ use trestle_store::Store;
 /// The client's address (after trusted-proxy handling), for handlers.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
+
+/// What a request created (`job:12`), set by its handler as a response
+/// extension, for requests whose path does not name it.
+#[derive(Debug, Clone)]
+pub struct AuditResource(pub String);
 
 /// Where authentication tells the audit middleware who the caller is.
 #[derive(Debug, Clone, Default)]
@@ -219,7 +224,13 @@ pub async fn record(State(app): State<AppState>, mut req: Request, next: Next) -
         .map(str::to_string);
     let ip = client_ip(peer, xff.as_deref(), &app.security.trusted_proxies);
     let method = req.method().to_string();
-    let path = req.uri().path().to_string();
+    // Inside the nested `/api/v1` router the URI is stripped of its prefix;
+    // record the path as the client sent it.
+    let path = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
     let user_agent = req
         .headers()
         .get(axum::http::header::USER_AGENT)
@@ -231,6 +242,11 @@ pub async fn record(State(app): State<AppState>, mut req: Request, next: Next) -
     let resp = next.run(req).await;
     let (user, token) = slot.take();
     let (action, resource) = classify(&method, &path);
+    let resource = resp
+        .extensions()
+        .get::<AuditResource>()
+        .map(|r| r.0.clone())
+        .or(resource);
     app.audit.record(AuditRecord {
         id: 0,
         at,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod loops;
 pub mod metrics;
 pub mod openapi;
+pub mod openapi_identity;
 pub mod routes;
 pub mod security;
 pub mod state;

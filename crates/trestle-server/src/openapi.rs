@@ -163,7 +163,9 @@ fn schema_ref(name: &str) -> Value {
 /// Builds the document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
-    for (method, path, summary, req, resp) in OPERATIONS {
+    for (method, path, summary, req, resp) in
+        OPERATIONS.iter().chain(crate::openapi_identity::OPERATIONS)
+    {
         let params: Vec<Value> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -190,7 +192,7 @@ pub fn document() -> Value {
             props.iter().map(|k| (k.to_string(), json!({}))).collect();
         json!({"type": "object", "properties": p})
     };
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "Trestle API", "version": trestle_core::VERSION},
         "security": [{"bearer": []}],
@@ -217,7 +219,11 @@ pub fn document() -> Value {
                 "UpdatesResponse": obj(&["stale", "cancel"])
             }
         }
-    })
+    });
+    for (name, props) in crate::openapi_identity::SCHEMAS {
+        doc["components"]["schemas"][*name] = obj(props);
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -234,5 +240,6 @@ mod tests {
             );
         }
         assert!(doc["paths"]["/api/v1/jobs"]["post"].is_object());
+        assert!(doc["paths"]["/api/v1/tokens/{id}"]["delete"].is_object());
     }
 }

@@ -86,6 +86,35 @@ enum Cmd {
     Workers(cmd::jobs::JsonArgs),
     /// Measure throughput and submit-to-start latency through the API.
     Bench(cmd::bench::BenchArgs),
+    /// Log in (password or token) and store a token in the client config.
+    Login(cmd::identity::LoginArgs),
+    /// Show the user and projects of the configured credential.
+    Whoami(cmd::jobs::JsonArgs),
+    /// API tokens: create, list, revoke.
+    Token {
+        #[command(subcommand)]
+        cmd: cmd::identity::TokenCmd,
+    },
+    /// Users: add, list, disable, set a role (admins).
+    User {
+        #[command(subcommand)]
+        cmd: cmd::users::UserCmd,
+    },
+    /// Projects and their members.
+    Project {
+        #[command(subcommand)]
+        cmd: cmd::projects::ProjectCmd,
+    },
+    /// Indexes (funding sources) that projects are charged to.
+    Index {
+        #[command(subcommand)]
+        cmd: cmd::projects::IndexCmd,
+    },
+    /// The audit trail: named and ad-hoc queries, unused credentials (admins).
+    Audit {
+        #[command(subcommand)]
+        cmd: cmd::audit::AuditCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,6 +152,13 @@ fn main() -> ExitCode {
             Cmd::Outputs(a) => cmd::jobs::outputs(a, &cli.conn).await,
             Cmd::Workers(a) => cmd::jobs::workers(a, &cli.conn).await,
             Cmd::Bench(a) => cmd::bench::run(a, &cli.conn).await,
+            Cmd::Login(a) => cmd::identity::login(a, &cli.conn).await,
+            Cmd::Whoami(a) => cmd::identity::whoami(a.json, &cli.conn).await,
+            Cmd::Token { cmd } => cmd::identity::token(cmd, &cli.conn).await,
+            Cmd::User { cmd } => cmd::users::run(cmd, &cli.conn).await,
+            Cmd::Project { cmd } => cmd::projects::project(cmd, &cli.conn).await,
+            Cmd::Index { cmd } => cmd::projects::index(cmd, &cli.conn).await,
+            Cmd::Audit { cmd } => cmd::audit::run(cmd, &cli.conn).await,
         }
     });
     match result {

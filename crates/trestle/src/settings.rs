@@ -12,6 +12,8 @@ use trestle_core::Capacity;
 use trestle_core::parse::{parse_duration, parse_memory_mib};
 use trestle_server::config::{LocalEnvConfig, ServerConfig};
 
+mod security;
+
 /// `trestle.toml` as written (every key optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +33,12 @@ pub struct FileConfig {
     /// The local compute environment.
     #[serde(default)]
     pub local: LocalFile,
+    /// Trusted proxies, sessions, login throttling.
+    #[serde(default)]
+    pub security: security::SecurityFile,
+    /// Audit retention, the unused-credential policy, saved queries.
+    #[serde(default)]
+    pub audit: security::AuditFile,
 }
 
 /// `[local]` in `trestle.toml`.
@@ -170,6 +178,7 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
     if let Some(t) = file.worker_timeout {
         cfg.worker_timeout = secs("worker_timeout", &t)?;
     }
+    cfg.security = security::security_config(file.security, file.audit)?;
     let l = file.local;
     if l.enabled.unwrap_or(local_default) {
         let cpus = host_cpus();

@@ -14,12 +14,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use trestle_core::audit::{
     AuditAnswer, AuditFilter, DisableUnused, NamedQuery, UNUSED_TOKENS_QUERY, UnusedReport,
-    builtin_queries, resolve,
+    builtin_queries, parse_period, resolve,
 };
 use trestle_core::authz::{Action, Resource};
+use trestle_core::identity::TokenView;
 use trestle_store::{UserChanges, UserRecord};
-
-const DAY_MS: i64 = 86_400_000;
 
 /// `GET /api/v1/audit?principal=&action=&resource=&ip=&method=&since=&until=&status=&changes=&group-by=&limit=`.
 pub async fn query(
@@ -52,22 +51,15 @@ pub async fn list_queries(
     Ok(Json(named_queries(&app)))
 }
 
-fn days_param(field: &str, v: Option<&String>, default: u32) -> ApiResult<u32> {
-    match v {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|d| (1..=36_500).contains(d))
-            .ok_or_else(|| {
-                ApiError::bad(
-                    "invalid-days",
-                    field,
-                    format!("`{v}` is not a number of days (1-36500)"),
-                )
-            }),
-    }
+/// The period of an unused-credential check: `period` (`60d`, `12h`) or
+/// `days`; default 60 days.
+fn period(q: &BTreeMap<String, String>) -> ApiResult<Duration> {
+    let secs = match (q.get("period"), q.get("days")) {
+        (Some(p), _) => parse_period("period", p)?,
+        (None, Some(d)) => parse_period("days", d)?,
+        (None, None) => 60 * 86_400,
+    };
+    Ok(Duration::from_secs(secs))
 }
 
 /// `GET /api/v1/audit/queries/{name}?param=value...`: runs a named query.
@@ -89,10 +81,10 @@ pub async fn run_query(
     let values = resolve(q, &params)?;
     let now = crate::now_ms();
     if q.name == UNUSED_TOKENS_QUERY {
-        let days = days_param("days", params.get("days"), 60)?;
+        let secs = parse_period("days", values.get("days").map_or("60", String::as_str))?;
         let tokens = app
             .store
-            .unused_tokens(now - i64::from(days) * DAY_MS, now)
+            .unused_tokens(now - secs as i64 * 1000, now)
             .await?;
         return Ok(Json(AuditAnswer {
             tokens,
@@ -103,28 +95,42 @@ pub async fn run_query(
     Ok(Json(app.store.query_audit(&f).await?))
 }
 
+/// Tokens and users unused for `period`. The asking credential is in use
+/// right now, whatever its last recorded use says (uses are recorded at
+/// most once a minute), so it is never part of the answer.
 async fn unused(
     app: &AppState,
-    days: u32,
-) -> ApiResult<(Vec<trestle_core::identity::TokenView>, Vec<UserRecord>)> {
+    period: Duration,
+    caller_token: Option<&str>,
+) -> ApiResult<(Vec<TokenView>, Vec<UserRecord>)> {
     let now = crate::now_ms();
-    let before = now - i64::from(days) * DAY_MS;
-    let tokens = app.store.unused_tokens(before, now).await?;
+    let before = now - period.as_millis() as i64;
+    let mut tokens = app.store.unused_tokens(before, now).await?;
+    tokens.retain(|t| Some(t.id.as_str()) != caller_token);
     let users = app.store.unused_users(before, false).await?;
     Ok((tokens, users))
 }
 
-/// `GET /api/v1/audit/unused?days=N` (default 60).
+/// `GET /api/v1/audit/unused?period=60d` (or `days=60`; default 60 days).
 pub async fn list_unused(
     State(app): State<AppState>,
     Extension(p): Extension<Principal>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> ApiResult<Json<UnusedReport>> {
     check(&p, Action::AuditRead, Resource::None, "")?;
-    let days = days_param("days", q.get("days"), 60)?;
-    let (tokens, users) = unused(&app, days).await?;
+    for k in q.keys() {
+        if k != "period" && k != "days" {
+            return Err(ApiError::bad(
+                "unknown-parameter",
+                k,
+                format!("unknown query parameter `{k}` (period, days)"),
+            ));
+        }
+    }
+    let period = period(&q)?;
+    let (tokens, users) = unused(&app, period, Some(&p.token_id)).await?;
     Ok(Json(UnusedReport {
-        days,
+        period_secs: period.as_secs(),
         tokens,
         users: users.iter().map(UserRecord::view).collect(),
         disabled: false,
@@ -132,14 +138,14 @@ pub async fn list_unused(
 }
 
 /// Revokes unused tokens and disables unused users (never admins), and
-/// audits each action; `by` is the admin who asked (`None`: the policy).
+/// audits each action; `by` is the principal who asked (`None`: the policy).
 pub async fn disable_unused(
     app: &AppState,
     after: Duration,
-    by: Option<&str>,
+    by: Option<&Principal>,
 ) -> ApiResult<UnusedReport> {
-    let days = (after.as_secs() / 86_400).max(1) as u32;
-    let (tokens, users) = unused(app, days).await?;
+    let (tokens, users) = unused(app, after, by.map(|p| p.token_id.as_str())).await?;
+    let by = by.and_then(Principal::user_name);
     let now = crate::now_ms();
     let mut revoked = Vec::new();
     for t in tokens {
@@ -172,14 +178,14 @@ pub async fn disable_unused(
     }
     app.tokens.clear();
     Ok(UnusedReport {
-        days,
+        period_secs: after.as_secs(),
         tokens: revoked,
         users: disabled,
         disabled: true,
     })
 }
 
-/// `POST /api/v1/audit/unused {"days": N}`: revoke and disable now.
+/// `POST /api/v1/audit/unused {"period": "60d"}`: revoke and disable now.
 pub async fn post_unused(
     State(app): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -187,18 +193,7 @@ pub async fn post_unused(
 ) -> ApiResult<Json<UnusedReport>> {
     check(&p, Action::AuditManage, Resource::None, "")?;
     let req: DisableUnused = parse_body(&body)?;
-    if req.days == 0 || req.days > 36_500 {
-        return Err(ApiError::bad(
-            "invalid-days",
-            "days",
-            "days must be between 1 and 36500",
-        ));
-    }
-    let report = disable_unused(
-        &app,
-        Duration::from_secs(u64::from(req.days) * 86_400),
-        p.user_name(),
-    )
-    .await?;
+    let secs = parse_period("period", req.period.as_deref().unwrap_or("60d"))?;
+    let report = disable_unused(&app, Duration::from_secs(secs), Some(&p)).await?;
     Ok(Json(report))
 }

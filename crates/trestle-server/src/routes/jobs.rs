@@ -2,6 +2,7 @@
 
 use super::{parse_body, parse_id};
 use crate::access;
+use crate::audit::AuditResource;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -43,7 +44,7 @@ pub async fn submit(
     State(app): State<AppState>,
     Extension(p): Extension<Principal>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
+) -> ApiResult<(StatusCode, Extension<AuditResource>, Json<JobView>)> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad("invalid-json", "", "the body is not UTF-8"))?;
     let value: serde_json::Value =
@@ -67,7 +68,8 @@ pub async fn submit(
         .job(ids[0])
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {}", ids[0])))?;
-    Ok((StatusCode::CREATED, Json(job)))
+    let tag = AuditResource(format!("job:{}", job.id));
+    Ok((StatusCode::CREATED, Extension(tag), Json(job)))
 }
 
 /// `POST /api/v1/jobs/batch`: all or nothing.

@@ -3,6 +3,7 @@
 
 use super::parse_body;
 use crate::access::check;
+use crate::audit::AuditResource;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -76,7 +77,7 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(p): Extension<Principal>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<ProjectView>)> {
+) -> ApiResult<(StatusCode, Extension<AuditResource>, Json<ProjectView>)> {
     check(&p, Action::ProjectCreate, Resource::None, "")?;
     let req: NewProject = parse_body(&body)?;
     validate_name("name", &req.name)?;
@@ -98,7 +99,8 @@ pub async fn create(
         .project(&req.name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("project `{}`", req.name)))?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let tag = AuditResource(format!("project:{}", view.name));
+    Ok((StatusCode::CREATED, Extension(tag), Json(view)))
 }
 
 async fn visible(app: &AppState, p: &Principal, name: &str) -> ApiResult<ProjectView> {

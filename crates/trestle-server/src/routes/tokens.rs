@@ -4,6 +4,7 @@
 
 use super::parse_body;
 use crate::access::check;
+use crate::audit::AuditResource;
 use crate::auth::{Principal, hash_token, new_token, token_id};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -109,7 +110,7 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(p): Extension<Principal>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+) -> ApiResult<(StatusCode, Extension<AuditResource>, Json<TokenCreated>)> {
     let req: NewToken = parse_body(&body)?;
     let me = p.user_name().unwrap_or_default().to_string();
     let (user, kind) = if req.worker {
@@ -138,7 +139,8 @@ pub async fn create(
         }
     };
     let created = issue(&app, &user, kind, req, crate::now_ms()).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let tag = AuditResource(format!("token:{}", created.info.id));
+    Ok((StatusCode::CREATED, Extension(tag), Json(created)))
 }
 
 /// `GET /api/v1/tokens?all=true&revoked=true`: the caller's tokens (admins:

@@ -3,6 +3,7 @@
 
 use super::parse_body;
 use crate::access::check;
+use crate::audit::AuditResource;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::security::hash_password;
@@ -32,7 +33,7 @@ pub async fn create(
     State(app): State<AppState>,
     Extension(p): Extension<Principal>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<UserView>)> {
+) -> ApiResult<(StatusCode, Extension<AuditResource>, Json<UserView>)> {
     check(&p, Action::UserCreate, Resource::None, "")?;
     let req: NewUser = parse_body(&body)?;
     validate_name("name", &req.name)?;
@@ -73,7 +74,8 @@ pub async fn create(
         other => other.into(),
     })?;
     app.tokens.clear();
-    Ok((StatusCode::CREATED, Json(rec.view())))
+    let tag = AuditResource(format!("user:{}", rec.name));
+    Ok((StatusCode::CREATED, Extension(tag), Json(rec.view())))
 }
 
 /// `GET /api/v1/users/{name}`.

@@ -116,14 +116,14 @@ impl IdentityStore for SqlStore {
 
     async fn update_user(&self, name: &str, c: &UserChanges, now: i64) -> Result<bool> {
         let mut tx = self.write.begin().await?;
-        let Some(row) = sqlx::query("SELECT name FROM users WHERE name = $1")
+        let exists = sqlx::query("SELECT name FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?
-        else {
+            .is_some();
+        if !exists {
             return Ok(false);
-        };
-        drop(row);
+        }
         if let Some(r) = c.role {
             sqlx::query("UPDATE users SET role = $1 WHERE name = $2")
                 .bind(r.as_str())

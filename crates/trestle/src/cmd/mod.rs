@@ -1,9 +1,13 @@
 //! The CLI's commands, one module per group.
 
+pub mod audit;
 pub mod bench;
+pub mod identity;
 pub mod jobs;
+pub mod projects;
 pub mod submit;
 pub mod up;
+pub mod users;
 pub mod worker;
 
 use crate::Conn;
@@ -32,7 +36,7 @@ pub fn client(conn: &Conn) -> anyhow::Result<Client> {
     let (urls, token) = endpoint(conn);
     if token.is_none() {
         return usage(
-            "no API token: run `trestle up` on this machine, or set TRESTLE_TOKEN / --token",
+            "no API token: run `trestle login`, or `trestle up` on this machine, or set TRESTLE_TOKEN / --token",
         );
     }
     Ok(Client::new(urls, token)?)

@@ -23,6 +23,9 @@ pub struct SubmitArgs {
     /// Queue.
     #[arg(long)]
     pub queue: Option<String>,
+    /// Project to charge (default: your default project; see `trestle whoami`).
+    #[arg(long)]
+    pub project: Option<String>,
     /// Attempts before the job fails (default 1).
     #[arg(long)]
     pub attempts: Option<u32>,
@@ -81,6 +84,9 @@ fn flags_into(a: &SubmitArgs, job: &mut serde_json::Map<String, Value>) -> Resul
     }
     if let Some(v) = &a.queue {
         set("queue", json!(v));
+    }
+    if let Some(v) = &a.project {
+        set("project", json!(v));
     }
     if let Some(v) = a.attempts {
         set("attempts", json!(v));

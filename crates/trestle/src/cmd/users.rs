@@ -1,0 +1,245 @@
+//! `trestle user add|list|show|disable|enable|set-role|set-password|set-default`.
+
+use super::client;
+use crate::Conn;
+use crate::output::{table, time};
+use anyhow::Result;
+use clap::Subcommand;
+use std::process::ExitCode;
+use trestle_client::{Client, Method};
+use trestle_core::identity::{NewUser, UserUpdate, UserView};
+
+/// `trestle user ...`.
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Add a user (admins).
+    Add {
+        /// Login name.
+        name: String,
+        /// admin, researcher (default), internal-guest or guest.
+        #[arg(long)]
+        role: Option<String>,
+        /// Organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// Default project (the user becomes a member).
+        #[arg(long)]
+        project: Option<String>,
+        /// Set a password for the web UI, read from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users (admins).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user.
+    Show {
+        /// Login name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable users: they cannot log in and their tokens stop working.
+    Disable {
+        /// Login names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Enable users again.
+    Enable {
+        /// Login names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Change a user's role (admins).
+    SetRole {
+        /// Login name.
+        name: String,
+        /// admin, researcher, internal-guest or guest.
+        role: String,
+    },
+    /// Set a user's password (your own, or anyone's for admins), read from stdin.
+    SetPassword {
+        /// Login name.
+        name: String,
+    },
+    /// Set a user's default project (they must be a member).
+    SetDefault {
+        /// Login name.
+        name: String,
+        /// Project.
+        project: String,
+    },
+}
+
+fn print_users(users: &[UserView]) {
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                u.name.clone(),
+                u.role.as_str().to_string(),
+                u.org.clone().unwrap_or_else(|| "-".into()),
+                u.default_project.clone().unwrap_or_else(|| "-".into()),
+                if u.disabled { "disabled" } else { "enabled" }.to_string(),
+                u.last_seen_at.map(time).unwrap_or_else(|| "never".into()),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "NAME",
+                "ROLE",
+                "ORG",
+                "DEFAULT PROJECT",
+                "STATE",
+                "LAST SEEN"
+            ],
+            &rows
+        )
+    );
+}
+
+async fn patch(c: &Client, name: &str, u: &UserUpdate) -> Result<UserView> {
+    Ok(c.call(Method::PATCH, &["users", name], &[], Some(u))
+        .await?)
+}
+
+fn stdin_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Runs `trestle user ...`.
+pub async fn run(cmd: UserCmd, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    match cmd {
+        UserCmd::Add {
+            name,
+            role,
+            org,
+            project,
+            password_stdin,
+            json,
+        } => {
+            let req = NewUser {
+                name,
+                role,
+                org,
+                default_project: project,
+                password: if password_stdin {
+                    Some(stdin_password()?)
+                } else {
+                    None
+                },
+            };
+            let u: UserView = c.call(Method::POST, &["users"], &[], Some(&req)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&u)?);
+            } else {
+                println!(
+                    "added {} ({}); create a token for them with `trestle token create --user {}`",
+                    u.name, u.role, u.name
+                );
+            }
+        }
+        UserCmd::List { json } => {
+            let users: Vec<UserView> = c.call::<(), _>(Method::GET, &["users"], &[], None).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                print_users(&users);
+            }
+        }
+        UserCmd::Show { name, json } => {
+            let u: UserView = c
+                .call::<(), _>(Method::GET, &["users", &name], &[], None)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&u)?);
+            } else {
+                print_users(&[u]);
+            }
+        }
+        UserCmd::Disable { names } => {
+            for n in names {
+                let u = patch(
+                    &c,
+                    &n,
+                    &UserUpdate {
+                        disabled: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                println!("disabled {}", u.name);
+            }
+        }
+        UserCmd::Enable { names } => {
+            for n in names {
+                let u = patch(
+                    &c,
+                    &n,
+                    &UserUpdate {
+                        disabled: Some(false),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                println!("enabled {}", u.name);
+            }
+        }
+        UserCmd::SetRole { name, role } => {
+            let u = patch(
+                &c,
+                &name,
+                &UserUpdate {
+                    role: Some(role),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            println!("{} is now {}", u.name, u.role);
+        }
+        UserCmd::SetPassword { name } => {
+            let password = Some(stdin_password()?);
+            let u = patch(
+                &c,
+                &name,
+                &UserUpdate {
+                    password,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            println!("password of {} set", u.name);
+        }
+        UserCmd::SetDefault { name, project } => {
+            let u = patch(
+                &c,
+                &name,
+                &UserUpdate {
+                    default_project: Some(project),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            println!(
+                "default project of {} is {}",
+                u.name,
+                u.default_project.unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
