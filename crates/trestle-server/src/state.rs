@@ -3,8 +3,8 @@
 use crate::access::WorkerOwners;
 use crate::audit::AuditWriter;
 use crate::auth::TokenCache;
-use crate::security::SecurityConfig;
 use crate::metrics::Metrics;
+use crate::security::SecurityConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;

@@ -577,10 +577,19 @@ async fn workers_and_tokens(s: &dyn Store) {
     )
     .await
     .unwrap();
-    let t = s.find_token("hash1", T0 + 1, "127.0.0.1").await.unwrap().unwrap();
+    let t = s
+        .find_token("hash1", T0 + 1, "127.0.0.1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(t.id, "t1");
     assert_eq!(t.kind, trestle_core::identity::TokenKind::Worker);
-    assert!(s.find_token("nope", T0, "127.0.0.1").await.unwrap().is_none());
+    assert!(
+        s.find_token("nope", T0, "127.0.0.1")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn counts_and_demand(s: &dyn Store) {

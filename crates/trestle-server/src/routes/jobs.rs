@@ -6,13 +6,13 @@ use crate::audit::AuditResource;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::{Extension, Json};
-use trestle_core::authz::Action;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use std::collections::HashMap;
 use trestle_core::api::{BatchSubmit, BatchSubmitted, JobList, JobView, LogSlice};
+use trestle_core::authz::Action;
 use trestle_core::spec::{request_from_value, strip_trailing_commas};
 use trestle_core::{JobSpec, JobState};
 use trestle_store::JobFilter;
@@ -27,7 +27,9 @@ fn validate_value(v: serde_json::Value) -> ApiResult<JobSpec> {
 
 async fn check_inputs(app: &AppState, p: &Principal, spec: &JobSpec) -> ApiResult<()> {
     if let Some(id) = &spec.inputs
-        && (access::upload(app, p, id, Action::UploadRead).await.is_err()
+        && (access::upload(app, p, id, Action::UploadRead)
+            .await
+            .is_err()
             || app.blobs.list(&upload_prefix(id)).await?.is_empty())
     {
         return Err(ApiError::bad(

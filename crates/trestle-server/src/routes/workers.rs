@@ -5,17 +5,17 @@ use crate::access;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use axum::{Extension, Json};
-use trestle_core::authz::{Action, Resource};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use rand::RngCore;
 use std::time::Duration;
 use trestle_core::JobState;
 use trestle_core::api::{
     LeaseRequest, LeaseResponse, UpdatesRequest, UpdatesResponse, WorkerRegistration, WorkerView,
 };
+use trestle_core::authz::{Action, Resource};
 use trestle_store::LeaseParams;
 
 /// Longest a lease request may wait for work.

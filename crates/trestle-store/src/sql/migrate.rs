@@ -9,14 +9,23 @@ use sqlx::{AnyPool, AssertSqlSafe, Row};
 /// (version, SQL) for SQLite.
 const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../../migrations/sqlite/0002_workflows.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_workflows.sql"),
+    ),
     (3, include_str!("../../migrations/sqlite/0003_identity.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
-    (2, include_str!("../../migrations/postgres/0002_workflows.sql")),
-    (3, include_str!("../../migrations/postgres/0003_identity.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_workflows.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_identity.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's version.
