@@ -59,7 +59,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const BATCH: usize = 512;
 
 enum Msg {
-    Record(AuditRecord),
+    Record(Box<AuditRecord>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -86,7 +86,7 @@ impl AuditWriter {
 
     /// Queues a record without waiting.
     pub fn record(&self, r: AuditRecord) {
-        if self.tx.try_send(Msg::Record(r)).is_err() {
+        if self.tx.try_send(Msg::Record(Box::new(r))).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "audit channel full: records dropped");
@@ -182,11 +182,11 @@ async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Msg>) {
     loop {
         let msg = tokio::time::timeout(FLUSH_EVERY, rx.recv()).await;
         match msg {
-            Ok(Some(Msg::Record(r))) => pending.add(r),
+            Ok(Some(Msg::Record(r))) => pending.add(*r),
             Ok(Some(Msg::Flush(done))) => {
                 while let Ok(m) = rx.try_recv() {
                     if let Msg::Record(r) = m {
-                        pending.add(r);
+                        pending.add(*r);
                     }
                 }
                 write(&*store, &mut pending).await;

@@ -239,6 +239,13 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
     }
     let router = router(app.clone());
     let mut http_rx = rx;
+    // Small request/response pairs (leases, reports) must not wait for
+    // Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let http = tokio::spawn(async move {
         axum::serve(
             listener,

@@ -207,7 +207,7 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
             idle_exit: secs("local.idle_exit", l.idle_exit.as_deref().unwrap_or("30s"))?,
             work_dir: data_dir.join("scratch"),
             program: std::env::current_exe().context("cannot find the trestle binary")?,
-            prefetch: l.prefetch.unwrap_or(0),
+            prefetch: l.prefetch.unwrap_or(shape.cpus),
         });
     }
     Ok((cfg, data_dir))

@@ -12,7 +12,10 @@ use trestle_core::outcome::{AttemptEnd, next_state};
 use trestle_core::placement::{Candidate, pack};
 use trestle_core::{AttemptReason, AttemptState, JobState, Resources};
 
-const CANDIDATES_SQLITE: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs \
+// SQLite's planner, without statistics, may prefer the (state, queue)
+// index and sort every runnable row; the partial runnable index yields rows
+// already in lease order, so the scan stops after LIMIT matches.
+const CANDIDATES_SQLITE: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs INDEXED BY jobs_runnable \
      WHERE state = 'RUNNABLE' AND cpus <= $1 AND mem_mib <= $2 AND gpus <= $3 \
      ORDER BY priority DESC, id LIMIT $4";
 const CANDIDATES_POSTGRES: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs \
@@ -33,7 +36,10 @@ fn new_token() -> String {
 type Tx<'a> = Transaction<'a, Any>;
 
 impl SqlStore {
-    async fn touch_in(tx: &mut Tx<'_>, worker_id: &str, now: i64) -> Result<()> {
+    async fn touch_in(&self, tx: &mut Tx<'_>, worker_id: &str, now: i64) -> Result<()> {
+        if self.recently_touched(worker_id, now) {
+            return Ok(());
+        }
         let n = sqlx::query("UPDATE workers SET last_heartbeat = $1 WHERE id = $2")
             .bind(now)
             .bind(worker_id)
@@ -43,12 +49,13 @@ impl SqlStore {
         if n == 0 {
             return Err(StoreError::NotFound(format!("worker `{worker_id}`")));
         }
+        self.mark_touched(worker_id, now);
         Ok(())
     }
 
     pub(super) async fn lease_jobs(&self, p: &LeaseParams<'_>) -> Result<Vec<Lease>> {
         let mut tx = self.write.begin().await?;
-        Self::touch_in(&mut tx, p.worker_id, p.now).await?;
+        self.touch_in(&mut tx, p.worker_id, p.now).await?;
         if p.max_jobs == 0 || p.free.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());
@@ -129,7 +136,7 @@ impl SqlStore {
     ) -> Result<UpdateOutcome> {
         let mut out = UpdateOutcome::default();
         let mut tx = self.write.begin().await?;
-        Self::touch_in(&mut tx, worker_id, now).await?;
+        self.touch_in(&mut tx, worker_id, now).await?;
         let expires = now + lease_ms;
         for hb in &req.heartbeat {
             let key = AttemptKey {

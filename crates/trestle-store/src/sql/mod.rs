@@ -23,6 +23,8 @@ mod workers;
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The database behind a [`SqlStore`].
@@ -40,6 +42,32 @@ pub struct SqlStore {
     write: AnyPool,
     read: AnyPool,
     dialect: Dialect,
+    /// Workers whose heartbeat time was written recently (id -> ms): the
+    /// hot path skips rewriting it more than once per [`TOUCH_EVERY_MS`].
+    touched: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+/// How often a worker's `last_heartbeat` is written at most.
+const TOUCH_EVERY_MS: i64 = 1000;
+
+impl SqlStore {
+    fn recently_touched(&self, worker_id: &str, now: i64) -> bool {
+        let map = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(worker_id).is_some_and(|t| now - t < TOUCH_EVERY_MS)
+    }
+
+    fn mark_touched(&self, worker_id: &str, now: i64) {
+        let mut map = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(worker_id.to_string(), now);
+    }
+
+    fn forget_touched(&self, worker_id: &str) {
+        let mut map = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(worker_id);
+    }
 }
 
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
@@ -82,6 +110,7 @@ impl SqlStore {
                     write,
                     read,
                     dialect,
+                    touched: Arc::default(),
                 }
             }
             Dialect::Postgres => {
@@ -94,6 +123,7 @@ impl SqlStore {
                     write: pool.clone(),
                     read: pool,
                     dialect,
+                    touched: Arc::default(),
                 }
             }
         };

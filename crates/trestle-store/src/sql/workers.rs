@@ -51,6 +51,9 @@ impl WorkerStore for SqlStore {
             .execute(&self.write)
             .await?
             .rows_affected();
+        if n > 0 {
+            self.mark_touched(id, now);
+        }
         Ok(n > 0)
     }
 
@@ -81,6 +84,7 @@ impl WorkerStore for SqlStore {
     }
 
     async fn remove_worker(&self, id: &str) -> Result<bool> {
+        self.forget_touched(id);
         let n = sqlx::query("DELETE FROM workers WHERE id = $1")
             .bind(id)
             .execute(&self.write)

@@ -61,7 +61,7 @@ pub enum AuditCmd {
         params: Vec<String>,
         /// Ad-hoc filters (without a name).
         #[command(flatten)]
-        filters: Filters,
+        filters: Box<Filters>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
