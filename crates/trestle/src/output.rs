@@ -76,7 +76,11 @@ pub fn duration(ms: i64) -> String {
 pub fn describe(e: &anyhow::Error) -> String {
     let mut s = e.to_string();
     for cause in e.chain().skip(1) {
-        s.push_str(&format!(": {cause}"));
+        let c = cause.to_string();
+        // Many errors already include their cause in their own message.
+        if !s.contains(&c) {
+            s.push_str(&format!(": {c}"));
+        }
     }
     s
 }
