@@ -74,6 +74,20 @@ async fn bench_jobs(c: &Client, queue: &str) -> Result<Vec<trestle_core::api::Jo
     }
 }
 
+/// Waits until a job has finished; returns when it started (ms).
+async fn wait_started(c: &Client, id: i64) -> Result<i64> {
+    loop {
+        let j = c.get_job(id).await?;
+        if j.state.is_terminal() {
+            return match j.started_at {
+                Some(s) => Ok(s),
+                None => bail!("job {id} ended {} without starting", j.state),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Runs the benchmark against the configured server.
 pub async fn run(a: BenchArgs, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
@@ -83,6 +97,17 @@ pub async fn run(a: BenchArgs, conn: &Conn) -> Result<ExitCode> {
     }
     let run_id = trestle_server::now_ms();
     let queue = format!("bench{run_id}");
+    // Cold start: with no worker alive, how long until the first job runs
+    // (includes the autoscaler's decision and the worker process starting).
+    if c.list_workers().await?.is_empty() {
+        let job = json!({"command": argv, "queue": format!("cold{run_id}")});
+        let v = c.submit_job(&job).await?;
+        let started = wait_started(&c, v.id).await?;
+        println!(
+            "cold start (no worker alive): first job started {} ms after submission",
+            started - v.submitted_at
+        );
+    }
     if a.backlog > 0 {
         let t = Instant::now();
         let backlog = json!({"command": argv, "queue": format!("backlog{run_id}"), "priority": -1});
@@ -143,16 +168,7 @@ pub async fn run(a: BenchArgs, conn: &Conn) -> Result<ExitCode> {
         let mut lat = Vec::new();
         for _ in 0..a.latency_jobs {
             let v = c.submit_job(&job).await?;
-            loop {
-                let j = c.get_job(v.id).await?;
-                if j.state.is_terminal() {
-                    if let Some(s) = j.started_at {
-                        lat.push(s - j.submitted_at);
-                    }
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
+            lat.push(wait_started(&c, v.id).await? - v.submitted_at);
         }
         lat.sort_unstable();
         println!(
