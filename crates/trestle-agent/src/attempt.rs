@@ -8,13 +8,14 @@ use crate::run::{OutputSink, ProcessSpec, run_process};
 use crate::stage::{fresh_dir, remove_dir, scratch_dir, stage_inputs, work_dir};
 use crate::state::{Attempts, StopReason, StopRx};
 use crate::upload::{Snapshot, UploadOutcome, upload_outputs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use trestle_client::Client;
 use trestle_core::AttemptReason;
 use trestle_core::api::{AttemptKey, AttemptRef, Lease, Update};
 use trestle_core::outcome::attempt_reason;
+use trestle_core::slurm::{RunContext, array_env, slurm_env};
 
 /// What every attempt task shares.
 #[derive(Debug)]
@@ -97,7 +98,29 @@ pub fn job_env(lease: &Lease, scratch: &Path) -> Vec<(String, String)> {
         ("TRESTLE_QUEUE".to_string(), spec.queue.clone()),
         ("TRESTLE_SCRATCH".to_string(), scratch.display().to_string()),
     ]);
+    let host = crate::config::host_name();
+    let ctx = RunContext {
+        job_id: lease.job_id,
+        spec,
+        node: &host,
+    };
+    env.extend(array_env(&ctx));
+    env.extend(slurm_env(&ctx));
     env
+}
+
+/// The `#SBATCH --output/--error` files of a job, if it has any.
+fn output_files(lease: &Lease) -> (Option<PathBuf>, Option<PathBuf>) {
+    let host = crate::config::host_name();
+    let ctx = RunContext {
+        job_id: lease.job_id,
+        spec: &lease.spec,
+        node: &host,
+    };
+    match trestle_core::slurm::output_files(&ctx) {
+        Some((out, err)) => (Some(out.into()), err.map(PathBuf::from)),
+        None => (None, None),
+    }
 }
 
 /// Sends an attempt's start and output as updates.
@@ -241,20 +264,43 @@ async fn execute(
     if let Err(e) = fresh_dir(scratch).await {
         return Some(Finish::worker_error(&e));
     }
-    let staged = if spec.inputs.is_some() {
+    let upstream = if spec.flow.after.is_empty() {
+        0
+    } else {
         tokio::select! {
-            r = stage_inputs(&ctx.client, lease.job_id, scratch) => match r {
+            r = crate::upstream::stage_upstream(&ctx.client, lease.job_id, scratch) => match r {
                 Ok(n) => n,
                 Err(e) => return Some(Finish::worker_error(&e)),
             },
             reason = stop_requested(&mut stop) => return Finish::stopped(reason),
         }
-    } else {
-        0
     };
-    let cwd = match work_dir(scratch, spec.workdir.as_deref()).await {
-        Ok(d) => d,
-        Err(e) => return Some(Finish::worker_error(&e)),
+    let staged = upstream
+        + if spec.inputs.is_some() {
+            tokio::select! {
+                r = stage_inputs(&ctx.client, lease.job_id, scratch) => match r {
+                    Ok(n) => n,
+                    Err(e) => return Some(Finish::worker_error(&e)),
+                },
+                reason = stop_requested(&mut stop) => return Finish::stopped(reason),
+            }
+        } else {
+            0
+        };
+    let chdir = spec.flow.slurm.as_ref().and_then(|s| s.chdir.as_deref());
+    let cwd = match chdir {
+        // `#SBATCH --chdir`: a directory on a file system the worker shares.
+        Some(dir) => match tokio::fs::create_dir_all(dir).await {
+            Ok(()) => PathBuf::from(dir),
+            Err(e) => {
+                let e = AgentError::io("cannot use the --chdir directory", Path::new(dir), e);
+                return Some(Finish::worker_error(&e));
+            }
+        },
+        None => match work_dir(scratch, spec.workdir.as_deref()).await {
+            Ok(d) => d,
+            Err(e) => return Some(Finish::worker_error(&e)),
+        },
     };
     let before = if staged == 0 {
         Snapshot::empty()
@@ -277,6 +323,7 @@ async fn execute(
         return Finish::stopped(reason);
     }
     let timeout = (spec.timeout_secs > 0).then(|| Duration::from_secs(spec.timeout_secs));
+    let (stdout_file, stderr_file) = output_files(lease);
     let process = ProcessSpec {
         command: spec.command.clone(),
         cwd,
@@ -286,6 +333,8 @@ async fn execute(
         max_chunk: ctx.config.max_log_chunk,
         flush_interval: ctx.config.log_flush,
         kill_grace: ctx.config.kill_grace,
+        stdout_file,
+        stderr_file,
     };
     let result = run_process(&process, sink, &mut stop).await;
     match result.stopped {
@@ -352,6 +401,44 @@ mod tests {
         assert_eq!(get("TRESTLE_JOB_NAME"), Some("test-job"));
         assert_eq!(get("TRESTLE_QUEUE"), Some("default"));
         assert_eq!(get("TRESTLE_SCRATCH"), Some("/w/job-42-3"));
+    }
+
+    #[test]
+    fn array_children_and_sbatch_jobs_get_their_variables() {
+        let mut l = lease(42, 1);
+        l.spec.flow.array = Some(trestle_core::array::ArraySpec::parse("a", "0-9:3").unwrap());
+        l.spec.flow.array_task = Some(trestle_core::array::ArrayTask {
+            parent: 40,
+            index: 6,
+        });
+        let env = job_env(&l, Path::new("/w"));
+        let get = |env: &[(String, String)], k: &str| {
+            env.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get(&env, "TRESTLE_ARRAY_INDEX").as_deref(), Some("6"));
+        assert_eq!(get(&env, "TRESTLE_ARRAY_JOB_ID").as_deref(), Some("40"));
+        assert_eq!(
+            get(&env, "SLURM_ARRAY_TASK_ID"),
+            None,
+            "only for sbatch jobs"
+        );
+        assert_eq!(output_files(&l), (None, None));
+        l.spec.flow.slurm = Some(trestle_core::workflow::SlurmSpec {
+            output: Some("out-%A_%a.txt".into()),
+            ntasks: 1,
+            cpus_per_task: 1,
+            ..Default::default()
+        });
+        let env = job_env(&l, Path::new("/w"));
+        assert_eq!(get(&env, "SLURM_ARRAY_TASK_ID").as_deref(), Some("6"));
+        assert_eq!(get(&env, "SLURM_ARRAY_TASK_COUNT").as_deref(), Some("4"));
+        assert_eq!(get(&env, "SLURM_JOB_ID").as_deref(), Some("42"));
+        assert_eq!(
+            output_files(&l),
+            (Some(PathBuf::from("out-40_6.txt")), None)
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod session;
 mod stage;
 mod state;
 mod upload;
+mod upstream;
 
 #[cfg(test)]
 mod testutil;

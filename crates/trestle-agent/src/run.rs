@@ -50,6 +50,11 @@ pub struct ProcessSpec {
     pub flush_interval: Duration,
     /// Time between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// Also append stdout (and stderr, unless `stderr_file` is set) to this
+    /// file (`#SBATCH --output`).
+    pub stdout_file: Option<PathBuf>,
+    /// Also append stderr to this file (`#SBATCH --error`).
+    pub stderr_file: Option<PathBuf>,
 }
 
 /// How the process ended.
@@ -154,6 +159,13 @@ pub async fn run_process<S: OutputSink>(
     let mut kill_at: Option<Instant> = None;
     let mut drain_until: Option<Instant> = None;
     let mut stop_open = true;
+    let mut files = match OutputFiles::open(spec).await {
+        Ok(f) => f,
+        Err(e) => {
+            sink.log(format!("trestle: {e}\n")).await;
+            OutputFiles::default()
+        }
+    };
 
     loop {
         if exited && stdout.is_none() && stderr.is_none() {
@@ -161,13 +173,17 @@ pub async fn run_process<S: OutputSink>(
         }
         let flush_at = chunker.deadline(spec.flush_interval);
         let mut data: Option<&[u8]> = None;
+        let mut from_stderr = false;
         tokio::select! {
             r = read_opt(&mut stdout, &mut out_buf) => match r {
                 Ok(n) if n > 0 => data = Some(&out_buf[..n]),
                 _ => stdout = None,
             },
             r = read_opt(&mut stderr, &mut err_buf) => match r {
-                Ok(n) if n > 0 => data = Some(&err_buf[..n]),
+                Ok(n) if n > 0 => {
+                    data = Some(&err_buf[..n]);
+                    from_stderr = true;
+                }
                 _ => stderr = None,
             },
             st = child.wait(), if !exited => {
@@ -213,6 +229,7 @@ pub async fn run_process<S: OutputSink>(
             _ = sleep_until_opt(drain_until) => break,
         }
         if let Some(bytes) = data {
+            files.write(bytes, from_stderr).await;
             if let Some(m) = matcher.as_mut() {
                 m.feed(bytes);
             }
@@ -237,6 +254,54 @@ pub async fn run_process<S: OutputSink>(
         sink.log(format!("{nl}trestle: {msg}\n")).await;
     }
     result
+}
+
+/// The files output is copied to (`#SBATCH --output/--error`).
+#[derive(Default)]
+struct OutputFiles {
+    out: Option<tokio::fs::File>,
+    err: Option<tokio::fs::File>,
+}
+
+impl OutputFiles {
+    async fn open(spec: &ProcessSpec) -> Result<OutputFiles, String> {
+        async fn open_one(cwd: &std::path::Path, p: &PathBuf) -> Result<tokio::fs::File, String> {
+            let path = cwd.join(p);
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                    format!("cannot create {}: {}", parent.display(), describe_io(&e))
+                })?;
+            }
+            tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .await
+                .map_err(|e| format!("cannot open {}: {}", path.display(), describe_io(&e)))
+        }
+        let mut f = OutputFiles::default();
+        if let Some(p) = &spec.stdout_file {
+            f.out = Some(open_one(&spec.cwd, p).await?);
+        }
+        if let Some(p) = &spec.stderr_file {
+            f.err = Some(open_one(&spec.cwd, p).await?);
+        }
+        Ok(f)
+    }
+
+    async fn write(&mut self, bytes: &[u8], stderr: bool) {
+        use tokio::io::AsyncWriteExt;
+        let target = if stderr && self.err.is_some() {
+            self.err.as_mut()
+        } else {
+            self.out.as_mut()
+        };
+        if let Some(f) = target
+            && let Err(e) = f.write_all(bytes).await
+        {
+            tracing::warn!(error = %e, "cannot write a job's output file");
+        }
+    }
 }
 
 /// The command with its environment, directory and pipes.

@@ -35,6 +35,8 @@ fn spec(command: Command) -> ProcessSpec {
         max_chunk: 64 * 1024,
         flush_interval: Duration::from_millis(250),
         kill_grace: Duration::from_millis(500),
+        stdout_file: None,
+        stderr_file: None,
     }
 }
 
@@ -292,4 +294,27 @@ fn utf8_aware_cuts() {
     assert_eq!(c.flush(false), None);
     assert!(c.push(&euro[2..]).is_empty());
     assert_eq!(c.flush(false).as_deref(), Some("€"));
+}
+
+#[tokio::test]
+async fn output_and_error_files_get_copies_of_the_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(sh("echo out1; echo err1 >&2; echo out2"));
+    s.cwd = dir.path().to_path_buf();
+    s.stdout_file = Some("logs/job.out".into());
+    s.stderr_file = Some("logs/job.err".into());
+    let (r, sink) = run(&s).await;
+    assert_eq!(r.exit_code, Some(0));
+    assert!(sink.text().contains("err1"), "the log still has everything");
+    let out = std::fs::read_to_string(dir.path().join("logs/job.out")).unwrap();
+    let err = std::fs::read_to_string(dir.path().join("logs/job.err")).unwrap();
+    assert_eq!(out, "out1\nout2\n");
+    assert_eq!(err, "err1\n");
+    // Without an error file, stderr goes with stdout.
+    let mut s = spec(sh("echo a; echo b >&2"));
+    s.cwd = dir.path().to_path_buf();
+    s.stdout_file = Some(dir.path().join("both.txt"));
+    run(&s).await;
+    let both = std::fs::read_to_string(dir.path().join("both.txt")).unwrap();
+    assert!(both.contains("a\n") && both.contains("b\n"), "{both:?}");
 }

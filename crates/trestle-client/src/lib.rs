@@ -21,8 +21,10 @@ mod error;
 mod files;
 mod generic;
 pub mod urls;
+mod workflows;
 
 pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_REQUEST_TIMEOUT, JobQuery, LEASE_GRACE};
 pub use error::ClientError;
 pub use files::{Download, Progress};
+pub use workflows::{EventQuery, SseEvent, SseParser};
 pub use reqwest::Method;

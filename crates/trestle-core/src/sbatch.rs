@@ -522,12 +522,15 @@ impl SbatchOptions {
             .partition
             .as_ref()
             .map(|p| p.split(',').next().unwrap_or(p).trim().to_string());
-        let script = format!("./{}", ctx.script_name);
         let mut args = String::new();
         for a in &ctx.args {
             args.push(' ');
             args.push_str(&sh_quote(a));
         }
+        // The script is staged into the scratch directory; it runs there,
+        // or in `--chdir` (made absolute against the submit directory).
+        let script = format!("\"$TRESTLE_SCRATCH\"/{}", sh_quote(&ctx.script_name));
+        let command = format!("chmod +x {script} && exec {script}{args}");
         let chdir = self.chdir.as_ref().map(|d| {
             if d.starts_with('/') || ctx.submit_dir.is_empty() {
                 d.clone()
@@ -535,14 +538,6 @@ impl SbatchOptions {
                 format!("{}/{d}", ctx.submit_dir.trim_end_matches('/'))
             }
         });
-        let command = match &chdir {
-            Some(dir) => format!(
-                "chmod +x {s} && s=\"$PWD\"/{s} && cd {d} && exec \"$s\"{args}",
-                s = sh_quote(&ctx.script_name),
-                d = sh_quote(dir),
-            ),
-            None => format!("chmod +x {s} && exec {s}{args}", s = sh_quote(&script)),
-        };
         let name = self
             .job_name
             .clone()
@@ -564,6 +559,7 @@ impl SbatchOptions {
                 submit_dir: Some(ctx.submit_dir.clone()).filter(|s| !s.is_empty()),
                 submit_host: Some(ctx.submit_host.clone()).filter(|s| !s.is_empty()),
                 user: Some(ctx.user.clone()).filter(|s| !s.is_empty()),
+                chdir,
                 ntasks,
                 cpus_per_task,
             }),

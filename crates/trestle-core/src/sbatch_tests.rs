@@ -85,7 +85,8 @@ fn builds_the_request() {
     assert_eq!(
         r.command,
         Some(CommandRequest::Script(
-            "chmod +x './sweep.sh' && exec './sweep.sh' 'a b'".into()
+            "chmod +x \"$TRESTLE_SCRATCH\"/'sweep.sh' && exec \"$TRESTLE_SCRATCH\"/'sweep.sh' 'a b'"
+                .into()
         ))
     );
     // --export=ALL (the default) keeps ordinary variables, never secrets.
@@ -135,10 +136,8 @@ fn chdir_export_and_mem_per_cpu() {
     .unwrap();
     let r = o.to_request(&ctx()).unwrap();
     assert_eq!(
-        r.command,
-        Some(CommandRequest::Script(
-            "chmod +x 'sweep.sh' && s=\"$PWD\"/'sweep.sh' && cd '/home/ada/proj/out' && exec \"$s\" 'a b'".into()
-        ))
+        r.slurm.as_ref().unwrap().chdir.as_deref(),
+        Some("/home/ada/proj/out")
     );
     assert_eq!(r.env.len(), 2);
     assert_eq!(r.env["A"], "1");

@@ -190,6 +190,7 @@ mod tests {
                 submit_dir: Some("/home/ada/proj".into()),
                 submit_host: Some("login1".into()),
                 user: Some("ada".into()),
+                chdir: None,
                 ntasks: 1,
                 cpus_per_task: 4,
             }),

@@ -44,6 +44,10 @@ pub struct SlurmSpec {
     /// The submitting user (`%u`, `SLURM_JOB_USER`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// `--chdir`: the absolute directory the script runs in (on a file
+    /// system the worker shares); `None`: the job's scratch directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chdir: Option<String>,
     /// `--ntasks` (`SLURM_NTASKS`).
     pub ntasks: u32,
     /// `--cpus-per-task` (`SLURM_CPUS_PER_TASK`).
@@ -223,6 +227,24 @@ pub struct EventView {
     pub exit_code: Option<i32>,
     /// When (ms since the epoch).
     pub time: i64,
+}
+
+/// Files a job receives from one job it depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamJob {
+    /// The job whose outputs these are (an array's child, for arrays).
+    pub job_id: i64,
+    /// The attempt that produced them.
+    pub attempt: u32,
+    /// The files.
+    pub files: Vec<crate::api::FileEntry>,
+}
+
+/// Answer of `GET /api/v1/jobs/{id}/upstream`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamList {
+    /// Jobs and their files, in dependency order.
+    pub jobs: Vec<UpstreamJob>,
 }
 
 #[cfg(test)]

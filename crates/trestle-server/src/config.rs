@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub local: Option<LocalEnvConfig>,
     /// Security and audit settings.
     pub security: crate::security::SecurityConfig,
+    /// Queue settings (`[queues.NAME]`): disabled queues, drop folders.
+    pub queues: Vec<crate::workflows::QueueConfig>,
 }
 
 /// The `local` compute environment: worker processes on this host.
@@ -56,6 +58,7 @@ impl ServerConfig {
             worker_timeout: Duration::from_secs(120),
             local: None,
             security: Default::default(),
+            queues: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod drop;
 pub mod error;
 pub mod loops;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod openapi_identity;
 pub mod routes;
 pub mod security;
 pub mod state;
+pub mod workflows;
 
 use crate::auth::{hash_token, new_token, token_id};
 use crate::config::ServerConfig;
@@ -92,6 +94,7 @@ pub fn router(app: AppState) -> Router {
             "/audit/unused",
             get(audit::list_unused).post(audit::post_unused),
         )
+        .merge(workflows::user_routes())
         .route_layer(axum::middleware::from_fn(auth::require_user));
     let worker = Router::new()
         .route("/whoami", get(login::whoami))
@@ -104,7 +107,8 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/jobs/{id}/attempts/{attempt}/outputs/{*path}",
             put(files::put_output),
-        );
+        )
+        .merge(workflows::worker_routes());
     let api = user
         .merge(worker)
         .route_layer(axum::middleware::from_fn_with_state(
@@ -184,6 +188,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         worker_owners: Arc::default(),
         audit,
         security: Arc::new(cfg.security.clone()),
+        flow: Arc::new(workflows::FlowConfig {
+            queues: cfg.queues.clone(),
+            local: cfg.local.as_ref().map(|l| (l.shape, l.max_vcpus)),
+            wake: Arc::new(Notify::new()),
+        }),
     };
     let (shutdown, rx) = watch::channel(false);
     let mut loops = vec![loops::spawn(
@@ -206,6 +215,16 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             }),
             rx.clone(),
         ));
+    }
+    loops.push(loops::spawn(
+        Arc::new(workflows::Resolver {
+            app: app.clone(),
+            every: std::time::Duration::from_secs(1),
+        }),
+        rx.clone(),
+    ));
+    for q in &cfg.queues {
+        loops.extend(drop::spawn(app.clone(), q.clone(), rx.clone()));
     }
     let mut local = None;
     if let (Some(l), Some(token)) = (&cfg.local, internal_token) {

@@ -35,6 +35,8 @@ pub struct AppState {
     pub audit: AuditWriter,
     /// Security and audit settings.
     pub security: Arc<SecurityConfig>,
+    /// Queues and capacity, for workflows.
+    pub flow: Arc<crate::workflows::FlowConfig>,
 }
 
 impl AppState {

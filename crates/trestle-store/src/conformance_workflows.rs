@@ -183,6 +183,16 @@ async fn events_record_every_change(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(rest.len(), 2);
+    let upto = s
+        .events(&EventFilter {
+            after: all[2].id,
+            until: Some(all[3].id),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(upto.len(), 1);
     let done = s
         .events(&EventFilter {
             states: vec![JobState::Succeeded, JobState::Failed],

@@ -14,6 +14,8 @@ use trestle_core::{JobSpec, JobState};
 pub struct EventFilter {
     /// Only events with an id above this one.
     pub after: i64,
+    /// Only events with an id at most this one.
+    pub until: Option<i64>,
     /// Only events of this job or of its children.
     pub job: Option<i64>,
     /// Only events entering one of these states (empty: all).

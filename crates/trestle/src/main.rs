@@ -76,8 +76,14 @@ enum Cmd {
     },
     /// Print a job's output (stdout and stderr).
     Logs(cmd::jobs::LogsArgs),
-    /// Cancel jobs.
-    Cancel(cmd::jobs::IdsArgs),
+    /// Cancel jobs: IDs (`12`, `12_3` for an array child) or scancel-style
+    /// `--name/--state/--partition`; cancelling an array or pipeline
+    /// cancels its unfinished children.
+    Cancel(cmd::flow::CancelArgs),
+    /// Submit an unmodified Slurm batch script (`#SBATCH` directives).
+    Sbatch(cmd::sbatch::SbatchArgs),
+    /// Print job state changes; `-f` follows them live.
+    Events(cmd::flow::EventsArgs),
     /// Wait for jobs to finish; exit 0 only if all succeeded.
     Wait(cmd::jobs::IdsArgs),
     /// Download a job's output files.
@@ -147,7 +153,9 @@ fn main() -> ExitCode {
             Cmd::Jobs(a) => cmd::jobs::list(a, &cli.conn).await,
             Cmd::Job { cmd } => cmd::jobs::job(cmd, &cli.conn).await,
             Cmd::Logs(a) => cmd::jobs::logs(a, &cli.conn).await,
-            Cmd::Cancel(a) => cmd::jobs::cancel(a, &cli.conn).await,
+            Cmd::Cancel(a) => cmd::flow::cancel(a, &cli.conn).await,
+            Cmd::Sbatch(a) => cmd::sbatch::run(a, &cli.conn).await,
+            Cmd::Events(a) => cmd::flow::events(a, &cli.conn).await,
             Cmd::Wait(a) => cmd::jobs::wait(a, &cli.conn).await,
             Cmd::Outputs(a) => cmd::jobs::outputs(a, &cli.conn).await,
             Cmd::Workers(a) => cmd::jobs::workers(a, &cli.conn).await,

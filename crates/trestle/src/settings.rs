@@ -12,6 +12,7 @@ use trestle_core::Capacity;
 use trestle_core::parse::{parse_duration, parse_memory_mib};
 use trestle_server::config::{LocalEnvConfig, ServerConfig};
 
+mod queues;
 mod security;
 
 /// `trestle.toml` as written (every key optional).
@@ -39,6 +40,9 @@ pub struct FileConfig {
     /// Audit retention, the unused-credential policy, saved queries.
     #[serde(default)]
     pub audit: security::AuditFile,
+    /// `[queues.NAME]`: disabled queues and drop folders.
+    #[serde(default)]
+    pub queues: std::collections::BTreeMap<String, queues::QueueFile>,
 }
 
 /// `[local]` in `trestle.toml`.
@@ -179,6 +183,13 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
         cfg.worker_timeout = secs("worker_timeout", &t)?;
     }
     cfg.security = security::security_config(file.security, file.audit)?;
+    let base = path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let base = std::env::current_dir().map(|d| d.join(&base)).unwrap_or(base);
+    cfg.queues = queues::build(&file.queues, &base)?;
     let l = file.local;
     if l.enabled.unwrap_or(local_default) {
         let cpus = host_cpus();

@@ -59,11 +59,13 @@ pub async fn submit(
         })?;
     let spec = access::charge(&app, &p, validate_value(value)?).await?;
     check_inputs(&app, &p, &spec).await?;
+    crate::workflows::check_deps(&app, &p, &spec).await?;
     let ids = app
         .store
         .submit(std::slice::from_ref(&spec), crate::now_ms())
         .await?;
     app.metrics.submitted(1);
+    crate::workflows::after_submit(&app, std::slice::from_ref(&spec)).await?;
     app.wake();
     let job = app
         .store
@@ -107,9 +109,11 @@ pub async fn submit_batch(
     }
     for s in &specs {
         check_inputs(&app, &p, s).await?;
+        crate::workflows::check_deps(&app, &p, s).await?;
     }
     let ids = app.store.submit(&specs, crate::now_ms()).await?;
     app.metrics.submitted(ids.len() as u64);
+    crate::workflows::after_submit(&app, &specs).await?;
     app.wake();
     Ok((StatusCode::CREATED, Json(BatchSubmitted { ids })))
 }
@@ -169,7 +173,8 @@ pub async fn list(
         }
     }
     access::restrict(&p, &mut filter);
-    let jobs = app.store.list_jobs(&filter).await?;
+    let mut jobs = app.store.list_jobs(&filter).await?;
+    crate::workflows::annotate_all(&app, &mut jobs).await?;
     let next_before = (jobs.len() as u32 == filter.limit)
         .then(|| jobs.last().map(|j| j.id))
         .flatten();
@@ -183,7 +188,9 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobView>> {
     let id = parse_id(&id)?;
-    Ok(Json(access::job(&app, &p, id, Action::JobRead).await?))
+    let mut job = access::job(&app, &p, id, Action::JobRead).await?;
+    crate::workflows::annotate_all(&app, std::slice::from_mut(&mut job)).await?;
+    Ok(Json(job))
 }
 
 /// `POST /api/v1/jobs/{id}/cancel`.

@@ -1,9 +1,11 @@
 //! HTTP routes, one module per resource, and the helpers they share.
 
 pub mod audit;
+pub mod events;
 pub mod files;
 pub mod jobs;
 pub mod login;
+pub mod pipelines;
 pub mod projects;
 pub mod system;
 pub mod tokens;

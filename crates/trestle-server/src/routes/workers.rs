@@ -159,7 +159,7 @@ pub async fn updates(
     for l in &out.started_latency_ms {
         app.metrics.started(*l);
     }
-    if out.finished.iter().any(|(_, s)| *s == JobState::Runnable) {
+    if out.unblocked > 0 || out.finished.iter().any(|(_, s)| *s == JobState::Runnable) {
         app.wake();
     }
     Ok(Json(UpdatesResponse {

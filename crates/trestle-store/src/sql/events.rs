@@ -83,6 +83,7 @@ impl SqlStore {
              AND (CAST($3 AS TEXT) IS NULL OR queue = $3) \
              AND (CAST($4 AS TEXT) IS NULL OR $4 LIKE '%,' || state || ',%') \
              AND (CAST($6 AS TEXT) IS NULL OR owner = $6 OR $7 LIKE '%,' || project || ',%') \
+             AND (CAST($8 AS BIGINT) IS NULL OR id <= $8) \
              ORDER BY id LIMIT $5",
         )
         .bind(f.after)
@@ -92,6 +93,7 @@ impl SqlStore {
         .bind(i64::from(f.limit.clamp(1, MAX_EVENTS)))
         .bind(f.visible_to.clone())
         .bind(format!(",{},", f.visible_projects.join(",")))
+        .bind(f.until)
         .fetch_all(&self.read)
         .await?;
         rows.iter()

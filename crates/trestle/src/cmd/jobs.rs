@@ -31,6 +31,9 @@ pub struct JobsArgs {
     /// Print JSON (the API's field names).
     #[arg(long)]
     pub json: bool,
+    /// Output format: `table` (default) or `slurm` (like squeue).
+    #[arg(long, default_value = "table", value_parser = ["table", "slurm"])]
+    pub format: String,
 }
 
 /// `trestle job ...`.
@@ -121,6 +124,13 @@ pub async fn list(a: JobsArgs, conn: &Conn) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&page.jobs)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if a.format == "slurm" {
+        print!(
+            "{}",
+            super::flow::squeue(&page.jobs, trestle_server::now_ms())
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let rows: Vec<Vec<String>> = page
         .jobs
         .iter()
@@ -204,6 +214,7 @@ fn show_job(j: &JobView) -> String {
     for (k, v) in kv {
         s.push_str(&format!("{k:<15} {v}\n"));
     }
+    s.push_str(&super::flow::show_lines(j));
     if !j.attempts.is_empty() {
         s.push('\n');
         let rows: Vec<Vec<String>> = j
@@ -283,32 +294,6 @@ pub async fn logs(a: LogsArgs, conn: &Conn) -> Result<ExitCode> {
                 after = 0;
             }
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `trestle cancel`.
-pub async fn cancel(a: IdsArgs, conn: &Conn) -> Result<ExitCode> {
-    let c = client(conn)?;
-    let mut views = Vec::new();
-    for id in &a.ids {
-        let before = c.get_job(*id).await?;
-        let j = c.cancel_job(*id).await?;
-        if !a.json {
-            if before.state.is_terminal() {
-                println!("{id} already finished ({})", j.state);
-            } else if j.state == JobState::Cancelled {
-                println!("{id} cancelled");
-            } else if j.state.is_terminal() {
-                println!("{id} finished before the cancel ({})", j.state);
-            } else {
-                println!("{id} cancel requested (its worker is stopping it)");
-            }
-        }
-        views.push(j);
-    }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&views)?);
     }
     Ok(ExitCode::SUCCESS)
 }

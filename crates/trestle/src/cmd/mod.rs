@@ -2,9 +2,12 @@
 
 pub mod audit;
 pub mod bench;
+pub mod flow;
 pub mod identity;
 pub mod jobs;
+pub mod pipeline;
 pub mod projects;
+pub mod sbatch;
 pub mod submit;
 pub mod up;
 pub mod users;

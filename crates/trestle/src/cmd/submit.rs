@@ -56,6 +56,28 @@ pub struct SubmitArgs {
     /// A job file: the native JSON spec or the seed's job JSON.
     #[arg(long, short = 'f', value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Priority within the queue (higher runs first).
+    #[arg(long)]
+    pub priority: Option<i32>,
+    /// Run as an array: `0-999`, `0-15:4`, `1,3,5-7`, `%N` caps how many
+    /// run at once; each child gets TRESTLE_ARRAY_INDEX.
+    #[arg(long, value_name = "SPEC")]
+    pub array: Option<String>,
+    /// Start once job ID has started (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub after: Vec<i64>,
+    /// Start once job ID succeeded; cancelled if it fails (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub after_ok: Vec<i64>,
+    /// Start once job ID failed or was cancelled (repeatable).
+    #[arg(long, value_name = "ID", alias = "after-not-ok")]
+    pub after_notok: Vec<i64>,
+    /// Start once job ID ended, however (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub after_any: Vec<i64>,
+    /// Submit a pipeline file (TOML: named steps with `after` lists).
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
     /// Wait until the job finishes; exit 0 only if it succeeded.
     #[arg(long)]
     pub wait: bool,
@@ -106,6 +128,24 @@ fn flags_into(a: &SubmitArgs, job: &mut serde_json::Map<String, Value>) -> Resul
     if let Some(v) = a.gpus {
         set("gpus", json!(v));
     }
+    if let Some(v) = a.priority {
+        set("priority", json!(v));
+    }
+    if let Some(v) = &a.array {
+        set("array", json!(v));
+    }
+    let deps: Vec<Value> = [
+        ("after", &a.after),
+        ("after-ok", &a.after_ok),
+        ("after-not-ok", &a.after_notok),
+        ("after-any", &a.after_any),
+    ]
+    .iter()
+    .flat_map(|(kind, ids)| ids.iter().map(move |id| json!({"kind": kind, "job": id})))
+    .collect();
+    if !deps.is_empty() {
+        set("after", Value::Array(deps));
+    }
     if !a.env.is_empty() {
         let mut env = serde_json::Map::new();
         for pair in &a.env {
@@ -123,6 +163,12 @@ fn flags_into(a: &SubmitArgs, job: &mut serde_json::Map<String, Value>) -> Resul
 /// Runs `trestle submit`.
 pub async fn run(a: SubmitArgs, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
+    if let Some(p) = &a.pipeline {
+        if a.file.is_some() || !a.args.is_empty() || a.dir.is_some() {
+            return usage("give either --pipeline or a job, not both");
+        }
+        return super::pipeline::submit(&c, p, a.wait, a.json).await;
+    }
     let mut job: serde_json::Map<String, Value> = if let Some(f) = &a.file {
         if !a.args.is_empty() || a.dir.is_some() {
             return usage("give either --file or a command, not both");

@@ -1,0 +1,90 @@
+//! `trestle sbatch [OPTIONS] SCRIPT [ARGS...]`: submits an unmodified
+//! Slurm batch script. `#SBATCH` directives and the same options on the
+//! command line (which win) become the job; the script is uploaded and
+//! runs with the `SLURM_*` variables scripts read. Prints `Submitted batch
+//! job <id>` (or just the id with `--parsable`) like Slurm.
+
+use super::client;
+use crate::Conn;
+use crate::output::{UsageError, usage};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::Path;
+use std::process::ExitCode;
+use trestle_core::sbatch::{SbatchOptions, SubmitContext};
+
+/// `trestle sbatch` arguments: sbatch options, the script, its arguments.
+#[derive(Args, Debug)]
+pub struct SbatchArgs {
+    /// sbatch options (-J, -a, -c, --mem, -t, -o, -e, -d, --gres, -D,
+    /// --export, -p, -n, -N, --parsable, -W), then the script and its
+    /// arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "OPTIONS... SCRIPT ARGS"
+    )]
+    pub args: Vec<String>,
+}
+
+fn invalid(e: trestle_core::ValidationError) -> anyhow::Error {
+    let field = e.field.map(|f| format!("{f}: ")).unwrap_or_default();
+    UsageError(format!("{field}{}", e.message)).into()
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Runs `trestle sbatch`.
+pub async fn run(a: SbatchArgs, conn: &Conn) -> Result<ExitCode> {
+    let mut cli = SbatchOptions::default();
+    let at = cli.parse_words(&a.args).map_err(invalid)?;
+    let Some(script) = a.args.get(at) else {
+        return usage("usage: trestle sbatch [OPTIONS] SCRIPT [ARGS...]");
+    };
+    let path = Path::new(script);
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the batch script {script}"))?;
+    let directives = SbatchOptions::from_script(&text).map_err(invalid)?;
+    let opts = cli.over(directives);
+    for w in &opts.warnings {
+        eprintln!("trestle sbatch: warning: {w}");
+    }
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return usage(format!("`{script}` is not a file name"));
+    };
+    let submit_dir = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let ctx = SubmitContext {
+        script_name: name.to_string(),
+        args: a.args[at + 1..].to_vec(),
+        submit_dir,
+        submit_host: host(),
+        user: std::env::var("USER").unwrap_or_default(),
+        env: std::env::vars().collect(),
+    };
+    let mut req = opts.to_request(&ctx).map_err(invalid)?;
+    // Check everything before uploading anything.
+    req.clone().validate().map_err(invalid)?;
+    let c = client(conn)?;
+    let upload = c.create_upload().await?.id;
+    c.upload_file(&upload, name, path, None)
+        .await
+        .with_context(|| format!("uploading {script}"))?;
+    req.inputs = Some(upload);
+    let view = c.submit_job(&serde_json::to_value(&req)?).await?;
+    if opts.parsable {
+        println!("{}", view.id);
+    } else {
+        println!("Submitted batch job {}", view.id);
+    }
+    if opts.wait {
+        return super::jobs::wait_ids(&c, &[view.id], false).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}

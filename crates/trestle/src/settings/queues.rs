@@ -1,0 +1,114 @@
+//! `[queues.NAME]` tables of `trestle.toml`: whether a queue takes jobs,
+//! and the drop folder it watches.
+//!
+//! ```toml
+//! [queues.default]
+//! drop_folder = "/data/drop"   # sub-folders with a `.sh` file become jobs
+//! trigger_suffix = ".sh"       # the default
+//!
+//! [queues.gpu]
+//! enabled = false              # jobs wait (PENDING) until re-enabled
+//! ```
+
+use anyhow::{Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use trestle_server::workflows::{DEFAULT_TRIGGER_SUFFIX, QueueConfig};
+
+/// One `[queues.NAME]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueFile {
+    /// Take new work (default true); when false, its jobs wait.
+    pub enabled: Option<bool>,
+    /// A folder to watch for job sub-folders (relative: to the config file).
+    pub drop_folder: Option<PathBuf>,
+    /// Files with this suffix trigger a job (default `.sh`).
+    pub trigger_suffix: Option<String>,
+}
+
+/// Validates the queue tables; relative folders are taken relative to
+/// `base` (the config file's directory).
+pub fn build(tables: &BTreeMap<String, QueueFile>, base: &Path) -> Result<Vec<QueueConfig>> {
+    let mut out = Vec::new();
+    let mut folders: Vec<PathBuf> = Vec::new();
+    for (name, q) in tables {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            bail!("queues.{name}: a queue name is 1-64 letters, digits, `-` or `_`");
+        }
+        let suffix = q
+            .trigger_suffix
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TRIGGER_SUFFIX.to_string());
+        if suffix.is_empty() || suffix.contains('/') || suffix.len() > 32 {
+            bail!("queues.{name}.trigger_suffix: `{suffix}` must be 1-32 characters without `/`");
+        }
+        let drop_folder = q.drop_folder.as_ref().map(|d| {
+            if d.is_absolute() {
+                d.clone()
+            } else {
+                base.join(d)
+            }
+        });
+        if let Some(d) = &drop_folder {
+            if folders.iter().any(|f| f.starts_with(d) || d.starts_with(f)) {
+                bail!(
+                    "queues.{name}.drop_folder: {} overlaps another queue's drop folder",
+                    d.display()
+                );
+            }
+            folders.push(d.clone());
+        }
+        out.push(QueueConfig {
+            name: name.clone(),
+            enabled: q.enabled.unwrap_or(true),
+            drop_folder,
+            trigger_suffix: suffix,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<QueueConfig>> {
+        #[derive(Deserialize)]
+        struct F {
+            queues: BTreeMap<String, QueueFile>,
+        }
+        let f: F = toml::from_str(text)?;
+        build(&f.queues, Path::new("/etc/trestle"))
+    }
+
+    #[test]
+    fn queue_tables() {
+        let q = parse(
+            "[queues.default]\ndrop_folder = \"drop\"\n[queues.gpu]\nenabled = false\ntrigger_suffix = \".job\"\n",
+        )
+        .unwrap();
+        assert_eq!(q[0].name, "default");
+        assert_eq!(
+            q[0].drop_folder.as_deref(),
+            Some(Path::new("/etc/trestle/drop"))
+        );
+        assert_eq!(q[0].trigger_suffix, ".sh");
+        assert!(!q[1].enabled);
+        assert_eq!(q[1].trigger_suffix, ".job");
+        for bad in [
+            "[queues.\"a b\"]\n",
+            "[queues.a]\ntrigger_suffix = \"\"\n",
+            "[queues.a]\nbogus = 1\n",
+            "[queues.a]\ndrop_folder = \"/d\"\n[queues.b]\ndrop_folder = \"/d/x\"\n",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}
