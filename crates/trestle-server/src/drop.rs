@@ -25,6 +25,10 @@ use trestle_store::blobs::{output_prefix, upload_prefix};
 const SETTLE: Duration = Duration::from_millis(300);
 /// How often pending triggers and running jobs are looked at.
 const TICK: Duration = Duration::from_millis(200);
+/// How often the whole folder is rescanned (a backstop for events the
+/// watcher misses, such as files created in a brand-new sub-folder before
+/// the watch on it was in place).
+const RESCAN: Duration = Duration::from_secs(2);
 /// The marker written into a folder once its outputs were written back
 /// (the job id and state, then the files written).
 const DONE_MARKER: &str = ".trestle-done";
@@ -92,14 +96,18 @@ pub fn spawn(
             root,
             pending: HashMap::new(),
             written: HashSet::new(),
+            handled: HashSet::new(),
             running: HashMap::new(),
         };
-        d.scan().await;
+        d.scan(true);
+        d.step().await;
         let mut tick = tokio::time::interval(TICK);
+        let mut rescan = tokio::time::interval(RESCAN);
         loop {
             tokio::select! {
                 Some(p) = rx.recv() => d.seen(p),
                 _ = tick.tick() => d.step().await,
+                _ = rescan.tick() => d.scan(false),
                 _ = shutdown.changed() => return,
             }
         }
@@ -114,13 +122,21 @@ struct Dropper {
     pending: HashMap<PathBuf, (u64, Instant)>,
     /// Files written back by us (never triggers).
     written: HashSet<PathBuf>,
+    /// Triggers already taken (or refused) by this process.
+    handled: HashSet<PathBuf>,
     /// Jobs whose outputs go back into a folder.
     running: HashMap<i64, PathBuf>,
 }
 
 impl Dropper {
     fn seen(&mut self, path: PathBuf) {
+        if path.parent() == Some(self.root.as_path()) && path.is_dir() {
+            // A new job sub-folder: its files may predate the watch on it.
+            self.scan_folder(&path, false);
+            return;
+        }
         if self.written.contains(&path)
+            || self.handled.contains(&path)
             || trigger_of(&self.root, &path, &self.queue.trigger_suffix).is_none()
         {
             return;
@@ -129,24 +145,41 @@ impl Dropper {
         self.pending.insert(path, (size, Instant::now()));
     }
 
-    /// Existing folders at start: triggers without a job are taken, ended
-    /// jobs whose outputs were not written back yet are written back.
-    async fn scan(&mut self) {
+    /// Looks for triggers in every sub-folder. At start (`settled`) they
+    /// are taken at once: triggers without a job run, ended jobs whose
+    /// outputs were not written back yet are written back.
+    fn scan(&mut self, settled: bool) {
         let Ok(dirs) = std::fs::read_dir(&self.root) else {
             return;
         };
         for d in dirs.flatten() {
-            let Ok(files) = std::fs::read_dir(d.path()) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let path = f.path();
-                if trigger_of(&self.root, &path, &self.queue.trigger_suffix).is_some() {
-                    self.pending.insert(path, (0, Instant::now() - SETTLE));
-                }
-            }
+            self.scan_folder(&d.path(), settled);
         }
-        self.step().await;
+    }
+
+    fn scan_folder(&mut self, dir: &Path, settled: bool) {
+        let Ok(files) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for f in files.flatten() {
+            let path = f.path();
+            if self.handled.contains(&path)
+                || self.written.contains(&path)
+                || self.pending.contains_key(&path)
+                || trigger_of(&self.root, &path, &self.queue.trigger_suffix).is_none()
+            {
+                continue;
+            }
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let since = if settled {
+                Instant::now()
+                    .checked_sub(SETTLE)
+                    .unwrap_or_else(Instant::now)
+            } else {
+                Instant::now()
+            };
+            self.pending.insert(path, (size, since));
+        }
     }
 
     async fn step(&mut self) {
@@ -169,6 +202,7 @@ impl Dropper {
             }
         });
         for path in ready {
+            self.handled.insert(path.clone());
             if let Err(e) = self.take(&path).await {
                 tracing::warn!(trigger = %path.display(), error = %e, "drop-folder trigger failed");
             }
