@@ -12,6 +12,7 @@ pub mod loops;
 pub mod metrics;
 pub mod openapi;
 pub mod openapi_identity;
+pub mod openapi_workflows;
 pub mod routes;
 pub mod security;
 pub mod state;

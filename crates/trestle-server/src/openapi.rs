@@ -164,7 +164,10 @@ fn schema_ref(name: &str) -> Value {
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
     for (method, path, summary, req, resp) in
-        OPERATIONS.iter().chain(crate::openapi_identity::OPERATIONS)
+        OPERATIONS
+            .iter()
+            .chain(crate::openapi_identity::OPERATIONS)
+            .chain(crate::openapi_workflows::OPERATIONS)
     {
         let params: Vec<Value> = path
             .split('/')
@@ -203,8 +206,8 @@ pub fn document() -> Value {
                 "ErrorBody": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["code", "message"],
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}},
-                "JobRequest": obj(&["name", "queue", "key", "command", "env", "cpus", "memory", "gpus", "timeout", "attempts", "success_string", "retry_exit_codes", "inputs", "workdir", "priority", "tags", "job_id", "retry", "job_success_string", "ssm_document", "commands"]),
-                "JobView": obj(&["id", "name", "queue", "state", "reason", "attempts_used", "max_attempts", "exit_code", "worker", "submitted_at", "started_at", "finished_at", "spec", "attempts"]),
+                "JobRequest": obj(&["name", "queue", "key", "command", "env", "cpus", "memory", "gpus", "timeout", "attempts", "success_string", "retry_exit_codes", "inputs", "workdir", "priority", "tags", "array", "after", "slurm", "job_id", "retry", "job_success_string", "ssm_document", "commands"]),
+                "JobView": obj(&["id", "name", "queue", "state", "reason", "attempts_used", "max_attempts", "exit_code", "worker", "submitted_at", "started_at", "finished_at", "spec", "attempts", "kind", "parent", "array_index", "children", "dependencies", "steps"]),
                 "JobList": obj(&["jobs", "next_before"]),
                 "BatchSubmit": obj(&["jobs"]),
                 "BatchSubmitted": obj(&["ids"]),
@@ -220,7 +223,10 @@ pub fn document() -> Value {
             }
         }
     });
-    for (name, props) in crate::openapi_identity::SCHEMAS {
+    for (name, props) in crate::openapi_identity::SCHEMAS
+        .iter()
+        .chain(crate::openapi_workflows::SCHEMAS)
+    {
         doc["components"]["schemas"][*name] = obj(props);
     }
     doc

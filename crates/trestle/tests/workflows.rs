@@ -405,6 +405,11 @@ fn events_stream_every_change_and_resume_without_loss() {
     );
     assert_eq!(code, 400);
     assert!(body.contains("\"field\":\"state\""), "{body}");
+    let (code, doc) = http("GET", &format!("{}/api/v1/openapi.json", env.url()), None, None);
+    assert_eq!(code, 200);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert!(doc["paths"]["/api/v1/events"]["get"].is_object());
+    assert!(doc["paths"]["/api/v1/pipelines"]["post"].is_object());
 }
 
 #[test]
