@@ -88,18 +88,18 @@ pub fn why_waiting(w: &WaitInput<'_>) -> Option<String> {
             first.kind.as_str()
         ));
     }
-    if w.kind.is_group() {
-        if let Some(a) = w.array
-            && let Some(p) = a.parallel
-            && a.remaining > 0
-            && a.active >= u64::from(p)
-        {
-            return Some(format!(
-                "array parallel limit: {} of at most {p} children at once (%{p}); {} more to come",
-                a.active, a.remaining
-            ));
-        }
-        return None;
+    // A group's children wait for the same things as any job, unless the
+    // array's `%` limit holds them back.
+    if w.kind.is_group()
+        && let Some(a) = w.array
+        && let Some(p) = a.parallel
+        && a.remaining > 0
+        && a.active >= u64::from(p)
+    {
+        return Some(format!(
+            "array parallel limit: {} of at most {p} children at once (%{p}); {} more to come",
+            a.active, a.remaining
+        ));
     }
     if w.state == JobState::Pending {
         return Some("waiting for its dependencies to be checked".to_string());
@@ -284,6 +284,9 @@ mod tests {
             active: 2,
             remaining: 5,
         });
-        assert_eq!(why_waiting(&a), None);
+        assert!(
+            why_waiting(&a).unwrap().starts_with("no compute environment"),
+            "children wait for capacity like any job"
+        );
     }
 }
