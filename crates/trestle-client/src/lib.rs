@@ -26,5 +26,5 @@ mod workflows;
 pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_REQUEST_TIMEOUT, JobQuery, LEASE_GRACE};
 pub use error::ClientError;
 pub use files::{Download, Progress};
-pub use workflows::{EventQuery, SseEvent, SseParser};
 pub use reqwest::Method;
+pub use workflows::{EventQuery, SseEvent, SseParser};

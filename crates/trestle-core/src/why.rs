@@ -285,7 +285,9 @@ mod tests {
             remaining: 5,
         });
         assert!(
-            why_waiting(&a).unwrap().starts_with("no compute environment"),
+            why_waiting(&a)
+                .unwrap()
+                .starts_with("no compute environment"),
             "children wait for capacity like any job"
         );
     }

@@ -163,11 +163,10 @@ fn schema_ref(name: &str) -> Value {
 /// Builds the document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
-    for (method, path, summary, req, resp) in
-        OPERATIONS
-            .iter()
-            .chain(crate::openapi_identity::OPERATIONS)
-            .chain(crate::openapi_workflows::OPERATIONS)
+    for (method, path, summary, req, resp) in OPERATIONS
+        .iter()
+        .chain(crate::openapi_identity::OPERATIONS)
+        .chain(crate::openapi_workflows::OPERATIONS)
     {
         let params: Vec<Value> = path
             .split('/')

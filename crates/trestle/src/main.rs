@@ -66,7 +66,7 @@ enum Cmd {
     /// Run a worker that leases jobs from a server.
     Worker(cmd::worker::WorkerArgs),
     /// Submit a job: `trestle submit [OPTIONS] -- COMMAND ARGS...`.
-    Submit(cmd::submit::SubmitArgs),
+    Submit(Box<cmd::submit::SubmitArgs>),
     /// List jobs.
     Jobs(cmd::jobs::JobsArgs),
     /// Show one job.
@@ -149,7 +149,7 @@ fn main() -> ExitCode {
             Cmd::Up(a) => cmd::up::run(a, true).await,
             Cmd::Server(a) => cmd::up::run(a, false).await,
             Cmd::Worker(a) => cmd::worker::run(a, &cli.conn).await,
-            Cmd::Submit(a) => cmd::submit::run(a, &cli.conn).await,
+            Cmd::Submit(a) => cmd::submit::run(*a, &cli.conn).await,
             Cmd::Jobs(a) => cmd::jobs::list(a, &cli.conn).await,
             Cmd::Job { cmd } => cmd::jobs::job(cmd, &cli.conn).await,
             Cmd::Logs(a) => cmd::jobs::logs(a, &cli.conn).await,

@@ -188,7 +188,9 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let base = std::env::current_dir().map(|d| d.join(&base)).unwrap_or(base);
+    let base = std::env::current_dir()
+        .map(|d| d.join(&base))
+        .unwrap_or(base);
     cfg.queues = queues::build(&file.queues, &base)?;
     let l = file.local;
     if l.enabled.unwrap_or(local_default) {

@@ -29,7 +29,7 @@ fn max_concurrent(events: &[Value], parent: &str) -> usize {
     let mut running = HashSet::new();
     let mut max = 0;
     for e in events {
-        if e["parent"].to_string() != parent {
+        if e["parent"].as_i64() != parent.parse::<i64>().ok() {
             continue;
         }
         let id = e["job_id"].as_i64().unwrap();
@@ -79,7 +79,7 @@ fn arrays_run_every_index_within_the_parallel_limit() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["parent"].to_string() == parent)
+        .filter(|c| c["parent"].as_i64() == parent.parse::<i64>().ok())
         .collect();
     assert_eq!(children.len(), 6);
     let mut indices: Vec<i64> = children
@@ -361,7 +361,7 @@ fn events_stream_every_change_and_resume_without_loss() {
     loop {
         let l = rx.recv_timeout(T).expect("events -f keeps printing");
         let e: Value = serde_json::from_str(&l).unwrap();
-        let end = e["job_id"].to_string() == b && e["state"] == "SUCCEEDED";
+        let end = e["job_id"].as_i64() == b.parse::<i64>().ok() && e["state"] == "SUCCEEDED";
         seen.push(e);
         if end {
             break;
@@ -405,7 +405,12 @@ fn events_stream_every_change_and_resume_without_loss() {
     );
     assert_eq!(code, 400);
     assert!(body.contains("\"field\":\"state\""), "{body}");
-    let (code, doc) = http("GET", &format!("{}/api/v1/openapi.json", env.url()), None, None);
+    let (code, doc) = http(
+        "GET",
+        &format!("{}/api/v1/openapi.json", env.url()),
+        None,
+        None,
+    );
     assert_eq!(code, 200);
     let doc: Value = serde_json::from_str(&doc).unwrap();
     assert!(doc["paths"]["/api/v1/events"]["get"].is_object());

@@ -93,7 +93,7 @@ fn sbatch_scripts_run_like_under_slurm() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["parent"].to_string() == id)
+        .filter(|c| c["parent"].as_i64() == id.parse::<i64>().ok())
         .collect();
     assert_eq!(children.len(), 3);
     for c in children {
