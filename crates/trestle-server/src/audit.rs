@@ -10,6 +10,7 @@
 //! would double the queue's writes. Failures on those paths, and every
 //! other request, are recorded one row each.
 
+use crate::auth::Principal;
 use crate::loops::BackgroundLoop;
 use crate::state::AppState;
 use async_trait::async_trait;
@@ -265,14 +266,15 @@ pub async fn record(State(app): State<AppState>, mut req: Request, next: Next) -
     resp
 }
 
-/// A record of something the server did on its own or on behalf of a
-/// principal outside a request (the unused-credential policy).
-pub fn internal_record(user: Option<&str>, action: &str, resource: &str) -> AuditRecord {
+/// A record of something the server did outside a request's own action:
+/// on behalf of `by` (a principal that asked for it), or on its own
+/// (`None`: the unused-credential policy).
+pub fn internal_record(by: Option<&Principal>, action: &str, resource: &str) -> AuditRecord {
     AuditRecord {
         id: 0,
         at: crate::now_ms(),
-        user: user.map(str::to_string),
-        token: Some(if user.is_some() { "request" } else { "policy" }.to_string()),
+        user: by.and_then(|p| p.user_name().map(str::to_string)),
+        token: Some(by.map_or_else(|| "policy".to_string(), |p| p.token_id.clone())),
         source_ip: "-".into(),
         method: "-".into(),
         path: "-".into(),

@@ -145,7 +145,6 @@ pub async fn disable_unused(
     by: Option<&Principal>,
 ) -> ApiResult<UnusedReport> {
     let (tokens, users) = unused(app, after, by.map(|p| p.token_id.as_str())).await?;
-    let by = by.and_then(Principal::user_name);
     let now = crate::now_ms();
     let mut revoked = Vec::new();
     for t in tokens {
