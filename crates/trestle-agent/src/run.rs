@@ -241,6 +241,9 @@ pub async fn run_process<S: OutputSink>(
     if let Some(text) = chunker.flush(true) {
         sink.log(text).await;
     }
+    // tokio's files write in the background: wait until every byte is
+    // down before the outputs are collected.
+    files.flush().await;
     if let Some(s) = status {
         use std::os::unix::process::ExitStatusExt;
         result.exit_code = s.code();
@@ -287,6 +290,15 @@ impl OutputFiles {
             f.err = Some(open_one(&spec.cwd, p).await?);
         }
         Ok(f)
+    }
+
+    async fn flush(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        for f in [self.out.as_mut(), self.err.as_mut()].into_iter().flatten() {
+            if let Err(e) = f.flush().await {
+                tracing::warn!(error = %e, "cannot write a job's output file");
+            }
+        }
     }
 
     async fn write(&mut self, bytes: &[u8], stderr: bool) {
