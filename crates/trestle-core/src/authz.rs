@@ -230,11 +230,15 @@ pub enum Action {
     AuditRead,
     /// Disable unused credentials.
     AuditManage,
+    /// See compute environments, queues and which server leads which loop.
+    ComputeRead,
+    /// Create, change or delete compute environments and queues.
+    ComputeManage,
 }
 
 impl Action {
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 29] = [
         Action::JobSubmit,
         Action::JobRead,
         Action::JobCancel,
@@ -262,6 +266,8 @@ impl Action {
         Action::ProjectManageMembers,
         Action::AuditRead,
         Action::AuditManage,
+        Action::ComputeRead,
+        Action::ComputeManage,
     ];
 
     /// True for actions that change nothing (allowed to read-only tokens).
@@ -278,6 +284,7 @@ impl Action {
                 | Action::IndexRead
                 | Action::ProjectRead
                 | Action::AuditRead
+                | Action::ComputeRead
         )
     }
 
@@ -509,7 +516,7 @@ fn decide_user(u: &UserSubject, action: Action, resource: Resource<'_>) -> Decis
             Resource::Upload { owner } if owner == Some(u.name.as_str()) => Decision::Allow,
             _ => HIDDEN,
         },
-        Action::WorkersList => Decision::Allow,
+        Action::WorkersList | Action::ComputeRead => Decision::Allow,
         Action::WorkerRegister | Action::WorkerOperate | Action::OutputUpload => forbid(
             "only worker credentials may do this; create one with `trestle token create --worker`",
         ),
@@ -563,7 +570,8 @@ fn decide_user(u: &UserSubject, action: Action, resource: Resource<'_>) -> Decis
         | Action::IndexCreate
         | Action::ProjectCreate
         | Action::AuditRead
-        | Action::AuditManage => forbid("only admins may do this"),
+        | Action::AuditManage
+        | Action::ComputeManage => forbid("only admins may do this"),
     }
 }
 
