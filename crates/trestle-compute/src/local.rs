@@ -1,30 +1,26 @@
 //! The `local` provider: worker processes on this host.
 
-use crate::{ComputeError, Provider, ProviderWorker, Result};
+use crate::{
+    ComputeError, INSTANCE_ID_ENV, InstanceStatus, LaunchRequest, Provider, ProviderWorker, Result,
+    WorkerCommand, now_ms,
+};
 use async_trait::async_trait;
+use rand::RngCore;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use tokio::process::{Child, Command};
-use trestle_core::Capacity;
 
-/// How to start one worker process: the program, fixed arguments, and
-/// environment (the token travels in the environment, not in `argv`).
-#[derive(Debug, Clone)]
-pub struct WorkerCommand {
-    /// The program (normally the `trestle` binary itself).
-    pub program: PathBuf,
-    /// Arguments before the shape flags (normally `["worker", ...]`).
-    pub args: Vec<String>,
-    /// Environment variables to set.
-    pub env: Vec<(String, String)>,
+/// One process this provider started.
+struct LocalChild {
+    child: Child,
+    worker: ProviderWorker,
 }
 
 /// Worker processes on this host, started with `--cpus`/`--mem-mib`/`--gpus`
 /// appended to the configured command.
 pub struct LocalProvider {
     cmd: WorkerCommand,
-    children: Mutex<HashMap<String, (Child, Capacity)>>,
+    children: Mutex<HashMap<String, LocalChild>>,
 }
 
 impl LocalProvider {
@@ -36,7 +32,7 @@ impl LocalProvider {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Child, Capacity)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalChild>> {
         self.children.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -54,10 +50,16 @@ impl LocalProvider {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        for (_, (child, _)) in self.lock().iter_mut() {
-            let _ = child.start_kill();
+        for c in self.lock().values_mut() {
+            let _ = c.child.start_kill();
         }
     }
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 6];
+    rand::rng().fill_bytes(&mut b);
+    format!("l-{}", hex::encode(b))
 }
 
 #[async_trait]
@@ -66,53 +68,59 @@ impl Provider for LocalProvider {
         "local"
     }
 
-    async fn launch(&self, shape: Capacity, count: u32) -> Result<Vec<ProviderWorker>> {
+    async fn launch(&self, req: &LaunchRequest<'_>) -> Result<Vec<ProviderWorker>> {
         let mut out = Vec::new();
-        for _ in 0..count {
+        for _ in 0..req.count {
+            let id = new_id();
             let mut c = Command::new(&self.cmd.program);
             c.args(&self.cmd.args)
                 .arg("--cpus")
-                .arg(shape.cpus.to_string())
+                .arg(req.shape.cpus.to_string())
                 .arg("--mem-mib")
-                .arg(shape.mem_mib.to_string())
+                .arg(req.shape.mem_mib.to_string())
                 .arg("--gpus")
-                .arg(shape.gpus.to_string())
+                .arg(req.shape.gpus.to_string())
                 .envs(self.cmd.env.iter().map(|(k, v)| (k, v)))
+                .envs(req.env.iter().map(|(k, v)| (k, v)))
+                .env(INSTANCE_ID_ENV, &id)
                 .stdin(std::process::Stdio::null())
                 .kill_on_drop(false);
             let child = c.spawn().map_err(|e| {
                 ComputeError::Launch(format!("{}: {e}", self.cmd.program.display()))
             })?;
-            let id = child
-                .id()
-                .map(|p| p.to_string())
-                .ok_or_else(|| ComputeError::Launch("worker exited at once".into()))?;
-            self.lock().insert(id.clone(), (child, shape));
-            out.push(ProviderWorker { id, shape });
+            let worker = ProviderWorker {
+                id: id.clone(),
+                shape_name: Some(req.shape_name.to_string()),
+                shape: req.shape,
+                status: InstanceStatus::Running,
+                launched_at: Some(now_ms()),
+            };
+            self.lock().insert(
+                id,
+                LocalChild {
+                    child,
+                    worker: worker.clone(),
+                },
+            );
+            out.push(worker);
         }
         Ok(out)
     }
 
     async fn list(&self) -> Result<Vec<ProviderWorker>> {
         let mut map = self.lock();
-        map.retain(|_, (child, _)| matches!(child.try_wait(), Ok(None)));
-        let mut v: Vec<ProviderWorker> = map
-            .iter()
-            .map(|(id, (_, shape))| ProviderWorker {
-                id: id.clone(),
-                shape: *shape,
-            })
-            .collect();
+        map.retain(|_, c| matches!(c.child.try_wait(), Ok(None)));
+        let mut v: Vec<ProviderWorker> = map.values().map(|c| c.worker.clone()).collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
     }
 
     async fn terminate(&self, id: &str) -> Result<()> {
         let map = self.lock();
-        let Some((child, _)) = map.get(id) else {
-            return Err(ComputeError::Other(format!("no local worker `{id}`")));
+        let Some(c) = map.get(id) else {
+            return Err(ComputeError::NotFound(format!("no local worker `{id}`")));
         };
-        if let Some(pid) = child.id() {
+        if let Some(pid) = c.child.id() {
             // SAFETY: plain kill(2) on a child we started and still track.
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGTERM);
@@ -125,25 +133,42 @@ impl Provider for LocalProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trestle_core::Capacity;
 
     #[tokio::test]
     async fn local_provider_conforms() {
-        // A stand-in worker: a shell that exits on SIGTERM.
-        let p = LocalProvider::new(WorkerCommand {
-            program: "/bin/sh".into(),
-            args: vec![
-                "-c".into(),
-                "trap 'exit 0' TERM; while :; do sleep 0.05; done".into(),
-                "worker".into(),
-            ],
-            env: vec![],
-        });
+        let dir = tempfile::tempdir().unwrap();
+        let p = LocalProvider::new(crate::stand_in_worker(dir.path()));
         let shape = Capacity {
             cpus: 1,
             mem_mib: 128,
             gpus: 0,
         };
-        crate::conformance(&p, shape, std::time::Duration::from_secs(5)).await;
+        crate::conformance(&p, shape, dir.path(), std::time::Duration::from_secs(10)).await;
         p.shutdown(std::time::Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_a_launch_error() {
+        let p = LocalProvider::new(WorkerCommand {
+            program: "/nonexistent/trestle".into(),
+            args: vec![],
+            env: vec![],
+        });
+        let err = p
+            .launch(&LaunchRequest {
+                shape_name: "s",
+                shape: Capacity {
+                    cpus: 1,
+                    mem_mib: 1,
+                    gpus: 0,
+                },
+                count: 1,
+                env: &[],
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ComputeError::Launch(_)), "{err:?}");
+        assert!(p.list().await.unwrap().is_empty());
     }
 }

@@ -139,7 +139,12 @@ impl BackgroundLoop for LocalScaler {
         if n > 0 {
             tracing::info!(n, runnable_cpus = demand.cpus, "launching local workers");
             self.provider
-                .launch(self.shape, n as u32)
+                .launch(&trestle_compute::LaunchRequest {
+                    shape_name: "local",
+                    shape: self.shape,
+                    count: n as u32,
+                    env: &[],
+                })
                 .await
                 .map_err(|e| e.to_string())?;
         }
