@@ -317,7 +317,8 @@ impl BackgroundLoop for Retention {
 }
 
 /// The unused-credential policy: revokes tokens and disables users not
-/// used for the configured period, every hour; each action is audited.
+/// used for the configured period (checked every quarter of the period, at
+/// most hourly); each action is audited.
 pub struct UnusedPolicy {
     /// Shared state.
     pub app: AppState,
@@ -330,8 +331,10 @@ impl BackgroundLoop for UnusedPolicy {
     fn name(&self) -> &'static str {
         "unused-credentials"
     }
+    /// A quarter of the period (so nothing outlives it by much), at least a
+    /// second and at most an hour.
     fn interval(&self) -> Duration {
-        Duration::from_secs(3600)
+        (self.after / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
     }
     async fn tick(&self) -> Result<(), String> {
         let report = crate::routes::audit::disable_unused(&self.app, self.after, None)

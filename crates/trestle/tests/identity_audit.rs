@@ -353,3 +353,37 @@ fn every_request_is_audited_and_queryable() {
         "the last request before the restart is stored too"
     );
 }
+
+#[test]
+fn the_unused_credential_policy_disables_on_its_own() {
+    let env = Env::new();
+    let (_up, admin) = up(&env, "[audit]\ndisable_unused_after = \"2s\"\n");
+    let admin = admin.expect("admin token");
+    let base = format!("{}/api/v1", env.url());
+    let idle = user_with_token(&env, "idle", &["--project", "default"]);
+    // Nobody uses the token: the policy revokes it and disables its user.
+    eventually(T, "the policy to revoke the idle token", || {
+        (http("GET", &format!("{base}/whoami"), Some(&idle), None).0 == 401).then_some(())
+    });
+    let user = eventually(T, "the policy to disable the idle user", || {
+        let u = env.json(&["user", "show", "idle", "--json"]);
+        (u["disabled"] == true).then_some(u)
+    });
+    assert_eq!(user["name"], "idle");
+    // Each action is audited as the policy's.
+    let recs = eventually(T, "the policy's audit records", || {
+        let v = env.json(&["audit", "query", "--principal", "policy", "--json"]);
+        let r = v["records"].as_array().unwrap().clone();
+        (r.iter().any(|r| r["action"] == "user.auto-disable")
+            && r.iter().any(|r| r["action"] == "token.auto-revoke"))
+        .then_some(r)
+    });
+    assert!(
+        recs.iter().any(|r| r["resource"] == "user:idle"),
+        "{recs:?}"
+    );
+    // Admins are never disabled, even when idle.
+    let me = env.json(&["user", "show", "admin", "--json"]);
+    assert_eq!(me["disabled"], false);
+    let _ = admin;
+}

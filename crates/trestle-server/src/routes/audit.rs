@@ -16,7 +16,7 @@ use trestle_core::audit::{
     AuditAnswer, AuditFilter, DisableUnused, NamedQuery, UNUSED_TOKENS_QUERY, UnusedReport,
     builtin_queries, parse_period, resolve,
 };
-use trestle_core::authz::{Action, Resource};
+use trestle_core::authz::{Action, Resource, Role};
 use trestle_core::identity::TokenView;
 use trestle_store::{UserChanges, UserRecord};
 
@@ -138,13 +138,27 @@ pub async fn list_unused(
 }
 
 /// Revokes unused tokens and disables unused users (never admins), and
-/// audits each action; `by` is the principal who asked (`None`: the policy).
+/// audits each action; `by` is the principal who asked (`None`: the policy,
+/// which also leaves admins' tokens alone).
 pub async fn disable_unused(
     app: &AppState,
     after: Duration,
     by: Option<&Principal>,
 ) -> ApiResult<UnusedReport> {
-    let (tokens, users) = unused(app, after, by.map(|p| p.token_id.as_str())).await?;
+    let (mut tokens, users) = unused(app, after, by.map(|p| p.token_id.as_str())).await?;
+    if by.is_none() {
+        // The policy never locks admins out: their unused tokens are listed
+        // by `trestle audit unused` for an admin to revoke by hand.
+        let admins: Vec<String> = app
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| u.role == Role::Admin)
+            .map(|u| u.name)
+            .collect();
+        tokens.retain(|t| t.user.as_ref().is_none_or(|u| !admins.contains(u)));
+    }
     let now = crate::now_ms();
     let mut revoked = Vec::new();
     for t in tokens {
@@ -158,10 +172,7 @@ pub async fn disable_unused(
         }
     }
     let mut disabled = Vec::new();
-    for u in users
-        .into_iter()
-        .filter(|u| u.role != trestle_core::authz::Role::Admin)
-    {
+    for u in users.into_iter().filter(|u| u.role != Role::Admin) {
         let off = UserChanges {
             disabled: Some(true),
             ..UserChanges::default()
