@@ -32,6 +32,9 @@ pub struct WorkerConfig {
     pub idle_exit: Option<Duration>,
     /// The compute environment that launched this worker, if any.
     pub compute_env: Option<String>,
+    /// The id the launching provider knows this worker by (a Slurm job
+    /// id), sent at registration so the autoscaler can match them.
+    pub instance_id: Option<String>,
     /// Jobs leased beyond free capacity, waiting locally for a free slot
     /// (hides the lease round trip under heavy load of short jobs).
     pub prefetch: u32,
@@ -66,6 +69,7 @@ impl WorkerConfig {
             work_dir: std::env::temp_dir().join(format!("trestle-worker-{}", std::process::id())),
             idle_exit: None,
             compute_env: None,
+            instance_id: None,
             prefetch: 0,
             poll_wait_ms: DEFAULT_POLL_WAIT_MS,
             max_log_chunk: DEFAULT_MAX_LOG_CHUNK,

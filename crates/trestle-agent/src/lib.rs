@@ -131,6 +131,7 @@ where
         pid: std::process::id(),
         capacity: config.capacity,
         compute_env: config.compute_env.clone(),
+        instance: config.instance_id.clone(),
         version: trestle_core::VERSION.to_string(),
     };
     let session = Arc::new(Session::new(client.clone(), registration));

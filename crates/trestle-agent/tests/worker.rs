@@ -103,6 +103,7 @@ impl Fake {
                         pid: reg.pid,
                         capacity: reg.capacity,
                         compute_env: reg.compute_env,
+                        instance: reg.instance,
                         running_jobs: vec![],
                         started_at: 0,
                         last_heartbeat: 0,

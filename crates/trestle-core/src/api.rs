@@ -116,6 +116,9 @@ pub struct WorkerRegistration {
     /// Compute environment that launched it, if any.
     #[serde(default)]
     pub compute_env: Option<String>,
+    /// The id its provider knows it by (a Slurm job id), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// Software version.
     pub version: String,
 }
@@ -134,6 +137,9 @@ pub struct WorkerView {
     /// Compute environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_env: Option<String>,
+    /// The id its provider knows it by (a Slurm job id), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// Jobs it holds leases on.
     pub running_jobs: Vec<i64>,
     /// Registration time.

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authz;
 pub mod autoscale;
 pub mod compute;
+pub mod compute_api;
 pub mod deps;
 pub mod error;
 pub mod identity;

@@ -707,6 +707,7 @@ async fn sessions_and_ownership(s: &dyn Store) {
                 gpus: 0,
             },
             compute_env: None,
+            instance: None,
             version: "t".into(),
         },
         T0,

@@ -67,6 +67,7 @@ async fn worker(s: &dyn Store, id: &str) {
             pid: 1,
             capacity: cap(64),
             compute_env: None,
+            instance: None,
             version: "test".into(),
         },
         T0,

@@ -12,8 +12,10 @@ use trestle_core::{Capacity, JobSpec, JobState};
 pub mod blobs;
 pub mod conformance;
 pub mod conformance_identity;
+pub mod conformance_scale;
 pub mod conformance_workflows;
 pub mod identity;
+pub mod scale;
 mod sql;
 pub mod workflow;
 
@@ -22,6 +24,7 @@ pub use identity::{
     AuditStore, IdentityStore, NewTokenRecord, SessionRecord, TokenRecord, TokenStore, UserChanges,
     UserRecord,
 };
+pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
 pub use workflow::{EventFilter, WorkflowStore, WorkflowTick};
 
@@ -191,10 +194,11 @@ pub trait WorkerStore: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore
+    JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore + ScaleStore
 {
 }
-impl<T: JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore> Store
-    for T
+impl<
+    T: JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore + ScaleStore,
+> Store for T
 {
 }

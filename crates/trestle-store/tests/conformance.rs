@@ -125,3 +125,28 @@ async fn postgres_passes_every_workflow_check() {
         drop_postgres(&name).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_every_scale_check() {
+    use trestle_store::conformance_scale as sc;
+    for check in sc::CHECKS {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = SqlStore::connect(&url).await.unwrap();
+        eprintln!("sqlite: {check}");
+        sc::run(check, Arc::new(store.clone()) as Arc<dyn Store>).await;
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_every_scale_check() {
+    use trestle_store::conformance_scale as sc;
+    for check in sc::CHECKS {
+        let (store, name) = fresh_postgres(&format!("sc_{check}")).await;
+        eprintln!("postgres: {check}");
+        sc::run(check, Arc::new(store.clone()) as Arc<dyn Store>).await;
+        store.close().await;
+        drop_postgres(&name).await;
+    }
+}

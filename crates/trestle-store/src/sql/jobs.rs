@@ -187,7 +187,9 @@ pub(super) async fn insert_job(
     let id: i64 = sqlx::query(
         "INSERT INTO jobs (key, name, queue, state, spec, cpus, mem_mib, gpus, priority, \
              max_attempts, submitted_at, owner, project) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             $9 + COALESCE((SELECT q.priority FROM queues q WHERE q.name = $3), 0) * 4294967296, \
+             $10, $11, $12, $13) RETURNING id",
     )
     .bind(spec.key.clone())
     .bind(spec.name.clone())

@@ -15,11 +15,15 @@ use trestle_core::{AttemptReason, AttemptState, JobState, Resources};
 // SQLite's planner, without statistics, may prefer the (state, queue)
 // index and sort every runnable row; the partial runnable index yields rows
 // already in lease order, so the scan stops after LIMIT matches.
+// `$5` lists the queues the worker's compute environment does not serve
+// (`,a,b,`; just `,` for none).
 const CANDIDATES_SQLITE: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs INDEXED BY jobs_runnable \
      WHERE state = 'RUNNABLE' AND cpus <= $1 AND mem_mib <= $2 AND gpus <= $3 \
+     AND $5 NOT LIKE '%,' || queue || ',%' \
      ORDER BY priority DESC, id LIMIT $4";
 const CANDIDATES_POSTGRES: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs \
      WHERE state = 'RUNNABLE' AND cpus <= $1 AND mem_mib <= $2 AND gpus <= $3 \
+     AND $5 NOT LIKE '%,' || queue || ',%' \
      ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED";
 const EXPIRED_SQLITE: &str = "SELECT id, attempt_seq FROM jobs \
      WHERE lease_token IS NOT NULL AND lease_expires_at < $1 LIMIT 500";
@@ -53,7 +57,13 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn lease_jobs(&self, p: &LeaseParams<'_>) -> Result<Vec<Lease>> {
+    /// Leases for a worker; `exclude` lists the queues it must not take
+    /// jobs from (`,a,b,`, or `,` for none).
+    pub(super) async fn lease_jobs(
+        &self,
+        p: &LeaseParams<'_>,
+        exclude: &str,
+    ) -> Result<Vec<Lease>> {
         let mut tx = self.write.begin().await?;
         self.touch_in(&mut tx, p.worker_id, p.now).await?;
         if p.max_jobs == 0 || p.free.is_empty() {
@@ -70,6 +80,7 @@ impl SqlStore {
             .bind(p.free.mem_mib as i64)
             .bind(i64::from(p.free.gpus))
             .bind(limit)
+            .bind(exclude)
             .fetch_all(&mut *tx)
             .await?;
         let mut candidates = Vec::with_capacity(rows.len());

@@ -14,6 +14,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0002_workflows.sql"),
     ),
     (3, include_str!("../../migrations/sqlite/0003_identity.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_scale.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -26,6 +27,7 @@ const POSTGRES: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_identity.sql"),
     ),
+    (4, include_str!("../../migrations/postgres/0004_scale.sql")),
 ];
 
 /// Applies every migration newer than the database's version.

@@ -16,6 +16,7 @@ mod lease;
 mod migrate;
 mod projects;
 mod rows;
+mod scale;
 mod tokens;
 mod users;
 mod workers;

@@ -94,6 +94,7 @@ pub(super) fn worker(row: &AnyRow) -> Result<WorkerView> {
             gpus: row.try_get::<i64, _>("gpus")? as u32,
         },
         compute_env: row.try_get("compute_env")?,
+        instance: row.try_get("instance")?,
         running_jobs: Vec::new(),
         started_at: row.try_get("started_at")?,
         last_heartbeat: row.try_get("last_heartbeat")?,

@@ -18,7 +18,8 @@ impl WorkerStore for SqlStore {
     ) -> Result<WorkerView> {
         sqlx::query(
             "INSERT INTO workers (id, host, pid, cpus, mem_mib, gpus, compute_env, version, \
-             started_at, last_heartbeat) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+             started_at, last_heartbeat, instance) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
         )
         .bind(id)
         .bind(reg.host.as_str())
@@ -29,6 +30,7 @@ impl WorkerStore for SqlStore {
         .bind(reg.compute_env.clone())
         .bind(reg.version.as_str())
         .bind(now)
+        .bind(reg.instance.clone())
         .execute(&self.write)
         .await
         .map_err(|e| conflict_or(e, &format!("worker `{id}`"), "id"))?;
@@ -38,6 +40,7 @@ impl WorkerStore for SqlStore {
             pid: reg.pid,
             capacity: reg.capacity,
             compute_env: reg.compute_env.clone(),
+            instance: reg.instance.clone(),
             running_jobs: Vec::new(),
             started_at: now,
             last_heartbeat: now,
@@ -59,8 +62,8 @@ impl WorkerStore for SqlStore {
 
     async fn list_workers(&self) -> Result<Vec<WorkerView>> {
         let rows = sqlx::query(
-            "SELECT id, host, pid, cpus, mem_mib, gpus, compute_env, started_at, last_heartbeat \
-             FROM workers ORDER BY started_at, id",
+            "SELECT id, host, pid, cpus, mem_mib, gpus, compute_env, instance, started_at, \
+             last_heartbeat FROM workers ORDER BY started_at, id",
         )
         .fetch_all(&self.read)
         .await?;
@@ -135,7 +138,7 @@ impl JobStore for SqlStore {
         self.job(id).await
     }
     async fn lease(&self, params: &LeaseParams<'_>) -> Result<Vec<Lease>> {
-        self.lease_jobs(params).await
+        self.lease_jobs(params, ",").await
     }
     async fn apply_updates(
         &self,

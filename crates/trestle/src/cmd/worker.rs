@@ -36,6 +36,10 @@ pub struct WorkerArgs {
     /// Name of the compute environment that launched this worker.
     #[arg(long)]
     pub compute_env: Option<String>,
+    /// The id the launching provider knows this worker by (set by the
+    /// local and Slurm providers).
+    #[arg(long, env = "TRESTLE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
     /// Jobs to lease beyond free slots (hides the lease round trip for short jobs).
     #[arg(long, default_value_t = 0)]
     pub prefetch: u32,
@@ -72,6 +76,7 @@ pub async fn run(a: WorkerArgs, conn: &Conn) -> Result<ExitCode> {
         cfg.work_dir = d;
     }
     cfg.compute_env = a.compute_env;
+    cfg.instance_id = a.instance_id.filter(|i| !i.is_empty());
     cfg.prefetch = a.prefetch;
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
