@@ -1,11 +1,34 @@
 //! Submitting, reading, listing and cancelling jobs; counts and demand.
 
 use super::rows::{self, job_columns};
-use super::{SqlStore, conflict_or};
+use super::{Dialect, SqlStore, conflict_or};
 use crate::{Demand, JobFilter, Result, StoreError};
 use sqlx::Row;
 use trestle_core::api::{JobView, LogSlice};
 use trestle_core::{JobSpec, JobState};
+
+/// The first runnable jobs in lease order, summarised for the autoscaler.
+/// SQLite, without statistics, may sort every runnable row through another
+/// index; `INDEXED BY` keeps the scan in order and bounded by the limit.
+macro_rules! demand_sql {
+    ($from:literal) => {
+        concat!(
+            "SELECT \
+               CAST(COALESCE(SUM(CASE WHEN cpus <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS jobs, \
+               CAST(COALESCE(SUM(CASE WHEN cpus <= $1 THEN cpus ELSE 0 END), 0) AS BIGINT) AS cpus, \
+               CAST(COALESCE(SUM(CASE WHEN cpus > $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS too_big \
+             FROM (SELECT cpus FROM ",
+            $from,
+            " WHERE state = 'RUNNABLE' ORDER BY priority DESC, id LIMIT $2) AS r"
+        )
+    };
+}
+const DEMAND_SQLITE: &str = demand_sql!("jobs INDEXED BY jobs_runnable");
+const DEMAND_POSTGRES: &str = demand_sql!("jobs");
+const LEASED_CPUS_SQLITE: &str = "SELECT CAST(COALESCE(SUM(cpus), 0) AS BIGINT) AS n \
+     FROM jobs INDEXED BY jobs_leased WHERE lease_token IS NOT NULL";
+const LEASED_CPUS_POSTGRES: &str = "SELECT CAST(COALESCE(SUM(cpus), 0) AS BIGINT) AS n \
+     FROM jobs WHERE lease_token IS NOT NULL";
 
 /// Most jobs one listing returns.
 const MAX_LIST: u32 = 1000;
@@ -108,24 +131,23 @@ impl SqlStore {
     }
 
     pub(super) async fn demand(&self, max_cpus: u32, limit: u32) -> Result<Demand> {
-        let row = sqlx::query(
-            "SELECT \
-               CAST(COALESCE(SUM(CASE WHEN cpus <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS jobs, \
-               CAST(COALESCE(SUM(CASE WHEN cpus <= $1 THEN cpus ELSE 0 END), 0) AS BIGINT) AS cpus, \
-               CAST(COALESCE(SUM(CASE WHEN cpus > $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS too_big \
-             FROM (SELECT cpus FROM jobs WHERE state = 'RUNNABLE' ORDER BY priority DESC, id LIMIT $2) AS r",
-        )
-        .bind(i64::from(max_cpus))
-        .bind(i64::from(limit.max(1)))
-        .fetch_one(&self.read)
-        .await?;
-        let leased: i64 = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(cpus), 0) AS BIGINT) AS n FROM jobs \
-             WHERE lease_token IS NOT NULL",
-        )
-        .fetch_one(&self.read)
-        .await?
-        .try_get("n")?;
+        let sql = match self.dialect {
+            Dialect::Sqlite => DEMAND_SQLITE,
+            Dialect::Postgres => DEMAND_POSTGRES,
+        };
+        let row = sqlx::query(sql)
+            .bind(i64::from(max_cpus))
+            .bind(i64::from(limit.max(1)))
+            .fetch_one(&self.read)
+            .await?;
+        let leased_sql = match self.dialect {
+            Dialect::Sqlite => LEASED_CPUS_SQLITE,
+            Dialect::Postgres => LEASED_CPUS_POSTGRES,
+        };
+        let leased: i64 = sqlx::query(leased_sql)
+            .fetch_one(&self.read)
+            .await?
+            .try_get("n")?;
         Ok(Demand {
             jobs: row.try_get::<i64, _>("jobs")? as u64,
             cpus: row.try_get::<i64, _>("cpus")? as u64,

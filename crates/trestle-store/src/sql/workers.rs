@@ -1,6 +1,6 @@
 //! Workers, and the job and worker store traits wired to the SQL methods.
 
-use super::{SqlStore, conflict_or, rows};
+use super::{Dialect, SqlStore, conflict_or, rows};
 use crate::{Demand, JobFilter, JobStore, LeaseParams, Result, UpdateOutcome, WorkerStore};
 use async_trait::async_trait;
 use sqlx::Row;
@@ -68,11 +68,13 @@ impl WorkerStore for SqlStore {
         .fetch_all(&self.read)
         .await?;
         let mut workers: Vec<WorkerView> = rows.iter().map(rows::worker).collect::<Result<_>>()?;
-        let leased = sqlx::query(
-            "SELECT id, lease_worker FROM jobs WHERE lease_token IS NOT NULL ORDER BY id",
-        )
-        .fetch_all(&self.read)
-        .await?;
+        let sql = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT id, lease_worker FROM jobs INDEXED BY jobs_leased WHERE lease_token IS NOT NULL"
+            }
+            Dialect::Postgres => "SELECT id, lease_worker FROM jobs WHERE lease_token IS NOT NULL",
+        };
+        let leased = sqlx::query(sql).fetch_all(&self.read).await?;
         let mut by_worker: HashMap<String, Vec<i64>> = HashMap::new();
         for r in &leased {
             let w: Option<String> = r.try_get("lease_worker")?;
@@ -82,6 +84,7 @@ impl WorkerStore for SqlStore {
         }
         for w in &mut workers {
             w.running_jobs = by_worker.remove(&w.id).unwrap_or_default();
+            w.running_jobs.sort_unstable();
         }
         Ok(workers)
     }
