@@ -4,7 +4,8 @@
 # docs/benchmarks.md records the results with the machine and the command.
 #
 # usage: bench/run.sh [N]          N jobs per throughput run (default 20000)
-# env:   BACKLOG=1000000           jobs queued for the "1M queued" figure (0 skips)
+# env:   TRESTLE_BIN=path          use this release binary instead of building one
+#        BACKLOG=1000000           jobs queued for the "1M queued" figure (0 skips)
 #        PEERS=1                   also run HyperQueue and Slurm (../shared/peers)
 #        PEER_N=2000               jobs for the peers (Slurm is slow)
 set -euo pipefail
@@ -17,8 +18,12 @@ PEER_DIR=${PEER_DIR:-../shared/peers}
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo "commit: $(git rev-parse --short HEAD)"
-cargo build --release -p trestle -q
-BIN=$PWD/target/release/trestle
+if [ -n "${TRESTLE_BIN:-}" ]; then
+  BIN=$TRESTLE_BIN            # a release binary built elsewhere
+else
+  cargo build --release -p trestle -q
+  BIN=$PWD/target/release/trestle
+fi
 
 # 1. The raw process-spawn rate: the ceiling for any scheduler here.
 t0=$(date +%s.%N)
@@ -50,7 +55,7 @@ run_trestle() {  # run_trestle LABEL BACKLOG [extra trestle.toml lines]
   rm -rf "$dir"
 }
 run_trestle "1k queued" 1000
-run_trestle "prefetch 2" 1000 $'[local]\nprefetch = 2'
+run_trestle "prefetch 0" 1000 $'[local]\nprefetch = 0'
 if [ "$BACKLOG" -gt 0 ]; then
   run_trestle "$BACKLOG queued" "$BACKLOG"
 fi
