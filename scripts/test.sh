@@ -50,8 +50,17 @@ ensure_postgres() {
   pg_ok || { echo "PostgreSQL is not reachable as postgres@127.0.0.1:5432" >&2; exit 1; }
 }
 
+# The portal's tests drive Debian's headless Chromium over WebDriver.
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null; then
+    say "installing chromium and chromium-driver"
+    apt_install chromium chromium-driver
+  fi
+}
+
 ensure_tools
 ensure_postgres
+ensure_chromium
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

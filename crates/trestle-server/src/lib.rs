@@ -16,6 +16,7 @@ pub mod openapi_workflows;
 pub mod routes;
 pub mod security;
 pub mod state;
+pub mod ui;
 pub mod workflows;
 
 use crate::auth::{hash_token, new_token, token_id};
@@ -127,6 +128,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
+        .merge(ui::routes(app.clone()))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
@@ -224,6 +226,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         }),
         rx.clone(),
     ));
+    loops.push(loops::spawn(ui::dashboard::sampler(app.clone()), rx.clone()));
     for q in &cfg.queues {
         loops.extend(drop::spawn(app.clone(), q.clone(), rx.clone()));
     }

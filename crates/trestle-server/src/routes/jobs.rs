@@ -57,23 +57,34 @@ pub async fn submit(
                 format!("the job is not valid JSON: {e}"),
             )
         })?;
-    let spec = access::charge(&app, &p, validate_value(value)?).await?;
-    check_inputs(&app, &p, &spec).await?;
-    crate::workflows::check_deps(&app, &p, &spec).await?;
+    let job = submit_spec(&app, &p, validate_value(value)?).await?;
+    let tag = AuditResource(format!("job:{}", job.id));
+    Ok((StatusCode::CREATED, Extension(tag), Json(job)))
+}
+
+/// Submits one validated job for `p`: charges it to a project, checks its
+/// inputs and dependencies, stores it and wakes the schedulers. The API's
+/// `POST /api/v1/jobs` and the portal's submit and resubmit share it.
+pub async fn submit_spec(app: &AppState, p: &Principal, spec: JobSpec) -> ApiResult<JobView> {
+    let spec = access::charge(app, p, spec).await?;
+    check_inputs(app, p, &spec).await?;
+    crate::workflows::check_deps(app, p, &spec).await?;
     let ids = app
         .store
         .submit(std::slice::from_ref(&spec), crate::now_ms())
         .await?;
     app.metrics.submitted(1);
-    crate::workflows::after_submit(&app, std::slice::from_ref(&spec)).await?;
+    crate::workflows::after_submit(app, std::slice::from_ref(&spec)).await?;
     app.wake();
-    let job = app
-        .store
+    app.store
         .job(ids[0])
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {}", ids[0])))?;
-    let tag = AuditResource(format!("job:{}", job.id));
-    Ok((StatusCode::CREATED, Extension(tag), Json(job)))
+        .ok_or_else(|| ApiError::not_found(format!("job {}", ids[0])))
+}
+
+/// Validates a job request (native JSON) into a specification.
+pub fn validate_request(v: serde_json::Value) -> ApiResult<JobSpec> {
+    validate_value(v)
 }
 
 /// `POST /api/v1/jobs/batch`: all or nothing.

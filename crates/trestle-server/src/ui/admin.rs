@@ -1,0 +1,171 @@
+//! Admin pages: queues, compute environments and workers; the audit trail
+//! as named queries and filters. Both go through the API's handlers and
+//! their authorization checks (non-admins get the same answer as the API).
+
+use super::login::or_error;
+use super::{Nav, Viewer, html_response, page, state_badge, when};
+use crate::access;
+use crate::routes::{audit as api_audit, workers as api_workers};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::{Extension, Json};
+use maud::html;
+use std::collections::BTreeMap;
+use trestle_core::JobState;
+use trestle_core::authz::{Action, Resource};
+
+/// `GET /ui/workers`.
+pub async fn workers(State(app): State<AppState>, v: Viewer) -> Response {
+    if let Err(r) = or_error(
+        &v,
+        access::check(&v.p, Action::AuditRead, Resource::None, ""),
+    ) {
+        return r;
+    }
+    let r = api_workers::list(State(app.clone()), Extension(v.p.clone())).await;
+    let list = match or_error(&v, r) {
+        Ok(Json(w)) => w,
+        Err(r) => return r,
+    };
+    let cap = crate::workflows::capacity(&app).await.ok();
+    let mut per_queue: BTreeMap<String, BTreeMap<JobState, u64>> = BTreeMap::new();
+    for q in &app.flow.queues {
+        per_queue.entry(q.name.clone()).or_default();
+    }
+    let filter = trestle_store::JobFilter {
+        states: vec![
+            JobState::Pending,
+            JobState::Runnable,
+            JobState::Starting,
+            JobState::Running,
+        ],
+        limit: 10_000,
+        ..Default::default()
+    };
+    if let Ok(jobs) = app.store.list_jobs(&filter).await {
+        for j in jobs {
+            *per_queue
+                .entry(j.queue)
+                .or_default()
+                .entry(j.state)
+                .or_default() += 1;
+        }
+    }
+    let total: u64 = list.iter().map(|w| u64::from(w.capacity.cpus)).sum();
+    let body = html! {
+        section aria-labelledby="q-h" {
+            h2 id="q-h" { "Queues" }
+            div class="scroll" { table {
+                thead { tr { th scope="col" { "Queue" } th scope="col" { "State" } th scope="col" { "Jobs" } } }
+                tbody { @for (name, counts) in &per_queue { tr {
+                    td { a href={ "/ui/jobs?queue=" (name) } { (name) } }
+                    td { @if app.flow.is_disabled(name) { "disabled" } @else { "enabled" } }
+                    td { @if counts.is_empty() { "none waiting or running" }
+                        @for (s, n) in counts { (state_badge(*s)) " " (n) " " } }
+                } } }
+            } }
+        }
+        section aria-labelledby="ce-h" {
+            h2 id="ce-h" { "Compute environments" }
+            @if let Some((shape, max)) = app.flow.local {
+                p { "local: workers of " (shape.cpus) " CPU, up to " (max) " CPUs in all." }
+            } @else { p { "No local compute environment." } }
+            @if let Some(c) = &cap {
+                p { "Capacity: " (total) " CPUs on " (list.len()) " workers, " (c.free_cpus) " free." }
+            }
+        }
+        section aria-labelledby="w-h" {
+            h2 id="w-h" { "Workers" }
+            @if list.is_empty() { p class="empty" { "No workers are registered." } } @else {
+                div class="scroll" { table {
+                    thead { tr { th scope="col" { "Worker" } th scope="col" { "Host" } th scope="col" { "Environment" }
+                        th scope="col" { "Capacity" } th scope="col" { "Running" } th scope="col" { "Since" } } }
+                    tbody { @for w in &list { tr {
+                        td { (w.id) } td { (w.host) } td { (w.compute_env.as_deref().unwrap_or("-")) }
+                        td { (w.capacity.cpus) " CPU, " (w.capacity.mem_mib) " MiB" }
+                        td { @for j in &w.running_jobs { a href={ "/ui/jobs/" (j) } { (j) } " " } }
+                        td { (when(w.started_at)) }
+                    } } }
+                } }
+            }
+        }
+    };
+    html_response(
+        StatusCode::OK,
+        page(Some(&v), Nav::Workers, "Queues & workers", body),
+    )
+}
+
+/// `GET /ui/audit?query=NAME&param=value...`.
+pub async fn audit(
+    State(app): State<AppState>,
+    v: Viewer,
+    Query(mut q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let r = api_audit::list_queries(State(app.clone()), Extension(v.p.clone())).await;
+    let queries = match or_error(&v, r) {
+        Ok(Json(qs)) => qs,
+        Err(r) => return r,
+    };
+    let name = q.remove("query").unwrap_or_else(|| "recent".to_string());
+    q.retain(|_, v| !v.trim().is_empty());
+    let chosen = queries.iter().find(|x| x.name == name);
+    let answer = match chosen {
+        Some(_) => Some(
+            api_audit::run_query(
+                State(app.clone()),
+                Extension(v.p.clone()),
+                Path(name.clone()),
+                Query(q.clone()),
+            )
+            .await,
+        ),
+        None if q.is_empty() => None,
+        None => Some(
+            api_audit::query(State(app.clone()), Extension(v.p.clone()), Query(q.clone())).await,
+        ),
+    };
+    let body = html! {
+        form method="get" action="/ui/audit" class="filters" role="search" aria-label="Audit query" {
+            div class="field" {
+                label for="query" { "Named query" }
+                select id="query" name="query" {
+                    option value="" { "(ad-hoc filter)" }
+                    @for x in &queries { option value=(x.name) selected[x.name == name] { (x.name) } }
+                }
+            }
+            @for k in ["principal", "action", "since", "status"] {
+                div class="field" {
+                    label for=(k) { (k) }
+                    input id=(k) name=(k) type="text" value=(q.get(k).map_or("", String::as_str));
+                }
+            }
+            button type="submit" { "Run" }
+        }
+        @if let Some(x) = chosen { p class="hint" { (x.description) } }
+        @match answer {
+            None => p class="empty" { "Choose a query or a filter." },
+            Some(Err(e)) => div class="error" role="alert" { (e.message) },
+            Some(Ok(Json(a))) => {
+                @if !a.groups.is_empty() {
+                    table { thead { tr { th scope="col" { "Key" } th scope="col" { "Count" } th scope="col" { "First" } th scope="col" { "Last" } } }
+                        tbody { @for g in &a.groups { tr { td { (g.key) } td { (g.count) } td { (when(g.first)) } td { (when(g.last)) } } } } }
+                } @else if !a.tokens.is_empty() {
+                    table { thead { tr { th scope="col" { "Token" } th scope="col" { "Name" } } }
+                        tbody { @for t in &a.tokens { tr { td { (t.id) } td { (t.name) } } } } }
+                } @else if a.records.is_empty() { p class="empty" { "No records." } } @else {
+                    div class="scroll" { table {
+                        thead { tr { th scope="col" { "When" } th scope="col" { "User" } th scope="col" { "Action" } th scope="col" { "Resource" } th scope="col" { "Status" } th scope="col" { "IP" } } }
+                        tbody { @for r in a.records.iter().take(200) { tr {
+                            td { (when(r.at)) } td { (r.user.as_deref().unwrap_or("-")) } td { (r.action) }
+                            td { (r.resource.as_deref().unwrap_or("")) } td { (r.status) } td { (r.source_ip) }
+                        } } }
+                    } }
+                }
+            }
+        }
+    };
+    html_response(StatusCode::OK, page(Some(&v), Nav::Audit, "Audit", body))
+}

@@ -1,0 +1,110 @@
+// Trestle portal: live logs (polling the log endpoint, the page's only
+// live update) and input-folder uploads with progress. Everything else
+// works without this script.
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+
+function followLog(pre) {
+  let next = Number(pre.dataset.next || 0);
+  let attempt = Number(pre.dataset.attempt || 0);
+  const badge = document.getElementById("job-state");
+  const tick = async () => {
+    try {
+      const q = attempt ? `attempt=${attempt}&after=${next}` : `after=${next}`;
+      const r = await fetch(`/api/v1/jobs/${pre.dataset.job}/log?${q}`, { credentials: "same-origin" });
+      if (r.ok) {
+        const s = await r.json();
+        if (s.attempt !== attempt) { pre.textContent = ""; attempt = s.attempt; }
+        if (s.data) {
+          const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+          pre.textContent += s.data;
+          if (atEnd) pre.scrollTop = pre.scrollHeight;
+        }
+        next = s.next;
+        if (badge && badge.dataset.state !== s.state) {
+          // The state changed: reload for attempts, outputs and buttons.
+          location.reload();
+          return;
+        }
+      }
+    } catch (_) { /* try again */ }
+    setTimeout(tick, 1000);
+  };
+  setTimeout(tick, 1000);
+}
+
+async function upload(files) {
+  const status = document.getElementById("upload-status");
+  const bar = document.getElementById("upload-progress");
+  const target = document.getElementById("inputs");
+  const list = Array.from(files).filter((f) => f.size >= 0);
+  if (!list.length) return;
+  const total = list.reduce((n, f) => n + f.size, 0) || 1;
+  let done = 0;
+  bar.hidden = false; bar.value = 0;
+  status.textContent = `Uploading ${list.length} files...`;
+  const made = await fetch("/api/v1/uploads", { method: "POST", credentials: "same-origin", headers: { "x-csrf-token": csrf } });
+  if (!made.ok) { status.textContent = `Upload refused: ${(await made.json()).error?.message ?? made.status}`; return; }
+  const { id } = await made.json();
+  for (const f of list) {
+    const rel = (f.relPath || f.webkitRelativePath || f.name).split("/");
+    if (rel.length > 1 && !f.relPath) rel.shift(); // drop the chosen folder's own name
+    const path = rel.map(encodeURIComponent).join("/");
+    await new Promise((ok, fail) => {
+      const x = new XMLHttpRequest();
+      x.open("PUT", `/api/v1/uploads/${id}/files/${path}`);
+      x.setRequestHeader("x-csrf-token", csrf);
+      x.upload.onprogress = (e) => { bar.value = ((done + e.loaded) / total) * 100; };
+      x.onload = () => (x.status < 300 ? ok() : fail(new Error(`${f.name}: HTTP ${x.status}`)));
+      x.onerror = () => fail(new Error(`${f.name}: network error`));
+      x.send(f);
+    }).catch((e) => { status.textContent = `Upload failed: ${e.message}`; throw e; });
+    done += f.size;
+  }
+  bar.value = 100;
+  target.value = id;
+  status.textContent = `Uploaded ${list.length} files as ${id}.`;
+}
+
+async function walk(entry, prefix, out) {
+  if (entry.isFile) {
+    const f = await new Promise((ok, fail) => entry.file(ok, fail));
+    f.relPath = prefix + f.name;
+    out.push(f);
+  } else if (entry.isDirectory) {
+    const reader = entry.createReader();
+    for (;;) {
+      const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+      if (!batch.length) break;
+      for (const e of batch) await walk(e, prefix + entry.name + "/", out);
+    }
+  }
+}
+
+function dropzone(zone) {
+  const input = document.getElementById("folder");
+  input.addEventListener("change", () => upload(input.files).catch(() => {}));
+  zone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", async (e) => {
+    e.preventDefault(); zone.classList.remove("over");
+    const out = [];
+    for (const item of Array.from(e.dataTransfer.items)) {
+      const entry = item.webkitGetAsEntry?.();
+      if (entry?.isDirectory) {
+        const reader = entry.createReader();
+        for (;;) {
+          const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+          if (!batch.length) break;
+          for (const b of batch) await walk(b, "", out);
+        }
+      } else if (entry) await walk(entry, "", out);
+    }
+    upload(out).catch(() => {});
+  });
+}
+
+const pre = document.getElementById("log");
+if (pre && pre.dataset.follow === "yes") followLog(pre);
+const zone = document.getElementById("dropzone");
+if (zone) dropzone(zone);
