@@ -5,7 +5,6 @@
 //! main pages under docs/screenshots/.
 
 mod common;
-#[allow(dead_code)]
 #[path = "support/identity.rs"]
 mod support;
 mod webdriver;

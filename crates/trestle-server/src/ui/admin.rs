@@ -22,12 +22,12 @@ pub async fn workers(State(app): State<AppState>, v: Viewer) -> Response {
         &v,
         access::check(&v.p, Action::AuditRead, Resource::None, ""),
     ) {
-        return r;
+        return *r;
     }
     let r = api_workers::list(State(app.clone()), Extension(v.p.clone())).await;
     let list = match or_error(&v, r) {
         Ok(Json(w)) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let cap = crate::workflows::capacity(&app).await.ok();
     let mut per_queue: BTreeMap<String, BTreeMap<JobState, u64>> = BTreeMap::new();
@@ -107,7 +107,7 @@ pub async fn audit(
     let r = api_audit::list_queries(State(app.clone()), Extension(v.p.clone())).await;
     let queries = match or_error(&v, r) {
         Ok(Json(qs)) => qs,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let name = q.remove("query").unwrap_or_else(|| "recent".to_string());
     q.retain(|_, v| !v.trim().is_empty());

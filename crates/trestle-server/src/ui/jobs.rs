@@ -225,7 +225,7 @@ pub async fn show(State(app): State<AppState>, v: Viewer, Path(id): Path<String>
     let r = api::show(State(app.clone()), Extension(v.p.clone()), Path(id.clone())).await;
     let j = match or_error(&v, r) {
         Ok(Json(j)) => j,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let log = api::log(
         State(app.clone()),
@@ -363,7 +363,7 @@ pub async fn cancel(
     body: Bytes,
 ) -> Response {
     if let Err(r) = Form::parse(&body).check_csrf(&v) {
-        return r;
+        return *r;
     }
     match api::cancel(State(app), Extension(v.p.clone()), Path(id)).await {
         Ok(Json(j)) => Redirect::to(&format!("/ui/jobs/{}", j.id)).into_response(),
@@ -379,12 +379,12 @@ pub async fn resubmit(
     body: Bytes,
 ) -> Response {
     if let Err(r) = Form::parse(&body).check_csrf(&v) {
-        return r;
+        return *r;
     }
     let r = api::show(State(app.clone()), Extension(v.p.clone()), Path(id)).await;
     let old = match or_error(&v, r) {
         Ok(Json(j)) => j,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let mut spec = old.spec;
     spec.key = None;

@@ -116,7 +116,7 @@ pub async fn logout(
     body: Bytes,
 ) -> Response {
     if let Err(r) = Form::parse(&body).check_csrf(&v) {
-        return r;
+        return *r;
     }
     match crate::routes::login::logout(State(app), headers).await {
         Ok(resp) => {
@@ -131,6 +131,6 @@ pub async fn logout(
 }
 
 /// Turns an API result into a page or the friendly error page.
-pub fn or_error<T>(v: &Viewer, r: Result<T, ApiError>) -> Result<T, Response> {
-    r.map_err(|e| error_page(Some(v), &e))
+pub fn or_error<T>(v: &Viewer, r: Result<T, ApiError>) -> Result<T, Box<Response>> {
+    r.map_err(|e| Box::new(error_page(Some(v), &e)))
 }

@@ -142,18 +142,18 @@ impl Form {
     }
 
     /// Checks the CSRF field against the session's token.
-    pub fn check_csrf(&self, v: &Viewer) -> Result<(), Response> {
+    pub fn check_csrf(&self, v: &Viewer) -> Result<(), Box<Response>> {
         if same_secret(self.get(crate::auth::CSRF_FIELD), &v.csrf) {
             Ok(())
         } else {
-            Err(error_page(
+            Err(Box::new(error_page(
                 Some(v),
                 &ApiError::new(
                     StatusCode::FORBIDDEN,
                     "csrf",
                     "this form has expired (its security token does not match your session); go back, reload the page and try again",
                 ),
-            ))
+            )))
         }
     }
 }

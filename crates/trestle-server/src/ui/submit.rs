@@ -181,7 +181,7 @@ fn form_field(api_field: Option<&str>) -> String {
 pub async fn submit(State(app): State<AppState>, v: Viewer, body: Bytes) -> Response {
     let f = Form::parse(&body);
     if let Err(r) = f.check_csrf(&v) {
-        return r;
+        return *r;
     }
     let result = match request(&f) {
         Err(errors) => Err(errors),
