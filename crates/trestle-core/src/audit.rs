@@ -458,9 +458,37 @@ pub fn resolve(
     Ok(out)
 }
 
+/// The action name and resource id of a web portal request (`POST
+/// /ui/jobs/12/cancel` -> `portal.job.cancel`, `job:12`).
+fn classify_portal(method: &str, path: &str) -> (String, Option<String>) {
+    let seg: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).skip(1).collect();
+    let post = method.eq_ignore_ascii_case("POST");
+    let job = seg.get(1).map(|v| format!("job:{v}"));
+    let (action, resource) = match (seg.first().copied(), seg.len()) {
+        (None, _) => ("portal.dashboard", None),
+        (Some("login"), _) if post => ("portal.login", None),
+        (Some("login"), _) => ("portal.login-form", None),
+        (Some("logout"), _) => ("portal.logout", None),
+        (Some("jobs"), 1) => ("portal.job.list", None),
+        (Some("jobs"), 2) => ("portal.job.show", job),
+        (Some("jobs"), _) if seg[2] == "cancel" => ("portal.job.cancel", job),
+        (Some("jobs"), _) if seg[2] == "resubmit" => ("portal.job.resubmit", job),
+        (Some("submit"), _) if post => ("portal.job.submit", None),
+        (Some("submit"), _) => ("portal.submit-form", None),
+        (Some("workers"), _) => ("portal.workers", None),
+        (Some("audit"), _) => ("portal.audit", None),
+        (Some("static"), _) => ("portal.static", None),
+        _ => ("portal.other", None),
+    };
+    (action.to_string(), resource)
+}
+
 /// The action name and resource id of a request under `/api/v1`, from its
 /// method and path (`POST /api/v1/jobs/12/cancel` -> `job.cancel`, `job:12`).
 pub fn classify(method: &str, path: &str) -> (String, Option<String>) {
+    if path == "/" || path == "/ui" || path.starts_with("/ui/") {
+        return classify_portal(method, path);
+    }
     let rest = path.strip_prefix("/api/v1").unwrap_or(path);
     let seg: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let m = method.to_ascii_uppercase();

@@ -35,6 +35,14 @@ fn classifies_requests() {
     );
     assert_eq!(c("POST", "/api/v1/login"), ("login".into(), None));
     assert_eq!(c("GET", "/api/v1/nowhere"), ("other".into(), None));
+    // The web portal's requests.
+    assert_eq!(c("GET", "/"), ("portal.dashboard".into(), None));
+    assert_eq!(c("POST", "/ui/login"), ("portal.login".into(), None));
+    assert_eq!(
+        c("POST", "/ui/jobs/12/cancel"),
+        ("portal.job.cancel".into(), Some("job:12".into()))
+    );
+    assert_eq!(c("POST", "/ui/submit"), ("portal.job.submit".into(), None));
 }
 
 #[test]

@@ -141,6 +141,14 @@ async fn the_portal_in_a_browser() {
         .await;
     assert!(log.contains("portal-hello"), "{log}");
     b.screenshot(&shots.join("job.png")).await;
+    // Resubmit makes a new job with the same specification.
+    b.click("#resubmit").await;
+    b.wait_text("main h1", "hello-job", Duration::from_secs(10))
+        .await;
+    let again = b.url().await;
+    assert!(!again.ends_with(&format!("/{ok_id}")), "a new job: {again}");
+    b.wait_text("#job-state", "SUCCEEDED", Duration::from_secs(60))
+        .await;
 
     // A running job is cancelled with its button.
     b.goto(&format!("{base}/ui/submit")).await;
@@ -230,7 +238,7 @@ async fn the_portal_in_a_browser() {
     b.screenshot(&shots.join("workers.png")).await;
     b.goto(&format!("{base}/ui/audit?query=&principal=alice"))
         .await;
-    b.wait_text("main table", "alice", Duration::from_secs(10))
+    b.wait_text("main table", "portal.job.cancel", Duration::from_secs(10))
         .await;
     b.screenshot(&shots.join("audit.png")).await;
     b.quit().await;

@@ -3,8 +3,9 @@
 //! their authorization checks (non-admins get the same answer as the API).
 
 use super::login::or_error;
-use super::{Nav, Viewer, html_response, page, state_badge, when};
+use super::{Nav, Viewer, error_page, html_response, page, state_badge, when};
 use crate::access;
+use crate::error::ApiError;
 use crate::routes::{audit as api_audit, workers as api_workers};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
@@ -16,11 +17,19 @@ use std::collections::BTreeMap;
 use trestle_core::JobState;
 use trestle_core::authz::{Action, Resource};
 
-/// `GET /ui/workers`.
+/// `GET /ui/workers` (admins).
 pub async fn workers(State(app): State<AppState>, v: Viewer) -> Response {
+    if !v.p.is_admin() {
+        let e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only admins see the queues, compute environments and workers page",
+        );
+        return error_page(Some(&v), &e);
+    }
     if let Err(r) = or_error(
         &v,
-        access::check(&v.p, Action::AuditRead, Resource::None, ""),
+        access::check(&v.p, Action::ComputeRead, Resource::None, ""),
     ) {
         return *r;
     }
@@ -29,10 +38,25 @@ pub async fn workers(State(app): State<AppState>, v: Viewer) -> Response {
         Ok(Json(w)) => w,
         Err(r) => return *r,
     };
+    let envs = app.store.compute_envs().await.unwrap_or_default();
+    let queues = app.store.queue_records().await.unwrap_or_default();
+    let mut events = BTreeMap::new();
+    for e in &envs {
+        let ev = app
+            .store
+            .compute_env_events(&e.spec.name, 5)
+            .await
+            .unwrap_or_default();
+        events.insert(e.spec.name.clone(), ev);
+    }
     let cap = crate::workflows::capacity(&app).await.ok();
     let mut per_queue: BTreeMap<String, BTreeMap<JobState, u64>> = BTreeMap::new();
+    per_queue.entry("default".into()).or_default();
     for q in &app.flow.queues {
         per_queue.entry(q.name.clone()).or_default();
+    }
+    for q in &queues {
+        per_queue.entry(q.spec.name.clone()).or_default();
     }
     let filter = trestle_store::JobFilter {
         states: vec![
@@ -53,27 +77,56 @@ pub async fn workers(State(app): State<AppState>, v: Viewer) -> Response {
                 .or_default() += 1;
         }
     }
+    let in_use = |env: &str| -> u64 {
+        list.iter()
+            .filter(|w| w.compute_env.as_deref() == Some(env))
+            .map(|w| u64::from(w.capacity.cpus))
+            .sum()
+    };
     let total: u64 = list.iter().map(|w| u64::from(w.capacity.cpus)).sum();
     let body = html! {
         section aria-labelledby="q-h" {
             h2 id="q-h" { "Queues" }
             div class="scroll" { table {
-                thead { tr { th scope="col" { "Queue" } th scope="col" { "State" } th scope="col" { "Jobs" } } }
-                tbody { @for (name, counts) in &per_queue { tr {
-                    td { a href={ "/ui/jobs?queue=" (name) } { (name) } }
-                    td { @if app.flow.is_disabled(name) { "disabled" } @else { "enabled" } }
-                    td { @if counts.is_empty() { "none waiting or running" }
-                        @for (s, n) in counts { (state_badge(*s)) " " (n) " " } }
-                } } }
+                thead { tr { th scope="col" { "Queue" } th scope="col" { "State" } th scope="col" { "Priority" }
+                    th scope="col" { "Compute environments" } th scope="col" { "Jobs waiting or running" } } }
+                tbody { @for (name, counts) in &per_queue {
+                    @let rec = queues.iter().find(|q| &q.spec.name == name);
+                    tr {
+                        td { a href={ "/ui/jobs?queue=" (name) } { (name) } }
+                        td { @if app.flow.is_disabled(name) { "disabled" } @else { "enabled" } }
+                        td { (rec.map(|q| q.spec.priority.to_string()).unwrap_or_else(|| "-".into())) }
+                        td { (rec.map(|q| q.spec.compute_environments.join(", ")).unwrap_or_else(|| "any".into())) }
+                        td { @if counts.is_empty() { "none" }
+                            @for (s, n) in counts { (state_badge(*s)) " " (n) " " } }
+                    }
+                } }
             } }
         }
         section aria-labelledby="ce-h" {
             h2 id="ce-h" { "Compute environments" }
-            @if let Some((shape, max)) = app.flow.local {
-                p { "local: workers of " (shape.cpus) " CPU, up to " (max) " CPUs in all." }
-            } @else { p { "No local compute environment." } }
             @if let Some(c) = &cap {
-                p { "Capacity: " (total) " CPUs on " (list.len()) " workers, " (c.free_cpus) " free." }
+                p { "In all: " (total) " CPUs on " (list.len()) " workers, " (c.free_cpus) " free." }
+            }
+            @if let Some((shape, max)) = app.flow.local {
+                p { "local (built in): workers of " (shape.cpus) " CPU; " (in_use("local")) " of at most " (max) " CPUs in use." }
+            }
+            @if !envs.is_empty() {
+                div class="scroll" { table {
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Provider" } th scope="col" { "Status" }
+                        th scope="col" { "CPUs in use" } th scope="col" { "Limits" } th scope="col" { "Recent decisions" } } }
+                    tbody { @for e in &envs { tr {
+                        td { (e.spec.name) }
+                        td { (format!("{:?}", e.spec.provider).to_lowercase()) }
+                        td { (e.status) @if let Some(r) = &e.status_reason { br; span class="hint" { (r) } }
+                            @if !e.spec.enabled { " (disabled)" } }
+                        td { (in_use(&e.spec.name)) }
+                        td { (e.spec.min_vcpus) " to " (e.spec.max_vcpus) " CPUs" }
+                        td { ul class="plain" { @for ev in events.get(&e.spec.name).into_iter().flatten() {
+                            li { span class="hint" { (when(ev.at)) } " " (ev.kind) ": " (ev.message) }
+                        } } }
+                    } } }
+                } }
             }
         }
         section aria-labelledby="w-h" {
@@ -157,10 +210,10 @@ pub async fn audit(
                         tbody { @for t in &a.tokens { tr { td { (t.id) } td { (t.name) } } } } }
                 } @else if a.records.is_empty() { p class="empty" { "No records." } } @else {
                     div class="scroll" { table {
-                        thead { tr { th scope="col" { "When" } th scope="col" { "User" } th scope="col" { "Action" } th scope="col" { "Resource" } th scope="col" { "Status" } th scope="col" { "IP" } } }
+                        thead { tr { th scope="col" { "When" } th scope="col" { "User" } th scope="col" { "Action" } th scope="col" { "Resource" } th scope="col" { "Request" } th scope="col" { "Status" } th scope="col" { "IP" } } }
                         tbody { @for r in a.records.iter().take(200) { tr {
                             td { (when(r.at)) } td { (r.user.as_deref().unwrap_or("-")) } td { (r.action) }
-                            td { (r.resource.as_deref().unwrap_or("")) } td { (r.status) } td { (r.source_ip) }
+                            td { (r.resource.as_deref().unwrap_or("")) } td { code { (r.method) " " (r.path) } } td { (r.status) } td { (r.source_ip) }
                         } } }
                     } }
                 }

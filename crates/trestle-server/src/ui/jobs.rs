@@ -389,7 +389,7 @@ pub async fn resubmit(
     let mut spec = old.spec;
     spec.key = None;
     match api::submit_spec(&app, &v.p, spec).await {
-        Ok(j) => Redirect::to(&format!("/ui/jobs/{}", j.id)).into_response(),
+        Ok(j) => super::submit::created(j.id),
         Err(e) => super::error_page(Some(&v), &e),
     }
 }

@@ -245,8 +245,16 @@ pub fn page(v: Option<&Viewer>, nav: Nav, title: &str, main: Markup) -> Markup {
 /// Renders markup as an HTML response.
 pub fn html_response(status: StatusCode, m: Markup) -> Response {
     let mut r = (status, Html(m.into_string())).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 

@@ -177,6 +177,14 @@ fn form_field(api_field: Option<&str>) -> String {
     }
 }
 
+/// A redirect to a new job's page, tagged for the audit trail.
+pub fn created(id: i64) -> Response {
+    let mut r = Redirect::to(&format!("/ui/jobs/{id}")).into_response();
+    r.extensions_mut()
+        .insert(crate::audit::AuditResource(format!("job:{id}")));
+    r
+}
+
 /// `POST /ui/submit`.
 pub async fn submit(State(app): State<AppState>, v: Viewer, body: Bytes) -> Response {
     let f = Form::parse(&body);
@@ -193,7 +201,7 @@ pub async fn submit(State(app): State<AppState>, v: Viewer, body: Bytes) -> Resp
         },
     };
     match result {
-        Ok(job) => Redirect::to(&format!("/ui/jobs/{}", job.id)).into_response(),
+        Ok(job) => created(job.id),
         Err(errors) => html_response(
             StatusCode::UNPROCESSABLE_ENTITY,
             page(
