@@ -249,6 +249,9 @@ pub async fn run_process<S: OutputSink>(
         result.exit_code = s.code();
         result.signal = s.signal();
     }
+    if stop_open && result.stopped.is_none() && result.signal.is_some_and(is_termination) {
+        result.stopped = stop_soon(stop).await;
+    }
     result.success_found = matcher.map(|m| m.found());
     if result.stopped != Some(StopReason::Stale)
         && let Some(msg) = result.message(spec.timeout)
@@ -421,6 +424,39 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         self.kill_and_disarm();
     }
+}
+
+/// How long a job killed by a termination signal waits for the worker's
+/// own stop request (see [`stop_soon`]).
+const SIGNAL_GRACE: Duration = Duration::from_secs(1);
+
+/// Signals that end a process on purpose (as opposed to crashes).
+fn is_termination(signal: i32) -> bool {
+    matches!(
+        signal,
+        libc::SIGTERM | libc::SIGKILL | libc::SIGINT | libc::SIGHUP
+    )
+}
+
+/// A job killed by a termination signal just as the worker is told to stop
+/// (Slurm signals every process of a pilot it cancels, times out or
+/// preempts) was interrupted, not failed: waits up to [`SIGNAL_GRACE`] for
+/// the worker's stop request and returns it.
+async fn stop_soon(stop: &mut StopRx) -> Option<StopReason> {
+    let wait = async {
+        loop {
+            if let Some(r) = *stop.borrow_and_update() {
+                return Some(r);
+            }
+            if stop.changed().await.is_err() {
+                return None;
+            }
+        }
+    };
+    tokio::time::timeout(SIGNAL_GRACE, wait)
+        .await
+        .ok()
+        .flatten()
 }
 
 async fn read_opt<R: AsyncRead + Unpin>(

@@ -318,3 +318,28 @@ async fn output_and_error_files_get_copies_of_the_streams() {
     let both = std::fs::read_to_string(dir.path().join("both.txt")).unwrap();
     assert!(both.contains("a\n") && both.contains("b\n"), "{both:?}");
 }
+
+#[tokio::test]
+async fn a_job_killed_as_the_worker_stops_is_released_not_failed() {
+    // The job dies of SIGTERM; the worker's own stop follows a moment
+    // later (as when Slurm signals every process of a cancelled pilot).
+    let (tx, mut rx) = watch::channel(None);
+    let s = spec(sh("kill -TERM $$"));
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = tx.send(Some(StopReason::Release));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(tx);
+    });
+    let mut sink = VecSink::default();
+    let r = run_process(&s, &mut sink, &mut rx).await;
+    assert_eq!(r.signal, Some(libc::SIGTERM));
+    assert_eq!(r.stopped, Some(StopReason::Release));
+    assert!(r.end().released);
+    stopper.await.unwrap();
+    // Without a stop request it is the job's own failure.
+    let (r, _) = run(&spec(sh("kill -TERM $$"))).await;
+    assert_eq!(r.signal, Some(libc::SIGTERM));
+    assert_eq!(r.stopped, None);
+    assert!(!r.end().released);
+}

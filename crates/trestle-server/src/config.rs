@@ -27,6 +27,26 @@ pub struct ServerConfig {
     pub security: crate::security::SecurityConfig,
     /// Queue settings (`[queues.NAME]`): disabled queues, drop folders.
     pub queues: Vec<crate::workflows::QueueConfig>,
+    /// Compute environments declared in the config file
+    /// (`[compute_environments.NAME]`), stored at start.
+    pub compute_envs: Vec<trestle_core::compute::ComputeEnvSpec>,
+    /// Queue priorities and CE lists declared in the config file, stored
+    /// at start.
+    pub queue_specs: Vec<trestle_core::compute::QueueSpec>,
+    /// Lease period of the cluster-wide loops' leader leases.
+    pub leader_lease: Duration,
+    /// URLs launched workers use to reach the servers (empty: this
+    /// server's own address).
+    pub advertise_urls: Vec<String>,
+    /// The `trestle` binary launched workers run (default: this process's).
+    pub worker_program: Option<PathBuf>,
+    /// Scratch root of local workers.
+    pub scratch_dir: PathBuf,
+    /// Object storage options (`object_store` keys such as
+    /// `aws_endpoint`, `aws_access_key_id`), over the environment's.
+    pub objects_options: Vec<(String, String)>,
+    /// How often the autoscaler looks (it also wakes on every submission).
+    pub autoscale_interval: Duration,
 }
 
 /// The `local` compute environment: worker processes on this host.
@@ -59,6 +79,14 @@ impl ServerConfig {
             local: None,
             security: Default::default(),
             queues: Vec::new(),
+            compute_envs: Vec::new(),
+            queue_specs: Vec::new(),
+            leader_lease: Duration::from_secs(10),
+            advertise_urls: Vec::new(),
+            worker_program: None,
+            scratch_dir: data_dir.join("scratch"),
+            objects_options: Vec::new(),
+            autoscale_interval: Duration::from_millis(500),
         }
     }
 }

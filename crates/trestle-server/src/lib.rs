@@ -1,13 +1,18 @@
 //! The Trestle server: the REST API under `/api/v1`, health and metrics,
-//! the background loops (lease reaper, local autoscaler) and the local
-//! compute environment. The binary composes it; tests start it for real.
+//! the background loops (lease reaper, dependency resolver, autoscaler,
+//! ...; with several servers each runs on the holder of its leader lease)
+//! and the compute environments' providers. The binary composes it; tests
+//! start it for real.
 
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod autoscaler;
+pub mod compute;
 pub mod config;
 pub mod drop;
 pub mod error;
+pub mod leader;
 pub mod loops;
 pub mod metrics;
 pub mod openapi;
@@ -28,7 +33,6 @@ use axum::routing::{get, post, put};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
-use trestle_compute::{LocalProvider, WorkerCommand};
 use trestle_store::{Blobs, SqlStore, Store};
 
 pub use config::LocalEnvConfig;
@@ -47,6 +51,9 @@ pub enum ServerError {
     /// Storage could not be opened.
     #[error(transparent)]
     Store(#[from] trestle_store::StoreError),
+    /// The settings contradict what is stored.
+    #[error("{0}")]
+    Config(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -97,6 +104,7 @@ pub fn router(app: AppState) -> Router {
             get(audit::list_unused).post(audit::post_unused),
         )
         .merge(workflows::user_routes())
+        .merge(routes::compute::routes())
         .route_layer(axum::middleware::from_fn(auth::require_user));
     let worker = Router::new()
         .route("/whoami", get(login::whoami))
@@ -158,14 +166,14 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     loops: Vec<tokio::task::JoinHandle<()>>,
-    local: Option<Arc<LocalProvider>>,
+    leader_task: tokio::task::JoinHandle<()>,
     audit_task: tokio::task::JoinHandle<()>,
 }
 
 /// Opens storage, binds, and starts the API and the background loops.
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
     let store = SqlStore::connect(&cfg.database_url).await?;
-    let blobs = Blobs::open(&cfg.objects_url)?;
+    let blobs = Blobs::open_with(&cfg.objects_url, &cfg.objects_options)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -176,9 +184,23 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         addr: cfg.listen,
         source,
     })?;
-    let internal_token = cfg.local.as_ref().map(|_| new_token());
     let store = Arc::new(store) as Arc<dyn Store>;
     let (audit, audit_task) = audit::AuditWriter::start(store.clone());
+    let leadership = Arc::new(leader::Leadership::new(store.clone(), cfg.leader_lease));
+    let defaults = compute::LaunchDefaults {
+        server_urls: if cfg.advertise_urls.is_empty() {
+            vec![compute::own_url(addr)]
+        } else {
+            cfg.advertise_urls.clone()
+        },
+        program: cfg
+            .worker_program
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| "trestle".into()),
+        scratch_dir: cfg.scratch_dir.clone(),
+    };
+    compute::seed_config(&*store, &cfg).await?;
     let app = AppState {
         store,
         blobs,
@@ -186,7 +208,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         work: Arc::new(Notify::new()),
         demand: Arc::new(Notify::new()),
         lease: cfg.lease,
-        internal_worker_hash: internal_token.as_deref().map(hash_token),
+        // Launched workers get credentials from the store (valid on every
+        // server), minted by the autoscaler.
+        internal_worker_hash: None,
         tokens: Arc::default(),
         worker_owners: Arc::default(),
         audit,
@@ -196,70 +220,54 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             local: cfg.local.as_ref().map(|l| (l.shape, l.max_vcpus)),
             wake: Arc::new(Notify::new()),
         }),
+        compute: Arc::new(compute::Compute::new(defaults, leadership.clone())),
     };
+    app.compute.refresh(&*app.store).await?;
     let (shutdown, rx) = watch::channel(false);
-    let mut loops = vec![loops::spawn(
+    // Loops that run once per cluster, under leader leases.
+    let mut led: Vec<Arc<dyn loops::BackgroundLoop>> = vec![
         Arc::new(loops::Reaper {
             app: app.clone(),
             every: cfg.reap_interval,
             worker_timeout: cfg.worker_timeout,
         }),
-        rx.clone(),
-    )];
-    loops.push(loops::spawn(
         Arc::new(audit::Retention { app: app.clone() }),
-        rx.clone(),
-    ));
-    if let Some(after) = cfg.security.disable_unused_after {
-        loops.push(loops::spawn(
-            Arc::new(audit::UnusedPolicy {
-                app: app.clone(),
-                after,
-            }),
-            rx.clone(),
-        ));
-    }
-    loops.push(loops::spawn(
         Arc::new(workflows::Resolver {
             app: app.clone(),
             every: std::time::Duration::from_secs(1),
         }),
+        Arc::new(autoscaler::Autoscaler::new(
+            app.clone(),
+            cfg.autoscale_interval,
+        )),
+    ];
+    if let Some(after) = cfg.security.disable_unused_after {
+        led.push(Arc::new(audit::UnusedPolicy {
+            app: app.clone(),
+            after,
+        }));
+    }
+    for l in &led {
+        leadership.register(l.name());
+    }
+    leadership.renew().await;
+    let mut loops: Vec<tokio::task::JoinHandle<()>> = led
+        .into_iter()
+        .map(|l| loops::spawn_led(l, leadership.clone(), rx.clone()))
+        .collect();
+    // Loops every server runs.
+    loops.push(loops::spawn(
+        Arc::new(compute::TopologyRefresh { app: app.clone() }),
         rx.clone(),
     ));
-    loops.push(loops::spawn(ui::dashboard::sampler(app.clone()), rx.clone()));
+    loops.push(loops::spawn(
+        ui::dashboard::sampler(app.clone()),
+        rx.clone(),
+    ));
     for q in &cfg.queues {
         loops.extend(drop::spawn(app.clone(), q.clone(), rx.clone()));
     }
-    let mut local = None;
-    if let (Some(l), Some(token)) = (&cfg.local, internal_token) {
-        let provider = Arc::new(LocalProvider::new(WorkerCommand {
-            program: l.program.clone(),
-            args: vec![
-                "worker".into(),
-                "--server".into(),
-                format!("http://{addr}"),
-                "--compute-env".into(),
-                "local".into(),
-                "--idle-exit".into(),
-                format!("{}s", l.idle_exit.as_secs().max(1)),
-                "--work-dir".into(),
-                l.work_dir.display().to_string(),
-                "--prefetch".into(),
-                l.prefetch.to_string(),
-            ],
-            env: vec![("TRESTLE_TOKEN".into(), token)],
-        }));
-        loops.push(loops::spawn(
-            Arc::new(loops::LocalScaler {
-                app: app.clone(),
-                provider: provider.clone(),
-                shape: l.shape,
-                max_vcpus: l.max_vcpus,
-            }),
-            rx.clone(),
-        ));
-        local = Some(provider);
-    }
+    let leader_task = leadership.clone().spawn(rx.clone());
     let router = router(app.clone());
     let mut http_rx = rx;
     // Small request/response pairs (leases, reports) must not wait for
@@ -279,14 +287,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         })
         .await
     });
-    tracing::info!(%addr, "server listening");
+    tracing::info!(%addr, holder = %leadership.holder(), "server listening");
     Ok(RunningServer {
         addr,
         app,
         shutdown,
         http,
         loops,
-        local,
+        leader_task,
         audit_task,
     })
 }
@@ -317,13 +325,16 @@ impl RunningServer {
     /// Stops cleanly: local workers hand their jobs back first (while the
     /// API still answers them), then the loops and the API stop.
     pub async fn shutdown(self) {
-        if let Some(p) = &self.local {
-            p.shutdown(std::time::Duration::from_secs(15)).await;
-        }
+        self.app
+            .compute
+            .shutdown_local(std::time::Duration::from_secs(15))
+            .await;
         let _ = self.shutdown.send(true);
         for l in self.loops {
             let _ = l.await;
         }
+        // Another server takes the loops over at once.
+        let _ = self.leader_task.await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.http).await;
         // Every request answered has its audit record stored.
         self.app.audit.flush().await;

@@ -1,15 +1,15 @@
 //! Background loops. Each implements [`BackgroundLoop`]; the runner calls
 //! `tick` on its interval (or sooner when woken) until shutdown, and logs
-//! failures without stopping.
+//! failures without stopping. Loops that must run once per cluster are
+//! started with [`spawn_led`]: they tick only while this server holds their
+//! leader lease (see [`crate::leader`]).
 
+use crate::leader::Leadership;
 use crate::state::AppState;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use trestle_compute::Provider;
-use trestle_core::Capacity;
-use trestle_core::autoscale::{LocalSnapshot, workers_to_launch};
 
 /// One periodic piece of server work.
 #[async_trait]
@@ -29,6 +29,25 @@ pub trait BackgroundLoop: Send + Sync + 'static {
 /// Runs a loop until `shutdown` turns true.
 pub fn spawn(
     l: Arc<dyn BackgroundLoop>,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    run(l, None, shutdown)
+}
+
+/// Runs a loop that must run on one server of a cluster at a time: it
+/// ticks only while this server holds the lease named after the loop.
+pub fn spawn_led(
+    l: Arc<dyn BackgroundLoop>,
+    leadership: Arc<Leadership>,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    leadership.register(l.name());
+    run(l, Some(leadership), shutdown)
+}
+
+fn run(
+    l: Arc<dyn BackgroundLoop>,
+    leadership: Option<Arc<Leadership>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -37,7 +56,10 @@ pub fn spawn(
             if *shutdown.borrow() {
                 return;
             }
-            if let Err(e) = l.tick().await {
+            let leading = leadership.as_ref().is_none_or(|x| x.is_leader(l.name()));
+            if !leading {
+                // Not ours to run now.
+            } else if let Err(e) = l.tick().await {
                 tracing::warn!(target: "trestle::loops", name = l.name(), error = %e, "loop tick failed");
             }
             tokio::select! {
@@ -90,63 +112,6 @@ impl BackgroundLoop for Reaper {
         if !gone.is_empty() {
             tracing::info!(?gone, "forgot silent workers");
             self.app.wake();
-        }
-        Ok(())
-    }
-}
-
-/// Starts local worker processes when runnable jobs outnumber spare
-/// capacity (the decision is [`workers_to_launch`], a pure function).
-pub struct LocalScaler {
-    /// Shared state.
-    pub app: AppState,
-    /// The provider.
-    pub provider: Arc<dyn Provider>,
-    /// Shape of one worker.
-    pub shape: Capacity,
-    /// CPU limit of the environment.
-    pub max_vcpus: u32,
-}
-
-#[async_trait]
-impl BackgroundLoop for LocalScaler {
-    fn name(&self) -> &'static str {
-        "local-autoscaler"
-    }
-    fn interval(&self) -> Duration {
-        Duration::from_millis(250)
-    }
-    fn wake(&self) -> Option<Arc<Notify>> {
-        Some(self.app.demand.clone())
-    }
-    async fn tick(&self) -> Result<(), String> {
-        let demand = self
-            .app
-            .store
-            .runnable_demand(self.shape.cpus, self.max_vcpus.saturating_add(1))
-            .await
-            .map_err(|e| e.to_string())?;
-        let live = self.provider.list().await.map_err(|e| e.to_string())?;
-        let total: u64 = live.iter().map(|w| u64::from(w.shape.cpus)).sum();
-        let snapshot = LocalSnapshot {
-            runnable_cpus: demand.cpus,
-            spare_cpus: total.saturating_sub(demand.leased_cpus),
-            total_worker_cpus: total,
-            max_vcpus: u64::from(self.max_vcpus),
-            shape_cpus: u64::from(self.shape.cpus),
-        };
-        let n = workers_to_launch(&snapshot);
-        if n > 0 {
-            tracing::info!(n, runnable_cpus = demand.cpus, "launching local workers");
-            self.provider
-                .launch(&trestle_compute::LaunchRequest {
-                    shape_name: "local",
-                    shape: self.shape,
-                    count: n as u32,
-                    env: &[],
-                })
-                .await
-                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub security: Arc<SecurityConfig>,
     /// Queues and capacity, for workflows.
     pub flow: Arc<crate::workflows::FlowConfig>,
+    /// Compute environments, queue routing, providers, leader leases.
+    pub compute: Arc<crate::compute::Compute>,
 }
 
 impl AppState {

@@ -54,12 +54,24 @@ impl Blobs {
     /// endpoint from the usual `AWS_*` environment variables), `file:///dir`,
     /// or a plain directory path (created when missing).
     pub fn open(url: &str) -> Result<Blobs> {
+        Blobs::open_with(url, &[])
+    }
+
+    /// [`Blobs::open`] with S3 options that win over the environment's,
+    /// named by `object_store`'s keys (`aws_endpoint`, `aws_region`,
+    /// `aws_access_key_id`, `aws_secret_access_key`, `aws_allow_http`, ...).
+    pub fn open_with(url: &str, options: &[(String, String)]) -> Result<Blobs> {
         let store: Arc<dyn ObjectStore> = if url.starts_with("s3://") {
-            let s3 = object_store::aws::AmazonS3Builder::from_env()
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_url(url)
-                .with_allow_http(true)
-                .build()
-                .map_err(obj_err)?;
+                .with_allow_http(true);
+            for (k, v) in options {
+                let key: object_store::aws::AmazonS3ConfigKey = k.parse().map_err(|_| {
+                    StoreError::Config(format!("`{k}` is not an S3 option (examples: aws_endpoint, aws_region, aws_access_key_id)"))
+                })?;
+                b = b.with_config(key, v);
+            }
+            let s3 = b.build().map_err(obj_err)?;
             let prefix = url
                 .trim_start_matches("s3://")
                 .split_once('/')
@@ -71,6 +83,11 @@ impl Blobs {
                 Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
             }
         } else {
+            if !options.is_empty() {
+                return Err(StoreError::Config(
+                    "S3 options are for s3:// object storage only".into(),
+                ));
+            }
             let dir = url.strip_prefix("file://").unwrap_or(url);
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Objects(format!("cannot create `{dir}`: {e}")))?;

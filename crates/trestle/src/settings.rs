@@ -12,6 +12,7 @@ use trestle_core::Capacity;
 use trestle_core::parse::{parse_duration, parse_memory_mib};
 use trestle_server::config::{LocalEnvConfig, ServerConfig};
 
+mod compute;
 mod queues;
 mod security;
 
@@ -40,9 +41,22 @@ pub struct FileConfig {
     /// Audit retention, the unused-credential policy, saved queries.
     #[serde(default)]
     pub audit: security::AuditFile,
-    /// `[queues.NAME]`: disabled queues and drop folders.
+    /// `[queues.NAME]`: disabled queues, drop folders, priorities and
+    /// compute environments.
     #[serde(default)]
     pub queues: std::collections::BTreeMap<String, queues::QueueFile>,
+    /// `[compute_environments.NAME]`.
+    #[serde(default)]
+    pub compute_environments:
+        std::collections::BTreeMap<String, trestle_core::compute::ComputeEnvRequest>,
+    /// Lease period of the cluster-wide loops (default `10s`).
+    pub leader_lease: Option<String>,
+    /// URLs launched workers use to reach the servers (default: this
+    /// server's address).
+    pub advertise_urls: Option<Vec<String>>,
+    /// `[s3]`: options for `s3://` object storage.
+    #[serde(default)]
+    pub s3: compute::S3File,
 }
 
 /// `[local]` in `trestle.toml`.
@@ -192,6 +206,27 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
         .map(|d| d.join(&base))
         .unwrap_or(base);
     cfg.queues = queues::build(&file.queues, &base)?;
+    cfg.compute_envs = compute::envs(&file.compute_environments)?;
+    let local_on = file.local.enabled.unwrap_or(local_default);
+    cfg.queue_specs = compute::queues(&file.queues, &cfg.compute_envs, local_on)?;
+    if let Some(l) = env("TRESTLE_LEADER_LEASE").or(file.leader_lease) {
+        cfg.leader_lease = secs("leader_lease", &l)?;
+        if cfg.leader_lease < Duration::from_secs(1) {
+            bail!("leader_lease: must be at least 1s");
+        }
+    }
+    if let Some(urls) = file.advertise_urls {
+        for (i, u) in urls.iter().enumerate() {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("advertise_urls[{i}]: `{u}` must start with http:// or https://");
+            }
+        }
+        cfg.advertise_urls = urls;
+    }
+    cfg.objects_options = file.s3.options(|v| env(v).is_some());
+    if !cfg.objects_options.is_empty() && !cfg.objects_url.starts_with("s3://") {
+        bail!("s3: S3 options are set but objects is not an s3:// URL");
+    }
     let l = file.local;
     if l.enabled.unwrap_or(local_default) {
         let cpus = host_cpus();

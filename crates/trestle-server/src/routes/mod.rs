@@ -1,6 +1,7 @@
 //! HTTP routes, one module per resource, and the helpers they share.
 
 pub mod audit;
+pub mod compute;
 pub mod events;
 pub mod files;
 pub mod jobs;

@@ -80,6 +80,7 @@ pub async fn register(
         .await?;
     app.store.bind_worker(&id, &p.token_id).await?;
     app.worker_owners.put(&id, &p.token_id);
+    app.compute.remember_worker(&id, reg.compute_env.clone());
     app.demand.notify_one();
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -115,19 +116,24 @@ pub async fn lease(
     let req: LeaseRequest = parse_body(&body)?;
     let lease_ms = app.lease.as_millis() as i64;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_WAIT);
+    // Workers of a compute environment lease only from the queues it serves.
+    let exclude = app.compute.exclusions_for(&*app.store, &id).await?;
     loop {
         let notified = app.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let leases = app
             .store
-            .lease(&LeaseParams {
-                worker_id: &id,
-                free: req.free,
-                max_jobs: req.max_jobs,
-                lease_ms,
-                now: crate::now_ms(),
-            })
+            .lease_routed(
+                &LeaseParams {
+                    worker_id: &id,
+                    free: req.free,
+                    max_jobs: req.max_jobs,
+                    lease_ms,
+                    now: crate::now_ms(),
+                },
+                &exclude,
+            )
             .await?;
         let now = tokio::time::Instant::now();
         if !leases.is_empty() || now >= deadline {

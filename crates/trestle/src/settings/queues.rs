@@ -1,5 +1,6 @@
 //! `[queues.NAME]` tables of `trestle.toml`: whether a queue takes jobs,
-//! and the drop folder it watches.
+//! and the drop folder it watches (priorities and compute environments:
+//! `settings/compute.rs`).
 //!
 //! ```toml
 //! [queues.default]
@@ -26,6 +27,11 @@ pub struct QueueFile {
     pub drop_folder: Option<PathBuf>,
     /// Files with this suffix trigger a job (default `.sh`).
     pub trigger_suffix: Option<String>,
+    /// Higher-priority queues are served first (default 0).
+    pub priority: Option<i64>,
+    /// Compute environments that run its jobs, in order of preference
+    /// (default: every one).
+    pub compute_environments: Option<Vec<String>>,
 }
 
 /// Validates the queue tables; relative folders are taken relative to

@@ -25,6 +25,8 @@ pub fn free_port() -> u16 {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// Extra environment variables for every command of this test.
+    pub vars: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Env {
@@ -32,7 +34,16 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
             port: free_port(),
+            vars: Default::default(),
         }
+    }
+
+    /// Sets an environment variable for every later command.
+    pub fn set_var(&self, key: &str, value: &str) {
+        self.vars
+            .lock()
+            .unwrap()
+            .push((key.to_string(), value.to_string()));
     }
 
     pub fn path(&self) -> &Path {
@@ -65,6 +76,9 @@ impl Env {
             .env_remove("TRESTLE_TOKEN")
             .env_remove("TRESTLE_CLIENT_CONFIG")
             .env("TRESTLE_LOG", "warn");
+        for (k, v) in self.vars.lock().unwrap().iter() {
+            c.env(k, v);
+        }
         c
     }
 
