@@ -59,6 +59,18 @@ async fn submit(b: &Browser, base: &str) -> String {
     id
 }
 
+/// Re-opens `url` until `css` shows `needle` (pages without live updates).
+async fn wait_reload(b: &Browser, url: &str, css: &str, needle: &str) {
+    for _ in 0..120 {
+        b.goto(url).await;
+        if b.text(css).await.contains(needle) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("{url}: `{css}` never showed `{needle}`: {}", b.body().await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_in_a_browser() {
     let env = Env::new();
@@ -187,6 +199,23 @@ async fn the_portal_in_a_browser() {
     b.wait_text("#log", "nested-input", Duration::from_secs(10))
         .await;
 
+    // An array through the form: its page counts children per state and lists them.
+    b.goto(&format!("{base}/ui/submit")).await;
+    b.type_in("#command", "echo index $TRESTLE_ARRAY_INDEX")
+        .await;
+    b.type_in("#name", "sweep").await;
+    b.type_in("#array", "0-3").await;
+    let arr = submit(&b, &base).await;
+    let arr_url = format!("{base}/ui/jobs/{arr}");
+    wait_reload(&b, &arr_url, "#job-state", "SUCCEEDED").await;
+    let children = b.text("#children-h").await;
+    assert!(children.contains("Children (4)"), "{children}");
+    let main = b.text("main").await;
+    assert!(
+        main.matches("sweep").count() >= 5,
+        "the children are listed: {main}"
+    );
+
     // Lists and the dashboard.
     b.goto(&format!("{base}/ui/jobs?state=SUCCEEDED")).await;
     let list = b.text("table").await;
@@ -241,5 +270,25 @@ async fn the_portal_in_a_browser() {
     b.wait_text("main table", "portal.job.cancel", Duration::from_secs(10))
         .await;
     b.screenshot(&shots.join("audit.png")).await;
+
+    // A pipeline's page draws its steps as a graph.
+    let file = env.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "name = \"cfd\"\n[[steps]]\nname = \"mesh\"\ncommand = \"echo mesh\"\n\
+         [[steps]]\nname = \"solve\"\nafter = [\"mesh\"]\ncommand = \"echo solve\"\n\
+         [[steps]]\nname = \"plot\"\nafter = [\"mesh\"]\ncommand = \"echo plot\"\n\
+         [[steps]]\nname = \"report\"\nafter = [\"solve\", \"plot\"]\ncommand = \"echo report\"\n",
+    )
+    .unwrap();
+    let out = env.ok(&["submit", "--pipeline", file.to_str().unwrap()]);
+    let pipe: String = out.chars().filter(char::is_ascii_digit).collect();
+    let pipe_url = format!("{base}/ui/jobs/{pipe}");
+    wait_reload(&b, &pipe_url, "#job-state", "SUCCEEDED").await;
+    let graph = b.text("svg.graph").await;
+    for step in ["mesh", "solve", "plot", "report"] {
+        assert!(graph.contains(step), "{step} in the graph: {graph}");
+    }
+    b.screenshot(&shots.join("pipeline.png")).await;
     b.quit().await;
 }

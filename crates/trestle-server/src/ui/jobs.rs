@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use std::collections::HashMap;
 use trestle_core::JobState;
 use trestle_core::api::JobView;
-use trestle_core::workflow::StepView;
+use trestle_core::workflow::{JobKind, StepView};
 
 /// Jobs per page.
 const PAGE: u32 = 25;
@@ -260,6 +260,8 @@ pub async fn show(State(app): State<AppState>, v: Viewer, Path(id): Path<String>
         Vec::new()
     };
     let terminal = j.state.is_terminal();
+    // Arrays and pipelines: their children run, they have no log of their own.
+    let group = j.flow.kind != JobKind::Job;
     let title = format!("Job {} · {}", j.id, j.name);
     let body = html! {
         div class="job-head" {
@@ -278,12 +280,23 @@ pub async fn show(State(app): State<AppState>, v: Viewer, Path(id): Path<String>
                         button type="submit" class="danger" id="cancel" { "Cancel job" }
                     }
                 }
-                form method="post" action={ "/ui/jobs/" (j.id) "/resubmit" } class="inline" {
-                    (csrf_field(&v))
-                    button type="submit" id="resubmit" { "Resubmit" }
+                @if !group {
+                    form method="post" action={ "/ui/jobs/" (j.id) "/resubmit" } class="inline" {
+                        (csrf_field(&v))
+                        button type="submit" id="resubmit" { "Resubmit" }
+                    }
                 }
             }
         }
+        @if let Some(c) = &j.flow.children {
+            section aria-labelledby="children-h" {
+                h2 id="children-h" { "Children (" (c.total) ")" }
+                ul class="counts" { @for (s, n) in &c.counts { li { (state_badge(*s)) " " (n) } } }
+                @if !j.flow.steps.is_empty() { (pipeline_svg(&j.flow.steps)) }
+                @if !children.is_empty() { (job_table(&children)) }
+            }
+        }
+        @if !group {
         section aria-labelledby="log-h" {
             h2 id="log-h" { "Log" }
             pre id="log" class="log" tabindex="0" aria-live="polite" data-job=(j.id)
@@ -292,6 +305,7 @@ pub async fn show(State(app): State<AppState>, v: Viewer, Path(id): Path<String>
                 (log.as_ref().map_or("", |l| l.data.as_str()))
             }
             @if !terminal { p class="small" { "The log follows as the job runs (with JavaScript); reload the page otherwise." } }
+        }
         }
         section aria-labelledby="spec-h" {
             h2 id="spec-h" { "Specification" }
@@ -319,14 +333,7 @@ pub async fn show(State(app): State<AppState>, v: Viewer, Path(id): Path<String>
                 } }
             }
         }
-        @if let Some(c) = &j.flow.children {
-            section aria-labelledby="children-h" {
-                h2 id="children-h" { "Children (" (c.total) ")" }
-                ul class="counts" { @for (s, n) in &c.counts { li { (state_badge(*s)) " " (n) } } }
-                @if !j.flow.steps.is_empty() { (pipeline_svg(&j.flow.steps)) }
-                @if !children.is_empty() { (job_table(&children)) }
-            }
-        }
+        @if !group {
         section aria-labelledby="attempts-h" {
             h2 id="attempts-h" { "Attempts" }
             @if j.attempts.is_empty() { p class="empty" { "No attempt yet." } } @else {
@@ -350,6 +357,7 @@ pub async fn show(State(app): State<AppState>, v: Viewer, Path(id): Path<String>
                 } },
                 _ => p class="empty" { "No outputs." },
             }
+        }
         }
     };
     html_response(StatusCode::OK, page(Some(&v), Nav::Jobs, &title, body))
@@ -386,6 +394,14 @@ pub async fn resubmit(
         Ok(Json(j)) => j,
         Err(resp) => return *resp,
     };
+    if old.flow.kind != JobKind::Job {
+        let e = crate::error::ApiError::bad(
+            "not-resubmittable",
+            "id",
+            "arrays and pipelines are resubmitted with `trestle submit` (their children carry the work)",
+        );
+        return super::error_page(Some(&v), &e);
+    }
     let mut spec = old.spec;
     spec.key = None;
     match api::submit_spec(&app, &v.p, spec).await {
