@@ -12,7 +12,7 @@ mod webdriver;
 use common::*;
 use std::path::PathBuf;
 use std::time::Duration;
-use support::run_with_stdin;
+use support::{curl, run_with_stdin};
 use webdriver::Browser;
 
 fn shots() -> PathBuf {
@@ -216,6 +216,35 @@ async fn the_portal_in_a_browser() {
         "the children are listed: {main}"
     );
 
+    // Form posts need the session's CSRF token; without a session they log in first.
+    let (code, head, _) = curl(
+        "POST",
+        &format!("{base}/ui/jobs/{long_id}/cancel"),
+        &[],
+        Some("x=1"),
+    );
+    assert!(code == 303 && head.contains("/ui/login"), "{head}");
+    let (_, head, _) = curl(
+        "POST",
+        &format!("{base}/ui/login"),
+        &[],
+        Some("user=alice&password=alice%27s+long+password"),
+    );
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_string();
+    let (code, _, body) = curl(
+        "POST",
+        &format!("{base}/ui/submit"),
+        &[format!("Cookie: {cookie}")],
+        Some("command=echo+forged&csrf_token=wrong"),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("security token"), "{body}");
+
     // Lists and the dashboard.
     b.goto(&format!("{base}/ui/jobs?state=SUCCEEDED")).await;
     let list = b.text("table").await;
@@ -225,6 +254,12 @@ async fn the_portal_in_a_browser() {
     );
     assert!(!list.contains("CANCELLED"), "the filter holds: {list}");
     b.screenshot(&shots.join("jobs.png")).await;
+    b.goto(&format!("{base}/ui/jobs?name=HELLO&since=1h")).await;
+    let list = b.text("table").await;
+    assert!(
+        list.contains("hello-job") && !list.contains("sweep"),
+        "{list}"
+    );
     b.goto(&format!("{base}/ui/jobs?state=nope")).await;
     b.wait_text("main", "is not a job state", Duration::from_secs(5))
         .await;

@@ -20,6 +20,15 @@ use trestle_core::workflow::{JobKind, StepView};
 /// Jobs per page.
 const PAGE: u32 = 25;
 
+/// The time filter's choices: (value, label, milliseconds back; 0: any).
+const SINCE: &[(&str, &str, i64)] = &[
+    ("", "Any time", 0),
+    ("1h", "In the last hour", 3_600_000),
+    ("24h", "In the last day", 86_400_000),
+    ("7d", "In the last week", 604_800_000),
+    ("30d", "In the last 30 days", 2_592_000_000),
+];
+
 /// `GET /ui/jobs?state=&queue=&project=&name=&before=`.
 pub async fn list(
     State(app): State<AppState>,
@@ -27,12 +36,13 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let get = |k: &str| q.get(k).map_or("", |s| s.trim());
-    let (state, queue, project, name, before) = (
+    let (state, queue, project, name, before, since) = (
         get("state"),
         get("queue"),
         get("project"),
         get("name"),
         get("before"),
+        get("since"),
     );
     let mut errors: Vec<(&str, String)> = Vec::new();
     let mut api_q = HashMap::new();
@@ -56,8 +66,19 @@ pub async fn list(
             errors.push(("before", format!("`{before}` is not a job id")));
         }
     }
-    // A name filter reads more and keeps the matches.
-    let limit = if name.is_empty() { PAGE } else { 1000 };
+    let since_ms = match SINCE.iter().find(|(k, _, _)| *k == since) {
+        Some((_, _, ms)) => *ms,
+        None => {
+            errors.push((
+                "since",
+                format!("`{since}` is not one of the offered periods"),
+            ));
+            0
+        }
+    };
+    // Name and time filters read more and keep the matches.
+    let narrowed = !name.is_empty() || since_ms > 0;
+    let limit = if narrowed { 1000 } else { PAGE };
     api_q.insert("limit".into(), limit.to_string());
     let (mut rows, mut next) = (Vec::new(), None);
     if errors.is_empty() {
@@ -75,9 +96,12 @@ pub async fn list(
             )),
         }
     }
-    if !name.is_empty() {
+    if narrowed {
         let n = name.to_lowercase();
-        rows.retain(|j| j.name.to_lowercase().contains(&n));
+        let from = crate::now_ms() - since_ms;
+        rows.retain(|j| {
+            j.name.to_lowercase().contains(&n) && (since_ms == 0 || j.submitted_at >= from)
+        });
         next = (rows.len() > PAGE as usize).then(|| rows[PAGE as usize - 1].id);
         rows.truncate(PAGE as usize);
     }
@@ -98,6 +122,7 @@ pub async fn list(
             .append_pair("queue", queue)
             .append_pair("project", project)
             .append_pair("name", name)
+            .append_pair("since", since)
             .append_pair("before", &before.to_string())
             .finish()
     };
@@ -116,6 +141,13 @@ pub async fn list(
             (field("queue", "Queue", queue))
             (field("project", "Project", project))
             (field("name", "Name contains", name))
+            div class="field" {
+                label for="since" { "Submitted" }
+                select id="since" name="since" aria-invalid=[err("since").map(|_| "true")] {
+                    @for (k, label, _) in SINCE { option value=(k) selected[*k == since] { (label) } }
+                }
+                @if let Some(m) = err("since") { p class="field-error" { (m) } }
+            }
             button type="submit" { "Filter" }
         }
         @if let Some(m) = err("before").or(err("")) { div class="error" role="alert" { (m) } }
