@@ -288,6 +288,12 @@ async fn the_portal_in_a_browser() {
     );
     assert!(!page.contains("portal-hello"), "nothing of alice's leaks");
     b.screenshot(&shots.join("not-found.png")).await;
+    b.goto(&format!("{base}/ui/no-such-page")).await;
+    b.wait_text("main h1", "Not found", Duration::from_secs(5))
+        .await;
+    b.goto(&format!("{base}/ui/jobs/abc")).await;
+    b.wait_text("main", "is not a job id", Duration::from_secs(5))
+        .await;
     b.goto(&format!("{base}/ui/jobs")).await;
     assert!(
         !b.body().await.contains("hello-job"),

@@ -45,6 +45,7 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/ui/audit", get(admin::audit))
         .route("/ui/static/portal.css", get(css))
         .route("/ui/static/portal.js", get(js))
+        .route("/ui/{*rest}", get(missing))
         .layer(axum::middleware::from_fn_with_state(
             app,
             crate::audit::record,
@@ -60,6 +61,12 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Any other portal address: a friendly 404 page.
+async fn missing(v: Result<Viewer, Response>, uri: axum::http::Uri) -> Response {
+    let e = ApiError::not_found(format!("the page `{}`", uri.path()));
+    error_page(v.as_ref().ok(), &e)
 }
 
 async fn css() -> Response {
