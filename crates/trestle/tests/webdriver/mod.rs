@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,11 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub async fn start() -> Browser {
         let port = super::common::free_port();
+        // Its own process group, so that dropping the browser ends
+        // chromedriver and every Chromium process it started, even when a
+        // test fails half-way.
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -242,8 +247,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Ending chromedriver ends its browser.
-        let _ = self.driver.kill();
+        // SAFETY: signals the process group this module created.
+        unsafe {
+            libc::kill(-(self.driver.id() as i32), libc::SIGKILL);
+        }
         let _ = self.driver.wait();
     }
 }
