@@ -175,6 +175,20 @@ async fn the_portal_in_a_browser() {
         .await;
     assert_eq!(job(&env, &long_id)["state"], "CANCELLED");
 
+    // A job no worker can fit says why it is not running.
+    b.goto(&format!("{base}/ui/submit")).await;
+    b.type_in("#command", "true").await;
+    b.type_in("#cpus", "512").await;
+    let big = submit(&b, &base).await;
+    let why = b
+        .wait_text("#job-reason", "not running", Duration::from_secs(10))
+        .await;
+    assert!(why.contains("512") || why.contains("CPU"), "{why}");
+    b.click("#cancel").await;
+    b.wait_text("#job-state", "CANCELLED", Duration::from_secs(30))
+        .await;
+    assert_eq!(job(&env, &big)["state"], "CANCELLED");
+
     // An input folder uploaded from the form, used by a job.
     let dir = env.path().join("case");
     std::fs::create_dir_all(dir.join("sub")).unwrap();
