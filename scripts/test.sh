@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs and starts what the tests need when it is
-# missing (PostgreSQL, curl), then runs every test of the workspace.
+# missing (PostgreSQL, curl, Chromium, a single-node Slurm, moto_server),
+# then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,9 +59,39 @@ ensure_chromium() {
   fi
 }
 
+# A private single-node Slurm (its own config, ports and munge socket).
+ensure_slurm() {
+  ./scripts/slurm.sh start
+  eval "$(./scripts/slurm.sh env)"
+  export TRESTLE_TEST_SLURM_CONF="$SLURM_CONF"
+}
+
+# An S3 API server for the object-storage tests: moto_server from PyPI,
+# in a virtual environment of the checkout unless one is on the PATH.
+ensure_moto() {
+  if [ -n "${TRESTLE_TEST_MOTO_SERVER:-}" ]; then return; fi
+  if command -v moto_server >/dev/null && moto_server --help >/dev/null 2>&1; then
+    TRESTLE_TEST_MOTO_SERVER=$(command -v moto_server)
+  else
+    if [ ! -x .venv-test/bin/moto_server ]; then
+      if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        say "installing python3-venv"
+        apt_install python3-venv python3-pip
+      fi
+      say "installing moto[server] into .venv-test"
+      python3 -m venv .venv-test
+      .venv-test/bin/pip install -q 'moto[server]'
+    fi
+    TRESTLE_TEST_MOTO_SERVER=$PWD/.venv-test/bin/moto_server
+  fi
+  export TRESTLE_TEST_MOTO_SERVER
+}
+
 ensure_tools
 ensure_postgres
 ensure_chromium
+ensure_slurm
+ensure_moto
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

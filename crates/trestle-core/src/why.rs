@@ -150,14 +150,13 @@ pub fn why_waiting(w: &WaitInput<'_>) -> Option<String> {
         let limits = if c.envs.is_empty() {
             "no compute environment can start more workers".to_string()
         } else {
+            // One offer per shape: name each environment once.
+            let mut names: Vec<String> = c.envs.iter().map(|e| format!("`{}`", e.name)).collect();
+            names.dedup();
             format!(
                 "{} at {} limit",
-                c.envs
-                    .iter()
-                    .map(|e| format!("`{}`", e.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if c.envs.len() == 1 { "its" } else { "their" }
+                names.join(", "),
+                if names.len() == 1 { "its" } else { "their" }
             )
         };
         return Some(format!(

@@ -39,6 +39,10 @@ const START_FAILURES: u32 = 3;
 const LOCAL_TOKEN_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Slack added to a pilot's time limit for its credential.
 const TOKEN_SLACK_MS: i64 = 15 * 60 * 1000;
+/// A worker no provider of this server vouches for counts as capacity
+/// only while it has been heard from this recently (idle workers
+/// long-poll every few seconds); a dead one is reaped much later.
+const SILENT_MS: i64 = 15_000;
 
 /// A CE paused after failures.
 struct Backoff {
@@ -198,7 +202,10 @@ impl Autoscaler {
                 retirable: true,
             });
         }
-        for w in mine.iter().filter(|w| !matched.contains(&w.id)) {
+        for w in mine
+            .iter()
+            .filter(|w| !matched.contains(&w.id) && now - w.last_heartbeat <= SILENT_MS)
+        {
             instances.push(Instance {
                 id: w.id.clone(),
                 shape: None,

@@ -16,6 +16,7 @@ pub mod leader;
 pub mod loops;
 pub mod metrics;
 pub mod openapi;
+pub mod openapi_compute;
 pub mod openapi_identity;
 pub mod openapi_workflows;
 pub mod routes;

@@ -167,6 +167,7 @@ pub fn document() -> Value {
         .iter()
         .chain(crate::openapi_identity::OPERATIONS)
         .chain(crate::openapi_workflows::OPERATIONS)
+        .chain(crate::openapi_compute::OPERATIONS)
     {
         let params: Vec<Value> = path
             .split('/')
@@ -225,6 +226,7 @@ pub fn document() -> Value {
     for (name, props) in crate::openapi_identity::SCHEMAS
         .iter()
         .chain(crate::openapi_workflows::SCHEMAS)
+        .chain(crate::openapi_compute::SCHEMAS)
     {
         doc["components"]["schemas"][*name] = obj(props);
     }

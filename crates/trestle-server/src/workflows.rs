@@ -106,7 +106,28 @@ pub async fn capacity(app: &AppState) -> ApiResult<CapacitySnapshot> {
     let total: u64 = workers.iter().map(|w| u64::from(w.capacity.cpus)).sum();
     let mut envs = Vec::new();
     let mut leased = 0;
-    if let Some((shape, max)) = app.flow.local {
+    let topology = app.compute.topology();
+    if !topology.envs.is_empty() {
+        // Every shape of every compute environment (the autoscaler's view,
+        // without the queues' routes).
+        leased = app.store.runnable_demand(0, 1).await?.leased_cpus;
+        for e in &topology.envs {
+            let used: u64 = workers
+                .iter()
+                .filter(|w| w.compute_env.as_deref() == Some(e.spec.name.as_str()))
+                .map(|w| u64::from(w.capacity.cpus))
+                .sum();
+            let usable = e.spec.enabled && e.status == trestle_core::compute_api::STATUS_VALID;
+            for shape in &e.spec.shapes {
+                envs.push(Offer {
+                    name: e.spec.name.clone(),
+                    shape: shape.capacity(),
+                    can_grow: usable
+                        && used + u64::from(shape.vcpus) <= u64::from(e.spec.max_vcpus),
+                });
+            }
+        }
+    } else if let Some((shape, max)) = app.flow.local {
         let d = app.store.runnable_demand(shape.cpus, 1).await?;
         leased = d.leased_cpus;
         let local_cpus: u64 = workers

@@ -121,6 +121,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::audit::AuditCmd,
     },
+    /// Compute environments: list, show (with events), set from a file, delete.
+    Ce {
+        #[command(subcommand)]
+        cmd: cmd::compute::CeCmd,
+    },
+    /// Queues: list, set priority and compute environments, delete.
+    Queue {
+        #[command(subcommand)]
+        cmd: cmd::compute::QueueCmd,
+    },
+    /// Which server runs each cluster-wide background loop.
+    Leaders(cmd::jobs::JsonArgs),
 }
 
 fn main() -> ExitCode {
@@ -167,6 +179,9 @@ fn main() -> ExitCode {
             Cmd::Project { cmd } => cmd::projects::project(cmd, &cli.conn).await,
             Cmd::Index { cmd } => cmd::projects::index(cmd, &cli.conn).await,
             Cmd::Audit { cmd } => cmd::audit::run(cmd, &cli.conn).await,
+            Cmd::Ce { cmd } => cmd::compute::ce(cmd, &cli.conn).await,
+            Cmd::Queue { cmd } => cmd::compute::queue(cmd, &cli.conn).await,
+            Cmd::Leaders(a) => cmd::compute::leaders(a.json, &cli.conn).await,
         }
     });
     match result {

@@ -351,3 +351,120 @@ fn best_fit_progressive_moves_past_a_shape_slurm_cannot_supply() {
         "capacity is not a configuration error"
     );
 }
+
+#[test]
+fn queues_share_an_environment_and_the_higher_priority_goes_first() {
+    let _lock = slurm();
+    let env = Env::new();
+    let name = ce_name("prio");
+    // The CE starts disabled, so every job is queued before any pilot runs.
+    let pilots_dir = env.path().join("pilots");
+    let extra = format!(
+        "lease = \"5s\"\n[local]\nenabled = false\n\
+         [compute_environments.{name}]\nprovider = \"slurm\"\nidle_timeout = \"3s\"\nenabled = false\n\
+         max_vcpus = 1\nshapes = [{{ name = \"c1\", vcpus = 1, memory = \"200M\" }}]\n\
+         slurm = {{ time_limit = \"10m\", log_dir = \"{}\" }}\n\
+         [queues.low]\npriority = 1\ncompute_environments = [\"{name}\"]\n\
+         [queues.high]\npriority = 50\ncompute_environments = [\"{name}\"]\n",
+        pilots_dir.display()
+    );
+    let (_up, token) = up(&env, &extra);
+    let token = token.unwrap();
+    let sub = |queue: &str, priority: &str| {
+        env.ok(&[
+            "submit",
+            "--queue",
+            queue,
+            "--priority",
+            priority,
+            "--cpus",
+            "1",
+            "--mem",
+            "100M",
+            "--",
+            "true",
+        ])
+        .trim()
+        .to_string()
+    };
+    let low: Vec<String> = (0..3).map(|_| sub("low", "100")).collect();
+    let high: Vec<String> = (0..3).map(|_| sub("high", "0")).collect();
+    let queues = env.ok(&["queue", "list"]);
+    assert!(queues.contains("high") && queues.contains("50"), "{queues}");
+    assert!(pilots(&name).is_empty(), "a disabled CE launches nothing");
+    // Enable it from a TOML file, as an admin would.
+    let file = env.path().join("ce.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "provider = \"slurm\"\nidle_timeout = \"3s\"\nmax_vcpus = 1\n\
+             shapes = [{{ name = \"c1\", vcpus = 1, memory = \"200M\" }}]\n\
+             slurm = {{ time_limit = \"10m\", log_dir = \"{}\" }}\n",
+            pilots_dir.display()
+        ),
+    )
+    .unwrap();
+    env.ok(&["ce", "set", &name, "--file", file.to_str().unwrap()]);
+    let started = |id: &String| -> i64 {
+        wait_state(&env, id, "SUCCEEDED", T)["attempts"][0]["started_at"]
+            .as_i64()
+            .unwrap()
+    };
+    let last_high = high.iter().map(started).max().unwrap();
+    let first_low = low.iter().map(started).min().unwrap();
+    assert!(
+        last_high <= first_low,
+        "every job of the higher-priority queue started before any of the lower one"
+    );
+    let shown = env.ok(&["ce", "show", &name]);
+    assert!(
+        shown.contains("launched") && shown.contains("VALID"),
+        "{shown}"
+    );
+    // Non-admins may look but not change.
+    let (code, body) = http(
+        "DELETE",
+        &format!("{}/api/v1/queues/high", env.url()),
+        None,
+        None,
+    );
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = http(
+        "DELETE",
+        &format!("{}/api/v1/compute-environments/{name}", env.url()),
+        Some(&token),
+        None,
+    );
+    assert_eq!(code, 409, "queues still list it: {body}");
+}
+
+#[test]
+fn invalid_declarations_are_refused_with_the_field() {
+    let env = Env::new();
+    for (config, field) in [
+        (
+            "[compute_environments.a]\nprovider = \"slurm\"\nmax_vcpus = 4\nshapes = [{ vcpus = 0, memory = \"1G\" }]\n",
+            "compute_environments.a.shapes[0].vcpus",
+        ),
+        (
+            "[compute_environments.a]\nprovider = \"pbs\"\nmax_vcpus = 4\nshapes = [{ vcpus = 1, memory = \"1G\" }]\n",
+            "compute_environments.a.provider",
+        ),
+        (
+            "[compute_environments.a]\nprovider = \"slurm\"\nmax_vcpu = 4\nshapes = [{ vcpus = 1, memory = \"1G\" }]\n",
+            "max_vcpu",
+        ),
+        (
+            "[queues.q]\ncompute_environments = [\"missing\"]\n",
+            "queues.q.compute_environments[0]",
+        ),
+        ("leader_lease = \"0s\"\n", "leader_lease"),
+        ("advertise_urls = [\"ftp://x\"]\n", "advertise_urls[0]"),
+    ] {
+        let cfg = env.write_config(config);
+        let out = env.run(&["server", "--config", cfg.to_str().unwrap()]);
+        assert!(!out.status.success(), "{config}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{config}: {err}");
+    }
+}

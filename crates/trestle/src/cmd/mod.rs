@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod compute;
 pub mod flow;
 pub mod identity;
 pub mod jobs;

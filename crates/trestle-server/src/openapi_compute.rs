@@ -1,0 +1,147 @@
+//! The scale-out part of the OpenAPI document: compute environments,
+//! queues and leader leases (merged by [`crate::openapi::document`]).
+
+/// (method, path, summary, request body schema, response schema).
+pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, &str)] = &[
+    (
+        "get",
+        "/api/v1/compute-environments",
+        "Compute environments with their status and registered workers",
+        None,
+        "ComputeEnvView",
+    ),
+    (
+        "post",
+        "/api/v1/compute-environments",
+        "Create a compute environment (admins; 409 when it exists)",
+        Some("ComputeEnvRequest"),
+        "ComputeEnvView",
+    ),
+    (
+        "get",
+        "/api/v1/compute-environments/{name}",
+        "One compute environment with its recent events",
+        None,
+        "ComputeEnvView",
+    ),
+    (
+        "put",
+        "/api/v1/compute-environments/{name}",
+        "Create or replace a compute environment (admins)",
+        Some("ComputeEnvRequest"),
+        "ComputeEnvView",
+    ),
+    (
+        "delete",
+        "/api/v1/compute-environments/{name}",
+        "Delete a compute environment no queue lists (admins; 409 otherwise)",
+        None,
+        "none",
+    ),
+    (
+        "get",
+        "/api/v1/queues",
+        "Queues with their priorities and compute environments",
+        None,
+        "QueueView",
+    ),
+    (
+        "post",
+        "/api/v1/queues",
+        "Create a queue (admins; 409 when it exists)",
+        Some("QueueRequest"),
+        "QueueView",
+    ),
+    (
+        "get",
+        "/api/v1/queues/{name}",
+        "One queue",
+        None,
+        "QueueView",
+    ),
+    (
+        "put",
+        "/api/v1/queues/{name}",
+        "Create or replace a queue; a new priority applies to its waiting jobs (admins)",
+        Some("QueueRequest"),
+        "QueueView",
+    ),
+    (
+        "delete",
+        "/api/v1/queues/{name}",
+        "Delete a queue; its jobs stay (admins)",
+        None,
+        "none",
+    ),
+    (
+        "get",
+        "/api/v1/leaders",
+        "Which server holds each cluster-wide loop's leader lease",
+        None,
+        "LeaderView",
+    ),
+];
+
+/// Schemas and their properties.
+pub const SCHEMAS: &[(&str, &[&str])] = &[
+    (
+        "ComputeEnvRequest",
+        &[
+            "name",
+            "provider",
+            "capacity_type",
+            "shapes",
+            "min_vcpus",
+            "max_vcpus",
+            "allocation_strategy",
+            "idle_timeout",
+            "enabled",
+            "prefetch",
+            "work_dir",
+            "program",
+            "slurm",
+        ],
+    ),
+    (
+        "ComputeEnvView",
+        &[
+            "name",
+            "provider",
+            "capacity_type",
+            "shapes",
+            "min_vcpus",
+            "max_vcpus",
+            "allocation_strategy",
+            "idle_timeout_secs",
+            "enabled",
+            "prefetch",
+            "slurm",
+            "source",
+            "status",
+            "status_reason",
+            "status_at",
+            "updated_at",
+            "workers",
+            "vcpus",
+            "events",
+        ],
+    ),
+    (
+        "QueueRequest",
+        &["name", "priority", "compute_environments"],
+    ),
+    (
+        "QueueView",
+        &[
+            "name",
+            "priority",
+            "compute_environments",
+            "source",
+            "updated_at",
+        ],
+    ),
+    (
+        "LeaderView",
+        &["name", "holder", "acquired_at", "expires_at", "live"],
+    ),
+];
