@@ -80,6 +80,18 @@ pub enum InstanceStatus {
     Stuck(String),
 }
 
+/// How a worker that is no longer listed ended, as far as its provider
+/// still knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedWorker {
+    /// It exited normally (status 0): no failure.
+    pub ok: bool,
+    /// It was cancelled (`scancel`, SIGTERM): not a failure to start.
+    pub cancelled: bool,
+    /// What happened, for people.
+    pub what: String,
+}
+
 /// A worker as its provider sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderWorker {
@@ -116,7 +128,7 @@ pub trait Provider: Send + Sync {
     }
     /// How an ended worker ended, when the provider still knows (for
     /// reporting workers that failed before they registered).
-    async fn describe(&self, _id: &str) -> Result<Option<String>> {
+    async fn describe(&self, _id: &str) -> Result<Option<EndedWorker>> {
         Ok(None)
     }
 }

@@ -21,6 +21,7 @@ struct LocalChild {
 pub struct LocalProvider {
     cmd: WorkerCommand,
     children: Mutex<HashMap<String, LocalChild>>,
+    ended: Mutex<HashMap<String, crate::EndedWorker>>,
 }
 
 impl LocalProvider {
@@ -29,6 +30,7 @@ impl LocalProvider {
         LocalProvider {
             cmd,
             children: Mutex::new(HashMap::new()),
+            ended: Mutex::default(),
         }
     }
 
@@ -109,10 +111,44 @@ impl Provider for LocalProvider {
 
     async fn list(&self) -> Result<Vec<ProviderWorker>> {
         let mut map = self.lock();
-        map.retain(|_, c| matches!(c.child.try_wait(), Ok(None)));
+        let mut gone = Vec::new();
+        map.retain(|id, c| match c.child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                gone.push((id.clone(), status));
+                false
+            }
+            Err(_) => false,
+        });
+        if !gone.is_empty() {
+            use std::os::unix::process::ExitStatusExt;
+            let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+            if ended.len() > 1000 {
+                ended.clear();
+            }
+            for (id, status) in gone {
+                ended.insert(
+                    id.clone(),
+                    crate::EndedWorker {
+                        ok: status.success(),
+                        cancelled: status.signal() == Some(libc::SIGTERM),
+                        what: format!("worker process {id} ended: {status}"),
+                    },
+                );
+            }
+        }
         let mut v: Vec<ProviderWorker> = map.values().map(|c| c.worker.clone()).collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
+    }
+
+    async fn describe(&self, id: &str) -> Result<Option<crate::EndedWorker>> {
+        Ok(self
+            .ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned())
     }
 
     async fn terminate(&self, id: &str) -> Result<()> {

@@ -269,7 +269,7 @@ impl Provider for SlurmProvider {
             .collect())
     }
 
-    async fn describe(&self, id: &str) -> Result<Option<String>> {
+    async fn describe(&self, id: &str) -> Result<Option<crate::EndedWorker>> {
         let line = match self
             .run(
                 "scontrol",
@@ -291,7 +291,8 @@ impl Provider for SlurmProvider {
                 let tail: Vec<&str> = text.lines().rev().take(3).collect();
                 if !tail.is_empty() {
                     let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    what.push_str(&format!("; its output ends: {}", tail.join(" / ")));
+                    what.what
+                        .push_str(&format!("; its output ends: {}", tail.join(" / ")));
                 }
             }
         }

@@ -180,7 +180,7 @@ pub fn parse_kv(line: &str) -> HashMap<&str, &str> {
 
 /// How an ended pilot ended, from `scontrol show job -o`; none while it is
 /// still alive or when nothing is known.
-pub fn describe_job(line: &str) -> Option<String> {
+pub fn describe_job(line: &str) -> Option<crate::EndedWorker> {
     let kv = parse_kv(line);
     let state = *kv.get("JobState")?;
     if matches!(
@@ -199,7 +199,11 @@ pub fn describe_job(line: &str) -> Option<String> {
     if let Some(r) = kv.get("Reason").filter(|r| **r != "None") {
         s.push_str(&format!(", reason {r}"));
     }
-    Some(s)
+    Some(crate::EndedWorker {
+        ok: state == "COMPLETED" && kv.get("ExitCode").is_none_or(|c| *c == "0:0"),
+        cancelled: state.starts_with("CANCELLED"),
+        what: s,
+    })
 }
 
 /// Free capacity of one node from `scontrol show node -o`: (free CPUs,
@@ -352,10 +356,16 @@ mod tests {
     #[test]
     fn scontrol_lines() {
         let ended = "JobId=7 JobName=trestle-ce1 JobState=FAILED Reason=NonZeroExitCode Dependency=(null) ExitCode=127:0";
+        let d = describe_job(ended).unwrap();
         assert_eq!(
-            describe_job(ended).unwrap(),
+            d.what,
             "Slurm job 7 ended FAILED, exit code 127:0, reason NonZeroExitCode"
         );
+        assert!(!d.ok && !d.cancelled);
+        let d = describe_job("JobId=9 JobState=COMPLETED Reason=None ExitCode=0:0").unwrap();
+        assert!(d.ok);
+        let d = describe_job("JobId=9 JobState=CANCELLED Reason=None ExitCode=0:15").unwrap();
+        assert!(d.cancelled && !d.ok);
         assert_eq!(describe_job("JobId=8 JobState=RUNNING Reason=None"), None);
         let node = "NodeName=n1 CPUAlloc=1 CPUTot=4 RealMemory=8000 AllocMem=1000 Gres=gpu:a100:2(S:0) State=MIXED";
         assert_eq!(node_free(node), Some((3, 7000, 2)));

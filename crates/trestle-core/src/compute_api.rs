@@ -15,7 +15,7 @@ pub struct ComputeEnvEvent {
     /// When (ms since the epoch).
     pub at: i64,
     /// `launched`, `retired`, `launch-failed`, `capacity-error`,
-    /// `pilot-failed`, `stuck`, `updated`.
+    /// `worker-failed`, `worker-cancelled`, `paused`, `updated`.
     pub kind: String,
     /// What happened, for people.
     pub message: String,

@@ -272,12 +272,20 @@ impl Autoscaler {
             }
         }
         for id in gone {
-            let how = provider
-                .describe(&id)
-                .await
-                .ok()
-                .flatten()
+            let ended = provider.describe(&id).await.ok().flatten();
+            // A worker that came and went between two looks exits 0.
+            if ended.as_ref().is_some_and(|e| e.ok) {
+                continue;
+            }
+            let how = ended
+                .as_ref()
+                .map(|e| e.what.clone())
                 .unwrap_or_else(|| "it is gone".into());
+            if ended.as_ref().is_some_and(|e| e.cancelled) {
+                let msg = format!("worker {id} was cancelled before it registered: {how}");
+                self.event(&spec.name, "worker-cancelled", &msg).await;
+                continue;
+            }
             let msg = format!("worker {id} ended before it registered: {how}");
             self.event(&spec.name, "worker-failed", &msg).await;
             let n = st.start_failures.entry(spec.name.clone()).or_insert(0);

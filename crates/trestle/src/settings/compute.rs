@@ -212,6 +212,20 @@ compute_environments = ["hpc"]
     }
 
     #[test]
+    fn the_worked_example_of_the_operations_guide_is_valid() {
+        let doc = include_str!("../../../../docs/operations.md");
+        let start = doc.find("```toml\n").expect("a toml block") + 8;
+        let text = &doc[start..start + doc[start..].find("```").unwrap()];
+        let f: super::super::FileConfig = toml::from_str(text).unwrap();
+        let e = envs(&f.compute_environments).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].slurm.as_ref().unwrap().time_limit_secs, 12 * 3600);
+        let q = queues(&f.queues, &e, false).unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!(f.s3.options(|_| false).len(), 2);
+    }
+
+    #[test]
     fn s3_options_yield_to_the_environment() {
         let f: F = toml::from_str(
             "[s3]\nendpoint = \"http://127.0.0.1:9\"\naccess_key_id = \"k\"\nallow_http = true\n",
