@@ -1,13 +1,38 @@
-// Trestle portal: live logs (polling the log endpoint, the page's only
-// live update) and input-folder uploads with progress. Everything else
-// works without this script.
+// Trestle portal: live updates (job state over the server-sent event
+// stream, log text by polling the log endpoint while the job runs) and
+// input-folder uploads with progress. Everything else works without this
+// script.
 const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+const TERMINAL = ["SUCCEEDED", "FAILED", "CANCELLED"];
+
+// Reloads the page when the job's state differs from the one it shows.
+// The stream first replays the job's history, then follows it live; only
+// the latest state counts, so the replay does not trigger a reload.
+function watchState(job, badge) {
+  if (!window.EventSource || !badge) return;
+  const es = new EventSource(`/api/v1/events?job=${job}&follow=true`);
+  let latest = null;
+  let timer = null;
+  es.addEventListener("job", (m) => {
+    try {
+      const e = JSON.parse(m.data);
+      if (e.job_id !== Number(job)) return; // children of a group
+      latest = e.state;
+    } catch (_) { return; }
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (latest && latest !== badge.dataset.state) { es.close(); location.reload(); }
+    }, 300);
+  });
+}
 
 function followLog(pre) {
   let next = Number(pre.dataset.next || 0);
   let attempt = Number(pre.dataset.attempt || 0);
   const badge = document.getElementById("job-state");
+  watchState(pre.dataset.job, badge);
   const tick = async () => {
+    let done = false;
     try {
       const q = attempt ? `attempt=${attempt}&after=${next}` : `after=${next}`;
       const r = await fetch(`/api/v1/jobs/${pre.dataset.job}/log?${q}`, { credentials: "same-origin" });
@@ -20,14 +45,14 @@ function followLog(pre) {
           if (atEnd) pre.scrollTop = pre.scrollHeight;
         }
         next = s.next;
-        if (badge && badge.dataset.state !== s.state) {
-          // The state changed: reload for attempts, outputs and buttons.
-          location.reload();
+        done = TERMINAL.includes(s.state) && !s.data;
+        if (badge && badge.dataset.state !== s.state && !window.EventSource) {
+          location.reload(); // no event stream in this browser
           return;
         }
       }
     } catch (_) { /* try again */ }
-    setTimeout(tick, 1000);
+    if (!done) setTimeout(tick, 1000);
   };
   setTimeout(tick, 1000);
 }
