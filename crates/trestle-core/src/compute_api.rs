@@ -15,7 +15,8 @@ pub struct ComputeEnvEvent {
     /// When (ms since the epoch).
     pub at: i64,
     /// `launched`, `retired`, `launch-failed`, `capacity-error`,
-    /// `worker-failed`, `worker-cancelled`, `paused`, `updated`.
+    /// `worker-failed`, `worker-cancelled`, `list-failed`, `paused`,
+    /// `updated`.
     pub kind: String,
     /// What happened, for people.
     pub message: String,

@@ -67,6 +67,8 @@ struct ScalerState {
     seen: HashMap<String, HashMap<String, Seen>>,
     start_failures: HashMap<String, u32>,
     unplaceable: Vec<String>,
+    /// CEs whose provider could not list its workers at the last look.
+    list_failed: std::collections::HashSet<String>,
 }
 
 /// The autoscaler.
@@ -160,9 +162,19 @@ impl Autoscaler {
         }
         let mut paused = !spec.enabled || st.backoff.get(&spec.name).is_some_and(|b| b.until > now);
         let listed: Option<Vec<ProviderWorker>> = match provider.list().await {
-            Ok(l) => Some(l),
+            Ok(l) => {
+                if st.list_failed.remove(&spec.name) {
+                    self.status(&spec.name, STATUS_VALID, None).await;
+                }
+                Some(l)
+            }
             Err(e) => {
-                tracing::warn!(target: "trestle::autoscaler", env = %spec.name, error = %e, "cannot list workers");
+                // Nothing is launched or retired blind; the CE says why.
+                if st.list_failed.insert(spec.name.clone()) {
+                    let reason = format!("cannot list its workers: {e}");
+                    self.status(&spec.name, STATUS_INVALID, Some(&reason)).await;
+                    self.event(&spec.name, "list-failed", &reason).await;
+                }
                 paused = true;
                 None
             }
