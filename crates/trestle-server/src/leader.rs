@@ -133,3 +133,33 @@ impl Leadership {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_server_leads_and_the_other_takes_over_when_it_resigns() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store: Arc<dyn Store> = Arc::new(trestle_store::SqlStore::connect(&url).await.unwrap());
+        let a = Leadership::new(store.clone(), Duration::from_secs(30));
+        let b = Leadership::new(store.clone(), Duration::from_secs(30));
+        assert_ne!(a.holder(), b.holder());
+        for l in [&a, &b] {
+            l.register("reaper");
+            l.register("autoscaler");
+        }
+        a.renew().await;
+        b.renew().await;
+        assert!(a.is_leader("reaper") && a.is_leader("autoscaler"));
+        assert!(!b.is_leader("reaper") && !b.is_leader("autoscaler"));
+        assert!(!a.is_leader("unregistered"));
+        a.resign().await;
+        assert!(!a.is_leader("reaper"));
+        b.renew().await;
+        assert!(b.is_leader("reaper") && b.is_leader("autoscaler"));
+        a.renew().await;
+        assert!(!a.is_leader("reaper"), "b holds it until it runs out");
+    }
+}
