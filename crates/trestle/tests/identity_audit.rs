@@ -182,7 +182,15 @@ fn every_request_is_audited_and_queryable() {
                 "--json",
             ],
         );
-        (v["records"].as_array().unwrap().len() >= 3).then_some(v)
+        // Records are written in batches: wait until every expected one is in.
+        let has = |action: &str| {
+            v["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["action"] == action)
+        };
+        (has("job.submit") && has("job.cancel") && has("job.log")).then_some(v.clone())
     });
     let recs = q["records"].as_array().unwrap();
     let find = |action: &str| {
