@@ -83,12 +83,12 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 
 /// A fixed hash to verify against when the user does not exist, so that a
 /// login takes as long for unknown users as for known ones.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1p1fiJ9rBdf0bZxwZqaRTRqfJYcDWjOxKdN0uVjaR7s";
+const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1p1fiJ9rBdf0bZxwZqaRTRqfJYcDWjOxKdN0uVjaR7s";
 
-/// Checks a password against a stored hash (or the dummy when `None`).
+/// Checks a password against a stored hash (or a decoy hash when `None`, so unknown users cost the same time).
 pub async fn verify_password(password: String, hash: Option<String>) -> bool {
     let known = hash.is_some();
-    let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_string());
+    let hash = hash.unwrap_or_else(|| DECOY_HASH.to_string());
     let ok = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|h| {
@@ -117,8 +117,8 @@ mod tests {
         assert_ne!(h, h2, "salted");
         assert!(!verify_password("anything".into(), None).await);
         assert!(
-            PasswordHash::new(DUMMY_HASH).is_ok(),
-            "the dummy hash parses"
+            PasswordHash::new(DECOY_HASH).is_ok(),
+            "the decoy hash parses"
         );
     }
 }

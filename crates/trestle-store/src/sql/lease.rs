@@ -274,24 +274,13 @@ impl SqlStore {
         };
         let mut tx = self.write.begin().await?;
         let rows = sqlx::query(sql).bind(now).fetch_all(&mut *tx).await?;
-        let mut n = 0;
-        for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            let attempt = r.try_get::<i64, _>("attempt_seq")? as u32;
-            let end = AttemptOutcome {
-                reason: AttemptReason::Lost,
-                exit_code: None,
-                message: Some("lease expired: the worker stopped reporting"),
-                now,
-            };
-            if end_attempt(&mut tx, id, attempt, None, &end)
-                .await?
-                .is_some()
-            {
-                n += 1;
-                super::flow::changed(&mut tx, id, now).await?;
-            }
-        }
+        let n = lose_attempts(
+            &mut tx,
+            &rows,
+            "lease expired: the worker stopped reporting",
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -304,24 +293,7 @@ impl SqlStore {
         .bind(worker_id)
         .fetch_all(&mut *tx)
         .await?;
-        let mut n = 0;
-        for r in &rows {
-            let id: i64 = r.try_get("id")?;
-            let attempt = r.try_get::<i64, _>("attempt_seq")? as u32;
-            let end = AttemptOutcome {
-                reason: AttemptReason::Lost,
-                exit_code: None,
-                message: Some("the worker left"),
-                now,
-            };
-            if end_attempt(&mut tx, id, attempt, None, &end)
-                .await?
-                .is_some()
-            {
-                n += 1;
-                super::flow::changed(&mut tx, id, now).await?;
-            }
-        }
+        let n = lose_attempts(&mut tx, &rows, "the worker left", now).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -338,6 +310,33 @@ impl SqlStore {
         .await?
         .is_some())
     }
+}
+
+/// Ends the current attempt of every `(id, attempt_seq)` row as `lost`
+/// (an interruption, not counted) and records the change; returns how many
+/// attempts were still current.
+async fn lose_attempts(
+    tx: &mut Tx<'_>,
+    rows: &[sqlx::any::AnyRow],
+    message: &str,
+    now: i64,
+) -> Result<u64> {
+    let mut n = 0;
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        let attempt = r.try_get::<i64, _>("attempt_seq")? as u32;
+        let end = AttemptOutcome {
+            reason: AttemptReason::Lost,
+            exit_code: None,
+            message: Some(message),
+            now,
+        };
+        if end_attempt(tx, id, attempt, None, &end).await?.is_some() {
+            n += 1;
+            super::flow::changed(tx, id, now).await?;
+        }
+    }
+    Ok(n)
 }
 
 /// How an attempt ended, as reported or decided.
