@@ -2,7 +2,7 @@
 //! implementation must pass every check here. Each check takes a fresh,
 //! empty store. Run by `tests/conformance.rs` against SQLite and PostgreSQL.
 
-use crate::{JobFilter, LeaseParams, Store, StoreError};
+use crate::{EventFilter, JobFilter, LeaseParams, Store, StoreError};
 use std::sync::Arc;
 use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
 use trestle_core::spec::JobRequest;
@@ -21,6 +21,7 @@ pub const CHECKS: &[&str] = &[
     "concurrent_leases_claim_once",
     "workers_and_tokens",
     "counts_and_demand",
+    "batches_of_reports",
 ];
 
 /// Runs one named check.
@@ -37,6 +38,7 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
         "concurrent_leases_claim_once" => concurrent_leases_claim_once(s).await,
         "workers_and_tokens" => workers_and_tokens(&*s).await,
         "counts_and_demand" => counts_and_demand(&*s).await,
+        "batches_of_reports" => batches_of_reports(&*s).await,
         other => panic!("unknown conformance check `{other}`"),
     }
 }
@@ -626,4 +628,125 @@ async fn counts_and_demand(s: &dyn Store) {
         ]
     );
     s.ping().await.unwrap();
+}
+
+/// One lease and one report batch covering many attempts with every kind
+/// of outcome: each attempt is judged on its own.
+async fn batches_of_reports(s: &dyn Store) {
+    worker(s, "w1", 8).await;
+    let jobs = [
+        r#"{"command":["ok"]}"#,
+        r#"{"command":["retry"],"attempts":2}"#,
+        r#"{"command":["forged"]}"#,
+        r#"{"command":["twice"]}"#,
+        r#"{"command":["cancel"]}"#,
+        r#"{"command":["codes"],"attempts":3,"retry_exit_codes":[75]}"#,
+    ];
+    let ids = s
+        .submit(&jobs.iter().map(|j| spec(j)).collect::<Vec<_>>(), T0)
+        .await
+        .unwrap();
+    let l = lease(s, "w1", cap(8, 64 * 1024), 10, T0 + 1).await;
+    assert_eq!(
+        l.iter().map(|x| x.job_id).collect::<Vec<_>>(),
+        ids,
+        "leased in submission order"
+    );
+    assert!(
+        l.iter()
+            .all(|x| x.attempt == 1 && x.expires_at == T0 + 1 + 30_000)
+    );
+    s.cancel(ids[4], T0 + 2).await.unwrap();
+    let mut forged = r(&l[2]);
+    forged.token = "f".repeat(32);
+    let mut updates: Vec<Update> = l
+        .iter()
+        .map(|x| Update::Started {
+            at: r(x),
+            time: T0 + 3,
+        })
+        .collect();
+    updates.push(Update::Log {
+        at: r(&l[0]),
+        seq: 1,
+        data: "out\n".into(),
+    });
+    updates.push(Update::Log {
+        at: forged.clone(),
+        seq: 1,
+        data: "not mine\n".into(),
+    });
+    updates.extend([
+        finished(r(&l[0]), AttemptReason::Success, Some(0), T0 + 4),
+        finished(r(&l[1]), AttemptReason::ExitCode, Some(1), T0 + 4),
+        finished(forged, AttemptReason::Success, Some(0), T0 + 4),
+        finished(r(&l[3]), AttemptReason::Success, Some(0), T0 + 4),
+        finished(r(&l[3]), AttemptReason::ExitCode, Some(2), T0 + 4),
+        finished(r(&l[5]), AttemptReason::ExitCode, Some(1), T0 + 4),
+    ]);
+    let out = s
+        .apply_updates(
+            "w1",
+            &UpdatesRequest {
+                heartbeat: l.iter().map(r).collect(),
+                updates,
+            },
+            30_000,
+            T0 + 5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.finished,
+        vec![
+            (ids[0], JobState::Succeeded),
+            (ids[1], JobState::Runnable),
+            (ids[3], JobState::Succeeded),
+            (ids[5], JobState::Failed),
+        ],
+        "exit 1 is not among job 6's retry codes"
+    );
+    let stale: Vec<i64> = out.stale.iter().map(|k| k.job_id).collect();
+    assert_eq!(stale, vec![ids[2], ids[3]], "forged token; second end");
+    assert_eq!(out.cancel.len(), 1);
+    assert_eq!(out.cancel[0].job_id, ids[4]);
+    assert_eq!(out.started_latency_ms, vec![3; 6]);
+    let j = s.job(ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (j.state, j.attempts_used, j.reason.as_deref()),
+        (JobState::Runnable, 1, Some("retrying after exit-code"))
+    );
+    assert_eq!(j.attempts[0].started_at, Some(T0 + 3));
+    assert_eq!(j.attempts[0].exit_code, Some(1));
+    let j = s.job(ids[3]).await.unwrap().unwrap();
+    assert_eq!((j.state, j.exit_code), (JobState::Succeeded, Some(0)));
+    assert_eq!(state(s, ids[2]).await, JobState::Running);
+    let log = s.read_log(ids[0], None, 0).await.unwrap().unwrap();
+    assert_eq!(log.data, "out\n");
+    let log = s.read_log(ids[2], None, 0).await.unwrap().unwrap();
+    assert_eq!(log.data, "", "a forged token writes no log");
+    // Every change has its event, in order, even within one batch.
+    let ev = s
+        .events(&EventFilter {
+            job: Some(ids[0]),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let states: Vec<JobState> = ev.iter().map(|e| e.state).collect();
+    assert_eq!(
+        states,
+        vec![
+            JobState::Runnable,
+            JobState::Starting,
+            JobState::Running,
+            JobState::Succeeded
+        ]
+    );
+    // The retried job is leased again with a new token.
+    let again = lease(s, "w1", cap(8, 64 * 1024), 10, T0 + 6).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].job_id, again[0].attempt), (ids[1], 2));
+    assert_ne!(again[0].token, l[1].token);
 }

@@ -2,8 +2,9 @@
 //! transaction that makes it, as a row of `job_events`; readers page
 //! through them by id (`GET /api/v1/events`).
 
-use super::SqlStore;
+use super::multirow::{id_list, ids_in, per_dialect};
 use super::rows::parse_state;
+use super::{Dialect, SqlStore};
 use crate::{EventFilter, Result};
 use sqlx::any::Any;
 use sqlx::{Row, Transaction};
@@ -38,6 +39,48 @@ pub(super) async fn record(
     };
     let state: String = row.try_get("state")?;
     Ok(Some((parse_state(&state)?, row.try_get("parent_id")?)))
+}
+
+macro_rules! record_many_sql {
+    ($d:ident) => {
+        concat!(
+            "INSERT INTO job_events (job_id, parent_id, queue, owner, project, state, reason, \
+             exit_code, at) \
+             SELECT id, parent_id, queue, owner, project, state, reason, exit_code, $2 FROM jobs \
+             WHERE id IN ",
+            ids_in!($d, 1),
+            " ORDER BY id RETURNING job_id, state, parent_id"
+        )
+    };
+}
+per_dialect!(RECORD_MANY = record_many_sql);
+
+/// [`record`] for many jobs in one statement; returns `(job, state,
+/// parent)` of each job that exists, in no particular order.
+pub(super) async fn record_many(
+    tx: &mut Tx<'_>,
+    dialect: Dialect,
+    ids: &[i64],
+    now: i64,
+) -> Result<Vec<(i64, JobState, Option<i64>)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(dialect.pick(&RECORD_MANY))
+        .bind(id_list(ids))
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            Ok((
+                r.try_get("job_id")?,
+                parse_state(&state)?,
+                r.try_get("parent_id")?,
+            ))
+        })
+        .collect()
 }
 
 /// Records an event for every child of `parent` with an id above `after`

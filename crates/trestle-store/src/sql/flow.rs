@@ -5,11 +5,14 @@
 //! last child does. Everything here runs in the caller's transaction, so a
 //! state change, its event and its consequences commit together.
 
+use super::Dialect;
 use super::events;
+use super::multirow::{id_list, ids_in, per_dialect};
 use super::rows::{parse_spec, parse_state};
 use crate::{Result, StoreError};
 use sqlx::any::Any;
 use sqlx::{Row, Transaction};
+use std::collections::HashSet;
 use trestle_core::JobSpec;
 use trestle_core::JobState;
 use trestle_core::array::children_to_create;
@@ -22,7 +25,62 @@ pub(super) type Tx<'a> = Transaction<'a, Any>;
 /// applies the consequences (dependents, the job's array or pipeline).
 /// Returns how many jobs became runnable.
 pub(super) async fn changed(tx: &mut Tx<'_>, job_id: i64, now: i64) -> Result<u64> {
-    let mut work = vec![job_id];
+    follow(tx, vec![job_id], now).await
+}
+
+macro_rules! open_deps_sql {
+    ($d:ident) => {
+        concat!(
+            "SELECT DISTINCT dep_id FROM job_deps WHERE resolved = 0 AND dep_id IN ",
+            ids_in!($d, 1)
+        )
+    };
+}
+per_dialect!(OPEN_DEPS = open_deps_sql);
+
+/// [`changed`] for a batch of jobs: their events in one statement, then
+/// the consequences, looked up only for the jobs that have open
+/// dependents or a parent.
+pub(super) async fn changed_many(
+    tx: &mut Tx<'_>,
+    dialect: Dialect,
+    ids: &[i64],
+    now: i64,
+) -> Result<u64> {
+    let recorded = events::record_many(tx, dialect, ids, now).await?;
+    let decided: Vec<i64> = recorded
+        .iter()
+        .filter(|(_, s, _)| *s == JobState::Running || s.is_terminal())
+        .map(|(id, _, _)| *id)
+        .collect();
+    let mut with_deps = HashSet::new();
+    if !decided.is_empty() {
+        let rows = sqlx::query(dialect.pick(&OPEN_DEPS))
+            .bind(id_list(&decided))
+            .fetch_all(&mut **tx)
+            .await?;
+        for r in &rows {
+            with_deps.insert(r.try_get::<i64, _>("dep_id")?);
+        }
+    }
+    let mut work = Vec::new();
+    let mut made = 0;
+    for (id, state, parent) in recorded {
+        if with_deps.contains(&id) {
+            made += resolve_dependents(tx, id, state, now, &mut work).await?;
+        }
+        if state.is_terminal()
+            && let Some(p) = parent
+        {
+            made += child_done(tx, p, now, &mut work).await?;
+        }
+    }
+    Ok(made + follow(tx, work, now).await?)
+}
+
+/// Records the events of the jobs in `work` and applies their
+/// consequences, including the jobs those change in turn.
+async fn follow(tx: &mut Tx<'_>, mut work: Vec<i64>, now: i64) -> Result<u64> {
     let mut made = 0;
     while let Some(id) = work.pop() {
         let Some((state, parent)) = events::record(tx, id, now).await? else {

@@ -1,16 +1,19 @@
 //! The queue's hot path: leasing, heartbeats, attempt reports (all fenced by
 //! lease tokens) and the expiry of leases whose workers went away.
 
+use super::multirow::{id_list, ids_in, per_dialect};
 use super::rows;
+use super::updates::{Ending, end_attempts};
 use super::{Dialect, SqlStore};
-use crate::{LeaseParams, Result, StoreError, UpdateOutcome};
+use crate::{LeaseParams, Result, StoreError};
 use rand::RngCore;
 use sqlx::any::Any;
 use sqlx::{Row, Transaction};
-use trestle_core::api::{AttemptKey, Lease, Update, UpdatesRequest};
-use trestle_core::outcome::{AttemptEnd, next_state};
+use std::collections::HashMap;
+use trestle_core::AttemptReason;
+use trestle_core::Resources;
+use trestle_core::api::Lease;
 use trestle_core::placement::{Candidate, pack};
-use trestle_core::{AttemptReason, AttemptState, JobState, Resources};
 
 // SQLite's planner, without statistics, may prefer the (state, queue)
 // index and sort every runnable row; the partial runnable index yields rows
@@ -30,6 +33,36 @@ const EXPIRED_SQLITE: &str = "SELECT id, attempt_seq FROM jobs \
 const EXPIRED_POSTGRES: &str = "SELECT id, attempt_seq FROM jobs \
      WHERE lease_token IS NOT NULL AND lease_expires_at < $1 LIMIT 500 FOR UPDATE SKIP LOCKED";
 
+macro_rules! lease_set_sql {
+    ($d:ident) => {
+        concat!(
+            "UPDATE jobs SET state = 'STARTING', attempt_seq = attempt_seq + 1, \
+             lease_token = $1, lease_worker = $2, lease_expires_at = $3, reason = NULL \
+             WHERE state = 'RUNNABLE' AND id IN ",
+            ids_in!($d, 4),
+            " RETURNING id, attempt_seq, spec"
+        )
+    };
+}
+per_dialect!(
+    /// Leases the chosen jobs (`$4`, a JSON id list).
+    LEASE_SET = lease_set_sql
+);
+macro_rules! lease_attempts_sql {
+    ($d:ident) => {
+        concat!(
+            "INSERT INTO attempts (job_id, attempt, worker_id, state, leased_at) \
+             SELECT id, attempt_seq, $2, 'running', $3 FROM jobs \
+             WHERE lease_token = $1 AND id IN ",
+            ids_in!($d, 4)
+        )
+    };
+}
+per_dialect!(
+    /// Opens the attempts of the jobs just leased with token `$1`.
+    LEASE_ATTEMPTS = lease_attempts_sql
+);
+
 /// A fresh, unguessable lease token.
 fn new_token() -> String {
     let mut b = [0u8; 16];
@@ -37,10 +70,11 @@ fn new_token() -> String {
     hex::encode(b)
 }
 
-type Tx<'a> = Transaction<'a, Any>;
+pub(super) type Tx<'a> = Transaction<'a, Any>;
 
 impl SqlStore {
-    async fn touch_in(&self, tx: &mut Tx<'_>, worker_id: &str, now: i64) -> Result<()> {
+    /// Records that the worker is alive (at most once a second).
+    pub(super) async fn touch_in(&self, tx: &mut Tx<'_>, worker_id: &str, now: i64) -> Result<()> {
         if self.recently_touched(worker_id, now) {
             return Ok(());
         }
@@ -58,7 +92,12 @@ impl SqlStore {
     }
 
     /// Leases for a worker; `exclude` lists the queues it must not take
-    /// jobs from (`,a,b,`, or `,` for none).
+    /// jobs from (`,a,b,`, or `,` for none). The whole batch costs a fixed
+    /// number of statements: the candidates, one multi-row `UPDATE`, one
+    /// `INSERT` of the attempts and one of the events. The attempts of one
+    /// lease response share a token (they go to one worker; every new
+    /// attempt still gets a new token, and reports are fenced by attempt
+    /// number too).
     pub(super) async fn lease_jobs(
         &self,
         p: &LeaseParams<'_>,
@@ -74,7 +113,7 @@ impl SqlStore {
             Dialect::Sqlite => CANDIDATES_SQLITE,
             Dialect::Postgres => CANDIDATES_POSTGRES,
         };
-        let limit = (i64::from(p.max_jobs) * 4).clamp(8, 1000);
+        let limit = (i64::from(p.max_jobs) * 4).clamp(8, 4000);
         let rows = sqlx::query(sql)
             .bind(i64::from(p.free.cpus))
             .bind(p.free.mem_mib as i64)
@@ -95,176 +134,54 @@ impl SqlStore {
             });
         }
         let chosen = pack(p.free, &candidates, p.max_jobs as usize);
+        if chosen.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
         let expires_at = p.now + p.lease_ms;
-        let mut leases = Vec::with_capacity(chosen.len());
-        for id in chosen {
-            let token = new_token();
-            let Some(row) = sqlx::query(
-                "UPDATE jobs SET state = 'STARTING', attempt_seq = attempt_seq + 1, \
-                 lease_token = $1, lease_worker = $2, lease_expires_at = $3, reason = NULL \
-                 WHERE id = $4 AND state = 'RUNNABLE' RETURNING attempt_seq, spec",
-            )
-            .bind(token.clone())
+        let token = new_token();
+        let ids = id_list(&chosen);
+        let rows = sqlx::query(self.dialect.pick(&LEASE_SET))
+            .bind(token.as_str())
             .bind(p.worker_id)
             .bind(expires_at)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            else {
-                continue;
-            };
-            let attempt: i64 = row.try_get("attempt_seq")?;
-            let spec: String = row.try_get("spec")?;
-            sqlx::query(
-                "INSERT INTO attempts (job_id, attempt, worker_id, state, leased_at) \
-                 VALUES ($1, $2, $3, 'running', $4)",
-            )
-            .bind(id)
-            .bind(attempt)
+            .bind(ids.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut taken = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let attempt: i64 = r.try_get("attempt_seq")?;
+            let spec: String = r.try_get("spec")?;
+            taken.insert(id, (attempt, spec));
+        }
+        sqlx::query(self.dialect.pick(&LEASE_ATTEMPTS))
+            .bind(token.as_str())
             .bind(p.worker_id)
             .bind(p.now)
+            .bind(ids.as_str())
             .execute(&mut *tx)
             .await?;
-            super::flow::changed(&mut tx, id, p.now).await?;
-            leases.push(Lease {
-                job_id: id,
-                attempt: attempt as u32,
-                token,
-                spec: rows::parse_spec(&spec)?,
-                expires_at,
-            });
+        // In the order the packer chose (priority, then age).
+        let leased: Vec<i64> = chosen
+            .into_iter()
+            .filter(|id| taken.contains_key(id))
+            .collect();
+        super::flow::changed_many(&mut tx, self.dialect, &leased, p.now).await?;
+        let mut leases = Vec::with_capacity(leased.len());
+        for id in leased {
+            if let Some((attempt, spec)) = taken.remove(&id) {
+                leases.push(Lease {
+                    job_id: id,
+                    attempt: attempt as u32,
+                    token: token.clone(),
+                    spec: rows::parse_spec(&spec)?,
+                    expires_at,
+                });
+            }
         }
         tx.commit().await?;
         Ok(leases)
-    }
-
-    pub(super) async fn updates(
-        &self,
-        worker_id: &str,
-        req: &UpdatesRequest,
-        lease_ms: i64,
-        now: i64,
-    ) -> Result<UpdateOutcome> {
-        let mut out = UpdateOutcome::default();
-        let mut tx = self.write.begin().await?;
-        self.touch_in(&mut tx, worker_id, now).await?;
-        let expires = now + lease_ms;
-        for hb in &req.heartbeat {
-            let key = AttemptKey {
-                job_id: hb.job_id,
-                attempt: hb.attempt,
-            };
-            let row = sqlx::query(
-                "UPDATE jobs SET lease_expires_at = $1 \
-                 WHERE id = $2 AND attempt_seq = $3 AND lease_token = $4 \
-                 AND state IN ('STARTING', 'RUNNING') RETURNING cancel_requested",
-            )
-            .bind(expires)
-            .bind(hb.job_id)
-            .bind(i64::from(hb.attempt))
-            .bind(hb.token.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            match row {
-                None => out.stale.push(key),
-                Some(r) if r.try_get::<i64, _>("cancel_requested")? != 0 => out.cancel.push(key),
-                Some(_) => {}
-            }
-        }
-        for u in &req.updates {
-            let at = u.attempt();
-            let key = AttemptKey {
-                job_id: at.job_id,
-                attempt: at.attempt,
-            };
-            match u {
-                Update::Started { time, .. } => {
-                    let row = sqlx::query(
-                        "UPDATE jobs SET state = 'RUNNING', \
-                         started_at = COALESCE(started_at, $1), lease_expires_at = $2 \
-                         WHERE id = $3 AND attempt_seq = $4 AND lease_token = $5 \
-                         AND state IN ('STARTING', 'RUNNING') \
-                         RETURNING submitted_at, cancel_requested",
-                    )
-                    .bind(*time)
-                    .bind(expires)
-                    .bind(at.job_id)
-                    .bind(i64::from(at.attempt))
-                    .bind(at.token.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(row) = row else {
-                        out.stale.push(key);
-                        continue;
-                    };
-                    sqlx::query(
-                        "UPDATE attempts SET started_at = $1 WHERE job_id = $2 AND attempt = $3",
-                    )
-                    .bind(*time)
-                    .bind(at.job_id)
-                    .bind(i64::from(at.attempt))
-                    .execute(&mut *tx)
-                    .await?;
-                    out.unblocked += super::flow::changed(&mut tx, at.job_id, now).await?;
-                    let submitted: i64 = row.try_get("submitted_at")?;
-                    out.started_latency_ms.push((*time - submitted).max(0));
-                    if row.try_get::<i64, _>("cancel_requested")? != 0 {
-                        out.cancel.push(key);
-                    }
-                }
-                Update::Log { seq, data, .. } => {
-                    let held = sqlx::query(
-                        "SELECT 1 AS ok FROM jobs WHERE id = $1 AND attempt_seq = $2 \
-                         AND lease_token = $3 AND state IN ('STARTING', 'RUNNING')",
-                    )
-                    .bind(at.job_id)
-                    .bind(i64::from(at.attempt))
-                    .bind(at.token.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if held.is_none() {
-                        out.stale.push(key);
-                        continue;
-                    }
-                    sqlx::query(
-                        "INSERT INTO log_chunks (job_id, attempt, seq, data) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(at.job_id)
-                    .bind(i64::from(at.attempt))
-                    .bind(i64::from(*seq))
-                    .bind(data.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Update::Finished {
-                    reason,
-                    exit_code,
-                    time,
-                    message,
-                    ..
-                } => {
-                    let end = AttemptOutcome {
-                        reason: *reason,
-                        exit_code: *exit_code,
-                        message: message.as_deref(),
-                        now: *time,
-                    };
-                    match end_attempt(&mut tx, at.job_id, at.attempt, Some(&at.token), &end).await?
-                    {
-                        Some(state) => {
-                            out.finished.push((at.job_id, state));
-                            out.unblocked += super::flow::changed(&mut tx, at.job_id, now).await?;
-                        }
-                        None => out.stale.push(key),
-                    }
-                }
-            }
-        }
-        tx.commit().await?;
-        out.stale.dedup();
-        out.cancel.dedup();
-        Ok(out)
     }
 
     pub(super) async fn expire(&self, now: i64) -> Result<u64> {
@@ -276,6 +193,7 @@ impl SqlStore {
         let rows = sqlx::query(sql).bind(now).fetch_all(&mut *tx).await?;
         let n = lose_attempts(
             &mut tx,
+            self.dialect,
             &rows,
             "lease expired: the worker stopped reporting",
             now,
@@ -293,7 +211,7 @@ impl SqlStore {
         .bind(worker_id)
         .fetch_all(&mut *tx)
         .await?;
-        let n = lose_attempts(&mut tx, &rows, "the worker left", now).await?;
+        let n = lose_attempts(&mut tx, self.dialect, &rows, "the worker left", now).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -317,109 +235,23 @@ impl SqlStore {
 /// attempts were still current.
 async fn lose_attempts(
     tx: &mut Tx<'_>,
+    dialect: Dialect,
     rows: &[sqlx::any::AnyRow],
     message: &str,
     now: i64,
 ) -> Result<u64> {
-    let mut n = 0;
+    let mut ends = Vec::with_capacity(rows.len());
     for r in rows {
-        let id: i64 = r.try_get("id")?;
-        let attempt = r.try_get::<i64, _>("attempt_seq")? as u32;
-        let end = AttemptOutcome {
+        ends.push(Ending {
+            job_id: r.try_get("id")?,
+            attempt: r.try_get::<i64, _>("attempt_seq")? as u32,
+            token: None,
             reason: AttemptReason::Lost,
             exit_code: None,
             message: Some(message),
-            now,
-        };
-        if end_attempt(tx, id, attempt, None, &end).await?.is_some() {
-            n += 1;
-            super::flow::changed(tx, id, now).await?;
-        }
+            time: now,
+        });
     }
-    Ok(n)
-}
-
-/// How an attempt ended, as reported or decided.
-struct AttemptOutcome<'a> {
-    reason: AttemptReason,
-    exit_code: Option<i32>,
-    message: Option<&'a str>,
-    now: i64,
-}
-
-/// Ends an attempt and moves its job to the state the pure state machine
-/// decides. With a token, only the lease holder may end it. Returns the
-/// job's new state, or `None` when the attempt is no longer current.
-async fn end_attempt(
-    tx: &mut Tx<'_>,
-    job_id: i64,
-    attempt: u32,
-    token: Option<&str>,
-    end: &AttemptOutcome<'_>,
-) -> Result<Option<JobState>> {
-    let Some(row) = sqlx::query(
-        "SELECT attempts_used, interruptions, max_attempts, cancel_requested, spec, lease_token \
-         FROM jobs WHERE id = $1 AND attempt_seq = $2 AND state IN ('STARTING', 'RUNNING')",
-    )
-    .bind(job_id)
-    .bind(i64::from(attempt))
-    .fetch_optional(&mut **tx)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let held: Option<String> = row.try_get("lease_token")?;
-    if let Some(t) = token
-        && held.as_deref() != Some(t)
-    {
-        return Ok(None);
-    }
-    let interruption = end.reason.is_interruption();
-    let counted = row.try_get::<i64, _>("attempts_used")? as u32 + u32::from(!interruption);
-    let interruptions = row.try_get::<i64, _>("interruptions")? as u32 + u32::from(interruption);
-    let spec = rows::parse_spec(&row.try_get::<String, _>("spec")?)?;
-    let next = next_state(&AttemptEnd {
-        reason: end.reason,
-        exit_code: end.exit_code,
-        counted_attempts: counted,
-        interruptions,
-        max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
-        retry_exit_codes: &spec.retry_exit_codes,
-        cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
-    });
-    let job_reason = match next {
-        JobState::Succeeded => None,
-        JobState::Cancelled => Some("cancelled".to_string()),
-        JobState::Runnable => Some(format!("retrying after {}", end.reason.as_str())),
-        _ => Some(end.reason.as_str().to_string()),
-    };
-    let finished_at = next.is_terminal().then_some(end.now);
-    sqlx::query(
-        "UPDATE jobs SET state = $1, attempts_used = $2, interruptions = $3, exit_code = $4, \
-         reason = $5, finished_at = $6, lease_token = NULL, lease_worker = NULL, \
-         lease_expires_at = NULL WHERE id = $7",
-    )
-    .bind(next.as_str())
-    .bind(i64::from(counted))
-    .bind(i64::from(interruptions))
-    .bind(end.exit_code.map(i64::from))
-    .bind(job_reason)
-    .bind(finished_at)
-    .bind(job_id)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "UPDATE attempts SET state = $1, reason = $2, exit_code = $3, message = $4, ended_at = $5 \
-         WHERE job_id = $6 AND attempt = $7",
-    )
-    .bind(AttemptState::from_reason(end.reason).as_str())
-    .bind(end.reason.as_str())
-    .bind(end.exit_code.map(i64::from))
-    .bind(end.message)
-    .bind(end.now)
-    .bind(job_id)
-    .bind(i64::from(attempt))
-    .execute(&mut **tx)
-    .await?;
-    Ok(Some(next))
+    let ended = end_attempts(tx, dialect, &ends, now).await?;
+    Ok(ended.states.iter().filter(|s| s.is_some()).count() as u64)
 }

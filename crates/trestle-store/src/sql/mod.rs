@@ -14,10 +14,12 @@ mod flow_views;
 mod jobs;
 mod lease;
 mod migrate;
+mod multirow;
 mod projects;
 mod rows;
 mod scale;
 mod tokens;
+mod updates;
 mod users;
 mod workers;
 

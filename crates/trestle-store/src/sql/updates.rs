@@ -1,0 +1,586 @@
+//! A worker's batch of reports, applied in one transaction with a fixed
+//! number of statements per kind of report: heartbeats, starts, log chunks
+//! and ends each go to the database as one multi-row statement (see
+//! [`super::multirow`]), fenced by attempt number and lease token so a
+//! stale worker cannot touch a newer attempt.
+//!
+//! Within a batch the kinds are applied in the order an attempt produces
+//! them (start, output, end); an attempt that starts and ends in the same
+//! batch still gets its RUNNING event before its final one.
+
+use super::lease::Tx;
+use super::multirow::{each_of, id_list, ids_in, int_at, per_dialect, row_list, text_at};
+use super::rows;
+use super::{Dialect, SqlStore};
+use crate::{Result, UpdateOutcome};
+use sqlx::Row;
+use std::collections::{HashMap, HashSet};
+use trestle_core::api::{AttemptKey, AttemptRef, Update, UpdatesRequest};
+use trestle_core::outcome::{AttemptEnd, next_state};
+use trestle_core::{AttemptReason, AttemptState, JobState};
+
+macro_rules! heartbeat_sql {
+    ($d:ident) => {
+        concat!(
+            "UPDATE jobs SET lease_expires_at = $2 FROM (SELECT ",
+            int_at!($d, 0),
+            " AS u_id, ",
+            int_at!($d, 1),
+            " AS u_at, ",
+            text_at!($d, 2),
+            " AS u_tok FROM ",
+            each_of!($d, 1),
+            ") AS u WHERE id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
+             AND state IN ('STARTING', 'RUNNING') \
+             RETURNING id, attempt_seq, lease_token, cancel_requested"
+        )
+    };
+}
+per_dialect!(
+    /// Extends the leases of `$1` (`[job, attempt, token]` rows) to `$2`.
+    HEARTBEAT = heartbeat_sql
+);
+
+macro_rules! started_sql {
+    ($d:ident) => {
+        concat!(
+            "UPDATE jobs SET state = 'RUNNING', started_at = COALESCE(started_at, u_t), \
+             lease_expires_at = $2 FROM (SELECT ",
+            int_at!($d, 0),
+            " AS u_id, ",
+            int_at!($d, 1),
+            " AS u_at, ",
+            text_at!($d, 2),
+            " AS u_tok, ",
+            int_at!($d, 3),
+            " AS u_t FROM ",
+            each_of!($d, 1),
+            ") AS u WHERE id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
+             AND state IN ('STARTING', 'RUNNING') \
+             RETURNING id, attempt_seq, lease_token, submitted_at, cancel_requested"
+        )
+    };
+}
+per_dialect!(
+    /// Marks `$1` (`[job, attempt, token, time]` rows) running.
+    STARTED = started_sql
+);
+
+macro_rules! attempts_started_sql {
+    ($d:ident) => {
+        concat!(
+            "UPDATE attempts SET started_at = u_t FROM (SELECT ",
+            int_at!($d, 0),
+            " AS u_id, ",
+            int_at!($d, 1),
+            " AS u_at, ",
+            int_at!($d, 2),
+            " AS u_t FROM ",
+            each_of!($d, 1),
+            ") AS u WHERE job_id = u_id AND attempt = u_at"
+        )
+    };
+}
+per_dialect!(
+    /// Records the start time of `$1` (`[job, attempt, time]` rows).
+    ATTEMPTS_STARTED = attempts_started_sql
+);
+
+macro_rules! held_sql {
+    ($d:ident) => {
+        concat!(
+            "SELECT id, attempt_seq, lease_token FROM jobs JOIN (SELECT ",
+            int_at!($d, 0),
+            " AS u_id, ",
+            int_at!($d, 1),
+            " AS u_at, ",
+            text_at!($d, 2),
+            " AS u_tok FROM ",
+            each_of!($d, 1),
+            ") AS u ON id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
+             WHERE state IN ('STARTING', 'RUNNING')"
+        )
+    };
+}
+per_dialect!(
+    /// Which of `$1` (`[job, attempt, token]` rows) are still held.
+    HELD = held_sql
+);
+
+macro_rules! logs_sql {
+    ($d:ident) => {
+        concat!(
+            "INSERT INTO log_chunks (job_id, attempt, seq, data) SELECT ",
+            int_at!($d, 0),
+            ", ",
+            int_at!($d, 1),
+            ", ",
+            int_at!($d, 2),
+            ", ",
+            text_at!($d, 3),
+            " FROM ",
+            each_of!($d, 1),
+            " WHERE true ON CONFLICT DO NOTHING"
+        )
+    };
+}
+per_dialect!(
+    /// Stores the chunks of `$1` (`[job, attempt, seq, text]` rows); a
+    /// chunk sent twice is kept once.
+    LOGS = logs_sql
+);
+
+macro_rules! ending_sql {
+    ($d:ident) => {
+        concat!(
+            "SELECT id, attempt_seq, attempts_used, interruptions, max_attempts, \
+             cancel_requested, lease_token, spec FROM jobs \
+             WHERE state IN ('STARTING', 'RUNNING') AND id IN ",
+            ids_in!($d, 1)
+        )
+    };
+}
+per_dialect!(
+    /// The jobs `$1` (a JSON id list) whose attempts may end.
+    ENDING = ending_sql
+);
+
+macro_rules! end_jobs_sql {
+    ($d:ident) => {
+        concat!(
+            "UPDATE jobs SET state = u_state, attempts_used = u_used, interruptions = u_int, \
+             exit_code = u_code, reason = u_reason, finished_at = u_fin, lease_token = NULL, \
+             lease_worker = NULL, lease_expires_at = NULL FROM (SELECT ",
+            int_at!($d, 0),
+            " AS u_id, ",
+            text_at!($d, 1),
+            " AS u_state, ",
+            int_at!($d, 2),
+            " AS u_used, ",
+            int_at!($d, 3),
+            " AS u_int, ",
+            int_at!($d, 4),
+            " AS u_code, ",
+            text_at!($d, 5),
+            " AS u_reason, ",
+            int_at!($d, 6),
+            " AS u_fin FROM ",
+            each_of!($d, 1),
+            ") AS u WHERE id = u_id"
+        )
+    };
+}
+per_dialect!(
+    /// Moves the jobs of `$1` to their decided states.
+    END_JOBS = end_jobs_sql
+);
+
+macro_rules! end_attempts_sql {
+    ($d:ident) => {
+        concat!(
+            "UPDATE attempts SET state = u_state, reason = u_reason, exit_code = u_code, \
+             message = u_msg, ended_at = u_t FROM (SELECT ",
+            int_at!($d, 0),
+            " AS u_id, ",
+            int_at!($d, 1),
+            " AS u_at, ",
+            text_at!($d, 2),
+            " AS u_state, ",
+            text_at!($d, 3),
+            " AS u_reason, ",
+            int_at!($d, 4),
+            " AS u_code, ",
+            text_at!($d, 5),
+            " AS u_msg, ",
+            int_at!($d, 6),
+            " AS u_t FROM ",
+            each_of!($d, 1),
+            ") AS u WHERE job_id = u_id AND attempt = u_at"
+        )
+    };
+}
+per_dialect!(
+    /// Closes the attempts of `$1`.
+    END_ATTEMPTS = end_attempts_sql
+);
+
+/// How one attempt ended, as reported or decided.
+#[derive(Debug, Clone)]
+pub(super) struct Ending<'a> {
+    pub job_id: i64,
+    pub attempt: u32,
+    /// With a token, only the lease holder may end the attempt.
+    pub token: Option<&'a str>,
+    pub reason: AttemptReason,
+    pub exit_code: Option<i32>,
+    pub message: Option<&'a str>,
+    /// When it ended.
+    pub time: i64,
+}
+
+/// What [`end_attempts`] did.
+#[derive(Debug, Default)]
+pub(super) struct Ended {
+    /// Per ending, in order: the job's new state, or `None` when the
+    /// attempt was no longer current.
+    pub states: Vec<Option<JobState>>,
+    /// Jobs that became runnable as a consequence.
+    pub unblocked: u64,
+}
+
+/// The job's side of an ended attempt: its counters and the next state,
+/// decided by the pure state machine.
+struct Decision {
+    state: JobState,
+    attempts_used: u32,
+    interruptions: u32,
+    reason: Option<String>,
+    finished_at: Option<i64>,
+}
+
+/// The job row an ending is decided against.
+struct Current {
+    attempt: u32,
+    token: Option<String>,
+    attempts_used: u32,
+    interruptions: u32,
+    max_attempts: u32,
+    cancel_requested: bool,
+    spec: String,
+}
+
+fn decide(cur: &Current, end: &Ending<'_>) -> Result<Decision> {
+    let interruption = end.reason.is_interruption();
+    let attempts_used = cur.attempts_used + u32::from(!interruption);
+    let interruptions = cur.interruptions + u32::from(interruption);
+    // Only a failing exit code consults the spec (its retry codes).
+    let retry_codes = if end.reason == AttemptReason::ExitCode {
+        rows::parse_spec(&cur.spec)?.retry_exit_codes
+    } else {
+        Vec::new()
+    };
+    let state = next_state(&AttemptEnd {
+        reason: end.reason,
+        exit_code: end.exit_code,
+        counted_attempts: attempts_used,
+        interruptions,
+        max_attempts: cur.max_attempts,
+        retry_exit_codes: &retry_codes,
+        cancel_requested: cur.cancel_requested,
+    });
+    let reason = match state {
+        JobState::Succeeded => None,
+        JobState::Cancelled => Some("cancelled".to_string()),
+        JobState::Runnable => Some(format!("retrying after {}", end.reason.as_str())),
+        _ => Some(end.reason.as_str().to_string()),
+    };
+    Ok(Decision {
+        state,
+        attempts_used,
+        interruptions,
+        reason,
+        finished_at: state.is_terminal().then_some(end.time),
+    })
+}
+
+/// Ends attempts and moves their jobs to the states the pure state machine
+/// decides, recording the changes and their consequences. An ending whose
+/// attempt is no longer current (or whose token does not match) changes
+/// nothing.
+pub(super) async fn end_attempts(
+    tx: &mut Tx<'_>,
+    dialect: Dialect,
+    ends: &[Ending<'_>],
+    now: i64,
+) -> Result<Ended> {
+    let mut out = Ended {
+        states: vec![None; ends.len()],
+        unblocked: 0,
+    };
+    if ends.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<i64> = ends.iter().map(|e| e.job_id).collect();
+    let rows = sqlx::query(dialect.pick(&ENDING))
+        .bind(id_list(&ids))
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut current = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        current.insert(
+            r.try_get::<i64, _>("id")?,
+            Current {
+                attempt: r.try_get::<i64, _>("attempt_seq")? as u32,
+                token: r.try_get("lease_token")?,
+                attempts_used: r.try_get::<i64, _>("attempts_used")? as u32,
+                interruptions: r.try_get::<i64, _>("interruptions")? as u32,
+                max_attempts: r.try_get::<i64, _>("max_attempts")? as u32,
+                cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
+                spec: r.try_get("spec")?,
+            },
+        );
+    }
+    let mut job_rows = Vec::new();
+    let mut attempt_rows = Vec::new();
+    let mut changed = Vec::new();
+    for (i, end) in ends.iter().enumerate() {
+        // Removing the row also makes a second ending of the same attempt
+        // in one batch a no-op.
+        let Some(cur) = current.remove(&end.job_id) else {
+            continue;
+        };
+        let holder = end.token.is_none_or(|t| cur.token.as_deref() == Some(t));
+        if cur.attempt != end.attempt || !holder {
+            current.insert(end.job_id, cur);
+            continue;
+        }
+        let d = decide(&cur, end)?;
+        let code = end.exit_code.map(i64::from);
+        job_rows.push((
+            end.job_id,
+            d.state.as_str(),
+            i64::from(d.attempts_used),
+            i64::from(d.interruptions),
+            code,
+            d.reason,
+            d.finished_at,
+        ));
+        attempt_rows.push((
+            end.job_id,
+            i64::from(end.attempt),
+            AttemptState::from_reason(end.reason).as_str(),
+            end.reason.as_str(),
+            code,
+            end.message,
+            end.time,
+        ));
+        out.states[i] = Some(d.state);
+        changed.push(end.job_id);
+    }
+    if changed.is_empty() {
+        return Ok(out);
+    }
+    sqlx::query(dialect.pick(&END_JOBS))
+        .bind(row_list(&job_rows)?)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(dialect.pick(&END_ATTEMPTS))
+        .bind(row_list(&attempt_rows)?)
+        .execute(&mut **tx)
+        .await?;
+    out.unblocked = super::flow::changed_many(tx, dialect, &changed, now).await?;
+    Ok(out)
+}
+
+/// The attempt and token a fenced statement returned for a row.
+fn held_row(r: &sqlx::any::AnyRow) -> Result<(AttemptKey, String)> {
+    Ok((
+        AttemptKey {
+            job_id: r.try_get("id")?,
+            attempt: r.try_get::<i64, _>("attempt_seq")? as u32,
+        },
+        r.try_get("lease_token")?,
+    ))
+}
+
+fn key_of(at: &AttemptRef) -> AttemptKey {
+    AttemptKey {
+        job_id: at.job_id,
+        attempt: at.attempt,
+    }
+}
+
+impl SqlStore {
+    pub(super) async fn updates(
+        &self,
+        worker_id: &str,
+        req: &UpdatesRequest,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<UpdateOutcome> {
+        let mut out = UpdateOutcome::default();
+        let mut tx = self.write.begin().await?;
+        self.touch_in(&mut tx, worker_id, now).await?;
+        let expires = now + lease_ms;
+        self.heartbeats(&mut tx, req, expires, &mut out).await?;
+        let mut started = Vec::new();
+        let mut logs = Vec::new();
+        let mut ends = Vec::new();
+        for u in &req.updates {
+            match u {
+                Update::Started { at, time } => started.push((at, *time)),
+                Update::Log { at, seq, data } => logs.push((at, *seq, data.as_str())),
+                Update::Finished {
+                    at,
+                    reason,
+                    exit_code,
+                    time,
+                    message,
+                } => ends.push(Ending {
+                    job_id: at.job_id,
+                    attempt: at.attempt,
+                    token: Some(at.token.as_str()),
+                    reason: *reason,
+                    exit_code: *exit_code,
+                    message: message.as_deref(),
+                    time: *time,
+                }),
+            }
+        }
+        self.starts(&mut tx, &started, expires, now, &mut out)
+            .await?;
+        self.logs(&mut tx, &logs, &mut out).await?;
+        let ended = end_attempts(&mut tx, self.dialect, &ends, now).await?;
+        for (end, state) in ends.iter().zip(&ended.states) {
+            match state {
+                Some(s) => out.finished.push((end.job_id, *s)),
+                None => out.stale.push(AttemptKey {
+                    job_id: end.job_id,
+                    attempt: end.attempt,
+                }),
+            }
+        }
+        out.unblocked += ended.unblocked;
+        tx.commit().await?;
+        out.stale.sort_unstable_by_key(|k| (k.job_id, k.attempt));
+        out.stale.dedup();
+        out.cancel.sort_unstable_by_key(|k| (k.job_id, k.attempt));
+        out.cancel.dedup();
+        Ok(out)
+    }
+
+    /// Extends the leases heartbeated; the others are stale.
+    async fn heartbeats(
+        &self,
+        tx: &mut Tx<'_>,
+        req: &UpdatesRequest,
+        expires: i64,
+        out: &mut UpdateOutcome,
+    ) -> Result<()> {
+        if req.heartbeat.is_empty() {
+            return Ok(());
+        }
+        let beats: Vec<(i64, i64, &str)> = req
+            .heartbeat
+            .iter()
+            .map(|h| (h.job_id, i64::from(h.attempt), h.token.as_str()))
+            .collect();
+        let rows = sqlx::query(self.dialect.pick(&HEARTBEAT))
+            .bind(row_list(&beats)?)
+            .bind(expires)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut held = HashSet::with_capacity(rows.len());
+        for r in &rows {
+            let (key, token) = held_row(r)?;
+            held.insert((key, token));
+            if r.try_get::<i64, _>("cancel_requested")? != 0 {
+                out.cancel.push(key);
+            }
+        }
+        for h in &req.heartbeat {
+            let key = key_of(h);
+            if !held.contains(&(key, h.token.clone())) {
+                out.stale.push(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks attempts running (their jobs RUNNING, with the event).
+    async fn starts(
+        &self,
+        tx: &mut Tx<'_>,
+        started: &[(&AttemptRef, i64)],
+        expires: i64,
+        now: i64,
+        out: &mut UpdateOutcome,
+    ) -> Result<()> {
+        if started.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(i64, i64, &str, i64)> = started
+            .iter()
+            .map(|(at, t)| (at.job_id, i64::from(at.attempt), at.token.as_str(), *t))
+            .collect();
+        let done = sqlx::query(self.dialect.pick(&STARTED))
+            .bind(row_list(&rows)?)
+            .bind(expires)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut held = HashMap::with_capacity(done.len());
+        for r in &done {
+            let (key, token) = held_row(r)?;
+            held.insert((key, token), r.try_get::<i64, _>("submitted_at")?);
+            if r.try_get::<i64, _>("cancel_requested")? != 0 {
+                out.cancel.push(key);
+            }
+        }
+        let mut times = Vec::with_capacity(held.len());
+        let mut ids = Vec::with_capacity(held.len());
+        for (at, t) in started {
+            let key = key_of(at);
+            match held.get(&(key, at.token.clone())) {
+                Some(submitted) => {
+                    out.started_latency_ms.push((*t - submitted).max(0));
+                    times.push((at.job_id, i64::from(at.attempt), *t));
+                    ids.push(at.job_id);
+                }
+                None => out.stale.push(key),
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(self.dialect.pick(&ATTEMPTS_STARTED))
+            .bind(row_list(&times)?)
+            .execute(&mut **tx)
+            .await?;
+        ids.sort_unstable();
+        ids.dedup();
+        out.unblocked += super::flow::changed_many(tx, self.dialect, &ids, now).await?;
+        Ok(())
+    }
+
+    /// Stores log chunks of attempts still held; the others are stale.
+    async fn logs(
+        &self,
+        tx: &mut Tx<'_>,
+        logs: &[(&AttemptRef, u32, &str)],
+        out: &mut UpdateOutcome,
+    ) -> Result<()> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let mut asked: Vec<(i64, i64, &str)> = logs
+            .iter()
+            .map(|(at, _, _)| (at.job_id, i64::from(at.attempt), at.token.as_str()))
+            .collect();
+        asked.sort_unstable();
+        asked.dedup();
+        let rows = sqlx::query(self.dialect.pick(&HELD))
+            .bind(row_list(&asked)?)
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut held = HashSet::with_capacity(rows.len());
+        for r in &rows {
+            held.insert(held_row(r)?);
+        }
+        let mut chunks = Vec::with_capacity(logs.len());
+        for (at, seq, data) in logs {
+            let key = key_of(at);
+            if held.contains(&(key, at.token.clone())) {
+                chunks.push((at.job_id, i64::from(at.attempt), i64::from(*seq), *data));
+            } else {
+                out.stale.push(key);
+            }
+        }
+        if !chunks.is_empty() {
+            sqlx::query(self.dialect.pick(&LOGS))
+                .bind(row_list(&chunks)?)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
