@@ -5,7 +5,8 @@ use crate::config::WorkerConfig;
 use crate::error::AgentError;
 use crate::report::ReporterHandle;
 use crate::run::{OutputSink, ProcessSpec, run_process};
-use crate::stage::{fresh_dir, remove_dir, scratch_dir, stage_inputs, work_dir};
+use crate::scratch::ScratchPool;
+use crate::stage::{stage_inputs, work_dir};
 use crate::state::{Attempts, StopReason, StopRx};
 use crate::upload::{Snapshot, UploadOutcome, upload_outputs};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ pub struct AttemptCtx {
     pub attempts: Arc<Attempts>,
     /// Where updates go.
     pub reporter: ReporterHandle,
+    /// Scratch directories.
+    pub scratch: ScratchPool,
 }
 
 /// How an attempt ends, for its `finished` update.
@@ -179,13 +182,19 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
         attempt: lease.attempt,
         token: lease.token.clone(),
     };
-    let scratch = scratch_dir(&ctx.config.work_dir, lease.job_id, lease.attempt);
     let mut sink = Sink {
         reporter: &ctx.reporter,
         at: &at,
         seq: 0,
     };
-    let finish = execute(&ctx, &lease, &scratch, &mut sink, stop).await;
+    let scratch = match ctx.scratch.acquire(lease.job_id, lease.attempt).await {
+        Ok(dir) => Ok(dir),
+        Err(e) => Err(Finish::worker_error(&e)),
+    };
+    let finish = match &scratch {
+        Ok(dir) => execute(&ctx, &lease, dir, &mut sink, stop).await,
+        Err(f) => Some(f.clone()),
+    };
     if let Some(f) = finish {
         tracing::debug!(
             job = lease.job_id,
@@ -209,10 +218,8 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
         );
     }
     drop(slot);
-    if !ctx.config.keep_scratch
-        && let Err(e) = remove_dir(&scratch).await
-    {
-        tracing::warn!(error = %e, "cannot clean up");
+    if let Ok(dir) = scratch {
+        ctx.scratch.release(dir).await;
     }
 }
 
@@ -259,9 +266,6 @@ async fn execute(
             capacity.mem_mib,
             capacity.gpus
         ));
-        return Some(Finish::worker_error(&e));
-    }
-    if let Err(e) = fresh_dir(scratch).await {
         return Some(Finish::worker_error(&e));
     }
     let upstream = if spec.flow.after.is_empty() {

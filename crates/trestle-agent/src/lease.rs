@@ -2,6 +2,7 @@
 //! holds. Pure.
 
 use crate::state::Usage;
+use std::time::Duration;
 use trestle_core::Capacity;
 
 /// One lease request's size.
@@ -11,6 +12,31 @@ pub struct LeasePlan {
     pub free: Capacity,
     /// Most jobs wanted.
     pub max_jobs: u32,
+    /// Of which this many may come beyond what fits `free` together.
+    pub prefetch: u32,
+}
+
+/// How much work prefetched jobs should cover: enough short jobs are held
+/// to keep every CPU busy for about this long, so the lease round trip is
+/// paid once per many jobs.
+pub const PREFETCH_WINDOW: Duration = Duration::from_millis(100);
+/// Most jobs a worker holds waiting, however short they are.
+pub const MAX_PREFETCH: u32 = 1024;
+
+/// How many leased jobs may wait locally. `configured` is the floor (0
+/// turns prefetching off); when jobs are short, the target grows to cover
+/// [`PREFETCH_WINDOW`] of work on every CPU at the observed mean run time.
+pub fn prefetch_target(configured: u32, cpus: u32, mean_run: Option<Duration>) -> u32 {
+    if configured == 0 {
+        return 0;
+    }
+    let Some(mean) = mean_run else {
+        return configured.min(MAX_PREFETCH);
+    };
+    let per_cpu = PREFETCH_WINDOW.as_micros() / mean.as_micros().max(1);
+    let jobs = per_cpu.saturating_mul(u128::from(cpus.max(1)));
+    let jobs = u32::try_from(jobs).unwrap_or(u32::MAX);
+    jobs.clamp(configured.min(MAX_PREFETCH), MAX_PREFETCH)
 }
 
 /// What to ask for, or `None` when the worker should wait for an attempt to
@@ -18,21 +44,25 @@ pub struct LeasePlan {
 ///
 /// Without prefetch the worker offers exactly what its attempts leave free
 /// (`capacity - used`, where `used` counts running and waiting attempts) and
-/// asks for at most one job per free CPU. With `prefetch` slots not yet
-/// filled by waiting attempts, it offers its whole capacity (so any job that
-/// fits the machine can come) and asks for up to that many extra jobs; they
-/// wait locally and start as soon as capacity frees.
+/// asks for at most one job per free CPU. With a prefetch target (see
+/// [`prefetch_target`]) it asks again once the waiting attempts fall to half
+/// the target (so one request brings many jobs, not one per job that
+/// ended), offering its whole capacity (any job that fits the machine can
+/// come) and asking for enough to fill the target; those jobs wait locally
+/// and start as soon as capacity frees.
 pub fn plan(capacity: Capacity, usage: &Usage, prefetch: u32) -> Option<LeasePlan> {
     let free = Capacity {
         cpus: capacity.cpus.saturating_sub(usage.used.cpus),
         mem_mib: capacity.mem_mib.saturating_sub(usage.used.mem_mib),
         gpus: capacity.gpus.saturating_sub(usage.used.gpus),
     };
-    let slots = prefetch.saturating_sub(usage.waiting);
-    if slots > 0 {
+    let target = prefetch_target(prefetch, capacity.cpus, usage.mean_run);
+    if target > 0 && usage.waiting <= target / 2 {
+        let prefetch = target - usage.waiting;
         return Some(LeasePlan {
             free: capacity,
-            max_jobs: free.cpus.saturating_add(slots),
+            max_jobs: free.cpus.saturating_add(prefetch),
+            prefetch,
         });
     }
     if free.is_empty() {
@@ -41,6 +71,7 @@ pub fn plan(capacity: Capacity, usage: &Usage, prefetch: u32) -> Option<LeasePla
     Some(LeasePlan {
         free,
         max_jobs: free.cpus,
+        prefetch: 0,
     })
 }
 
@@ -63,6 +94,7 @@ mod tests {
             waiting,
             count: 0,
             idle_since: Instant::now(),
+            mean_run: None,
         }
     }
 
@@ -73,14 +105,16 @@ mod tests {
             plan(c, &usage(0, 0, 0), 0),
             Some(LeasePlan {
                 free: c,
-                max_jobs: 8
+                max_jobs: 8,
+                prefetch: 0
             })
         );
         assert_eq!(
             plan(c, &usage(6, 1000, 0), 0),
             Some(LeasePlan {
                 free: cap(2, 7000),
-                max_jobs: 2
+                max_jobs: 2,
+                prefetch: 0
             })
         );
         assert_eq!(plan(c, &usage(8, 1000, 0), 0), None);
@@ -95,23 +129,54 @@ mod tests {
             plan(c, &usage(4, 4000, 0), 2),
             Some(LeasePlan {
                 free: c,
-                max_jobs: 2
+                max_jobs: 2,
+                prefetch: 2
             })
         );
         assert_eq!(
             plan(c, &usage(1, 100, 0), 2),
             Some(LeasePlan {
                 free: c,
-                max_jobs: 5
+                max_jobs: 5,
+                prefetch: 2
             })
         );
         assert_eq!(
             plan(c, &usage(5, 4000, 1), 2),
             Some(LeasePlan {
                 free: c,
-                max_jobs: 1
+                max_jobs: 1,
+                prefetch: 1
             })
         );
         assert_eq!(plan(c, &usage(6, 4000, 2), 2), None);
+    }
+
+    #[test]
+    fn the_prefetch_target_follows_job_length() {
+        let ms = Duration::from_millis;
+        let us = Duration::from_micros;
+        assert_eq!(prefetch_target(0, 8, Some(us(10))), 0, "off stays off");
+        assert_eq!(prefetch_target(4, 8, None), 4, "unknown: as configured");
+        assert_eq!(prefetch_target(4, 2, Some(ms(1))), 200);
+        assert_eq!(prefetch_target(4, 2, Some(ms(50))), 4);
+        assert_eq!(prefetch_target(4, 2, Some(Duration::ZERO)), MAX_PREFETCH);
+        assert_eq!(prefetch_target(4, 2, Some(Duration::from_secs(600))), 4);
+        assert_eq!(prefetch_target(5000, 2, None), MAX_PREFETCH);
+    }
+
+    #[test]
+    fn short_jobs_are_leased_many_at_a_time() {
+        let c = cap(2, 4000);
+        let mut u = usage(2, 100, 0);
+        u.mean_run = Some(Duration::from_millis(1));
+        // Target 200: ask for the lot, then not again until half is used.
+        assert_eq!(plan(c, &u, 2).map(|p| p.max_jobs), Some(200));
+        u.waiting = 150;
+        u.used = cap(152, 4000);
+        assert_eq!(plan(c, &u, 2), None);
+        u.waiting = 100;
+        u.used = cap(102, 4000);
+        assert_eq!(plan(c, &u, 2).map(|p| p.max_jobs), Some(100));
     }
 }

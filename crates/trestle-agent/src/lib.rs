@@ -31,6 +31,7 @@ mod heartbeat;
 mod lease;
 mod report;
 mod run;
+mod scratch;
 mod session;
 mod stage;
 mod state;
@@ -164,11 +165,13 @@ where
         report::Limits::default(),
         Backoff::default(),
     );
+    let scratch = scratch::ScratchPool::new(&config.work_dir, config.keep_scratch);
     let ctx = Arc::new(AttemptCtx {
         client,
         config,
         attempts,
         reporter,
+        scratch,
     });
     let mut tasks = JoinSet::new();
     let end = lease_loop(&session, &ctx, &mut tasks, fatal_rx, shutdown.as_mut()).await;
@@ -252,6 +255,7 @@ async fn lease_loop<S: Future<Output = ()>>(
         let request = LeaseRequest {
             free: plan.free,
             max_jobs: plan.max_jobs,
+            prefetch: plan.prefetch,
             wait_ms,
         };
         let asked = Instant::now();
@@ -338,6 +342,7 @@ async fn wind_down(
     }
     // The last reporter handle goes with the context: the reporter delivers
     // what is queued and ends.
+    ctx.scratch.clear();
     drop(ctx);
     if tokio::time::timeout_at(deadline, &mut reporter_task)
         .await

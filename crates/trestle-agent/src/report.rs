@@ -20,6 +20,11 @@ use trestle_core::api::{AttemptKey, Update, UpdatesRequest, UpdatesResponse};
 /// Updates waiting for the reporter before senders have to wait (bounds
 /// memory while the server is away; a job's output then waits in its pipe).
 const QUEUE: usize = 4096;
+/// Under load (the last batch carried more than one update), how long the
+/// reporter lets updates gather before sending the next batch: many short
+/// jobs then cost one request per few milliseconds, not one per job. A
+/// lone update on an idle worker goes at once.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Where batches go (the server, or a fake in tests).
 pub trait UpdatesApi: Send + Sync + 'static {
@@ -86,6 +91,7 @@ pub fn spawn<A: UpdatesApi>(
         fatal,
         limits,
         backoff,
+        busy: false,
     };
     (ReporterHandle { tx }, tokio::spawn(reporter.run()))
 }
@@ -104,6 +110,8 @@ struct Reporter<A> {
     fatal: watch::Sender<Option<ClientError>>,
     limits: Limits,
     backoff: Backoff,
+    /// The last batch carried more than one update.
+    busy: bool,
 }
 
 fn key_of(u: &Update) -> AttemptKey {
@@ -134,7 +142,11 @@ impl<A: UpdatesApi> Reporter<A> {
                     _ = tokio::time::sleep_until(self.clock.deadline()) => {}
                 }
             }
+            if self.busy && self.carry.is_some() && !self.closed {
+                tokio::time::sleep(LINGER).await;
+            }
             let updates = self.drain();
+            self.busy = updates.len() > 1;
             let now = Instant::now();
             let heartbeat = if self.clock.is_due(now) {
                 self.clock.sent(now, self.attempts.lease_ms());

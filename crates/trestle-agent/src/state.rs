@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use trestle_core::Capacity;
 use trestle_core::Resources;
@@ -31,8 +31,9 @@ pub type StopRx = watch::Receiver<Option<StopReason>>;
 struct Slot {
     token: String,
     resources: Resources,
-    /// Admitted to run (its resources count against `running_free`).
-    admitted: bool,
+    /// When it was admitted to run (its resources then count against
+    /// `running_free`).
+    admitted: Option<Instant>,
     stop: watch::Sender<Option<StopReason>>,
 }
 
@@ -43,6 +44,22 @@ struct Inner {
     running_free: Capacity,
     /// When the table last became empty.
     idle_since: Instant,
+    /// Moving average of how long admitted attempts held their slot.
+    mean_run: Option<Duration>,
+}
+
+/// Weight of the newest sample in [`Usage::mean_run`] (1/16).
+const MEAN_RUN_SHIFT: u32 = 4;
+
+/// The moving average after one more sample.
+fn next_mean(mean: Option<Duration>, sample: Duration) -> Duration {
+    match mean {
+        None => sample,
+        Some(m) => {
+            let weight = 1u32 << MEAN_RUN_SHIFT;
+            (m * (weight - 1) + sample) / weight
+        }
+    }
 }
 
 /// What the lease loop needs to plan its next request.
@@ -56,6 +73,9 @@ pub struct Usage {
     pub count: usize,
     /// When the table last became empty (meaningful when `count == 0`).
     pub idle_since: Instant,
+    /// Moving average of how long attempts run (from admission to their
+    /// end, including the upload), once one has ended.
+    pub mean_run: Option<Duration>,
 }
 
 /// Shared by the lease loop, the attempt tasks and the reporter.
@@ -80,6 +100,7 @@ impl Attempts {
                 slots: HashMap::new(),
                 running_free: capacity,
                 idle_since: Instant::now(),
+                mean_run: None,
             }),
             changed: Notify::new(),
             admit: Notify::new(),
@@ -127,7 +148,7 @@ impl Attempts {
             Slot {
                 token: lease.token.clone(),
                 resources: lease.spec.resources,
-                admitted: false,
+                admitted: None,
                 stop: tx,
             },
         );
@@ -142,13 +163,13 @@ impl Attempts {
         let Some(slot) = inner.slots.get_mut(&key) else {
             return false;
         };
-        if slot.admitted {
+        if slot.admitted.is_some() {
             return true;
         }
         if !free.fits(&slot.resources) {
             return false;
         }
-        slot.admitted = true;
+        slot.admitted = Some(Instant::now());
         let r = slot.resources;
         inner.running_free = free.minus(&r);
         true
@@ -185,14 +206,15 @@ impl Attempts {
         let Some(slot) = inner.slots.remove(&key) else {
             return;
         };
-        if slot.admitted {
+        if let Some(at) = slot.admitted {
             inner.running_free = inner.running_free.plus(&slot.resources);
+            inner.mean_run = Some(next_mean(inner.mean_run, at.elapsed()));
         }
         if inner.slots.is_empty() {
             inner.idle_since = Instant::now();
         }
         drop(inner);
-        if slot.admitted {
+        if slot.admitted.is_some() {
             self.admit.notify_waiters();
         }
         self.changed.notify_one();
@@ -252,7 +274,7 @@ impl Attempts {
         let mut waiting = 0;
         for slot in inner.slots.values() {
             used = used.plus(&slot.resources);
-            if !slot.admitted {
+            if slot.admitted.is_none() {
                 waiting += 1;
             }
         }
@@ -261,6 +283,7 @@ impl Attempts {
             waiting,
             count: inner.slots.len(),
             idle_since: inner.idle_since,
+            mean_run: inner.mean_run,
         }
     }
 }
@@ -271,6 +294,23 @@ mod tests {
     use crate::testutil::lease;
     use std::sync::Arc;
     use std::time::Duration;
+
+    #[test]
+    fn mean_run_moves_towards_new_samples() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_mean(None, ms(160)), ms(160));
+        assert_eq!(next_mean(Some(ms(160)), ms(0)), ms(150));
+        assert_eq!(next_mean(Some(ms(160)), ms(320)), ms(170));
+        let a = Attempts::new(cap(2));
+        assert_eq!(a.usage().mean_run, None);
+        a.insert(&lease(1, 1)).unwrap();
+        a.insert(&lease(2, 1)).unwrap();
+        assert!(a.try_admit(key(1)));
+        a.remove(key(1));
+        assert!(a.usage().mean_run.is_some());
+        a.remove(key(2));
+        assert!(a.usage().mean_run.is_some(), "never admitted: no sample");
+    }
 
     fn key(job_id: i64) -> AttemptKey {
         AttemptKey { job_id, attempt: 1 }

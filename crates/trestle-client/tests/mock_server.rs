@@ -174,6 +174,7 @@ async fn lists_with_query_and_leases_with_body() {
                     gpus: 0,
                 },
                 max_jobs: 2,
+                prefetch: 0,
                 wait_ms: 0,
             },
         )

@@ -158,6 +158,11 @@ pub struct LeaseRequest {
     /// Long-poll: wait up to this long for work when none is runnable.
     #[serde(default)]
     pub wait_ms: u64,
+    /// Besides the jobs that fit `free` together, up to this many more that
+    /// each fit `free` on their own; they wait on the worker for capacity
+    /// (prefetch of short jobs). Counted within `max_jobs`.
+    #[serde(default)]
+    pub prefetch: u32,
 }
 
 /// One leased job.

@@ -57,8 +57,18 @@ pub struct Candidate {
 /// Chooses, in the given (priority) order, the candidates that fit together
 /// into `free`, at most `max_jobs` of them. A candidate that does not fit is
 /// skipped and later smaller ones may still be placed (backfill).
-pub fn pack(free: Capacity, candidates: &[Candidate], max_jobs: usize) -> Vec<i64> {
+///
+/// Up to `prefetch` more candidates that fit `free` on their own but not
+/// beside the others are chosen too (still at most `max_jobs` in all):
+/// jobs a worker holds to start as soon as its capacity frees.
+pub fn pack(
+    free: Capacity,
+    candidates: &[Candidate],
+    max_jobs: usize,
+    prefetch: usize,
+) -> Vec<i64> {
     let mut left = free;
+    let mut extra = 0;
     let mut chosen = Vec::new();
     for c in candidates {
         if chosen.len() >= max_jobs {
@@ -66,6 +76,9 @@ pub fn pack(free: Capacity, candidates: &[Candidate], max_jobs: usize) -> Vec<i6
         }
         if left.fits(&c.resources) {
             left = left.minus(&c.resources);
+            chosen.push(c.id);
+        } else if extra < prefetch && free.fits(&c.resources) {
+            extra += 1;
             chosen.push(c.id);
         }
     }
@@ -101,10 +114,29 @@ mod tests {
             cand(3, 2, 100),
             cand(4, 1, 1),
         ];
-        assert_eq!(pack(free, &c, 10), vec![1, 3]);
-        assert_eq!(pack(free, &c, 1), vec![1]);
+        assert_eq!(pack(free, &c, 10, 0), vec![1, 3]);
+        assert_eq!(pack(free, &c, 1, 0), vec![1]);
         let mem_bound = [cand(1, 1, 600), cand(2, 1, 600), cand(3, 1, 400)];
-        assert_eq!(pack(free, &mem_bound, 10), vec![1, 3]);
+        assert_eq!(pack(free, &mem_bound, 10, 0), vec![1, 3]);
+    }
+
+    #[test]
+    fn prefetch_takes_more_that_each_fit() {
+        let free = Capacity {
+            cpus: 2,
+            mem_mib: 1000,
+            gpus: 0,
+        };
+        let c: Vec<Candidate> = (1..=6).map(|i| cand(i, 1, 10)).collect();
+        assert_eq!(pack(free, &c, 10, 0), vec![1, 2]);
+        assert_eq!(pack(free, &c, 10, 3), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            pack(free, &c, 4, 3),
+            vec![1, 2, 3, 4],
+            "max_jobs bounds all"
+        );
+        let too_big = [cand(1, 3, 10), cand(2, 1, 10)];
+        assert_eq!(pack(free, &too_big, 10, 5), vec![2]);
     }
 
     proptest! {
@@ -113,12 +145,16 @@ mod tests {
             cpus in 0u32..16, mem in 0u64..4096,
             jobs in proptest::collection::vec((1u32..8, 1u64..2048), 0..40),
             max in 0usize..50,
+            prefetch in 0usize..10,
         ) {
             let free = Capacity { cpus, mem_mib: mem, gpus: 0 };
             let cands: Vec<Candidate> = jobs.iter().enumerate()
                 .map(|(i, (c, m))| cand(i as i64, *c, *m)).collect();
-            let chosen = pack(free, &cands, max);
+            let chosen = pack(free, &cands, max, 0);
             prop_assert!(chosen.len() <= max);
+            let more = pack(free, &cands, max, prefetch);
+            prop_assert!(more.len() <= max && more.len() <= chosen.len() + prefetch);
+            prop_assert!(more.iter().all(|id| free.fits(&cands[*id as usize].resources)));
             let used_cpus: u32 = chosen.iter().map(|id| cands[*id as usize].resources.cpus).sum();
             let used_mem: u64 = chosen.iter().map(|id| cands[*id as usize].resources.mem_mib).sum();
             prop_assert!(used_cpus <= cpus && used_mem <= mem);

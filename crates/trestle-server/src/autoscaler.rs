@@ -71,6 +71,9 @@ struct ScalerState {
     list_failed: std::collections::HashSet<String>,
 }
 
+/// Shortest time between two autoscaler decisions caused by wake-ups.
+const WOKEN_GAP: Duration = Duration::from_millis(50);
+
 /// The autoscaler.
 pub struct Autoscaler {
     app: AppState,
@@ -473,6 +476,11 @@ impl BackgroundLoop for Autoscaler {
     }
     fn wake(&self) -> Option<Arc<Notify>> {
         Some(self.app.demand.clone())
+    }
+    fn min_gap(&self) -> Duration {
+        // Demand arrives in bursts (every submission wakes this loop); one
+        // decision per burst is enough, and the first still comes at once.
+        WOKEN_GAP.min(self.every)
     }
     async fn tick(&self) -> Result<(), String> {
         let topo = self.app.compute.topology();

@@ -22,6 +22,11 @@ pub trait BackgroundLoop: Send + Sync + 'static {
     fn wake(&self) -> Option<Arc<Notify>> {
         None
     }
+    /// Shortest time between the starts of two ticks when woken early
+    /// (bounds the work a stream of wake-ups causes).
+    fn min_gap(&self) -> Duration {
+        Duration::ZERO
+    }
     /// One round of work.
     async fn tick(&self) -> Result<(), String>;
 }
@@ -56,6 +61,7 @@ fn run(
             if *shutdown.borrow() {
                 return;
             }
+            let started = tokio::time::Instant::now();
             let leading = leadership.as_ref().is_none_or(|x| x.is_leader(l.name()));
             if !leading {
                 // Not ours to run now.
@@ -64,7 +70,12 @@ fn run(
             }
             tokio::select! {
                 _ = tokio::time::sleep(l.interval()) => {}
-                _ = wake.notified() => {}
+                _ = wake.notified() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(started + l.min_gap()) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
         }

@@ -216,7 +216,7 @@ pub fn document() -> Value {
                 "UploadCreated": obj(&["id"]),
                 "WorkerRegistration": obj(&["host", "pid", "capacity", "compute_env", "version"]),
                 "WorkerView": obj(&["id", "host", "pid", "capacity", "compute_env", "running_jobs", "started_at", "last_heartbeat"]),
-                "LeaseRequest": obj(&["free", "max_jobs", "wait_ms"]),
+                "LeaseRequest": obj(&["free", "max_jobs", "wait_ms", "prefetch"]),
                 "LeaseResponse": obj(&["leases", "lease_ms"]),
                 "UpdatesRequest": obj(&["heartbeat", "updates"]),
                 "UpdatesResponse": obj(&["stale", "cancel"])

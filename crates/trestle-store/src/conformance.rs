@@ -80,6 +80,7 @@ async fn lease(s: &dyn Store, w: &str, free: Capacity, max: u32, now: i64) -> Ve
         worker_id: w,
         free,
         max_jobs: max,
+        prefetch: 0,
         lease_ms: 30_000,
         now,
     })
@@ -252,12 +253,31 @@ async fn lease_fits_capacity(s: &dyn Store) {
             worker_id: "ghost",
             free: cap(8, 8000),
             max_jobs: 1,
+            prefetch: 0,
             lease_ms: 1000,
             now: T0,
         })
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
+    // Prefetch: beyond what fits together, more that each fit on their own.
+    let ids = s
+        .submit(&vec![spec(r#"{"command":["p"],"cpus":2}"#); 5], T0 + 4)
+        .await
+        .unwrap();
+    let pre = s
+        .lease(&LeaseParams {
+            worker_id: "w1",
+            free: cap(2, 1000),
+            max_jobs: 4,
+            prefetch: 3,
+            lease_ms: 1000,
+            now: T0 + 5,
+        })
+        .await
+        .unwrap();
+    let leased: Vec<i64> = pre.iter().map(|l| l.job_id).collect();
+    assert_eq!(leased, ids[..4].to_vec(), "one fits, three prefetched");
 }
 
 async fn reports_are_fenced(s: &dyn Store) {

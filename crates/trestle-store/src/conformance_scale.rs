@@ -92,6 +92,7 @@ async fn lease_one(s: &dyn Store, w: &str, exclude: &str) -> Option<i64> {
                     gpus: 0,
                 },
                 max_jobs: 1,
+                prefetch: 0,
                 lease_ms: 60_000,
                 now: T0,
             },

@@ -81,6 +81,7 @@ async fn lease(s: &dyn Store, max: u32) -> Vec<Lease> {
         worker_id: "w1",
         free: cap(64),
         max_jobs: max,
+        prefetch: 0,
         lease_ms: 30_000,
         now: T0 + 1,
     })

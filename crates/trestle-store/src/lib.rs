@@ -90,6 +90,9 @@ pub struct LeaseParams<'a> {
     pub free: Capacity,
     /// At most this many jobs.
     pub max_jobs: u32,
+    /// Of which this many may fit `free` only one by one (see
+    /// [`trestle_core::placement::pack`]).
+    pub prefetch: u32,
     /// Lease duration.
     pub lease_ms: i64,
     /// Now.

@@ -129,6 +129,7 @@ pub async fn lease(
                     worker_id: &id,
                     free: req.free,
                     max_jobs: req.max_jobs,
+                    prefetch: req.prefetch,
                     lease_ms,
                     now: crate::now_ms(),
                 },

@@ -2,7 +2,7 @@
 //! transaction that makes it, as a row of `job_events`; readers page
 //! through them by id (`GET /api/v1/events`).
 
-use super::multirow::{id_list, ids_in, per_dialect};
+use super::multirow::{by_id, id_list, ids_in, per_dialect};
 use super::rows::parse_state;
 use super::{Dialect, SqlStore};
 use crate::{EventFilter, Result};
@@ -46,8 +46,9 @@ macro_rules! record_many_sql {
         concat!(
             "INSERT INTO job_events (job_id, parent_id, queue, owner, project, state, reason, \
              exit_code, at) \
-             SELECT id, parent_id, queue, owner, project, state, reason, exit_code, $2 FROM jobs \
-             WHERE id IN ",
+             SELECT id, parent_id, queue, owner, project, state, reason, exit_code, $2 FROM jobs",
+            by_id!($d),
+            " WHERE id IN ",
             ids_in!($d, 1),
             " ORDER BY id RETURNING job_id, state, parent_id"
         )

@@ -417,11 +417,14 @@ pub(super) async fn top_up(tx: &mut Tx<'_>, parent: i64, now: i64) -> Result<u64
 /// transaction): dependencies, arrays, initial state and first event.
 pub(super) async fn after_submit(
     tx: &mut Tx<'_>,
+    dialect: Dialect,
     specs: &[JobSpec],
     ids: &[i64],
     now: i64,
 ) -> Result<u64> {
     let mut made = 0;
+    // Plain jobs are RUNNABLE already: their events go in one statement.
+    let mut plain = Vec::with_capacity(ids.len());
     for (spec, &id) in specs.iter().zip(ids) {
         let kind = if spec.flow.array.is_some() {
             JobKind::Array
@@ -429,11 +432,12 @@ pub(super) async fn after_submit(
             JobKind::Job
         };
         if kind == JobKind::Job && spec.flow.after.is_empty() {
-            events::record(tx, id, now).await?;
+            plain.push(id);
             continue;
         }
         made += setup(tx, id, kind, spec, None, now).await?;
     }
+    events::record_many(tx, dialect, &plain, now).await?;
     Ok(made)
 }
 

@@ -42,7 +42,7 @@ impl SqlStore {
         for spec in specs {
             ids.push(insert_job(&mut tx, spec, now).await?);
         }
-        super::flow::after_submit(&mut tx, specs, &ids, now).await?;
+        super::flow::after_submit(&mut tx, self.dialect, specs, &ids, now).await?;
         tx.commit().await?;
         Ok(ids)
     }

@@ -1,7 +1,7 @@
 //! The queue's hot path: leasing, heartbeats, attempt reports (all fenced by
 //! lease tokens) and the expiry of leases whose workers went away.
 
-use super::multirow::{id_list, ids_in, per_dialect};
+use super::multirow::{by_id, id_list, ids_in, per_dialect};
 use super::rows;
 use super::updates::{Ending, end_attempts};
 use super::{Dialect, SqlStore};
@@ -36,7 +36,9 @@ const EXPIRED_POSTGRES: &str = "SELECT id, attempt_seq FROM jobs \
 macro_rules! lease_set_sql {
     ($d:ident) => {
         concat!(
-            "UPDATE jobs SET state = 'STARTING', attempt_seq = attempt_seq + 1, \
+            "UPDATE jobs",
+            by_id!($d),
+            " SET state = 'STARTING', attempt_seq = attempt_seq + 1, \
              lease_token = $1, lease_worker = $2, lease_expires_at = $3, reason = NULL \
              WHERE state = 'RUNNABLE' AND id IN ",
             ids_in!($d, 4),
@@ -52,8 +54,9 @@ macro_rules! lease_attempts_sql {
     ($d:ident) => {
         concat!(
             "INSERT INTO attempts (job_id, attempt, worker_id, state, leased_at) \
-             SELECT id, attempt_seq, $2, 'running', $3 FROM jobs \
-             WHERE lease_token = $1 AND id IN ",
+             SELECT id, attempt_seq, $2, 'running', $3 FROM jobs",
+            by_id!($d),
+            " WHERE lease_token = $1 AND id IN ",
             ids_in!($d, 4)
         )
     };
@@ -62,6 +65,9 @@ per_dialect!(
     /// Opens the attempts of the jobs just leased with token `$1`.
     LEASE_ATTEMPTS = lease_attempts_sql
 );
+
+/// Most jobs one lease request gets.
+const MAX_LEASE_BATCH: u32 = 1000;
 
 /// A fresh, unguessable lease token.
 fn new_token() -> String {
@@ -113,7 +119,10 @@ impl SqlStore {
             Dialect::Sqlite => CANDIDATES_SQLITE,
             Dialect::Postgres => CANDIDATES_POSTGRES,
         };
-        let limit = (i64::from(p.max_jobs) * 4).clamp(8, 4000);
+        let max_jobs = p.max_jobs.min(MAX_LEASE_BATCH);
+        // Every candidate fits `free` on its own; a few more than wanted
+        // leave room for backfill when they do not fit together.
+        let limit = (i64::from(max_jobs) + 3 * i64::from(max_jobs.min(p.free.cpus))).clamp(8, 4000);
         let rows = sqlx::query(sql)
             .bind(i64::from(p.free.cpus))
             .bind(p.free.mem_mib as i64)
@@ -133,7 +142,7 @@ impl SqlStore {
                 },
             });
         }
-        let chosen = pack(p.free, &candidates, p.max_jobs as usize);
+        let chosen = pack(p.free, &candidates, max_jobs as usize, p.prefetch as usize);
         if chosen.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());

@@ -54,6 +54,19 @@ macro_rules! text_at {
 }
 pub(super) use text_at;
 
+/// After a table name: in SQLite, look rows up by id only. Without
+/// statistics SQLite's planner would rather scan the `(state, queue)`
+/// index for a `state IN (...)` term than look up the batch's ids.
+macro_rules! by_id {
+    (sqlite) => {
+        " NOT INDEXED"
+    };
+    (postgres) => {
+        ""
+    };
+}
+pub(super) use by_id;
+
 /// Declares `const NAME: [&str; 2]`, the statement built by `$build!(d)`
 /// for SQLite and for PostgreSQL.
 macro_rules! per_dialect {

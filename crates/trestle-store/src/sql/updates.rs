@@ -9,7 +9,7 @@
 //! batch still gets its RUNNING event before its final one.
 
 use super::lease::Tx;
-use super::multirow::{each_of, id_list, ids_in, int_at, per_dialect, row_list, text_at};
+use super::multirow::{by_id, each_of, id_list, ids_in, int_at, per_dialect, row_list, text_at};
 use super::rows;
 use super::{Dialect, SqlStore};
 use crate::{Result, UpdateOutcome};
@@ -22,7 +22,9 @@ use trestle_core::{AttemptReason, AttemptState, JobState};
 macro_rules! heartbeat_sql {
     ($d:ident) => {
         concat!(
-            "UPDATE jobs SET lease_expires_at = $2 FROM (SELECT ",
+            "UPDATE jobs",
+            by_id!($d),
+            " SET lease_expires_at = $2 FROM (SELECT ",
             int_at!($d, 0),
             " AS u_id, ",
             int_at!($d, 1),
@@ -44,7 +46,9 @@ per_dialect!(
 macro_rules! started_sql {
     ($d:ident) => {
         concat!(
-            "UPDATE jobs SET state = 'RUNNING', started_at = COALESCE(started_at, u_t), \
+            "UPDATE jobs",
+            by_id!($d),
+            " SET state = 'RUNNING', started_at = COALESCE(started_at, u_t), \
              lease_expires_at = $2 FROM (SELECT ",
             int_at!($d, 0),
             " AS u_id, ",
@@ -89,7 +93,9 @@ per_dialect!(
 macro_rules! held_sql {
     ($d:ident) => {
         concat!(
-            "SELECT id, attempt_seq, lease_token FROM jobs JOIN (SELECT ",
+            "SELECT id, attempt_seq, lease_token FROM jobs",
+            by_id!($d),
+            " JOIN (SELECT ",
             int_at!($d, 0),
             " AS u_id, ",
             int_at!($d, 1),
@@ -134,8 +140,9 @@ macro_rules! ending_sql {
     ($d:ident) => {
         concat!(
             "SELECT id, attempt_seq, attempts_used, interruptions, max_attempts, \
-             cancel_requested, lease_token, spec FROM jobs \
-             WHERE state IN ('STARTING', 'RUNNING') AND id IN ",
+             cancel_requested, lease_token, spec FROM jobs",
+            by_id!($d),
+            " WHERE state IN ('STARTING', 'RUNNING') AND id IN ",
             ids_in!($d, 1)
         )
     };
@@ -148,7 +155,9 @@ per_dialect!(
 macro_rules! end_jobs_sql {
     ($d:ident) => {
         concat!(
-            "UPDATE jobs SET state = u_state, attempts_used = u_used, interruptions = u_int, \
+            "UPDATE jobs",
+            by_id!($d),
+            " SET state = u_state, attempts_used = u_used, interruptions = u_int, \
              exit_code = u_code, reason = u_reason, finished_at = u_fin, lease_token = NULL, \
              lease_worker = NULL, lease_expires_at = NULL FROM (SELECT ",
             int_at!($d, 0),
