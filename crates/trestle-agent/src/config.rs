@@ -129,6 +129,13 @@ fn mem_total_mib(meminfo: &str) -> Option<u64> {
 
 /// The host name, for registration.
 pub fn host_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(read_host_name).clone()
+}
+
+/// The host name, read from the system (see [`host_name`], which reads it
+/// once per process: every attempt's environment carries it).
+fn read_host_name() -> String {
     if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         let name = name.trim();
         if !name.is_empty() {

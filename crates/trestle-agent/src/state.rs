@@ -1,7 +1,8 @@
 //! The worker's table of attempts it holds leases on (waiting, staging or
 //! running), their resources, and the signals that stop them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,6 +36,8 @@ struct Slot {
     /// `running_free`).
     admitted: Option<Instant>,
     stop: watch::Sender<Option<StopReason>>,
+    /// Signalled when capacity is given to this attempt.
+    admit: Arc<Notify>,
 }
 
 #[derive(Debug)]
@@ -46,6 +49,9 @@ struct Inner {
     idle_since: Instant,
     /// Moving average of how long admitted attempts held their slot.
     mean_run: Option<Duration>,
+    /// Attempts waiting for capacity, oldest first (may hold keys that
+    /// were admitted or removed since; they are skipped).
+    queue: VecDeque<AttemptKey>,
 }
 
 /// Weight of the newest sample in [`Usage::mean_run`] (1/16).
@@ -85,8 +91,6 @@ pub struct Attempts {
     inner: Mutex<Inner>,
     /// Signalled (one permit) when an attempt leaves the table.
     pub changed: Notify,
-    /// Signalled (all waiters) when admitted capacity is given back.
-    admit: Notify,
     /// Lease duration last announced by the server (ms).
     lease_ms: AtomicU64,
 }
@@ -101,9 +105,9 @@ impl Attempts {
                 running_free: capacity,
                 idle_since: Instant::now(),
                 mean_run: None,
+                queue: VecDeque::new(),
             }),
             changed: Notify::new(),
-            admit: Notify::new(),
             lease_ms: AtomicU64::new(DEFAULT_LEASE_MS),
         }
     }
@@ -150,6 +154,7 @@ impl Attempts {
                 resources: lease.spec.resources,
                 admitted: None,
                 stop: tx,
+                admit: Arc::new(Notify::new()),
             },
         );
         Some(rx)
@@ -157,6 +162,7 @@ impl Attempts {
 
     /// Admits `key` to run if its resources fit what admitted attempts
     /// leave free. True when admitted (or already admitted).
+    #[cfg(test)]
     pub fn try_admit(&self, key: AttemptKey) -> bool {
         let mut inner = self.lock();
         let free = inner.running_free;
@@ -175,21 +181,34 @@ impl Attempts {
         true
     }
 
-    /// Waits until [`Attempts::try_admit`] succeeds or `stop` asks to stop;
+    /// Waits until the attempt is admitted (capacity is handed to waiting
+    /// attempts oldest first, each woken alone) or `stop` asks to stop;
     /// returns the stop reason in the latter case.
     pub async fn admit(&self, key: AttemptKey, stop: &mut StopRx) -> Result<(), StopReason> {
+        let signal = {
+            let mut inner = self.lock();
+            let Some(slot) = inner.slots.get(&key) else {
+                return Err(StopReason::Stale);
+            };
+            let signal = slot.admit.clone();
+            inner.queue.push_back(key);
+            signal
+        };
+        self.admit_waiting();
         loop {
-            let notified = self.admit.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
             if let Some(reason) = *stop.borrow_and_update() {
                 return Err(reason);
             }
-            if self.try_admit(key) {
+            if self
+                .lock()
+                .slots
+                .get(&key)
+                .is_some_and(|s| s.admitted.is_some())
+            {
                 return Ok(());
             }
             tokio::select! {
-                _ = notified => {}
+                _ = signal.notified() => {}
                 changed = stop.changed() => {
                     if changed.is_err() {
                         // The table dropped the slot: nothing will ever admit it.
@@ -197,6 +216,40 @@ impl Attempts {
                     }
                 }
             }
+        }
+    }
+
+    /// Hands free capacity to waiting attempts in queue order (a later,
+    /// smaller one may pass an earlier one that does not fit) and wakes
+    /// each one admitted.
+    fn admit_waiting(&self) {
+        let mut woken = Vec::new();
+        {
+            let mut inner = self.lock();
+            let Inner {
+                slots,
+                running_free,
+                queue,
+                ..
+            } = &mut *inner;
+            queue.retain(|key| {
+                let Some(slot) = slots.get_mut(key) else {
+                    return false;
+                };
+                if slot.admitted.is_some() {
+                    return false;
+                }
+                if running_free.is_empty() || !running_free.fits(&slot.resources) {
+                    return true;
+                }
+                slot.admitted = Some(Instant::now());
+                *running_free = running_free.minus(&slot.resources);
+                woken.push(slot.admit.clone());
+                false
+            });
+        }
+        for signal in woken {
+            signal.notify_one();
         }
     }
 
@@ -212,10 +265,11 @@ impl Attempts {
         }
         if inner.slots.is_empty() {
             inner.idle_since = Instant::now();
+            inner.queue.clear();
         }
         drop(inner);
         if slot.admitted.is_some() {
-            self.admit.notify_waiters();
+            self.admit_waiting();
         }
         self.changed.notify_one();
     }
@@ -373,5 +427,37 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         a.stop(key(3), StopReason::Release);
         assert_eq!(waiter.await.unwrap(), Err(StopReason::Release));
+    }
+
+    #[tokio::test]
+    async fn capacity_goes_to_the_oldest_waiter_alone() {
+        let a = Arc::new(Attempts::new(cap(1)));
+        let mut waiters = Vec::new();
+        for job in 1..=4 {
+            let mut rx = a.insert(&lease(job, 1)).unwrap();
+            let a2 = a.clone();
+            waiters.push(tokio::spawn(
+                async move { a2.admit(key(job), &mut rx).await },
+            ));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let admitted = |w: &[tokio::task::JoinHandle<Result<(), StopReason>>]| {
+            w.iter().filter(|h| h.is_finished()).count()
+        };
+        assert_eq!(admitted(&waiters), 1, "one CPU: one runs");
+        assert!(waiters[0].is_finished());
+        a.remove(key(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(admitted(&waiters), 2);
+        assert!(waiters[1].is_finished(), "the oldest waiter goes next");
+        a.remove(key(2));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(waiters[2].is_finished() && !waiters[3].is_finished());
+        a.remove(key(3));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(waiters[3].is_finished());
+        for w in waiters {
+            assert_eq!(w.await.unwrap(), Ok(()));
+        }
     }
 }
