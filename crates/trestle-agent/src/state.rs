@@ -232,21 +232,26 @@ impl Attempts {
                 queue,
                 ..
             } = &mut *inner;
-            queue.retain(|key| {
-                let Some(slot) = slots.get_mut(key) else {
-                    return false;
+            let mut i = 0;
+            while i < queue.len() && !running_free.is_empty() {
+                let key = queue[i];
+                let Some(slot) = slots.get_mut(&key) else {
+                    queue.remove(i);
+                    continue;
                 };
                 if slot.admitted.is_some() {
-                    return false;
+                    queue.remove(i);
+                    continue;
                 }
-                if running_free.is_empty() || !running_free.fits(&slot.resources) {
-                    return true;
+                if !running_free.fits(&slot.resources) {
+                    i += 1;
+                    continue;
                 }
                 slot.admitted = Some(Instant::now());
                 *running_free = running_free.minus(&slot.resources);
                 woken.push(slot.admit.clone());
-                false
-            });
+                queue.remove(i);
+            }
         }
         for signal in woken {
             signal.notify_one();

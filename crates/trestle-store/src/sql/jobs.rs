@@ -1,5 +1,6 @@
 //! Submitting, reading, listing and cancelling jobs; counts and demand.
 
+use super::multirow::{each_ordered, int_at, per_dialect, row_list, text_at};
 use super::rows::{self, job_columns};
 use super::{Dialect, SqlStore, conflict_or};
 use crate::{Demand, JobFilter, Result, StoreError};
@@ -38,10 +39,7 @@ const MAX_LOG_CHUNKS: i64 = 256;
 impl SqlStore {
     pub(super) async fn submit_jobs(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>> {
         let mut tx = self.write.begin().await?;
-        let mut ids = Vec::with_capacity(specs.len());
-        for spec in specs {
-            ids.push(insert_job(&mut tx, spec, now).await?);
-        }
+        let ids = insert_jobs(&mut tx, self.dialect, specs, now).await?;
         super::flow::after_submit(&mut tx, self.dialect, specs, &ids, now).await?;
         tx.commit().await?;
         Ok(ids)
@@ -199,6 +197,106 @@ impl SqlStore {
 
 /// Inserts one job as RUNNABLE (the caller's transaction applies its
 /// workflow parts); returns its id.
+macro_rules! insert_jobs_sql {
+    ($d:ident) => {
+        concat!(
+            "INSERT INTO jobs (key, name, queue, state, spec, cpus, mem_mib, gpus, priority, \
+             max_attempts, submitted_at, owner, project) SELECT ",
+            text_at!($d, 0),
+            ", ",
+            text_at!($d, 1),
+            ", ",
+            text_at!($d, 2),
+            ", 'RUNNABLE', ",
+            text_at!($d, 3),
+            ", ",
+            int_at!($d, 4),
+            ", ",
+            int_at!($d, 5),
+            ", ",
+            int_at!($d, 6),
+            ", ",
+            int_at!($d, 7),
+            " + COALESCE((SELECT q.priority FROM queues q WHERE q.name = ",
+            text_at!($d, 2),
+            "), 0) * 4294967296, ",
+            int_at!($d, 8),
+            ", $2, ",
+            text_at!($d, 9),
+            ", ",
+            text_at!($d, 10),
+            " FROM ",
+            each_ordered!($d, 1),
+            " ORDER BY key RETURNING id"
+        )
+    };
+}
+per_dialect!(
+    /// Inserts the jobs of `$1`, in order, submitted at `$2`.
+    INSERT_JOBS = insert_jobs_sql
+);
+
+/// Inserts a batch of jobs (RUNNABLE, no event yet) in one statement;
+/// returns their ids in the order of `specs`.
+pub(super) async fn insert_jobs(
+    tx: &mut super::flow::Tx<'_>,
+    dialect: Dialect,
+    specs: &[JobSpec],
+    now: i64,
+) -> Result<Vec<i64>> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let json = serde_json::to_string(spec)
+            .map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?;
+        rows.push((
+            spec.key.as_deref(),
+            spec.name.as_str(),
+            spec.queue.as_str(),
+            json,
+            i64::from(spec.resources.cpus),
+            spec.resources.mem_mib as i64,
+            i64::from(spec.resources.gpus),
+            i64::from(spec.priority),
+            i64::from(spec.max_attempts),
+            spec.owner.as_deref(),
+            spec.project.as_deref(),
+        ));
+    }
+    let inserted = sqlx::query(dialect.pick(&INSERT_JOBS))
+        .bind(row_list(&rows)?)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await;
+    let inserted = match inserted {
+        Ok(r) => r,
+        Err(e) => {
+            let keys: Vec<&str> = specs.iter().filter_map(|s| s.key.as_deref()).collect();
+            let what = match keys.as_slice() {
+                [one] => format!("a job with key `{one}`"),
+                many => format!("a job with one of the keys `{}`", many.join("`, `")),
+            };
+            return Err(conflict_or(e, &what, "key"));
+        }
+    };
+    // Ids are handed out in insertion order, which follows the array's.
+    let mut ids = inserted
+        .iter()
+        .map(|r| r.try_get::<i64, _>("id"))
+        .collect::<std::result::Result<Vec<i64>, _>>()?;
+    ids.sort_unstable();
+    if ids.len() != specs.len() {
+        return Err(StoreError::Corrupt(format!(
+            "inserted {} of {} jobs",
+            ids.len(),
+            specs.len()
+        )));
+    }
+    Ok(ids)
+}
+
 pub(super) async fn insert_job(
     tx: &mut super::flow::Tx<'_>,
     spec: &JobSpec,

@@ -35,6 +35,22 @@ macro_rules! each_of {
 }
 pub(super) use each_of;
 
+/// [`each_of!`] with each element's position in column `key` (to keep
+/// the array's order with `ORDER BY key`).
+macro_rules! each_ordered {
+    (sqlite, $n:literal) => {
+        concat!("json_each($", $n, ")")
+    };
+    (postgres, $n:literal) => {
+        concat!(
+            "jsonb_array_elements(CAST($",
+            $n,
+            " AS JSONB)) WITH ORDINALITY AS j(value, key)"
+        )
+    };
+}
+pub(super) use each_ordered;
+
 /// Integer element `i` of the current row array (`value`).
 macro_rules! int_at {
     (sqlite, $i:literal) => {
