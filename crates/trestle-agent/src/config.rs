@@ -36,7 +36,9 @@ pub struct WorkerConfig {
     /// id), sent at registration so the autoscaler can match them.
     pub instance_id: Option<String>,
     /// Jobs leased beyond free capacity, waiting locally for a free slot
-    /// (hides the lease round trip under heavy load of short jobs).
+    /// (hides the lease round trip under heavy load of short jobs). The
+    /// floor of a target that grows when jobs are short (see
+    /// `lease::prefetch_target`); 0 turns prefetching off.
     pub prefetch: u32,
     /// Long-poll wait of lease requests, in milliseconds.
     pub poll_wait_ms: u64,

@@ -73,7 +73,8 @@ pub struct LocalFile {
     pub worker_memory: Option<String>,
     /// Workers exit after this long without work (default `30s`).
     pub idle_exit: Option<String>,
-    /// Jobs a worker leases beyond its free slots (default 0).
+    /// Jobs a worker leases beyond its free slots, at least (default: the
+    /// worker's CPUs; grows for short jobs; 0 turns it off).
     pub prefetch: Option<u32>,
 }
 

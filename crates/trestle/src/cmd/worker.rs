@@ -40,7 +40,8 @@ pub struct WorkerArgs {
     /// local and Slurm providers).
     #[arg(long, env = "TRESTLE_INSTANCE_ID")]
     pub instance_id: Option<String>,
-    /// Jobs to lease beyond free slots (hides the lease round trip for short jobs).
+    /// Jobs to lease beyond free slots (hides the lease round trip for short
+    /// jobs; grows by itself when jobs are short; 0 turns it off).
     #[arg(long, default_value_t = 0)]
     pub prefetch: u32,
 }
