@@ -191,8 +191,9 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
         Ok(dir) => Ok(dir),
         Err(e) => Err(Finish::worker_error(&e)),
     };
+    let mut left_empty = false;
     let finish = match &scratch {
-        Ok(dir) => execute(&ctx, &lease, dir, &mut sink, stop).await,
+        Ok(dir) => execute(&ctx, &lease, dir, &mut sink, stop, &mut left_empty).await,
         Err(f) => Some(f.clone()),
     };
     if let Some(f) = finish {
@@ -219,7 +220,7 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
     }
     drop(slot);
     if let Ok(dir) = scratch {
-        ctx.scratch.release(dir).await;
+        ctx.scratch.release(dir, left_empty).await;
     }
 }
 
@@ -253,6 +254,7 @@ async fn execute(
     scratch: &Path,
     sink: &mut Sink<'_>,
     mut stop: StopRx,
+    left_empty: &mut bool,
 ) -> Option<Finish> {
     let spec = &lease.spec;
     let capacity = ctx.attempts.capacity();
@@ -359,7 +361,8 @@ async fn execute(
     };
     match uploaded {
         Ok(UploadOutcome::Stale) => return None,
-        Ok(UploadOutcome::Done { skipped, .. }) => {
+        Ok(UploadOutcome::Done { skipped, empty, .. }) => {
+            *left_empty = empty;
             for s in skipped {
                 sink.log(format!("trestle: output not uploaded: {s}\n"))
                     .await;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::unix::pipe;
 use tokio::time::Instant;
 use trestle_core::Command;
 use trestle_core::outcome::ProcessEnd;
@@ -124,8 +125,11 @@ pub async fn run_process<S: OutputSink>(
         result.stopped = Some(reason);
         return result;
     }
-    let mut child = match build_command(spec).and_then(|mut c| c.spawn()) {
-        Ok(child) => child,
+    // The command (holding the pipes' write ends) is dropped right after
+    // the spawn, so the reads see end-of-file once the job's processes exit.
+    let spawned = build_command(spec).and_then(|(mut c, merged)| Ok((c.spawn()?, merged)));
+    let (mut child, merged) = match spawned {
+        Ok(spawned) => spawned,
         Err(e) => {
             let msg = format!(
                 "trestle: cannot start `{}`: {}",
@@ -147,10 +151,21 @@ pub async fn run_process<S: OutputSink>(
     let mut guard = GroupGuard(pgid);
     sink.started().await;
 
-    let mut stdout = child.stdout.take();
+    let mut stdout = match merged.map(|r| pipe::Receiver::from_owned_fd(r.into())) {
+        Some(Ok(r)) => Some(OutPipe::Merged(r)),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read a job's output");
+            None
+        }
+        None => child.stdout.take().map(OutPipe::Stdout),
+    };
     let mut stderr = child.stderr.take();
     let mut out_buf = vec![0u8; READ_BUF];
-    let mut err_buf = vec![0u8; READ_BUF];
+    let mut err_buf = if stderr.is_some() {
+        vec![0u8; READ_BUF]
+    } else {
+        Vec::new()
+    };
     let mut chunker = Chunker::new(spec.max_chunk);
     let mut matcher = spec.success_string.as_deref().map(Matcher::new);
     let mut exited = false;
@@ -262,6 +277,27 @@ pub async fn run_process<S: OutputSink>(
     result
 }
 
+/// Where stdout (and, merged, stderr) is read from.
+enum OutPipe {
+    /// The child's own stdout pipe (stderr has its own).
+    Stdout(tokio::process::ChildStdout),
+    /// One pipe for both.
+    Merged(pipe::Receiver),
+}
+
+impl AsyncRead for OutPipe {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            OutPipe::Stdout(p) => std::pin::Pin::new(p).poll_read(cx, buf),
+            OutPipe::Merged(p) => std::pin::Pin::new(p).poll_read(cx, buf),
+        }
+    }
+}
+
 /// The files output is copied to (`#SBATCH --output/--error`).
 #[derive(Default)]
 struct OutputFiles {
@@ -319,8 +355,13 @@ impl OutputFiles {
     }
 }
 
-/// The command with its environment, directory and pipes.
-fn build_command(spec: &ProcessSpec) -> std::io::Result<tokio::process::Command> {
+/// The command with its environment, directory and pipes. Unless stderr
+/// goes to a file of its own, stdout and stderr share one pipe (the log is
+/// one stream anyway, and it keeps their interleaving): its read end is
+/// returned with the command.
+fn build_command(
+    spec: &ProcessSpec,
+) -> std::io::Result<(tokio::process::Command, Option<std::io::PipeReader>)> {
     let mut cmd = match &spec.command {
         Command::Argv(argv) => {
             let Some((prog, args)) = argv.split_first() else {
@@ -345,11 +386,15 @@ fn build_command(spec: &ProcessSpec) -> std::io::Result<tokio::process::Command>
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    Ok(cmd)
+    if spec.stderr_file.is_some() {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        return Ok((cmd, None));
+    }
+    let (reader, writer) = std::io::pipe()?;
+    cmd.stdout(writer.try_clone()?).stderr(writer);
+    Ok((cmd, Some(reader)))
 }
 
 fn program(command: &Command) -> &str {

@@ -78,12 +78,13 @@ impl ScratchPool {
     }
 
     /// Gives an attempt's directory back: pooled when empty, otherwise
-    /// removed (kept as it is with `keep_scratch`).
-    pub async fn release(&self, dir: PathBuf) {
+    /// removed (kept as it is with `keep_scratch`). `known_empty`: the
+    /// caller has just seen it empty (the output scan), no need to look.
+    pub async fn release(&self, dir: PathBuf, known_empty: bool) {
         if self.keep {
             return;
         }
-        if is_empty_dir(&dir) {
+        if known_empty || is_empty_dir(&dir) {
             let mut free = self.free();
             if free.len() < MAX_POOLED {
                 free.push(dir);
@@ -117,19 +118,19 @@ mod tests {
         assert_ne!(a, b);
         assert!(is_empty_dir(&a) && is_empty_dir(&b));
         std::fs::write(b.join("out.txt"), "x").unwrap();
-        pool.release(a.clone()).await;
-        pool.release(b.clone()).await;
+        pool.release(a.clone(), false).await;
+        pool.release(b.clone(), false).await;
         assert!(!b.exists(), "a directory with files is removed");
         let c = pool.acquire(3, 1).await.unwrap();
         assert_eq!(c, a, "the empty one is reused");
         // Written to while pooled: removed, and a new one handed out.
-        pool.release(c.clone()).await;
+        pool.release(c.clone(), true).await;
         std::fs::write(c.join("late"), "x").unwrap();
         let d = pool.acquire(4, 1).await.unwrap();
         assert_ne!(d, c);
         assert!(!c.exists());
         assert!(is_empty_dir(&d));
-        pool.release(d.clone()).await;
+        pool.release(d.clone(), false).await;
         pool.clear();
         assert!(!d.exists());
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
@@ -142,7 +143,7 @@ mod tests {
         let a = pool.acquire(7, 2).await.unwrap();
         assert_eq!(a, root.path().join("job-7-2"));
         std::fs::write(a.join("f"), "x").unwrap();
-        pool.release(a.clone()).await;
+        pool.release(a.clone(), false).await;
         assert!(a.join("f").exists());
     }
 }

@@ -139,6 +139,8 @@ pub enum UploadOutcome {
         uploaded: usize,
         /// Files that could not be uploaded, with why.
         skipped: Vec<String>,
+        /// The scratch directory was empty.
+        empty: bool,
     },
     /// The server answered 409: the lease is no longer ours.
     Stale,
@@ -157,6 +159,7 @@ pub async fn upload_outputs(
         return Ok(UploadOutcome::Done {
             uploaded: 0,
             skipped: Vec::new(),
+            empty: true,
         });
     }
     let root = scratch.to_path_buf();
@@ -193,6 +196,7 @@ pub async fn upload_outputs(
     Ok(UploadOutcome::Done {
         uploaded,
         skipped: changes.skipped,
+        empty: false,
     })
 }
 
