@@ -45,9 +45,9 @@ pub fn prefetch_target(configured: u32, cpus: u32, mean_run: Option<Duration>) -
 /// Without prefetch the worker offers exactly what its attempts leave free
 /// (`capacity - used`, where `used` counts running and waiting attempts) and
 /// asks for at most one job per free CPU. With a prefetch target (see
-/// [`prefetch_target`]) it asks again once the waiting attempts fall to half
-/// the target (so one request brings many jobs, not one per job that
-/// ended), offering its whole capacity (any job that fits the machine can
+/// [`prefetch_target`]) it asks again once a quarter of the target has
+/// started (so one request brings many jobs, not one per job that ended,
+/// and a newly submitted job of a higher priority is leased soon), offering its whole capacity (any job that fits the machine can
 /// come) and asking for enough to fill the target; those jobs wait locally
 /// and start as soon as capacity frees.
 pub fn plan(capacity: Capacity, usage: &Usage, prefetch: u32) -> Option<LeasePlan> {
@@ -57,7 +57,7 @@ pub fn plan(capacity: Capacity, usage: &Usage, prefetch: u32) -> Option<LeasePla
         gpus: capacity.gpus.saturating_sub(usage.used.gpus),
     };
     let target = prefetch_target(prefetch, capacity.cpus, usage.mean_run);
-    if target > 0 && usage.waiting <= target / 2 {
+    if target > 0 && usage.waiting <= target - (target / 4).max(1) {
         let prefetch = target - usage.waiting;
         return Some(LeasePlan {
             free: capacity,
@@ -170,13 +170,13 @@ mod tests {
         let c = cap(2, 4000);
         let mut u = usage(2, 100, 0);
         u.mean_run = Some(Duration::from_millis(1));
-        // Target 200: ask for the lot, then not again until half is used.
+        // Target 200: ask for the lot, then not again until a quarter is used.
         assert_eq!(plan(c, &u, 2).map(|p| p.max_jobs), Some(200));
+        u.waiting = 151;
+        u.used = cap(153, 4000);
+        assert_eq!(plan(c, &u, 2), None);
         u.waiting = 150;
         u.used = cap(152, 4000);
-        assert_eq!(plan(c, &u, 2), None);
-        u.waiting = 100;
-        u.used = cap(102, 4000);
-        assert_eq!(plan(c, &u, 2).map(|p| p.max_jobs), Some(100));
+        assert_eq!(plan(c, &u, 2).map(|p| p.max_jobs), Some(50));
     }
 }

@@ -38,6 +38,8 @@ struct Slot {
     stop: watch::Sender<Option<StopReason>>,
     /// Signalled when capacity is given to this attempt.
     admit: Arc<Notify>,
+    /// The job's priority: waiting attempts are admitted highest first.
+    priority: i32,
 }
 
 #[derive(Debug)]
@@ -49,8 +51,9 @@ struct Inner {
     idle_since: Instant,
     /// Moving average of how long admitted attempts held their slot.
     mean_run: Option<Duration>,
-    /// Attempts waiting for capacity, oldest first (may hold keys that
-    /// were admitted or removed since; they are skipped).
+    /// Attempts waiting for capacity, highest priority first, then oldest
+    /// first (may hold keys that were admitted or removed since; they are
+    /// skipped).
     queue: VecDeque<AttemptKey>,
 }
 
@@ -155,6 +158,7 @@ impl Attempts {
                 admitted: None,
                 stop: tx,
                 admit: Arc::new(Notify::new()),
+                priority: lease.spec.priority,
             },
         );
         Some(rx)
@@ -182,7 +186,7 @@ impl Attempts {
     }
 
     /// Waits until the attempt is admitted (capacity is handed to waiting
-    /// attempts oldest first, each woken alone) or `stop` asks to stop;
+    /// attempts by priority, then oldest first, each woken alone) or `stop` asks to stop;
     /// returns the stop reason in the latter case.
     pub async fn admit(&self, key: AttemptKey, stop: &mut StopRx) -> Result<(), StopReason> {
         let signal = {
@@ -190,8 +194,16 @@ impl Attempts {
             let Some(slot) = inner.slots.get(&key) else {
                 return Err(StopReason::Stale);
             };
-            let signal = slot.admit.clone();
-            inner.queue.push_back(key);
+            let (signal, priority) = (slot.admit.clone(), slot.priority);
+            // Behind every waiting attempt of the same or a higher
+            // priority: a job submitted while this worker holds prefetched
+            // work of a lower priority runs next, not after it.
+            let Inner { slots, queue, .. } = &mut *inner;
+            let at = queue
+                .iter()
+                .rposition(|k| slots.get(k).is_some_and(|s| s.priority >= priority))
+                .map_or(0, |i| i + 1);
+            queue.insert(at, key);
             signal
         };
         self.admit_waiting();
@@ -464,5 +476,32 @@ mod tests {
         for w in waiters {
             assert_eq!(w.await.unwrap(), Ok(()));
         }
+    }
+
+    #[tokio::test]
+    async fn a_higher_priority_job_passes_prefetched_ones() {
+        let a = Arc::new(Attempts::new(cap(1)));
+        let mut tasks = Vec::new();
+        for (job, priority) in [(1, -1), (2, -1), (3, -1), (4, 5)] {
+            let mut l = lease(job, 1);
+            l.spec.priority = priority;
+            let mut rx = a.insert(&l).unwrap();
+            let a2 = a.clone();
+            tasks.push(tokio::spawn(
+                async move { a2.admit(key(job), &mut rx).await },
+            ));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(tasks[0].is_finished());
+        a.remove(key(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            tasks[3].is_finished(),
+            "priority 5 goes before the older -1s"
+        );
+        assert!(!tasks[1].is_finished() && !tasks[2].is_finished());
+        a.remove(key(4));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(tasks[1].is_finished() && !tasks[2].is_finished());
     }
 }
