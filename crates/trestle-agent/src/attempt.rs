@@ -343,6 +343,9 @@ async fn execute(
         stderr_file,
     };
     let result = run_process(&process, sink, &mut stop).await;
+    // The process is gone: the next attempt may start while this one
+    // uploads and reports.
+    ctx.attempts.release_capacity(key);
     match result.stopped {
         Some(StopReason::Stale) => return None,
         Some(_) => {

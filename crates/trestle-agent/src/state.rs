@@ -40,6 +40,9 @@ struct Slot {
     admit: Arc<Notify>,
     /// The job's priority: waiting attempts are admitted highest first.
     priority: i32,
+    /// Its process ended and its capacity was given back (the attempt
+    /// still reports and uploads).
+    released: bool,
 }
 
 #[derive(Debug)]
@@ -74,7 +77,8 @@ fn next_mean(mean: Option<Duration>, sample: Duration) -> Duration {
 /// What the lease loop needs to plan its next request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
-    /// Resources of every attempt held (admitted or waiting).
+    /// Resources of every attempt held (running or waiting; not those
+    /// whose process ended).
     pub used: Capacity,
     /// Attempts leased but not admitted yet.
     pub waiting: u32,
@@ -159,6 +163,7 @@ impl Attempts {
                 stop: tx,
                 admit: Arc::new(Notify::new()),
                 priority: lease.spec.priority,
+                released: false,
             },
         );
         Some(rx)
@@ -270,13 +275,42 @@ impl Attempts {
         }
     }
 
-    /// Removes an attempt, giving back its capacity.
+    /// Gives an admitted attempt's capacity back once its process has
+    /// ended, so the next waiting attempt starts while this one uploads
+    /// and reports.
+    pub fn release_capacity(&self, key: AttemptKey) {
+        let mut inner = self.lock();
+        let Inner {
+            slots,
+            running_free,
+            mean_run,
+            ..
+        } = &mut *inner;
+        let Some(slot) = slots.get_mut(&key) else {
+            return;
+        };
+        let Some(at) = slot.admitted else {
+            return;
+        };
+        if slot.released {
+            return;
+        }
+        slot.released = true;
+        *running_free = running_free.plus(&slot.resources);
+        *mean_run = Some(next_mean(*mean_run, at.elapsed()));
+        drop(inner);
+        self.admit_waiting();
+        self.changed.notify_one();
+    }
+
+    /// Removes an attempt, giving back its capacity if it still holds it.
     pub fn remove(&self, key: AttemptKey) {
         let mut inner = self.lock();
         let Some(slot) = inner.slots.remove(&key) else {
             return;
         };
-        if let Some(at) = slot.admitted {
+        let held = slot.admitted.filter(|_| !slot.released);
+        if let Some(at) = held {
             inner.running_free = inner.running_free.plus(&slot.resources);
             inner.mean_run = Some(next_mean(inner.mean_run, at.elapsed()));
         }
@@ -285,7 +319,7 @@ impl Attempts {
             inner.queue.clear();
         }
         drop(inner);
-        if slot.admitted.is_some() {
+        if held.is_some() {
             self.admit_waiting();
         }
         self.changed.notify_one();
@@ -344,6 +378,9 @@ impl Attempts {
         let mut used = Capacity::default();
         let mut waiting = 0;
         for slot in inner.slots.values() {
+            if slot.released {
+                continue;
+            }
             used = used.plus(&slot.resources);
             if slot.admitted.is_none() {
                 waiting += 1;
@@ -503,5 +540,28 @@ mod tests {
         a.remove(key(4));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(tasks[1].is_finished() && !tasks[2].is_finished());
+    }
+
+    #[tokio::test]
+    async fn capacity_comes_back_when_the_process_ends() {
+        let a = Arc::new(Attempts::new(cap(1)));
+        let mut rx1 = a.insert(&lease(1, 1)).unwrap();
+        a.admit(key(1), &mut rx1).await.unwrap();
+        let mut rx2 = a.insert(&lease(2, 1)).unwrap();
+        let a2 = a.clone();
+        let second = tokio::spawn(async move { a2.admit(key(2), &mut rx2).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!second.is_finished());
+        a.release_capacity(key(1));
+        assert_eq!(second.await.unwrap(), Ok(()));
+        let u = a.usage();
+        assert_eq!((u.used.cpus, u.count), (1, 2), "1 still reports; 2 runs");
+        // Removing the released attempt gives nothing back twice.
+        a.remove(key(1));
+        assert_eq!(a.usage().used.cpus, 1);
+        let mut rx3 = a.insert(&lease(3, 1)).unwrap();
+        assert!(!a.try_admit(key(3)));
+        a.remove(key(2));
+        assert_eq!(a.admit(key(3), &mut rx3).await, Ok(()));
     }
 }
