@@ -740,6 +740,10 @@ async fn batches_of_reports(s: &dyn Store) {
     assert_eq!(j.attempts[0].exit_code, Some(1));
     let j = s.job(ids[3]).await.unwrap().unwrap();
     assert_eq!((j.state, j.exit_code), (JobState::Succeeded, Some(0)));
+    // A start reported with its end is applied with it.
+    assert_eq!(j.started_at, Some(T0 + 3));
+    assert_eq!(j.attempts[0].started_at, Some(T0 + 3));
+    assert_eq!(j.attempts[0].ended_at, Some(T0 + 4));
     assert_eq!(state(s, ids[2]).await, JobState::Running);
     let log = s.read_log(ids[0], None, 0).await.unwrap().unwrap();
     assert_eq!(log.data, "out\n");

@@ -53,16 +53,7 @@ pub(super) async fn changed_many(
         .filter(|(_, s, _)| *s == JobState::Running || s.is_terminal())
         .map(|(id, _, _)| *id)
         .collect();
-    let mut with_deps = HashSet::new();
-    if !decided.is_empty() {
-        let rows = sqlx::query(dialect.pick(&OPEN_DEPS))
-            .bind(id_list(&decided))
-            .fetch_all(&mut **tx)
-            .await?;
-        for r in &rows {
-            with_deps.insert(r.try_get::<i64, _>("dep_id")?);
-        }
-    }
+    let with_deps = with_open_deps(tx, dialect, &decided).await?;
     let mut work = Vec::new();
     let mut made = 0;
     for (id, state, parent) in recorded {
@@ -76,6 +67,26 @@ pub(super) async fn changed_many(
         }
     }
     Ok(made + follow(tx, work, now).await?)
+}
+
+/// Which of `ids` other jobs wait for (open dependencies).
+pub(super) async fn with_open_deps(
+    tx: &mut Tx<'_>,
+    dialect: Dialect,
+    ids: &[i64],
+) -> Result<HashSet<i64>> {
+    let mut with_deps = HashSet::new();
+    if ids.is_empty() {
+        return Ok(with_deps);
+    }
+    let rows = sqlx::query(dialect.pick(&OPEN_DEPS))
+        .bind(id_list(ids))
+        .fetch_all(&mut **tx)
+        .await?;
+    for r in &rows {
+        with_deps.insert(r.try_get::<i64, _>("dep_id")?);
+    }
+    Ok(with_deps)
 }
 
 /// Records the events of the jobs in `work` and applies their

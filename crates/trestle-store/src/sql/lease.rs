@@ -259,6 +259,7 @@ async fn lose_attempts(
             exit_code: None,
             message: Some(message),
             time: now,
+            started: None,
         });
     }
     let ended = end_attempts(tx, dialect, &ends, now).await?;

@@ -140,7 +140,7 @@ macro_rules! ending_sql {
     ($d:ident) => {
         concat!(
             "SELECT id, attempt_seq, attempts_used, interruptions, max_attempts, \
-             cancel_requested, lease_token, spec FROM jobs",
+             cancel_requested, lease_token, submitted_at, spec FROM jobs",
             by_id!($d),
             " WHERE state IN ('STARTING', 'RUNNING') AND id IN ",
             ids_in!($d, 1)
@@ -159,7 +159,8 @@ macro_rules! end_jobs_sql {
             by_id!($d),
             " SET state = u_state, attempts_used = u_used, interruptions = u_int, \
              exit_code = u_code, reason = u_reason, finished_at = u_fin, lease_token = NULL, \
-             lease_worker = NULL, lease_expires_at = NULL FROM (SELECT ",
+             lease_worker = NULL, lease_expires_at = NULL, \
+             started_at = COALESCE(started_at, u_start) FROM (SELECT ",
             int_at!($d, 0),
             " AS u_id, ",
             text_at!($d, 1),
@@ -173,7 +174,9 @@ macro_rules! end_jobs_sql {
             text_at!($d, 5),
             " AS u_reason, ",
             int_at!($d, 6),
-            " AS u_fin FROM ",
+            " AS u_fin, ",
+            int_at!($d, 7),
+            " AS u_start FROM ",
             each_of!($d, 1),
             ") AS u WHERE id = u_id"
         )
@@ -188,7 +191,8 @@ macro_rules! end_attempts_sql {
     ($d:ident) => {
         concat!(
             "UPDATE attempts SET state = u_state, reason = u_reason, exit_code = u_code, \
-             message = u_msg, ended_at = u_t FROM (SELECT ",
+             message = u_msg, ended_at = u_t, started_at = COALESCE(started_at, u_start) \
+             FROM (SELECT ",
             int_at!($d, 0),
             " AS u_id, ",
             int_at!($d, 1),
@@ -202,7 +206,9 @@ macro_rules! end_attempts_sql {
             text_at!($d, 5),
             " AS u_msg, ",
             int_at!($d, 6),
-            " AS u_t FROM ",
+            " AS u_t, ",
+            int_at!($d, 7),
+            " AS u_start FROM ",
             each_of!($d, 1),
             ") AS u WHERE job_id = u_id AND attempt = u_at"
         )
@@ -211,6 +217,26 @@ macro_rules! end_attempts_sql {
 per_dialect!(
     /// Closes the attempts of `$1`.
     END_ATTEMPTS = end_attempts_sql
+);
+
+macro_rules! running_events_sql {
+    ($d:ident) => {
+        concat!(
+            "INSERT INTO job_events (job_id, parent_id, queue, owner, project, state, reason, \
+             exit_code, at) \
+             SELECT id, parent_id, queue, owner, project, 'RUNNING', reason, exit_code, $2 \
+             FROM jobs",
+            by_id!($d),
+            " WHERE id IN ",
+            ids_in!($d, 1),
+            " ORDER BY id"
+        )
+    };
+}
+per_dialect!(
+    /// The RUNNING events of jobs `$1` whose start is applied together
+    /// with their end (the row goes from STARTING to its final state).
+    RUNNING_EVENTS = running_events_sql
 );
 
 /// How one attempt ended, as reported or decided.
@@ -225,6 +251,9 @@ pub(super) struct Ending<'a> {
     pub message: Option<&'a str>,
     /// When it ended.
     pub time: i64,
+    /// When it started, if that report came in the same batch (and the
+    /// job has no open dependents): the start is applied with the end.
+    pub started: Option<i64>,
 }
 
 /// What [`end_attempts`] did.
@@ -235,6 +264,8 @@ pub(super) struct Ended {
     pub states: Vec<Option<JobState>>,
     /// Jobs that became runnable as a consequence.
     pub unblocked: u64,
+    /// Submit-to-start latencies (ms) of the starts applied with ends.
+    pub started_latency_ms: Vec<i64>,
 }
 
 /// The job's side of an ended attempt: its counters and the next state,
@@ -255,6 +286,7 @@ struct Current {
     interruptions: u32,
     max_attempts: u32,
     cancel_requested: bool,
+    submitted_at: i64,
     spec: String,
 }
 
@@ -304,7 +336,7 @@ pub(super) async fn end_attempts(
 ) -> Result<Ended> {
     let mut out = Ended {
         states: vec![None; ends.len()],
-        unblocked: 0,
+        ..Ended::default()
     };
     if ends.is_empty() {
         return Ok(out);
@@ -325,6 +357,7 @@ pub(super) async fn end_attempts(
                 interruptions: r.try_get::<i64, _>("interruptions")? as u32,
                 max_attempts: r.try_get::<i64, _>("max_attempts")? as u32,
                 cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
+                submitted_at: r.try_get("submitted_at")?,
                 spec: r.try_get("spec")?,
             },
         );
@@ -332,6 +365,7 @@ pub(super) async fn end_attempts(
     let mut job_rows = Vec::new();
     let mut attempt_rows = Vec::new();
     let mut changed = Vec::new();
+    let mut started = Vec::new();
     for (i, end) in ends.iter().enumerate() {
         // Removing the row also makes a second ending of the same attempt
         // in one batch a no-op.
@@ -353,6 +387,7 @@ pub(super) async fn end_attempts(
             code,
             d.reason,
             d.finished_at,
+            end.started,
         ));
         attempt_rows.push((
             end.job_id,
@@ -362,12 +397,25 @@ pub(super) async fn end_attempts(
             code,
             end.message,
             end.time,
+            end.started,
         ));
+        if let Some(t) = end.started {
+            started.push(end.job_id);
+            out.started_latency_ms.push((t - cur.submitted_at).max(0));
+        }
         out.states[i] = Some(d.state);
         changed.push(end.job_id);
     }
     if changed.is_empty() {
         return Ok(out);
+    }
+    if !started.is_empty() {
+        started.sort_unstable();
+        sqlx::query(dialect.pick(&RUNNING_EVENTS))
+            .bind(id_list(&started))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
     }
     sqlx::query(dialect.pick(&END_JOBS))
         .bind(row_list(&job_rows)?)
@@ -433,9 +481,11 @@ impl SqlStore {
                     exit_code: *exit_code,
                     message: message.as_deref(),
                     time: *time,
+                    started: None,
                 }),
             }
         }
+        let started = self.fold_starts(&mut tx, started, &mut ends).await?;
         self.starts(&mut tx, &started, expires, now, &mut out)
             .await?;
         self.logs(&mut tx, &logs, &mut out).await?;
@@ -450,12 +500,60 @@ impl SqlStore {
             }
         }
         out.unblocked += ended.unblocked;
+        out.started_latency_ms.extend(ended.started_latency_ms);
         tx.commit().await?;
         out.stale.sort_unstable_by_key(|k| (k.job_id, k.attempt));
         out.stale.dedup();
         out.cancel.sort_unstable_by_key(|k| (k.job_id, k.attempt));
         out.cancel.dedup();
         Ok(out)
+    }
+
+    /// Moves the starts of attempts that also end in this batch into their
+    /// endings (one write of the job row instead of two; the RUNNING event
+    /// is still recorded), unless the job has open dependents (they may
+    /// wait for its start). Returns the starts left to apply on their own.
+    async fn fold_starts<'a>(
+        &self,
+        tx: &mut Tx<'_>,
+        started: Vec<(&'a AttemptRef, i64)>,
+        ends: &mut [Ending<'_>],
+    ) -> Result<Vec<(&'a AttemptRef, i64)>> {
+        if started.is_empty() || ends.is_empty() {
+            return Ok(started);
+        }
+        // The first ending of each attempt (a second one is stale anyway).
+        let mut ending: HashMap<(i64, u32, &str), usize> = HashMap::new();
+        for (i, e) in ends.iter().enumerate() {
+            if let Some(t) = e.token {
+                ending.entry((e.job_id, e.attempt, t)).or_insert(i);
+            }
+        }
+        let candidates: Vec<i64> = started
+            .iter()
+            .filter(|(at, _)| ending.contains_key(&(at.job_id, at.attempt, at.token.as_str())))
+            .map(|(at, _)| at.job_id)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(started);
+        }
+        let with_deps = super::flow::with_open_deps(tx, self.dialect, &candidates).await?;
+        let mut left = Vec::new();
+        let mut folded = HashSet::new();
+        for (at, t) in started {
+            let key = (at.job_id, at.attempt, at.token.as_str());
+            match ending.get(&key) {
+                Some(&i)
+                    if !with_deps.contains(&at.job_id)
+                        && ends[i].started.is_none()
+                        && folded.insert(key) =>
+                {
+                    ends[i].started = Some(t);
+                }
+                _ => left.push((at, t)),
+            }
+        }
+        Ok(left)
     }
 
     /// Extends the leases heartbeated; the others are stale.
