@@ -24,7 +24,7 @@ const QUEUE: usize = 4096;
 /// reporter lets updates gather before sending the next batch: many short
 /// jobs then cost one request per few milliseconds, not one per job. A
 /// lone update on an idle worker goes at once.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Where batches go (the server, or a fake in tests).
 pub trait UpdatesApi: Send + Sync + 'static {
