@@ -29,6 +29,7 @@ mod config;
 mod error;
 mod heartbeat;
 mod lease;
+mod program;
 mod report;
 mod run;
 mod scratch;

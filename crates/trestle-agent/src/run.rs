@@ -4,6 +4,7 @@
 
 use crate::check::Matcher;
 use crate::state::{StopReason, StopRx};
+use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -127,7 +128,15 @@ pub async fn run_process<S: OutputSink>(
     }
     // The command (holding the pipes' write ends) is dropped right after
     // the spawn, so the reads see end-of-file once the job's processes exit.
-    let spawned = build_command(spec).and_then(|(mut c, merged)| Ok((c.spawn()?, merged)));
+    let spawn = || build_command(spec).and_then(|(mut c, merged)| Ok((c.spawn()?, merged)));
+    let spawned = match spawn() {
+        // A remembered program path may be stale: look it up again.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            crate::program::forget(program(&spec.command));
+            spawn()
+        }
+        other => other,
+    };
     let (mut child, merged) = match spawned {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -370,7 +379,23 @@ fn build_command(
                     "the command is empty",
                 ));
             };
-            let mut c = tokio::process::Command::new(prog);
+            // The job's own PATH if it sets one, else the worker's.
+            let path = spec
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| OsString::from(v))
+                .or_else(|| std::env::var_os("PATH"));
+            let found = path.and_then(|p| crate::program::resolve(prog, &p));
+            let mut c = match found {
+                Some(full) => {
+                    let mut c = tokio::process::Command::new(full);
+                    c.arg0(prog);
+                    c
+                }
+                None => tokio::process::Command::new(prog),
+            };
             c.args(args);
             c
         }
