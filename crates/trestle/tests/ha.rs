@@ -13,24 +13,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(120);
 
-fn fresh_database(tag: &str) -> String {
-    let admin = std::env::var("TRESTLE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let name = format!("trestle_ha_{tag}_{}", std::process::id());
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        let out = std::process::Command::new("psql")
-            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-c", &sql])
-            .output()
-            .expect("psql");
-        assert!(out.status.success(), "{sql}: {out:?}");
-    }
-    let base = admin.rsplit_once('/').unwrap().0;
-    format!("{base}/{name}")
-}
-
 /// One server of the pair: its own scratch home and port, the shared
 /// database and object storage.
 struct Server {
@@ -89,7 +71,7 @@ fn holder_pid(l: &Value) -> i32 {
 
 #[test]
 fn killing_the_leader_mid_run_loses_no_job_and_runs_none_twice() {
-    let db = fresh_database("kill");
+    let db = fresh_postgres("ha_kill");
     let shared = tempfile::tempdir().unwrap();
     let objects = shared.path().join("objects");
     let a = Server {

@@ -6,28 +6,10 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn fresh_database() -> String {
-    let admin = std::env::var("TRESTLE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let name = format!("trestle_e2e_{}", std::process::id());
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        let out = std::process::Command::new("psql")
-            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-c", &sql])
-            .output()
-            .expect("psql");
-        assert!(out.status.success(), "{sql}: {out:?}");
-    }
-    let base = admin.rsplit_once('/').unwrap().0;
-    format!("{base}/{name}")
-}
-
 #[test]
 fn jobs_run_over_postgres() {
     let env = Env::new();
-    let db = fresh_database();
+    let db = fresh_postgres("e2e");
     let (_up, token) = up(&env, &format!("database = \"{db}\"\n"));
     assert!(token.is_some());
     let id = env.ok(&[

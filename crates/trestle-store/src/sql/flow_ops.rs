@@ -26,7 +26,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<(i64, Vec<i64>)> {
         let mut tx = self.write.begin().await?;
-        let parent = insert_job(&mut tx, &p.parent, now).await?;
+        let parent = insert_job(&mut tx, self.dialect, &p.parent, now).await?;
         let n = p.steps.len() as i64;
         sqlx::query(
             "UPDATE jobs SET kind = 'pipeline', state = 'RUNNING', group_total = $2, \
@@ -48,7 +48,7 @@ impl SqlStore {
                     job: ids[i],
                 })
                 .collect();
-            let id = insert_job(&mut tx, &spec, now).await?;
+            let id = insert_job(&mut tx, self.dialect, &spec, now).await?;
             let kind = if spec.flow.array.is_some() {
                 JobKind::Array
             } else {
@@ -76,7 +76,7 @@ impl SqlStore {
         now: i64,
     ) -> Result<i64> {
         let mut tx = self.write.begin().await?;
-        let id = insert_job(&mut tx, spec, now).await?;
+        let id = insert_job(&mut tx, self.dialect, spec, now).await?;
         sqlx::query(
             "UPDATE jobs SET state = 'FAILED', reason = $2, finished_at = $3 WHERE id = $1",
         )

@@ -297,42 +297,15 @@ pub(super) async fn insert_jobs(
     Ok(ids)
 }
 
+/// [`insert_jobs`] for one job.
 pub(super) async fn insert_job(
     tx: &mut super::flow::Tx<'_>,
+    dialect: Dialect,
     spec: &JobSpec,
     now: i64,
 ) -> Result<i64> {
-    let json =
-        serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?;
-    let id: i64 = sqlx::query(
-        "INSERT INTO jobs (key, name, queue, state, spec, cpus, mem_mib, gpus, priority, \
-             max_attempts, submitted_at, owner, project) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             $9 + COALESCE((SELECT q.priority FROM queues q WHERE q.name = $3), 0) * 4294967296, \
-             $10, $11, $12, $13) RETURNING id",
-    )
-    .bind(spec.key.clone())
-    .bind(spec.name.clone())
-    .bind(spec.queue.clone())
-    .bind(JobState::Runnable.as_str())
-    .bind(json)
-    .bind(i64::from(spec.resources.cpus))
-    .bind(spec.resources.mem_mib as i64)
-    .bind(i64::from(spec.resources.gpus))
-    .bind(i64::from(spec.priority))
-    .bind(i64::from(spec.max_attempts))
-    .bind(now)
-    .bind(spec.owner.clone())
-    .bind(spec.project.clone())
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(|e| {
-        conflict_or(
-            e,
-            &format!("a job with key `{}`", spec.key.as_deref().unwrap_or("")),
-            "key",
-        )
-    })?
-    .try_get("id")?;
-    Ok(id)
+    let ids = insert_jobs(tx, dialect, std::slice::from_ref(spec), now).await?;
+    ids.first()
+        .copied()
+        .ok_or_else(|| StoreError::Corrupt("a job insert returned no id".into()))
 }

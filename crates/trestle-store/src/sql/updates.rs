@@ -19,22 +19,46 @@ use trestle_core::api::{AttemptKey, AttemptRef, Update, UpdatesRequest};
 use trestle_core::outcome::{AttemptEnd, next_state};
 use trestle_core::{AttemptReason, AttemptState, JobState};
 
-macro_rules! heartbeat_sql {
-    ($d:ident) => {
+/// `(SELECT ... ) AS u`: the `[job, attempt, token, ...]` rows of JSON
+/// parameter `$1` as columns `u_id`, `u_at`, `u_tok`, then whatever the
+/// caller adds (`, "..."` pieces of `concat!`).
+macro_rules! attempt_rows {
+    ($d:ident $($extra:tt)*) => {
         concat!(
-            "UPDATE jobs",
-            by_id!($d),
-            " SET lease_expires_at = $2 FROM (SELECT ",
+            "(SELECT ",
             int_at!($d, 0),
             " AS u_id, ",
             int_at!($d, 1),
             " AS u_at, ",
             text_at!($d, 2),
-            " AS u_tok FROM ",
+            " AS u_tok"
+            $($extra)*,
+            " FROM ",
             each_of!($d, 1),
-            ") AS u WHERE id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
-             AND state IN ('STARTING', 'RUNNING') \
-             RETURNING id, attempt_seq, lease_token, cancel_requested"
+            ") AS u"
+        )
+    };
+}
+
+/// The fence every report passes: the job's current attempt is that one,
+/// under that token, and still active.
+macro_rules! held_by_u {
+    () => {
+        "id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
+         AND state IN ('STARTING', 'RUNNING')"
+    };
+}
+
+macro_rules! heartbeat_sql {
+    ($d:ident) => {
+        concat!(
+            "UPDATE jobs",
+            by_id!($d),
+            " SET lease_expires_at = $2 FROM ",
+            attempt_rows!($d),
+            " WHERE ",
+            held_by_u!(),
+            " RETURNING id, attempt_seq, lease_token, cancel_requested"
         )
     };
 }
@@ -49,19 +73,11 @@ macro_rules! started_sql {
             "UPDATE jobs",
             by_id!($d),
             " SET state = 'RUNNING', started_at = COALESCE(started_at, u_t), \
-             lease_expires_at = $2 FROM (SELECT ",
-            int_at!($d, 0),
-            " AS u_id, ",
-            int_at!($d, 1),
-            " AS u_at, ",
-            text_at!($d, 2),
-            " AS u_tok, ",
-            int_at!($d, 3),
-            " AS u_t FROM ",
-            each_of!($d, 1),
-            ") AS u WHERE id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
-             AND state IN ('STARTING', 'RUNNING') \
-             RETURNING id, attempt_seq, lease_token, submitted_at, cancel_requested"
+             lease_expires_at = $2 FROM ",
+            attempt_rows!($d, ", ", int_at!($d, 3), " AS u_t"),
+            " WHERE ",
+            held_by_u!(),
+            " RETURNING id, attempt_seq, lease_token, submitted_at, cancel_requested"
         )
     };
 }
@@ -95,16 +111,10 @@ macro_rules! held_sql {
         concat!(
             "SELECT id, attempt_seq, lease_token FROM jobs",
             by_id!($d),
-            " JOIN (SELECT ",
-            int_at!($d, 0),
-            " AS u_id, ",
-            int_at!($d, 1),
-            " AS u_at, ",
-            text_at!($d, 2),
-            " AS u_tok FROM ",
-            each_of!($d, 1),
-            ") AS u ON id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
-             WHERE state IN ('STARTING', 'RUNNING')"
+            " JOIN ",
+            attempt_rows!($d),
+            " ON ",
+            held_by_u!()
         )
     };
 }
@@ -429,7 +439,8 @@ pub(super) async fn end_attempts(
     Ok(out)
 }
 
-/// The attempt and token a fenced statement returned for a row.
+/// The attempt and token a fenced statement returned for a row (a job
+/// has one current attempt, so the key maps to one token).
 fn held_row(r: &sqlx::any::AnyRow) -> Result<(AttemptKey, String)> {
     Ok((
         AttemptKey {
@@ -577,17 +588,17 @@ impl SqlStore {
             .bind(expires)
             .fetch_all(&mut **tx)
             .await?;
-        let mut held = HashSet::with_capacity(rows.len());
+        let mut held = HashMap::with_capacity(rows.len());
         for r in &rows {
             let (key, token) = held_row(r)?;
-            held.insert((key, token));
+            held.insert(key, token);
             if r.try_get::<i64, _>("cancel_requested")? != 0 {
                 out.cancel.push(key);
             }
         }
         for h in &req.heartbeat {
             let key = key_of(h);
-            if !held.contains(&(key, h.token.clone())) {
+            if held.get(&key) != Some(&h.token) {
                 out.stale.push(key);
             }
         }
@@ -618,7 +629,7 @@ impl SqlStore {
         let mut held = HashMap::with_capacity(done.len());
         for r in &done {
             let (key, token) = held_row(r)?;
-            held.insert((key, token), r.try_get::<i64, _>("submitted_at")?);
+            held.insert(key, (token, r.try_get::<i64, _>("submitted_at")?));
             if r.try_get::<i64, _>("cancel_requested")? != 0 {
                 out.cancel.push(key);
             }
@@ -627,13 +638,13 @@ impl SqlStore {
         let mut ids = Vec::with_capacity(held.len());
         for (at, t) in started {
             let key = key_of(at);
-            match held.get(&(key, at.token.clone())) {
-                Some(submitted) => {
+            match held.get(&key) {
+                Some((token, submitted)) if *token == at.token => {
                     out.started_latency_ms.push((*t - submitted).max(0));
                     times.push((at.job_id, i64::from(at.attempt), *t));
                     ids.push(at.job_id);
                 }
-                None => out.stale.push(key),
+                _ => out.stale.push(key),
             }
         }
         if ids.is_empty() {
@@ -669,14 +680,15 @@ impl SqlStore {
             .bind(row_list(&asked)?)
             .fetch_all(&mut **tx)
             .await?;
-        let mut held = HashSet::with_capacity(rows.len());
+        let mut held = HashMap::with_capacity(rows.len());
         for r in &rows {
-            held.insert(held_row(r)?);
+            let (key, token) = held_row(r)?;
+            held.insert(key, token);
         }
         let mut chunks = Vec::with_capacity(logs.len());
         for (at, seq, data) in logs {
             let key = key_of(at);
-            if held.contains(&(key, at.token.clone())) {
+            if held.get(&key) == Some(&at.token) {
                 chunks.push((at.job_id, i64::from(at.attempt), i64::from(*seq), *data));
             } else {
                 out.stale.push(key);
@@ -689,5 +701,28 @@ impl SqlStore {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fenced_statements_read_their_rows_and_check_the_fence() {
+        assert_eq!(
+            Dialect::Sqlite.pick(&STARTED),
+            "UPDATE jobs NOT INDEXED SET state = 'RUNNING', \
+             started_at = COALESCE(started_at, u_t), lease_expires_at = $2 FROM \
+             (SELECT (value ->> 0) AS u_id, (value ->> 1) AS u_at, (value ->> 2) AS u_tok, \
+             (value ->> 3) AS u_t FROM json_each($1)) AS u WHERE id = u_id AND \
+             attempt_seq = u_at AND lease_token = u_tok AND state IN ('STARTING', 'RUNNING') \
+             RETURNING id, attempt_seq, lease_token, submitted_at, cancel_requested"
+        );
+        assert!(Dialect::Postgres.pick(&HELD).ends_with(
+            "AS u_tok FROM jsonb_array_elements(CAST($1 AS JSONB)) AS j(value)) AS u ON \
+             id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
+             AND state IN ('STARTING', 'RUNNING')"
+        ));
     }
 }

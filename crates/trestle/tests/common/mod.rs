@@ -219,6 +219,26 @@ pub fn up(env: &Env, extra: &str) -> (Proc, Option<String>) {
 }
 
 /// Polls `f` every 50 ms until it returns Some, or panics after `limit`.
+/// A new, empty PostgreSQL database `trestle_<tag>_<pid>` on the test
+/// server (`TRESTLE_TEST_POSTGRES`, default the local one); its URL.
+pub fn fresh_postgres(tag: &str) -> String {
+    let admin = std::env::var("TRESTLE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let name = format!("trestle_{tag}_{}", std::process::id());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        let out = std::process::Command::new("psql")
+            .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-c", &sql])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "{sql}: {out:?}");
+    }
+    let base = admin.rsplit_once('/').expect("a database URL").0;
+    format!("{base}/{name}")
+}
+
 pub fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + limit;
     loop {
