@@ -271,6 +271,15 @@ impl Client {
         .await
     }
 
+    /// `POST /api/v1/jobs/{id}/resubmit`: the job's work again as a new job.
+    pub async fn resubmit_job(&self, id: i64) -> Result<JobView, ClientError> {
+        let id = id.to_string();
+        self.send_json::<(), _>(Method::POST, Timeout::Default, None, |b| {
+            urls::api(b, &["jobs", &id, "resubmit"])
+        })
+        .await
+    }
+
     /// `GET /api/v1/jobs/{id}/log`: output of `attempt` (default: the
     /// latest) after chunk `after` (0: from the start).
     pub async fn job_log(

@@ -501,6 +501,7 @@ pub fn classify(method: &str, path: &str) -> (String, Option<String>) {
         (Some("jobs"), _) => (
             match seg[2] {
                 "cancel" => "job.cancel",
+                "resubmit" => "job.resubmit",
                 "log" => "job.log",
                 "outputs" => "job.outputs",
                 "inputs" => "job.inputs",
@@ -509,6 +510,7 @@ pub fn classify(method: &str, path: &str) -> (String, Option<String>) {
             },
             id("job", 1),
         ),
+        (Some("admin"), _) => ("admin.damaged-jobs", None),
         (Some("uploads"), 1) => ("upload.create", None),
         (Some("uploads"), _) => (
             if get { "upload.read" } else { "upload.write" },

@@ -234,11 +234,13 @@ pub enum Action {
     ComputeRead,
     /// Create, change or delete compute environments and queues.
     ComputeManage,
+    /// See the stored rows that cannot be decoded (damaged jobs).
+    DamagedRead,
 }
 
 impl Action {
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::JobSubmit,
         Action::JobRead,
         Action::JobCancel,
@@ -268,6 +270,7 @@ impl Action {
         Action::AuditManage,
         Action::ComputeRead,
         Action::ComputeManage,
+        Action::DamagedRead,
     ];
 
     /// True for actions that change nothing (allowed to read-only tokens).
@@ -285,6 +288,7 @@ impl Action {
                 | Action::ProjectRead
                 | Action::AuditRead
                 | Action::ComputeRead
+                | Action::DamagedRead
         )
     }
 
@@ -571,7 +575,8 @@ fn decide_user(u: &UserSubject, action: Action, resource: Resource<'_>) -> Decis
         | Action::ProjectCreate
         | Action::AuditRead
         | Action::AuditManage
-        | Action::ComputeManage => forbid("only admins may do this"),
+        | Action::ComputeManage
+        | Action::DamagedRead => forbid("only admins may do this"),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod parse;
 pub mod paths;
 pub mod pipeline;
 pub mod placement;
+pub mod resubmit;
 pub mod sbatch;
 pub mod scale;
 pub mod slurm;

@@ -25,6 +25,20 @@ pub struct Flow {
     pub slurm: Option<SlurmSpec>,
 }
 
+impl Flow {
+    /// The kind of row a job with these fields is stored as: an array when
+    /// it asks for children and is not itself one task of an array. (A
+    /// resubmitted task keeps its index and its array's index set, so it
+    /// runs as the same task, but it is a plain job.)
+    pub fn kind(&self) -> JobKind {
+        if self.array.is_some() && self.array_task.is_none() {
+            JobKind::Array
+        } else {
+            JobKind::Job
+        }
+    }
+}
+
 /// What an `#SBATCH` script needs at run time beyond the job spec.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlurmSpec {

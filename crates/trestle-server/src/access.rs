@@ -85,11 +85,14 @@ pub async fn check_worker(app: &AppState, p: &Principal, worker_id: &str) -> Api
 /// 404, exactly like one that does not exist.
 pub async fn job(app: &AppState, p: &Principal, id: i64, action: Action) -> ApiResult<JobView> {
     let what = format!("job {id}");
-    let job = app
-        .store
-        .job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&what))?;
+    let job = match app.store.job(id).await {
+        Ok(j) => j.ok_or_else(|| ApiError::not_found(&what))?,
+        // Only admins learn that a damaged row exists.
+        Err(trestle_store::StoreError::Damaged(_)) if !p.is_admin() => {
+            return Err(ApiError::not_found(&what));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let leased_by_caller = match (&p.subject, job.worker.as_deref()) {
         (Subject::Worker { token_id }, Some(w)) => {
             worker_registrant(app, w).await?.as_deref() == Some(token_id.as_str())

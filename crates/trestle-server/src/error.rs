@@ -74,12 +74,21 @@ impl From<StoreError> for ApiError {
                 )
             },
             StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Damaged(id) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "damaged-job",
+                format!(
+                    "job {id} cannot be read: its stored data is damaged (the admins can see it under /api/v1/admin/damaged-jobs)"
+                ),
+            ),
             other => {
+                // The cause stays in the server's log: database errors name
+                // tables, hosts and paths that are not the client's business.
                 tracing::error!(error = %other, "store failure");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
-                    format!("storage is unavailable, try again: {other}"),
+                    "storage is unavailable, try again",
                 )
             }
         }

@@ -74,6 +74,8 @@ pub fn router(app: AppState) -> Router {
         .route("/jobs/batch", post(jobs::submit_batch))
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/jobs/{id}/resubmit", post(jobs::resubmit))
+        .route("/admin/damaged-jobs", get(system::damaged_jobs))
         .route("/jobs/{id}/log", get(jobs::log))
         .route("/jobs/{id}/outputs", get(files::list_outputs))
         .route("/jobs/{id}/outputs/{*path}", get(files::get_output))

@@ -41,6 +41,20 @@ pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         "JobView",
     ),
     (
+        "post",
+        "/api/v1/jobs/{id}/resubmit",
+        "Run a job's work again as a new job (an array task: a plain job running the same task)",
+        None,
+        "JobView",
+    ),
+    (
+        "get",
+        "/api/v1/admin/damaged-jobs",
+        "Stored jobs that cannot be decoded and are skipped (admins)",
+        None,
+        "DamagedJobs",
+    ),
+    (
         "get",
         "/api/v1/jobs/{id}/log",
         "Read a slice of an attempt's output",
@@ -209,6 +223,7 @@ pub fn document() -> Value {
                 "JobRequest": obj(&["name", "queue", "key", "command", "env", "cpus", "memory", "gpus", "timeout", "attempts", "success_string", "retry_exit_codes", "inputs", "workdir", "priority", "tags", "array", "after", "slurm", "job_id", "retry", "job_success_string", "ssm_document", "commands"]),
                 "JobView": obj(&["id", "name", "queue", "state", "reason", "attempts_used", "max_attempts", "exit_code", "worker", "submitted_at", "started_at", "finished_at", "spec", "attempts", "kind", "parent", "array_index", "children", "dependencies", "steps"]),
                 "JobList": obj(&["jobs", "next_before"]),
+                "DamagedJobs": obj(&["jobs", "skipped"]),
                 "BatchSubmit": obj(&["jobs"]),
                 "BatchSubmitted": obj(&["ids"]),
                 "LogSlice": obj(&["attempt", "data", "next", "state"]),

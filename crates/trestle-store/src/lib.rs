@@ -14,12 +14,14 @@ pub mod conformance;
 pub mod conformance_identity;
 pub mod conformance_scale;
 pub mod conformance_workflows;
+pub mod damaged;
 pub mod identity;
 pub mod scale;
 mod sql;
 pub mod workflow;
 
 pub use blobs::Blobs;
+pub use damaged::{DamagedRow, DamagedRows};
 pub use identity::{
     AuditStore, IdentityStore, NewTokenRecord, SessionRecord, TokenRecord, TokenStore, UserChanges,
     UserRecord,
@@ -45,6 +47,10 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A job's row cannot be decoded (it is reported in
+    /// [`JobStore::damaged`] and skipped by listings).
+    #[error("job {0} cannot be read: its stored data is damaged")]
+    Damaged(i64),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -172,6 +178,9 @@ pub trait JobStore: Send + Sync {
     async fn runnable_demand(&self, max_cpus: u32, limit: u32) -> Result<Demand>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Rows this process met that cannot be decoded (skipped everywhere,
+    /// kept for admins to repair).
+    fn damaged(&self) -> &DamagedRows;
 }
 
 /// Registered workers.

@@ -7,42 +7,9 @@ use trestle_store::conformance::{CHECKS, run};
 use trestle_store::conformance_identity as identity;
 use trestle_store::{SqlStore, Store};
 
-fn pg_admin_url() -> String {
-    std::env::var("TRESTLE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
+mod common;
 
-async fn fresh_postgres(check: &str) -> (SqlStore, String) {
-    use sqlx::Executor;
-    sqlx::any::install_default_drivers();
-    let admin = pg_admin_url();
-    let name = format!("trestle_conf_{}_{}", check, std::process::id());
-    let pool = sqlx::AnyPool::connect(&admin)
-        .await
-        .expect("PostgreSQL must be running for the conformance suite (see README)");
-    pool.execute(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .await
-    .unwrap();
-    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    pool.close().await;
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    let store = SqlStore::connect(&format!("{base}/{name}")).await.unwrap();
-    (store, name)
-}
-
-async fn drop_postgres(name: &str) {
-    use sqlx::Executor;
-    let pool = sqlx::AnyPool::connect(&pg_admin_url()).await.unwrap();
-    pool.execute(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .await
-    .unwrap();
-}
+use common::{drop_postgres, fresh_postgres};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_every_check() {

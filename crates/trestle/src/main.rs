@@ -80,6 +80,9 @@ enum Cmd {
     /// `--name/--state/--partition`; cancelling an array or pipeline
     /// cancels its unfinished children.
     Cancel(cmd::flow::CancelArgs),
+    /// Run a job's work again as a new job: `12`, or `12_3` for one task
+    /// of an array (it runs as a plain job with the task's index).
+    Resubmit(cmd::flow::ResubmitArgs),
     /// Submit an unmodified Slurm batch script (`#SBATCH` directives).
     Sbatch(cmd::sbatch::SbatchArgs),
     /// Print job state changes; `-f` follows them live.
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
             Cmd::Job { cmd } => cmd::jobs::job(cmd, &cli.conn).await,
             Cmd::Logs(a) => cmd::jobs::logs(a, &cli.conn).await,
             Cmd::Cancel(a) => cmd::flow::cancel(a, &cli.conn).await,
+            Cmd::Resubmit(a) => cmd::flow::resubmit(a, &cli.conn).await,
             Cmd::Sbatch(a) => cmd::sbatch::run(a, &cli.conn).await,
             Cmd::Events(a) => cmd::flow::events(a, &cli.conn).await,
             Cmd::Wait(a) => cmd::jobs::wait(a, &cli.conn).await,

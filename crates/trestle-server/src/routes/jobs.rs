@@ -82,6 +82,29 @@ pub async fn submit_spec(app: &AppState, p: &Principal, spec: JobSpec) -> ApiRes
         .ok_or_else(|| ApiError::not_found(format!("job {}", ids[0])))
 }
 
+/// `POST /api/v1/jobs/{id}/resubmit`: runs a job's work again as a new job
+/// (an array task as a plain job running the same task; see
+/// [`trestle_core::resubmit`]).
+pub async fn resubmit(
+    State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Extension<AuditResource>, Json<JobView>)> {
+    let id = parse_id(&id)?;
+    let job = resubmit_job(&app, &p, id).await?;
+    let tag = AuditResource(format!("job:{}", job.id));
+    Ok((StatusCode::CREATED, Extension(tag), Json(job)))
+}
+
+/// Resubmits job `id` for `p` through the one submit path (the API and the
+/// portal share it): the caller must be able to read the job and to submit
+/// to its project.
+pub async fn resubmit_job(app: &AppState, p: &Principal, id: i64) -> ApiResult<JobView> {
+    let old = access::job(app, p, id, Action::JobRead).await?;
+    let spec = trestle_core::resubmit::resubmission(&old)?;
+    submit_spec(app, p, spec).await
+}
+
 /// Validates a job request (native JSON) into a specification.
 pub fn validate_request(v: serde_json::Value) -> ApiResult<JobSpec> {
     validate_value(v)

@@ -1,11 +1,15 @@
 //! Health, readiness, metrics, the OpenAPI document and the JSON fallback.
 
+use crate::access;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
+use trestle_core::authz::{Action, Resource};
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> &'static str {
@@ -22,10 +26,39 @@ pub async fn readyz(State(app): State<AppState>) -> ApiResult<&'static str> {
 pub async fn metrics(State(app): State<AppState>) -> ApiResult<impl IntoResponse> {
     let counts = app.store.counts().await?;
     let workers = app.store.list_workers().await?.len();
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&counts, workers),
-    ))
+    let mut text = app.metrics.render(&counts, workers);
+    let damaged = app.store.damaged();
+    text.push_str(&format!(
+        "# HELP trestle_damaged_jobs Stored jobs this server met that cannot be decoded.\n\
+         # TYPE trestle_damaged_jobs gauge\ntrestle_damaged_jobs {}\n\
+         # HELP trestle_damaged_rows_skipped_total Times a listing, lease or read skipped a damaged row.\n\
+         # TYPE trestle_damaged_rows_skipped_total counter\ntrestle_damaged_rows_skipped_total {}\n",
+        damaged.rows().len(),
+        damaged.skipped()
+    ));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+/// `GET /api/v1/admin/damaged-jobs`: stored jobs this server met that
+/// cannot be decoded (admins). They are skipped everywhere else.
+pub async fn damaged_jobs(
+    State(app): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<DamagedJobs>> {
+    access::check(&p, Action::DamagedRead, Resource::None, "")?;
+    Ok(Json(DamagedJobs {
+        jobs: app.store.damaged().rows(),
+        skipped: app.store.damaged().skipped(),
+    }))
+}
+
+/// The answer of `GET /api/v1/admin/damaged-jobs`.
+#[derive(Debug, serde::Serialize)]
+pub struct DamagedJobs {
+    /// The damaged rows met, by job id.
+    pub jobs: Vec<trestle_store::DamagedRow>,
+    /// How many times one was skipped.
+    pub skipped: u64,
 }
 
 /// `GET /api/v1/openapi.json`.

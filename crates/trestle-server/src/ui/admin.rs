@@ -84,7 +84,21 @@ pub async fn workers(State(app): State<AppState>, v: Viewer) -> Response {
             .sum()
     };
     let total: u64 = list.iter().map(|w| u64::from(w.capacity.cpus)).sum();
+    let damaged = app.store.damaged().rows();
     let body = html! {
+        @if !damaged.is_empty() {
+            section aria-labelledby="damaged-h" id="damaged" {
+                h2 id="damaged-h" { "Damaged jobs (" (damaged.len()) ")" }
+                p class="error" { "These stored jobs cannot be decoded. Listings, the scheduler and the dashboard skip them; "
+                    "the rows are kept as they are, for repair (" code { "GET /api/v1/admin/damaged-jobs" } ")." }
+                div class="scroll" { table {
+                    thead { tr { th scope="col" { "Job" } th scope="col" { "Problem" } th scope="col" { "First seen" } } }
+                    tbody { @for d in &damaged { tr {
+                        td { (d.job_id) } td { code { (d.problem) } } td { (when(d.first_seen)) }
+                    } } }
+                } }
+            }
+        }
         section aria-labelledby="q-h" {
             h2 id="q-h" { "Queues" }
             div class="scroll" { table {

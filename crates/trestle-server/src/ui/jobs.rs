@@ -411,7 +411,8 @@ pub async fn cancel(
     }
 }
 
-/// `POST /ui/jobs/{id}/resubmit`: the same specification as a new job.
+/// `POST /ui/jobs/{id}/resubmit`: the job's work again as a new job (one
+/// task of an array runs as a plain job with the same index).
 pub async fn resubmit(
     State(app): State<AppState>,
     v: Viewer,
@@ -421,22 +422,11 @@ pub async fn resubmit(
     if let Err(r) = Form::parse(&body).check_csrf(&v) {
         return *r;
     }
-    let r = api::show(State(app.clone()), Extension(v.p.clone()), Path(id)).await;
-    let old = match or_error(&v, r) {
-        Ok(Json(j)) => j,
-        Err(resp) => return *resp,
+    let id = match crate::routes::parse_id(&id) {
+        Ok(id) => id,
+        Err(e) => return super::error_page(Some(&v), &e),
     };
-    if old.flow.kind != JobKind::Job {
-        let e = crate::error::ApiError::bad(
-            "not-resubmittable",
-            "id",
-            "arrays and pipelines are resubmitted with `trestle submit` (their children carry the work)",
-        );
-        return super::error_page(Some(&v), &e);
-    }
-    let mut spec = old.spec;
-    spec.key = None;
-    match api::submit_spec(&app, &v.p, spec).await {
+    match api::resubmit_job(&app, &v.p, id).await {
         Ok(j) => super::submit::created(j.id),
         Err(e) => super::error_page(Some(&v), &e),
     }

@@ -376,7 +376,15 @@ pub(super) async fn top_up(tx: &mut Tx<'_>, parent: i64, now: i64) -> Result<u64
     {
         return Ok(0);
     }
-    let spec: JobSpec = parse_spec(&row.try_get::<String, _>("spec")?)?;
+    let spec: JobSpec = match parse_spec(&row.try_get::<String, _>("spec")?) {
+        Ok(s) => s,
+        Err(e) => {
+            // No children can be made from a spec that cannot be read; the
+            // rest of the transaction goes on.
+            tracing::error!(job = parent, error = %e, "an array's stored spec cannot be read; no more children are created");
+            return Ok(0);
+        }
+    };
     let Some(array) = spec.flow.array else {
         return Ok(0);
     };
@@ -437,11 +445,7 @@ pub(super) async fn after_submit(
     // Plain jobs are RUNNABLE already: their events go in one statement.
     let mut plain = Vec::with_capacity(ids.len());
     for (spec, &id) in specs.iter().zip(ids) {
-        let kind = if spec.flow.array.is_some() {
-            JobKind::Array
-        } else {
-            JobKind::Job
-        };
+        let kind = spec.flow.kind();
         if kind == JobKind::Job && spec.flow.after.is_empty() {
             plain.push(id);
             continue;
@@ -491,8 +495,8 @@ pub(super) async fn setup(
         }
     }
     let (total, parallel) = match &spec.flow.array {
-        Some(a) => (a.len() as i64, i64::from(a.parallel.unwrap_or(0))),
-        None => (0, 0),
+        Some(a) if kind == JobKind::Array => (a.len() as i64, i64::from(a.parallel.unwrap_or(0))),
+        _ => (0, 0),
     };
     sqlx::query(
         "UPDATE jobs SET kind = $2, parent_id = $3, deps_pending = $4, group_total = $5, \

@@ -13,7 +13,6 @@ use sqlx::Row;
 use trestle_core::deps::{DepKind, Dependency};
 use trestle_core::pipeline::ValidPipeline;
 use trestle_core::workflow::EventView;
-use trestle_core::workflow::JobKind;
 use trestle_core::{JobSpec, JobState};
 
 /// Most rows one resolver tick looks at per kind of work.
@@ -49,11 +48,7 @@ impl SqlStore {
                 })
                 .collect();
             let id = insert_job(&mut tx, self.dialect, &spec, now).await?;
-            let kind = if spec.flow.array.is_some() {
-                JobKind::Array
-            } else {
-                JobKind::Job
-            };
+            let kind = spec.flow.kind();
             flow::setup(&mut tx, id, kind, &spec, Some(parent), now).await?;
             ids.push(id);
         }

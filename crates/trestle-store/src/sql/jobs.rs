@@ -57,7 +57,7 @@ impl SqlStore {
         else {
             return Ok(None);
         };
-        let mut view = rows::job(&row)?;
+        let mut view = rows::one_job(&row, &self.damaged)?;
         let attempts = sqlx::query(
             "SELECT attempt, worker_id, state, reason, exit_code, leased_at, started_at, ended_at \
              FROM attempts WHERE job_id = $1 ORDER BY attempt",
@@ -107,7 +107,7 @@ impl SqlStore {
         .bind(f.owner.clone())
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(rows::job).collect()
+        rows::jobs(&rows, &self.damaged)
     }
 
     pub(super) async fn job_counts(&self) -> Result<Vec<(String, JobState, u64)>> {

@@ -158,11 +158,20 @@ impl SqlStore {
             .fetch_all(&mut *tx)
             .await?;
         let mut taken = HashMap::with_capacity(rows.len());
+        let mut damaged = Vec::new();
         for r in &rows {
             let id: i64 = r.try_get("id")?;
             let attempt: i64 = r.try_get("attempt_seq")?;
             let spec: String = r.try_get("spec")?;
-            taken.insert(id, (attempt, spec));
+            match rows::parse_spec(&spec) {
+                Ok(spec) => {
+                    taken.insert(id, (attempt, spec));
+                }
+                Err(e) => {
+                    self.damaged.report(id, &e.to_string(), p.now);
+                    damaged.push((id, attempt));
+                }
+            }
         }
         sqlx::query(self.dialect.pick(&LEASE_ATTEMPTS))
             .bind(token.as_str())
@@ -171,12 +180,19 @@ impl SqlStore {
             .bind(ids.as_str())
             .execute(&mut *tx)
             .await?;
+        // A job whose spec cannot be read can never run: it fails at once
+        // (once, not on every lease), and the rest of the batch goes on.
+        for &(id, attempt) in &damaged {
+            fail_damaged(&mut tx, id, attempt, p.now).await?;
+        }
         // In the order the packer chose (priority, then age).
         let leased: Vec<i64> = chosen
             .into_iter()
             .filter(|id| taken.contains_key(id))
             .collect();
-        super::flow::changed_many(&mut tx, self.dialect, &leased, p.now).await?;
+        let mut changed = leased.clone();
+        changed.extend(damaged.iter().map(|&(id, _)| id));
+        super::flow::changed_many(&mut tx, self.dialect, &changed, p.now).await?;
         let mut leases = Vec::with_capacity(leased.len());
         for id in leased {
             if let Some((attempt, spec)) = taken.remove(&id) {
@@ -184,7 +200,7 @@ impl SqlStore {
                     job_id: id,
                     attempt: attempt as u32,
                     token: token.clone(),
-                    spec: rows::parse_spec(&spec)?,
+                    spec,
                     expires_at,
                 });
             }
@@ -237,6 +253,30 @@ impl SqlStore {
         .await?
         .is_some())
     }
+}
+
+/// Fails a job just leased whose stored specification cannot be decoded,
+/// with its new attempt.
+async fn fail_damaged(tx: &mut Tx<'_>, id: i64, attempt: i64, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'FAILED', reason = $2, finished_at = $3, lease_token = NULL, \
+         lease_worker = NULL, lease_expires_at = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind("its stored specification cannot be read (reported to the admins)")
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE attempts SET state = 'failed', reason = 'worker-error', ended_at = $3 \
+         WHERE job_id = $1 AND attempt = $2",
+    )
+    .bind(id)
+    .bind(attempt)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Ends the current attempt of every `(id, attempt_seq)` row as `lost`

@@ -48,6 +48,8 @@ pub struct SqlStore {
     /// Workers whose heartbeat time was written recently (id -> ms): the
     /// hot path skips rewriting it more than once per [`TOUCH_EVERY_MS`].
     touched: Arc<Mutex<HashMap<String, i64>>>,
+    /// Rows met that cannot be decoded (skipped, reported).
+    damaged: Arc<crate::damaged::DamagedRows>,
 }
 
 /// How often a worker's `last_heartbeat` is written at most.
@@ -114,6 +116,7 @@ impl SqlStore {
                     read,
                     dialect,
                     touched: Arc::default(),
+                    damaged: Arc::default(),
                 }
             }
             Dialect::Postgres => {
@@ -127,6 +130,7 @@ impl SqlStore {
                     read: pool,
                     dialect,
                     touched: Arc::default(),
+                    damaged: Arc::default(),
                 }
             }
         };

@@ -1,6 +1,6 @@
 //! Decoding rows into API views.
 
-use crate::{Result, StoreError};
+use crate::{DamagedRows, Result, StoreError};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use trestle_core::api::{AttemptView, JobView, WorkerView};
@@ -62,6 +62,35 @@ pub(super) fn job(row: &AnyRow) -> Result<JobView> {
                 .map(|i| i as u32),
             ..FlowView::default()
         },
+    })
+}
+
+/// Decodes the rows of a listing; a row that cannot be decoded is
+/// reported to `damaged` and skipped, so one bad row never hides the rest.
+pub(super) fn jobs(rows: &[AnyRow], damaged: &DamagedRows) -> Result<Vec<JobView>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        match job(r) {
+            Ok(j) => out.push(j),
+            Err(e) => {
+                // Without even an id there is nothing to skip: fail loudly.
+                let id: i64 = r.try_get("id")?;
+                damaged.report(id, &e.to_string(), now_ms());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes one job row; a row that cannot be decoded is reported and
+/// answered as [`StoreError::Damaged`].
+pub(super) fn one_job(row: &AnyRow, damaged: &DamagedRows) -> Result<JobView> {
+    job(row).map_err(|e| match row.try_get::<i64, _>("id") {
+        Ok(id) => {
+            damaged.report(id, &e.to_string(), now_ms());
+            StoreError::Damaged(id)
+        }
+        Err(_) => e,
     })
 }
 

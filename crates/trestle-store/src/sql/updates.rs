@@ -306,7 +306,11 @@ fn decide(cur: &Current, end: &Ending<'_>) -> Result<Decision> {
     let interruptions = cur.interruptions + u32::from(interruption);
     // Only a failing exit code consults the spec (its retry codes).
     let retry_codes = if end.reason == AttemptReason::ExitCode {
-        rows::parse_spec(&cur.spec)?.retry_exit_codes
+        // A spec that cannot be read retries every code, the default (the
+        // job was reported when it was leased).
+        rows::parse_spec(&cur.spec)
+            .map(|s| s.retry_exit_codes)
+            .unwrap_or_default()
     } else {
         Vec::new()
     };

@@ -175,6 +175,9 @@ impl JobStore for SqlStore {
     async fn runnable_demand(&self, max_cpus: u32, limit: u32) -> Result<Demand> {
         self.demand(max_cpus, limit).await
     }
+    fn damaged(&self) -> &crate::DamagedRows {
+        &self.damaged
+    }
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1 AS one").fetch_one(&self.read).await?;
         Ok(())

@@ -150,6 +150,29 @@ pub struct CancelArgs {
     pub json: bool,
 }
 
+/// `trestle resubmit` options.
+#[derive(Args, Debug)]
+pub struct ResubmitArgs {
+    /// The job: `12`, or `12_3` for the task with index 3 of array 12.
+    pub id: String,
+    /// Print the new job as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trestle resubmit`: prints the new job's id.
+pub async fn resubmit(a: ResubmitArgs, conn: &Conn) -> Result<ExitCode> {
+    let c = client(conn)?;
+    let id = resolve_id(&c, &a.id).await?;
+    let j = c.resubmit_job(id).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        println!("{}", j.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Resolves `12` or `12_3` (child with index 3 of array 12) to a job id.
 async fn resolve_id(c: &trestle_client::Client, text: &str) -> Result<i64> {
     let bad = || {

@@ -1,0 +1,125 @@
+//! Resubmission: the specification of a new job that runs an existing
+//! job's work again. Pure: the caller loads the job and submits the result
+//! through the ordinary submit path (which charges it to a project and sets
+//! its owner).
+//!
+//! - An ordinary job is resubmitted with its specification as it was (the
+//!   caller-chosen key dropped, since keys are unique).
+//! - One task of an array (a child) is resubmitted as a **plain job that
+//!   runs the same task**: it keeps the task's index and the array's index
+//!   set, so `TRESTLE_ARRAY_INDEX`, `SLURM_ARRAY_TASK_ID` and the `%a`
+//!   output patterns are what the task saw, but it is a job of its own,
+//!   not a child of the array: it has a new id and is not counted in the
+//!   array's progress.
+//! - Arrays and pipelines themselves are not resubmitted here: their
+//!   children carry the work (resubmit a child, or submit the group again).
+
+use crate::api::JobView;
+use crate::error::{Result, ValidationError};
+use crate::job::JobSpec;
+use crate::workflow::JobKind;
+
+/// The specification that runs `old`'s work again as a new job.
+pub fn resubmission(old: &JobView) -> Result<JobSpec> {
+    match old.flow.kind {
+        JobKind::Job => {}
+        kind => {
+            return Err(ValidationError::new(
+                "not-resubmittable",
+                "id",
+                format!(
+                    "job {} is {} {}; resubmit one of its children, or submit it again",
+                    old.id,
+                    if kind == JobKind::Array { "an" } else { "a" },
+                    kind.as_str()
+                ),
+            ));
+        }
+    }
+    let mut spec = old.spec.clone();
+    spec.key = None;
+    // The submit path decides these for the one who resubmits.
+    spec.owner = None;
+    // A child of an array that carries no array task (it cannot happen for
+    // rows the store made, but a spec is data): run it as a plain job.
+    if spec.flow.array_task.is_none() {
+        spec.flow.array = None;
+    }
+    debug_assert_eq!(spec.flow.kind(), JobKind::Job);
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::array::{ArraySpec, ArrayTask};
+    use crate::spec::request_from_value;
+    use crate::workflow::FlowView;
+
+    fn view(spec: JobSpec, kind: JobKind, parent: Option<i64>) -> JobView {
+        JobView {
+            id: 1147,
+            name: spec.name.clone(),
+            queue: spec.queue.clone(),
+            state: crate::JobState::Failed,
+            reason: None,
+            attempts_used: 1,
+            max_attempts: 1,
+            exit_code: Some(1),
+            worker: None,
+            submitted_at: 0,
+            started_at: None,
+            finished_at: None,
+            spec,
+            attempts: Vec::new(),
+            flow: FlowView {
+                kind,
+                parent,
+                array_index: parent.map(|_| 133),
+                ..FlowView::default()
+            },
+        }
+    }
+
+    fn array_spec() -> JobSpec {
+        request_from_value(
+            serde_json::json!({"command": ["./sweep.sh"], "array": "0-199", "key": "k1"}),
+        )
+        .unwrap()
+        .validate()
+        .unwrap()
+    }
+
+    #[test]
+    fn an_array_child_becomes_a_plain_job_running_the_same_task() {
+        let mut child = array_spec();
+        child.owner = Some("alice".into());
+        child.flow.array_task = Some(ArrayTask {
+            parent: 1013,
+            index: 133,
+        });
+        let spec = resubmission(&view(child.clone(), JobKind::Job, Some(1013))).unwrap();
+        assert_eq!(spec.flow.kind(), JobKind::Job, "not a new array");
+        assert_eq!(spec.flow.array_task, child.flow.array_task, "same task");
+        assert_eq!(
+            spec.flow.array,
+            Some(ArraySpec::parse("array", "0-199").unwrap())
+        );
+        assert_eq!(spec.key, None);
+        assert_eq!(spec.owner, None);
+        assert_eq!(spec.command, child.command);
+    }
+
+    #[test]
+    fn groups_are_refused_and_plain_jobs_kept() {
+        let e = resubmission(&view(array_spec(), JobKind::Array, None)).unwrap_err();
+        assert_eq!(e.code, "not-resubmittable");
+        assert!(e.message.contains("an array"), "{}", e.message);
+        let plain = request_from_value(serde_json::json!({"command": "echo hi", "priority": 3}))
+            .unwrap()
+            .validate()
+            .unwrap();
+        let spec = resubmission(&view(plain.clone(), JobKind::Job, None)).unwrap();
+        assert_eq!(spec, plain);
+    }
+}
