@@ -11,12 +11,12 @@ use crate::state::{Attempts, StopReason, StopRx};
 use crate::upload::{Snapshot, UploadOutcome, upload_outputs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use trestle_client::Client;
 use trestle_core::AttemptReason;
 use trestle_core::api::{AttemptKey, AttemptRef, Lease, Update};
-use trestle_core::outcome::attempt_reason;
-use trestle_core::slurm::{RunContext, array_env, slurm_env};
+use trestle_core::batch::outcome::attempt_reason;
+use trestle_core::batch::slurm::{RunContext, array_env, slurm_env};
 
 /// What every attempt task shares.
 #[derive(Debug)]
@@ -72,12 +72,7 @@ impl Finish {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use trestle_core::clock::now_ms;
 
 /// The variables a job gets on top of the worker's environment: its own
 /// `env`, then `TRESTLE_*` describing the attempt.
@@ -120,7 +115,7 @@ fn output_files(lease: &Lease) -> (Option<PathBuf>, Option<PathBuf>) {
         spec: &lease.spec,
         node: &host,
     };
-    match trestle_core::slurm::output_files(&ctx) {
+    match trestle_core::batch::slurm::output_files(&ctx) {
         Some((out, err)) => (Some(out.into()), err.map(PathBuf::from)),
         None => (None, None),
     }
@@ -416,8 +411,9 @@ mod tests {
     #[test]
     fn array_children_and_sbatch_jobs_get_their_variables() {
         let mut l = lease(42, 1);
-        l.spec.flow.array = Some(trestle_core::array::ArraySpec::parse("a", "0-9:3").unwrap());
-        l.spec.flow.array_task = Some(trestle_core::array::ArrayTask {
+        l.spec.flow.array =
+            Some(trestle_core::batch::array::ArraySpec::parse("a", "0-9:3").unwrap());
+        l.spec.flow.array_task = Some(trestle_core::batch::array::ArrayTask {
             parent: 40,
             index: 6,
         });
@@ -435,7 +431,7 @@ mod tests {
             "only for sbatch jobs"
         );
         assert_eq!(output_files(&l), (None, None));
-        l.spec.flow.slurm = Some(trestle_core::workflow::SlurmSpec {
+        l.spec.flow.slurm = Some(trestle_core::batch::workflow::SlurmSpec {
             output: Some("out-%A_%a.txt".into()),
             ntasks: 1,
             cpus_per_task: 1,

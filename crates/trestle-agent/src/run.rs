@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::unix::pipe;
 use tokio::time::Instant;
 use trestle_core::Command;
-use trestle_core::outcome::ProcessEnd;
+use trestle_core::batch::outcome::ProcessEnd;
 
 /// Exit code reported when the command cannot be started (as shells do).
 pub const SPAWN_FAILURE_EXIT: i32 = 127;
@@ -77,7 +77,7 @@ pub struct ProcessResult {
 }
 
 impl ProcessResult {
-    /// The outcome in the terms of `trestle_core::outcome`.
+    /// The outcome in the terms of `trestle_core::batch::outcome`.
     pub fn end(&self) -> ProcessEnd {
         ProcessEnd {
             exit_code: self.exit_code,

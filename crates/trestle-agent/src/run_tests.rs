@@ -117,7 +117,7 @@ async fn spawn_failure_is_exit_127_with_a_message() {
     assert!(sink.text().contains(&msg));
     assert_eq!(r.message(None), Some(msg));
     assert_eq!(
-        trestle_core::outcome::attempt_reason(&r.end()),
+        trestle_core::batch::outcome::attempt_reason(&r.end()),
         trestle_core::AttemptReason::ExitCode
     );
 }
@@ -152,7 +152,7 @@ async fn timeout_kills_the_whole_group() {
     }
     assert!(is_dead(bg), "background sleep {bg} survived");
     assert_eq!(
-        trestle_core::outcome::attempt_reason(&r.end()),
+        trestle_core::batch::outcome::attempt_reason(&r.end()),
         trestle_core::AttemptReason::Timeout
     );
 }
@@ -231,7 +231,7 @@ async fn success_string_and_chunking() {
     let (r, _) = run(&s).await;
     assert_eq!(r.success_found, Some(false));
     assert_eq!(
-        trestle_core::outcome::attempt_reason(&r.end()),
+        trestle_core::batch::outcome::attempt_reason(&r.end()),
         trestle_core::AttemptReason::SuccessStringMissing
     );
 }

@@ -133,13 +133,7 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use trestle_core::clock::now_ms;
 
 /// A stand-in worker for [`conformance`]: a shell that records its
 /// environment and arguments in `report_dir/<instance id>`, then waits

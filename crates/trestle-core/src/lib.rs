@@ -1,34 +1,29 @@
 //! Trestle's domain: job types and states, validation of everything users
 //! send, and the pure decisions (placement, the attempt state machine,
-//! autoscaling). Nothing in this crate does IO.
+//! autoscaling, authorization). Nothing in this crate does IO.
+//!
+//! One folder per domain: [`batch`] (jobs, arrays, dependencies,
+//! pipelines, `#SBATCH`, placement, the attempt state machine),
+//! [`identity`] (users, tokens, roles and the one authorization
+//! decision), [`audit`], [`compute`] (compute environments, queues, the
+//! autoscaling plan). [`api`] holds the wire types of the REST API, kept
+//! apart from the domain types. The workbench half's domains
+//! (`workspace`, `study`, `cost`, `notify`, `declare`, `security`) get
+//! folders of their own beside these.
 
 pub mod api;
-pub mod array;
 pub mod audit;
-pub mod authz;
-pub mod autoscale;
+pub mod batch;
+pub mod clock;
 pub mod compute;
-pub mod compute_api;
-pub mod deps;
 pub mod error;
 pub mod identity;
-pub mod job;
-pub mod outcome;
 pub mod parse;
 pub mod paths;
-pub mod pipeline;
-pub mod placement;
-pub mod resubmit;
-pub mod sbatch;
-pub mod scale;
-pub mod slurm;
-pub mod spec;
-pub mod why;
-pub mod workflow;
 
+pub use batch::job::{AttemptReason, AttemptState, Command, JobSpec, JobState, Resources};
+pub use batch::placement::Capacity;
 pub use error::ValidationError;
-pub use job::{AttemptReason, AttemptState, Command, JobSpec, JobState, Resources};
-pub use placement::Capacity;
 
 /// The software version, shared by every crate and the binary.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

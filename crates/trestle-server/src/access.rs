@@ -1,6 +1,6 @@
 //! The handlers' side of authorization: gathers the facts about a resource
 //! (who owns the job, which worker holds it), asks
-//! [`trestle_core::authz::decide`], and turns a denial into the answer:
+//! [`trestle_core::identity::authz::decide`], and turns a denial into the answer:
 //! 404 for what the caller may not see, 403 with a reason otherwise.
 
 use crate::auth::Principal;
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use trestle_core::JobSpec;
 use trestle_core::api::JobView;
-use trestle_core::authz::{Action, Decision, Denial, Resource, Subject, decide};
+use trestle_core::identity::authz::{Action, Decision, Denial, Resource, Subject, decide};
 use trestle_store::JobFilter;
 
 /// Which credential registered each worker (filled as workers register or

@@ -3,7 +3,7 @@
 //! state-changing request). Tokens are random, shown once, and stored only
 //! as SHA-256 hashes; lookups are cached briefly so the workers' hot path
 //! does not read the database on every request. Whether the authenticated
-//! principal may do what it asks is decided by `trestle_core::authz`.
+//! principal may do what it asks is decided by `trestle_core::identity::authz`.
 
 use crate::audit::{AuditSlot, ClientIp};
 use crate::error::ApiError;
@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use trestle_core::authz::{Role, Scope, Subject, UserSubject};
 use trestle_core::identity::TokenKind;
+use trestle_core::identity::authz::{Role, Scope, Subject, UserSubject};
 
 /// The browser session cookie.
 pub const SESSION_COOKIE: &str = "trestle_session";

@@ -1,7 +1,7 @@
 //! The autoscaler loop (one per cluster, under a leader lease): reads the
 //! snapshot — runnable demand per queue, every CE's workers as their
 //! providers and the worker registry see them — asks the pure
-//! [`trestle_core::scale::plan`], and applies the plan: launches workers
+//! [`trestle_core::compute::scale::plan`], and applies the plan: launches workers
 //! with a short-lived worker credential, retires workers, and records what
 //! happened as CE events and status. Providers' capacity errors keep the
 //! failing shape out of the strategies' choice for a minute; other launch
@@ -18,14 +18,14 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 use trestle_compute::{ComputeError, InstanceStatus, LaunchRequest, Provider, ProviderWorker};
 use trestle_core::api::WorkerView;
-use trestle_core::authz::Scope;
-use trestle_core::compute::{AllocationStrategy, ComputeEnvSpec, ProviderKind};
-use trestle_core::compute_api::{STATUS_INVALID, STATUS_VALID};
-use trestle_core::identity::TokenKind;
-use trestle_core::scale::{
+use trestle_core::api::compute::{STATUS_INVALID, STATUS_VALID};
+use trestle_core::compute::scale::{
     DEFAULT_CAPACITY_ERROR_TTL_MS, EnvSnapshot, Instance, InstanceState, Plan, RetireReason,
     ScaleInput, plan,
 };
+use trestle_core::compute::{AllocationStrategy, ComputeEnvSpec, ProviderKind};
+use trestle_core::identity::TokenKind;
+use trestle_core::identity::authz::Scope;
 use trestle_core::{Capacity, Resources};
 
 /// First pause after a launch failure; doubles up to [`MAX_BACKOFF_MS`].
@@ -413,8 +413,8 @@ impl Autoscaler {
                 Ok(started) => {
                     let ids: Vec<&str> = started.iter().map(|w| w.id.as_str()).collect();
                     let why = match l.reason {
-                        trestle_core::scale::LaunchReason::Demand => "runnable jobs",
-                        trestle_core::scale::LaunchReason::MinVcpus => "min_vcpus",
+                        trestle_core::compute::scale::LaunchReason::Demand => "runnable jobs",
+                        trestle_core::compute::scale::LaunchReason::MinVcpus => "min_vcpus",
                     };
                     let msg = format!(
                         "launched {} worker(s) of shape {} for {why}: {}",

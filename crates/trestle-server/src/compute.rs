@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use trestle_compute::{LocalProvider, Provider, SlurmConfig, SlurmProvider, WorkerCommand};
+use trestle_core::compute::scale::QueueRoute;
 use trestle_core::compute::{ComputeEnvSpec, ProviderKind};
-use trestle_core::scale::QueueRoute;
 use trestle_store::{ComputeEnvRecord, QueueRecord, Store};
 
 /// How launched workers are started, where the CE does not say.

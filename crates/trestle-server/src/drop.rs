@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use trestle_core::spec::{CommandRequest, JobRequest};
+use trestle_core::batch::spec::{CommandRequest, JobRequest};
 use trestle_store::blobs::{output_prefix, upload_prefix};
 
 /// A trigger must be unchanged this long before its folder is taken.
@@ -282,7 +282,7 @@ impl Dropper {
             return Ok(());
         }
         let upload = self.upload(&dir).await?;
-        let q = trestle_core::sbatch::sh_quote(&format!("./{file}"));
+        let q = trestle_core::batch::sbatch::sh_quote(&format!("./{file}"));
         let spec = JobRequest {
             name: Some(format!("{folder}/{file}")),
             queue: Some(self.queue.name.clone()),

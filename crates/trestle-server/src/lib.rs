@@ -38,13 +38,7 @@ use trestle_store::{Blobs, SqlStore, Store};
 
 pub use config::LocalEnvConfig;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use trestle_core::clock::now_ms;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -314,7 +308,7 @@ impl RunningServer {
             hash: hash_token(&token),
             user: Some("admin".into()),
             kind: trestle_core::identity::TokenKind::User,
-            scope: trestle_core::authz::Scope::Full,
+            scope: trestle_core::identity::authz::Scope::Full,
             expires_at: None,
         };
         let created = self

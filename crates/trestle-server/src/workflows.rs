@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use trestle_core::api::JobView;
-use trestle_core::authz::Action;
-use trestle_core::why::{ArrayProgress, CapacitySnapshot, Offer, WaitInput, why_waiting};
+use trestle_core::batch::why::{ArrayProgress, CapacitySnapshot, Offer, WaitInput, why_waiting};
+use trestle_core::identity::authz::Action;
 use trestle_core::{Capacity, JobSpec, JobState};
 
 /// Default trigger suffix of drop folders.
@@ -117,7 +117,7 @@ pub async fn capacity(app: &AppState) -> ApiResult<CapacitySnapshot> {
                 .filter(|w| w.compute_env.as_deref() == Some(e.spec.name.as_str()))
                 .map(|w| u64::from(w.capacity.cpus))
                 .sum();
-            let usable = e.spec.enabled && e.status == trestle_core::compute_api::STATUS_VALID;
+            let usable = e.spec.enabled && e.status == trestle_core::api::compute::STATUS_VALID;
             for shape in &e.spec.shapes {
                 envs.push(Offer {
                     name: e.spec.name.clone(),

@@ -5,7 +5,7 @@
 use crate::{EventFilter, JobFilter, LeaseParams, Store, StoreError};
 use std::sync::Arc;
 use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
-use trestle_core::spec::JobRequest;
+use trestle_core::batch::spec::JobRequest;
 use trestle_core::{AttemptReason, AttemptState, Capacity, JobSpec, JobState};
 
 /// Names of every check, for harnesses that enumerate them.
@@ -594,7 +594,7 @@ async fn workers_and_tokens(s: &dyn Store) {
             hash: "hash1".into(),
             user: None,
             kind: trestle_core::identity::TokenKind::Worker,
-            scope: trestle_core::authz::Scope::Full,
+            scope: trestle_core::identity::authz::Scope::Full,
             expires_at: None,
         },
         T0,

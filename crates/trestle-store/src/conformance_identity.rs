@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use trestle_core::JobSpec;
 use trestle_core::audit::{AuditFilter, AuditRecord, GroupBy};
-use trestle_core::authz::{MemberRole, Role, Scope};
+use trestle_core::batch::spec::JobRequest;
+use trestle_core::identity::authz::{MemberRole, Role, Scope};
 use trestle_core::identity::{NewProject, TokenKind};
-use trestle_core::spec::JobRequest;
 
 /// Names of every check.
 pub const CHECKS: &[&str] = &[
@@ -411,7 +411,9 @@ async fn tokens(s: &dyn Store) {
 
 fn job(owner: &str, project: &str) -> JobSpec {
     let req = JobRequest {
-        command: Some(trestle_core::spec::CommandRequest::Argv(vec!["x".into()])),
+        command: Some(trestle_core::batch::spec::CommandRequest::Argv(vec![
+            "x".into(),
+        ])),
         project: Some(project.into()),
         ..Default::default()
     };

@@ -7,8 +7,8 @@ use crate::{LeaseParams, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use trestle_core::api::WorkerRegistration;
+use trestle_core::batch::spec::JobRequest;
 use trestle_core::compute::{ComputeEnvRequest, ComputeEnvSpec, QueueRequest, QueueSpec};
-use trestle_core::spec::JobRequest;
 use trestle_core::{Capacity, JobSpec, Resources};
 
 /// Names of every check.

@@ -7,9 +7,9 @@
 use crate::{EventFilter, LeaseParams, Store, StoreError};
 use std::sync::Arc;
 use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
-use trestle_core::pipeline::PipelineRequest;
-use trestle_core::spec::JobRequest;
-use trestle_core::workflow::JobKind;
+use trestle_core::batch::pipeline::PipelineRequest;
+use trestle_core::batch::spec::JobRequest;
+use trestle_core::batch::workflow::JobKind;
 use trestle_core::{AttemptReason, Capacity, JobSpec, JobState};
 
 /// Names of every check.
@@ -422,7 +422,7 @@ async fn arrays_are_created_lazily(s: &dyn Store) {
     );
     let c = v.flow.children.clone().unwrap();
     assert_eq!(c.total, 100_000);
-    assert_eq!(c.created, trestle_core::array::ARRAY_WINDOW);
+    assert_eq!(c.created, trestle_core::batch::array::ARRAY_WINDOW);
     assert_eq!(c.get(JobState::Runnable), 100_000);
     // Other jobs still lease first by priority; children carry their index.
     let l = lease(s, 3).await;
@@ -442,7 +442,7 @@ async fn arrays_are_created_lazily(s: &dyn Store) {
     assert_eq!(c.get(JobState::Succeeded), 2);
     assert_eq!(
         c.created,
-        trestle_core::array::ARRAY_WINDOW,
+        trestle_core::batch::array::ARRAY_WINDOW,
         "no refill yet"
     );
     // Finishing half the window refills it.
@@ -456,7 +456,10 @@ async fn arrays_are_created_lazily(s: &dyn Store) {
         done += leases.len();
     }
     let c = s.job(p).await.unwrap().unwrap().flow.children.unwrap();
-    assert!(c.created > trestle_core::array::ARRAY_WINDOW, "{c:?}");
+    assert!(
+        c.created > trestle_core::batch::array::ARRAY_WINDOW,
+        "{c:?}"
+    );
     assert_eq!(c.get(JobState::Succeeded), 602);
     assert_eq!(c.active(), c.created - 602);
     assert_eq!(c.total, 100_000);

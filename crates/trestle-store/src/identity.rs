@@ -5,7 +5,7 @@
 use crate::Result;
 use async_trait::async_trait;
 use trestle_core::audit::{AuditAnswer, AuditFilter, AuditRecord};
-use trestle_core::authz::{MemberRole, Membership, Role, Scope};
+use trestle_core::identity::authz::{MemberRole, Membership, Role, Scope};
 use trestle_core::identity::{IndexView, NewProject, ProjectView, TokenKind, TokenView, UserView};
 
 /// A user as stored.

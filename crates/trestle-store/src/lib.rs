@@ -97,7 +97,7 @@ pub struct LeaseParams<'a> {
     /// At most this many jobs.
     pub max_jobs: u32,
     /// Of which this many may fit `free` only one by one (see
-    /// [`trestle_core::placement::pack`]).
+    /// [`trestle_core::batch::placement::pack`]).
     pub prefetch: u32,
     /// Lease duration.
     pub lease_ms: i64,

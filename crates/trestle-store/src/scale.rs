@@ -7,9 +7,9 @@ use crate::{LeaseParams, Result};
 use async_trait::async_trait;
 use trestle_core::Resources;
 use trestle_core::api::Lease;
+use trestle_core::api::compute::ComputeEnvEvent;
+use trestle_core::compute::scale::DemandBucket;
 use trestle_core::compute::{ComputeEnvSpec, QueueSpec};
-use trestle_core::compute_api::ComputeEnvEvent;
-use trestle_core::scale::DemandBucket;
 
 /// Settings declared in `trestle.toml`.
 pub const SOURCE_CONFIG: &str = "config";

@@ -12,9 +12,9 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 use trestle_core::api::{AttemptRef, Update, UpdatesRequest, WorkerRegistration};
-use trestle_core::resubmit::resubmission;
-use trestle_core::spec::request_from_value;
-use trestle_core::workflow::JobKind;
+use trestle_core::batch::resubmit::resubmission;
+use trestle_core::batch::spec::request_from_value;
+use trestle_core::batch::workflow::JobKind;
 use trestle_core::{AttemptReason, Capacity, JobSpec, JobState};
 use trestle_store::{JobFilter, JobStore, LeaseParams, SqlStore, StoreError, WorkerStore};
 

@@ -16,8 +16,8 @@ use trestle_core::audit::{
     AuditAnswer, AuditFilter, DisableUnused, NamedQuery, UNUSED_TOKENS_QUERY, UnusedReport,
     builtin_queries, parse_period, resolve,
 };
-use trestle_core::authz::{Action, Resource, Role};
 use trestle_core::identity::TokenView;
+use trestle_core::identity::authz::{Action, Resource, Role};
 use trestle_store::{UserChanges, UserRecord};
 
 /// `GET /api/v1/audit?principal=&action=&resource=&ip=&method=&since=&until=&status=&changes=&group-by=&limit=`.

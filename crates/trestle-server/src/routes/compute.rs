@@ -11,11 +11,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use trestle_core::authz::{Action, Resource};
+use trestle_core::api::compute::{ComputeEnvView, LeaderView, QueueView};
 use trestle_core::compute::{
     ComputeEnvRequest, QueueRequest, check_name, check_queue_envs, from_value,
 };
-use trestle_core::compute_api::{ComputeEnvView, LeaderView, QueueView};
+use trestle_core::identity::authz::{Action, Resource};
 use trestle_store::scale::SOURCE_API;
 use trestle_store::{ComputeEnvRecord, QueueRecord};
 

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use trestle_core::JobState;
-use trestle_core::authz::Action;
+use trestle_core::identity::authz::Action;
 use trestle_store::EventFilter;
 
 /// How often an open stream looks for new events.
@@ -178,7 +178,7 @@ pub async fn stream(
             None => access::check(
                 &p,
                 Action::JobRead,
-                trestle_core::authz::Resource::None,
+                trestle_core::identity::authz::Resource::None,
                 "events",
             )?,
         }

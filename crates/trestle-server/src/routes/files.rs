@@ -15,9 +15,9 @@ use axum::{Extension, Json};
 use rand::RngCore;
 use std::collections::HashMap;
 use trestle_core::api::{FileList, LEASE_TOKEN_HEADER, UploadCreated};
-use trestle_core::authz::{Action, Resource};
+use trestle_core::batch::spec::validate_upload_id;
+use trestle_core::identity::authz::{Action, Resource};
 use trestle_core::paths::normalize_relative;
-use trestle_core::spec::validate_upload_id;
 use trestle_store::blobs::{output_prefix, upload_prefix};
 
 /// `POST /api/v1/uploads`.

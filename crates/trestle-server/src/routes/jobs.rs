@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use std::collections::HashMap;
 use trestle_core::api::{BatchSubmit, BatchSubmitted, JobList, JobView, LogSlice};
-use trestle_core::authz::Action;
-use trestle_core::spec::{request_from_value, strip_trailing_commas};
+use trestle_core::batch::spec::{request_from_value, strip_trailing_commas};
+use trestle_core::identity::authz::Action;
 use trestle_core::{JobSpec, JobState};
 use trestle_store::JobFilter;
 use trestle_store::blobs::upload_prefix;
@@ -84,7 +84,7 @@ pub async fn submit_spec(app: &AppState, p: &Principal, spec: JobSpec) -> ApiRes
 
 /// `POST /api/v1/jobs/{id}/resubmit`: runs a job's work again as a new job
 /// (an array task as a plain job running the same task; see
-/// [`trestle_core::resubmit`]).
+/// [`trestle_core::batch::resubmit`]).
 pub async fn resubmit(
     State(app): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -101,7 +101,7 @@ pub async fn resubmit(
 /// to its project.
 pub async fn resubmit_job(app: &AppState, p: &Principal, id: i64) -> ApiResult<JobView> {
     let old = access::job(app, p, id, Action::JobRead).await?;
-    let spec = trestle_core::resubmit::resubmission(&old)?;
+    let spec = trestle_core::batch::resubmit::resubmission(&old)?;
     submit_spec(app, p, spec).await
 }
 

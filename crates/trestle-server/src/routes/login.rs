@@ -149,7 +149,7 @@ pub async fn whoami(
         None => (
             None,
             TokenKind::Worker,
-            trestle_core::authz::Scope::Full,
+            trestle_core::identity::authz::Scope::Full,
             Vec::new(),
         ),
     };

@@ -25,7 +25,7 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
             format!("the body is not valid JSON: {e}"),
         )
     })?;
-    trestle_core::spec::from_value_with_path(value).map_err(|mut e| {
+    trestle_core::batch::spec::from_value_with_path(value).map_err(|mut e| {
         e.code = "invalid-json".into();
         ApiError::from(e)
     })

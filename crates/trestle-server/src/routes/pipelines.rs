@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use trestle_core::JobState;
 use trestle_core::api::JobView;
-use trestle_core::authz::Action;
+use trestle_core::batch::pipeline::PipelineRequest;
+use trestle_core::batch::workflow::{UpstreamJob, UpstreamList};
+use trestle_core::identity::authz::Action;
 use trestle_core::paths::normalize_relative;
-use trestle_core::pipeline::PipelineRequest;
-use trestle_core::workflow::{UpstreamJob, UpstreamList};
 use trestle_store::blobs::{output_prefix, upload_prefix};
 
 /// `POST /api/v1/pipelines`: 201 with the pipeline (its steps in `steps`).

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use trestle_core::authz::{Action, MemberRole, Resource, decide};
+use trestle_core::identity::authz::{Action, MemberRole, Resource, decide};
 use trestle_core::identity::{
     IndexView, MemberRequest, NewIndex, NewProject, ProjectView, parse_member_role, validate_name,
 };

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
-use trestle_core::authz::{Action, Resource};
+use trestle_core::identity::authz::{Action, Resource};
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> &'static str {

@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use std::collections::HashMap;
-use trestle_core::authz::{Action, Resource, Scope};
+use trestle_core::identity::authz::{Action, Resource, Scope};
 use trestle_core::identity::{NewToken, TokenCreated, TokenKind, TokenView};
 use trestle_core::parse::parse_duration;
 use trestle_store::NewTokenRecord;

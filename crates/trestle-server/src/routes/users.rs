@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use trestle_core::authz::{Action, Resource, Role};
+use trestle_core::identity::authz::{Action, Resource, Role};
 use trestle_core::identity::{
     NewUser, UserUpdate, UserView, parse_role, validate_name, validate_password,
 };

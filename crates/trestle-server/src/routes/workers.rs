@@ -15,7 +15,7 @@ use trestle_core::JobState;
 use trestle_core::api::{
     LeaseRequest, LeaseResponse, UpdatesRequest, UpdatesResponse, WorkerRegistration, WorkerView,
 };
-use trestle_core::authz::{Action, Resource};
+use trestle_core::identity::authz::{Action, Resource};
 use trestle_store::LeaseParams;
 
 /// Longest a lease request may wait for work.

@@ -15,7 +15,7 @@ use axum::{Extension, Json};
 use maud::html;
 use std::collections::BTreeMap;
 use trestle_core::JobState;
-use trestle_core::authz::{Action, Resource};
+use trestle_core::identity::authz::{Action, Resource};
 
 /// `GET /ui/workers` (admins).
 pub async fn workers(State(app): State<AppState>, v: Viewer) -> Response {

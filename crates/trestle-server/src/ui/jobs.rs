@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use std::collections::HashMap;
 use trestle_core::JobState;
 use trestle_core::api::JobView;
-use trestle_core::workflow::{JobKind, StepView};
+use trestle_core::batch::workflow::{JobKind, StepView};
 
 /// Jobs per page.
 const PAGE: u32 = 25;

@@ -22,7 +22,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 use trestle_core::JobState;
-use trestle_core::authz::Scope;
+use trestle_core::identity::authz::Scope;
 
 /// The portal's stylesheet, embedded in the binary.
 const CSS: &str = include_str!("assets/portal.css");

@@ -9,7 +9,7 @@ use crate::{EventFilter, Result};
 use sqlx::any::Any;
 use sqlx::{Row, Transaction};
 use trestle_core::JobState;
-use trestle_core::workflow::EventView;
+use trestle_core::batch::workflow::EventView;
 
 /// Most events one read returns.
 const MAX_EVENTS: u32 = 1000;

@@ -15,9 +15,9 @@ use sqlx::{Row, Transaction};
 use std::collections::HashSet;
 use trestle_core::JobSpec;
 use trestle_core::JobState;
-use trestle_core::array::children_to_create;
-use trestle_core::deps::{DepKind, DepStatus, status};
-use trestle_core::workflow::{ChildCounts, JobKind};
+use trestle_core::batch::array::children_to_create;
+use trestle_core::batch::deps::{DepKind, DepStatus, status};
+use trestle_core::batch::workflow::{ChildCounts, JobKind};
 
 pub(super) type Tx<'a> = Transaction<'a, Any>;
 

@@ -11,8 +11,8 @@ use sqlx::Row;
 use std::collections::HashMap;
 use trestle_core::JobState;
 use trestle_core::api::JobView;
-use trestle_core::deps::DepKind;
-use trestle_core::workflow::{DepView, StepView};
+use trestle_core::batch::deps::DepKind;
+use trestle_core::batch::workflow::{DepView, StepView};
 
 /// Most children listed for a job's upstream outputs.
 const MAX_UPSTREAM: i64 = 10_000;
@@ -69,7 +69,7 @@ impl SqlStore {
                 resolved: r.try_get::<i64, _>("resolved")? != 0,
             });
         }
-        if v.flow.kind == trestle_core::workflow::JobKind::Pipeline {
+        if v.flow.kind == trestle_core::batch::workflow::JobKind::Pipeline {
             v.flow.steps = self.steps(v.id).await?;
         }
         Ok(v)

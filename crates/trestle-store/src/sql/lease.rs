@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use trestle_core::AttemptReason;
 use trestle_core::Resources;
 use trestle_core::api::Lease;
-use trestle_core::placement::{Candidate, pack};
+use trestle_core::batch::placement::{Candidate, pack};
 
 // SQLite's planner, without statistics, may prefer the (state, queue)
 // index and sort every runnable row; the partial runnable index yields rows

@@ -4,7 +4,7 @@ use crate::{DamagedRows, Result, StoreError};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use trestle_core::api::{AttemptView, JobView, WorkerView};
-use trestle_core::workflow::{FlowView, JobKind};
+use trestle_core::batch::workflow::{FlowView, JobKind};
 use trestle_core::{AttemptReason, AttemptState, Capacity, JobSpec, JobState};
 
 /// Columns selected for a [`JobView`], as a literal for `concat!`.
@@ -16,13 +16,7 @@ macro_rules! job_columns {
 }
 pub(super) use job_columns;
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use trestle_core::clock::now_ms;
 
 pub(super) fn parse_state(s: &str) -> Result<JobState> {
     JobState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown job state `{s}`")))

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 use trestle_core::Resources;
 use trestle_core::api::Lease;
+use trestle_core::api::compute::{ComputeEnvEvent, STATUS_VALID};
+use trestle_core::compute::scale::DemandBucket;
 use trestle_core::compute::{ComputeEnvSpec, QUEUE_PRIORITY_STEP, QueueSpec};
-use trestle_core::compute_api::{ComputeEnvEvent, STATUS_VALID};
-use trestle_core::scale::DemandBucket;
 
 /// Events kept per CE.
 const EVENTS_KEPT: i64 = 500;

@@ -8,7 +8,7 @@ use crate::{Result, StoreError};
 use async_trait::async_trait;
 use sqlx::any::{Any, AnyRow};
 use sqlx::{Row, Transaction};
-use trestle_core::authz::Scope;
+use trestle_core::identity::authz::Scope;
 use trestle_core::identity::{TokenKind, TokenView};
 
 /// Columns selected for a [`TokenView`], as a literal for `concat!`.

@@ -16,7 +16,7 @@ use crate::{Result, UpdateOutcome};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 use trestle_core::api::{AttemptKey, AttemptRef, Update, UpdatesRequest};
-use trestle_core::outcome::{AttemptEnd, next_state};
+use trestle_core::batch::outcome::{AttemptEnd, next_state};
 use trestle_core::{AttemptReason, AttemptState, JobState};
 
 /// `(SELECT ... ) AS u`: the `[job, attempt, token, ...]` rows of JSON

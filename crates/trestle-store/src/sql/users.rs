@@ -7,7 +7,7 @@ use crate::{Result, StoreError};
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use trestle_core::authz::{MemberRole, Membership, Role};
+use trestle_core::identity::authz::{MemberRole, Membership, Role};
 use trestle_core::identity::{IndexView, NewProject, ProjectView};
 
 /// Columns selected for a [`UserRecord`], as a literal for `concat!`.

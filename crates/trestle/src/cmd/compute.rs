@@ -10,7 +10,7 @@ use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use trestle_client::Method;
-use trestle_core::compute_api::{ComputeEnvView, LeaderView, QueueView};
+use trestle_core::api::compute::{ComputeEnvView, LeaderView, QueueView};
 
 /// `trestle ce ...`.
 #[derive(Subcommand, Debug)]

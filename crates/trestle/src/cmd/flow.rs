@@ -13,8 +13,8 @@ use std::time::Duration;
 use trestle_client::{EventQuery, JobQuery};
 use trestle_core::JobState;
 use trestle_core::api::JobView;
-use trestle_core::pipeline::render_graph;
-use trestle_core::workflow::{EventView, JobKind};
+use trestle_core::batch::pipeline::render_graph;
+use trestle_core::batch::workflow::{EventView, JobKind};
 
 /// `trestle events` options.
 #[derive(Args, Debug)]

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::Path;
 use std::process::ExitCode;
-use trestle_core::sbatch::{SbatchOptions, SubmitContext};
+use trestle_core::batch::sbatch::{SbatchOptions, SubmitContext};
 
 /// `trestle sbatch` arguments: sbatch options, the script, its arguments.
 #[derive(Args, Debug)]

@@ -175,7 +175,7 @@ pub async fn run(a: SubmitArgs, conn: &Conn) -> Result<ExitCode> {
         }
         let text =
             std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-        let cleaned = trestle_core::spec::strip_trailing_commas(&text);
+        let cleaned = trestle_core::batch::spec::strip_trailing_commas(&text);
         let v: Value = serde_json::from_str(&cleaned)
             .with_context(|| format!("{} is not valid JSON", f.display()))?;
         match v {

@@ -1,13 +1,15 @@
 //! Job requests as users write them (native JSON, the seed's job JSON, CLI
 //! flags) and their validation into a [`JobSpec`].
 
-use crate::array::ArraySpec;
-use crate::deps::{Dependency, check_count};
+use crate::batch::array::ArraySpec;
+use crate::batch::deps::{Dependency, check_count};
+use crate::batch::job::{
+    Command, DEFAULT_ATTEMPTS, DEFAULT_MEM_MIB, JobSpec, MAX_ATTEMPTS, Resources,
+};
+use crate::batch::workflow::{Flow, SlurmSpec};
 use crate::error::{Result, ValidationError};
-use crate::job::{Command, DEFAULT_ATTEMPTS, DEFAULT_MEM_MIB, JobSpec, MAX_ATTEMPTS, Resources};
 use crate::parse::{parse_duration, parse_memory_mib, validate_env_name};
 use crate::paths::normalize_relative;
-use crate::workflow::{Flow, SlurmSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

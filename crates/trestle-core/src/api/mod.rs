@@ -1,9 +1,11 @@
 //! Wire types of the REST API under `/api/v1`, shared by the server, the
 //! client and the worker. Timestamps are milliseconds since the Unix epoch.
 
+pub mod compute;
+
+use crate::batch::job::{AttemptReason, AttemptState, JobSpec, JobState};
+use crate::batch::placement::Capacity;
 use crate::error::ValidationError;
-use crate::job::{AttemptReason, AttemptState, JobSpec, JobState};
-use crate::placement::Capacity;
 use serde::{Deserialize, Serialize};
 
 /// The body of every error response: `{"error": {"code", "message", "field"}}`.
@@ -52,7 +54,7 @@ pub struct JobView {
     pub attempts: Vec<AttemptView>,
     /// Arrays, pipelines and dependencies.
     #[serde(flatten)]
-    pub flow: crate::workflow::FlowView,
+    pub flow: crate::batch::workflow::FlowView,
 }
 
 /// One attempt of a job.

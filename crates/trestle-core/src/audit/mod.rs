@@ -660,5 +660,4 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) ->
 }
 
 #[cfg(test)]
-#[path = "audit_tests.rs"]
 mod tests;

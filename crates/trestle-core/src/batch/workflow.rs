@@ -2,9 +2,9 @@
 //! dependencies and `#SBATCH` scripts, and how the API shows groups
 //! (arrays, pipelines), dependencies and events.
 
-use crate::array::{ArraySpec, ArrayTask};
-use crate::deps::{DepKind, Dependency};
-use crate::job::JobState;
+use crate::batch::array::{ArraySpec, ArrayTask};
+use crate::batch::deps::{DepKind, Dependency};
+use crate::batch::job::JobState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

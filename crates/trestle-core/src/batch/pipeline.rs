@@ -3,12 +3,12 @@
 //! specs in an order where every step comes after the steps it needs, and
 //! the small text graph `trestle job show` prints.
 
+use crate::batch::job::{Command, JobSpec};
+use crate::batch::spec::{CommandRequest, DEFAULT_QUEUE, JobRequest};
+use crate::batch::workflow::StepView;
 use crate::error::{Result, ValidationError};
-use crate::job::{Command, JobSpec};
-use crate::spec::{CommandRequest, DEFAULT_QUEUE, JobRequest, Quantity};
-use crate::workflow::StepView;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Most steps in one pipeline.
 pub const MAX_STEPS: usize = 200;
@@ -28,9 +28,11 @@ pub struct PipelineRequest {
     pub steps: Vec<StepRequest>,
 }
 
-/// One step: a job with a name and the steps it runs after.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One step: a job with a name and the steps it runs after. Every field
+/// of a job request (command, inputs, resources, array, ...) is a step's
+/// field too, with the same names and validation; `name` and `after` are
+/// the step's own (a step's dependencies are other steps, by name).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StepRequest {
     /// Unique step name.
     pub name: String,
@@ -38,42 +40,30 @@ pub struct StepRequest {
     /// into this step's scratch directory.
     #[serde(default)]
     pub after: Vec<String>,
-    /// The command.
-    #[serde(default)]
-    pub command: Option<CommandRequest>,
-    /// Upload id of the step's own input files.
-    #[serde(default)]
-    pub inputs: Option<String>,
-    /// Environment variables.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// CPU cores.
-    #[serde(default)]
-    pub cpus: Option<u32>,
-    /// Memory.
-    #[serde(default)]
-    pub memory: Option<Quantity>,
-    /// GPUs.
-    #[serde(default)]
-    pub gpus: Option<u32>,
-    /// Time limit per attempt.
-    #[serde(default)]
-    pub timeout: Option<Quantity>,
-    /// Attempts.
-    #[serde(default)]
-    pub attempts: Option<u32>,
-    /// Success string.
-    #[serde(default)]
-    pub success_string: Option<String>,
-    /// Working directory inside the scratch directory.
-    #[serde(default)]
-    pub workdir: Option<String>,
-    /// Queue (default: the pipeline's).
-    #[serde(default)]
-    pub queue: Option<String>,
-    /// Run the step as an array.
-    #[serde(default)]
-    pub array: Option<String>,
+    /// The step's job (its queue defaults to the pipeline's).
+    #[serde(flatten)]
+    pub job: JobRequest,
+}
+
+impl<'de> Deserialize<'de> for StepRequest {
+    /// The step's own fields, then the rest as a job request, which
+    /// refuses unknown fields (serde's `flatten` would accept them).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let name = match map.remove("name") {
+            Some(serde_json::Value::String(n)) => n,
+            Some(_) => return Err(D::Error::custom("`name` must be a string")),
+            None => return Err(D::Error::missing_field("name")),
+        };
+        let after = match map.remove("after") {
+            Some(v) => serde_json::from_value(v).map_err(D::Error::custom)?,
+            None => Vec::new(),
+        };
+        let job =
+            serde_json::from_value(serde_json::Value::Object(map)).map_err(D::Error::custom)?;
+        Ok(StepRequest { name, after, job })
+    }
 }
 
 /// A validated step: its spec and the positions of the steps it needs
@@ -173,22 +163,15 @@ impl PipelineRequest {
                 continue;
             };
             let field = format!("steps[{i}]");
-            let req = JobRequest {
-                name: Some(s.name),
-                queue: s.queue.or_else(|| queue.clone()),
-                command: s.command,
-                env: s.env,
-                cpus: s.cpus,
-                memory: s.memory,
-                gpus: s.gpus,
-                timeout: s.timeout,
-                attempts: s.attempts,
-                success_string: s.success_string,
-                inputs: s.inputs,
-                workdir: s.workdir,
-                array: s.array,
-                ..JobRequest::default()
-            };
+            let mut req = s.job;
+            if !req.after.is_empty() || req.key.is_some() {
+                return Err(err(
+                    &field,
+                    "a step waits for other steps with `after = [\"step\"]` and has no key".into(),
+                ));
+            }
+            req.name = Some(s.name);
+            req.queue = req.queue.or_else(|| queue.clone());
             let spec = req.validate().map_err(|mut e| {
                 e.field = Some(match e.field {
                     Some(f) => format!("{field}.{f}"),
@@ -287,7 +270,7 @@ pub fn command_text(c: &Command) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::JobState;
+    use crate::batch::job::JobState;
 
     fn req(text: &str) -> PipelineRequest {
         serde_json::from_str(text).unwrap()

@@ -11,9 +11,11 @@
 //! human-friendly values (`"4G"`, `"90s"`) and are validated into specs;
 //! every rejection names the field that is wrong.
 
+pub mod scale;
+
+use crate::batch::placement::Capacity;
 use crate::error::{Result, ValidationError};
 use crate::parse::{parse_duration, parse_memory_mib};
-use crate::placement::Capacity;
 use serde::{Deserialize, Serialize};
 
 /// Most shapes one CE may declare.
@@ -653,5 +655,4 @@ pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> R
 }
 
 #[cfg(test)]
-#[path = "compute_tests.rs"]
 mod tests;

@@ -1,7 +1,7 @@
 //! Placement: which runnable jobs a worker with some free capacity takes.
 //! Pure: a snapshot in, a decision out.
 
-use crate::job::Resources;
+use crate::batch::job::Resources;
 use serde::{Deserialize, Serialize};
 
 /// Free (or total) capacity of a worker.

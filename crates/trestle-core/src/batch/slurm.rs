@@ -3,7 +3,7 @@
 //! and the expansion of `--output`/`--error` file name patterns. Pure.
 
 use crate::JobSpec;
-use crate::workflow::SlurmSpec;
+use crate::batch::workflow::SlurmSpec;
 
 /// Who and where a job runs, for variables and patterns.
 #[derive(Debug, Clone, Copy)]
@@ -174,15 +174,17 @@ pub fn output_files(ctx: &RunContext<'_>) -> Option<(String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::array::{ArraySpec, ArrayTask};
-    use crate::spec::JobRequest;
+    use crate::batch::array::{ArraySpec, ArrayTask};
+    use crate::batch::spec::JobRequest;
 
     fn sbatch_spec(array: bool) -> JobSpec {
         let mut req = JobRequest {
             name: Some("sweep".into()),
-            command: Some(crate::spec::CommandRequest::Script("./run.sh".into())),
+            command: Some(crate::batch::spec::CommandRequest::Script(
+                "./run.sh".into(),
+            )),
             cpus: Some(4),
-            memory: Some(crate::spec::Quantity::Text("2G".into())),
+            memory: Some(crate::batch::spec::Quantity::Text("2G".into())),
             queue: Some("short".into()),
             slurm: Some(SlurmSpec {
                 output: Some("logs/%x-%A_%a.out".into()),

@@ -15,9 +15,9 @@
 //!   children carry the work (resubmit a child, or submit the group again).
 
 use crate::api::JobView;
+use crate::batch::job::JobSpec;
+use crate::batch::workflow::JobKind;
 use crate::error::{Result, ValidationError};
-use crate::job::JobSpec;
-use crate::workflow::JobKind;
 
 /// The specification that runs `old`'s work again as a new job.
 pub fn resubmission(old: &JobView) -> Result<JobSpec> {
@@ -52,9 +52,9 @@ pub fn resubmission(old: &JobView) -> Result<JobSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::array::{ArraySpec, ArrayTask};
-    use crate::spec::request_from_value;
-    use crate::workflow::FlowView;
+    use crate::batch::array::{ArraySpec, ArrayTask};
+    use crate::batch::spec::request_from_value;
+    use crate::batch::workflow::FlowView;
 
     fn view(spec: JobSpec, kind: JobKind, parent: Option<i64>) -> JobView {
         JobView {

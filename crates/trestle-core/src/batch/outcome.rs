@@ -1,6 +1,6 @@
 //! The job state machine's decisions after an attempt ends. Pure.
 
-use crate::job::{AttemptReason, JobState, MAX_INTERRUPTIONS};
+use crate::batch::job::{AttemptReason, JobState, MAX_INTERRUPTIONS};
 
 /// How a worker saw the process end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

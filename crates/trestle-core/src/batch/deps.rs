@@ -2,8 +2,8 @@
 //! parsing from `afterok:12:13,afterany:14`, and the pure decision whether a
 //! dependency is met, still open, or can never be met.
 
+use crate::batch::job::JobState;
 use crate::error::{Result, ValidationError};
-use crate::job::JobState;
 use serde::{Deserialize, Serialize};
 
 /// Most dependencies one job may have.

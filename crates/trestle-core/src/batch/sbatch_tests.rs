@@ -1,5 +1,5 @@
 use super::*;
-use crate::deps::{DepKind, Dependency};
+use crate::batch::deps::{DepKind, Dependency};
 
 const SCRIPT: &str = r#"#!/bin/bash
 #SBATCH --job-name=sweep

@@ -25,9 +25,9 @@
 //! down to `min_vcpus` (zero by default); below `min_vcpus` workers are
 //! launched even without demand.
 
+use crate::batch::job::Resources;
+use crate::batch::placement::Capacity;
 use crate::compute::{AllocationStrategy, ComputeEnvSpec, Shape};
-use crate::job::Resources;
-use crate::placement::Capacity;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

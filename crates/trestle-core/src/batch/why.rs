@@ -2,9 +2,9 @@
 //! job, decided from a snapshot of its dependencies, its array and the
 //! capacity on offer. Pure.
 
-use crate::job::{JobState, Resources};
-use crate::placement::Capacity;
-use crate::workflow::{DepView, JobKind};
+use crate::batch::job::{JobState, Resources};
+use crate::batch::placement::Capacity;
+use crate::batch::workflow::{DepView, JobKind};
 
 /// A compute environment as the reason sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +169,7 @@ pub fn why_waiting(w: &WaitInput<'_>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deps::DepKind;
+    use crate::batch::deps::DepKind;
 
     fn cap(cpus: u32, mem: u64, gpus: u32) -> Capacity {
         Capacity {

@@ -1,8 +1,10 @@
 //! Identity wire types (users, API tokens, indexes, projects, login) and
 //! the validation of names users choose.
 
-use crate::authz::{MemberRole, Role, Scope};
+pub mod authz;
+
 use crate::error::{Result, ValidationError};
+use crate::identity::authz::{MemberRole, Role, Scope};
 use serde::{Deserialize, Serialize};
 
 /// Checks a user, project, index or organisation name: 1-64 lower-case
@@ -339,7 +341,7 @@ pub struct WhoAmI {
     pub scope: Scope,
     /// Projects the user belongs to, with their role in each.
     #[serde(default)]
-    pub projects: Vec<crate::authz::Membership>,
+    pub projects: Vec<crate::identity::authz::Membership>,
 }
 
 #[cfg(test)]

@@ -282,5 +282,5 @@ pub struct JobSpec {
     pub owner: Option<String>,
     /// Arrays, dependencies and `#SBATCH` details.
     #[serde(flatten)]
-    pub flow: crate::workflow::Flow,
+    pub flow: crate::batch::workflow::Flow,
 }

@@ -3,11 +3,11 @@
 //! into a job request. Pure: the caller supplies the script text, the
 //! submitting environment and where it was submitted from.
 
-use crate::deps::parse_slurm_dependency;
+use crate::batch::deps::parse_slurm_dependency;
+use crate::batch::spec::{CommandRequest, JobRequest, Quantity};
+use crate::batch::workflow::SlurmSpec;
 use crate::error::{Result, ValidationError};
 use crate::parse::{parse_duration, parse_memory_mib, validate_env_name};
-use crate::spec::{CommandRequest, JobRequest, Quantity};
-use crate::workflow::SlurmSpec;
 use std::collections::BTreeMap;
 
 /// Options as given by directives or flags; values are checked when the

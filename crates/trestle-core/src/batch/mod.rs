@@ -1,0 +1,17 @@
+//! Batch work: the job specification and its validation, arrays,
+//! dependencies, pipelines, `#SBATCH` scripts and the variables they read,
+//! placement of jobs on a worker, the attempt state machine, resubmission
+//! and "why is it not running".
+
+pub mod array;
+pub mod deps;
+pub mod job;
+pub mod outcome;
+pub mod pipeline;
+pub mod placement;
+pub mod resubmit;
+pub mod sbatch;
+pub mod slurm;
+pub mod spec;
+pub mod why;
+pub mod workflow;
