@@ -58,12 +58,10 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     /// A configuration with defaults: the host's CPUs and memory, a scratch
     /// root in the system temporary directory unique to this process, no idle
-    /// exit, no prefetch, 5 s lease long-polls, 64 KiB log chunks,
-    /// `keep_scratch` from [`KEEP_SCRATCH_ENV`].
+    /// exit, no prefetch, 5 s lease long-polls, 64 KiB log chunks, scratch
+    /// directories removed (the binary sets `keep_scratch` from
+    /// [`KEEP_SCRATCH_ENV`]; a library reads no settings of its own).
     pub fn new(servers: Vec<String>, token: Option<String>) -> WorkerConfig {
-        let keep_scratch = std::env::var(KEEP_SCRATCH_ENV)
-            .map(|v| !v.is_empty() && v != "0")
-            .unwrap_or(false);
         WorkerConfig {
             servers,
             token,
@@ -75,7 +73,7 @@ impl WorkerConfig {
             prefetch: 0,
             poll_wait_ms: DEFAULT_POLL_WAIT_MS,
             max_log_chunk: DEFAULT_MAX_LOG_CHUNK,
-            keep_scratch,
+            keep_scratch: false,
             log_flush: Duration::from_millis(250),
             kill_grace: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),

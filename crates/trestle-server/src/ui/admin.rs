@@ -58,23 +58,10 @@ pub async fn workers(State(app): State<AppState>, v: Viewer) -> Response {
     for q in &queues {
         per_queue.entry(q.spec.name.clone()).or_default();
     }
-    let filter = trestle_store::JobFilter {
-        states: vec![
-            JobState::Pending,
-            JobState::Runnable,
-            JobState::Starting,
-            JobState::Running,
-        ],
-        limit: 10_000,
-        ..Default::default()
-    };
-    if let Ok(jobs) = app.store.list_jobs(&filter).await {
-        for j in jobs {
-            *per_queue
-                .entry(j.queue)
-                .or_default()
-                .entry(j.state)
-                .or_default() += 1;
+    // The store's counts, not a listing (which stops at its limit).
+    for (queue, state, n) in app.store.counts().await.unwrap_or_default() {
+        if !state.is_terminal() {
+            *per_queue.entry(queue).or_default().entry(state).or_default() += n;
         }
     }
     let in_use = |env: &str| -> u64 {

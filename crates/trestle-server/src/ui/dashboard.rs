@@ -36,24 +36,23 @@ fn push(s: Sample) {
 }
 
 async fn sample(app: &AppState) -> Result<Sample, String> {
-    let filter = trestle_store::JobFilter {
-        states: vec![JobState::Pending, JobState::Runnable],
-        limit: 10_000,
-        ..Default::default()
-    };
-    let waiting = app
+    // The store's counts, not a listing (which stops at its limit).
+    let waiting: u64 = app
         .store
-        .list_jobs(&filter)
+        .counts()
         .await
         .map_err(|e| e.to_string())?
-        .len();
+        .iter()
+        .filter(|(_, s, _)| matches!(s, JobState::Pending | JobState::Runnable))
+        .map(|(_, _, n)| n)
+        .sum();
     let workers = app
         .store
         .list_workers()
         .await
         .map_err(|e| e.to_string())?
         .len();
-    Ok((crate::now_ms(), waiting as u64, workers as u64))
+    Ok((crate::now_ms(), waiting, workers as u64))
 }
 
 /// Takes a sample of queue depth and worker count every minute.

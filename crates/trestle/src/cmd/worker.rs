@@ -44,6 +44,9 @@ pub struct WorkerArgs {
     /// jobs; grows by itself when jobs are short; 0 turns it off).
     #[arg(long, default_value_t = 0)]
     pub prefetch: u32,
+    /// Keep every attempt's scratch directory after it ends (for debugging).
+    #[arg(long, env = trestle_agent::KEEP_SCRATCH_ENV)]
+    pub keep_scratch: bool,
 }
 
 /// Runs a worker until it is idle for `--idle-exit`, or SIGINT/SIGTERM
@@ -77,6 +80,7 @@ pub async fn run(a: WorkerArgs, conn: &Conn) -> Result<ExitCode> {
         cfg.work_dir = d;
     }
     cfg.compute_env = a.compute_env;
+    cfg.keep_scratch = a.keep_scratch;
     cfg.instance_id = a.instance_id.filter(|i| !i.is_empty());
     cfg.prefetch = a.prefetch;
     let (tx, rx) = tokio::sync::watch::channel(false);
