@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use trestle_core::Capacity;
+pub use trestle_service::compute::LocalEnvConfig;
 
 /// Settings for one server process.
 #[derive(Debug, Clone)]
@@ -24,9 +24,9 @@ pub struct ServerConfig {
     /// The local compute environment, if enabled.
     pub local: Option<LocalEnvConfig>,
     /// Security and audit settings.
-    pub security: crate::security::SecurityConfig,
+    pub security: trestle_service::security::SecurityConfig,
     /// Queue settings (`[queues.NAME]`): disabled queues, drop folders.
-    pub queues: Vec<crate::workflows::QueueConfig>,
+    pub queues: Vec<trestle_service::workflows::QueueConfig>,
     /// Compute environments declared in the config file
     /// (`[compute_environments.NAME]`), stored at start.
     pub compute_envs: Vec<trestle_core::compute::ComputeEnvSpec>,
@@ -47,23 +47,6 @@ pub struct ServerConfig {
     pub objects_options: Vec<(String, String)>,
     /// How often the autoscaler looks (it also wakes on every submission).
     pub autoscale_interval: Duration,
-}
-
-/// The `local` compute environment: worker processes on this host.
-#[derive(Debug, Clone)]
-pub struct LocalEnvConfig {
-    /// Upper bound on CPUs across its workers.
-    pub max_vcpus: u32,
-    /// Shape of one worker.
-    pub shape: Capacity,
-    /// Workers exit after this long without work.
-    pub idle_exit: Duration,
-    /// Scratch root for its workers.
-    pub work_dir: PathBuf,
-    /// The program to run as `PROGRAM worker ...` (normally this binary).
-    pub program: PathBuf,
-    /// Jobs a worker may lease beyond its free capacity.
-    pub prefetch: u32,
 }
 
 impl ServerConfig {
@@ -89,4 +72,62 @@ impl ServerConfig {
             autoscale_interval: Duration::from_millis(500),
         }
     }
+}
+
+/// Stores the CEs and queues the config file declares (and the `[local]`
+/// environment), and forgets those an earlier config declared and this one
+/// does not. Several servers starting at once store the same thing.
+pub async fn seed_config(
+    store: &dyn trestle_store::Store,
+    cfg: &ServerConfig,
+) -> Result<(), crate::ServerError> {
+    use trestle_store::scale::SOURCE_CONFIG;
+    let mut envs = cfg.compute_envs.clone();
+    if let Some(l) = &cfg.local
+        && !envs.iter().any(|e| e.name == "local")
+    {
+        envs.push(trestle_service::compute::local_env_spec(l));
+    }
+    let now = trestle_core::clock::now_ms();
+    let current = store.compute_envs().await?;
+    for e in &envs {
+        // Unchanged settings keep their status; a racing server's insert
+        // turns ours into an update on the second try.
+        if current.iter().any(|c| c.spec == *e) {
+            continue;
+        }
+        if store.put_compute_env(e, SOURCE_CONFIG, now).await.is_err() {
+            store.put_compute_env(e, SOURCE_CONFIG, now).await?;
+        }
+    }
+    let known: Vec<String> = store
+        .compute_envs()
+        .await?
+        .into_iter()
+        .map(|e| e.spec.name)
+        .collect();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let queues = store.queue_records().await?;
+    for q in &cfg.queue_specs {
+        trestle_core::compute::check_queue_envs(q, &known).map_err(|e| {
+            crate::ServerError::Config(format!(
+                "queues.{}.{}: {}",
+                q.name,
+                e.field.unwrap_or_default(),
+                e.message
+            ))
+        })?;
+        if queues.iter().any(|c| c.spec == *q) {
+            continue;
+        }
+        if store.put_queue(q, SOURCE_CONFIG, now).await.is_err() {
+            store.put_queue(q, SOURCE_CONFIG, now).await?;
+        }
+    }
+    let env_names: Vec<String> = envs.iter().map(|e| e.name.clone()).collect();
+    let queue_names: Vec<String> = cfg.queue_specs.iter().map(|q| q.name.clone()).collect();
+    store
+        .prune_source(SOURCE_CONFIG, &env_names, &queue_names)
+        .await?;
+    Ok(())
 }

@@ -1,39 +1,20 @@
-//! The Trestle server: the REST API under `/api/v1`, health and metrics,
-//! the background loops (lease reaper, dependency resolver, autoscaler,
-//! ...; with several servers each runs on the holder of its leader lease)
-//! and the compute environments' providers. The binary composes it; tests
-//! start it for real.
+//! The Trestle server: composition only. It reads the typed configuration,
+//! opens storage, builds the service state ([`trestle_service::Service`]),
+//! mounts the REST API (`trestle-api`) and the portal (`trestle-portal`),
+//! and starts the background loops (with several servers, each
+//! cluster-wide loop runs on the holder of its leader lease). The binary
+//! composes it; tests start it for real.
 
-pub mod access;
-pub mod audit;
-pub mod auth;
-pub mod autoscaler;
-pub mod compute;
 pub mod config;
-pub mod drop;
-pub mod error;
-pub mod leader;
-pub mod loops;
-pub mod metrics;
-pub mod openapi;
-pub mod openapi_compute;
-pub mod openapi_identity;
-pub mod openapi_workflows;
-pub mod routes;
-pub mod security;
-pub mod state;
-pub mod ui;
-pub mod workflows;
 
-use crate::auth::{hash_token, new_token, token_id};
 use crate::config::ServerConfig;
-use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{Notify, watch};
+use trestle_service::principal::{hash_token, new_token, token_id};
+use trestle_service::{Service, audit, autoscaler, compute, drop, leader, loops, workflows};
 use trestle_store::{Blobs, SqlStore, Store};
 
 pub use config::LocalEnvConfig;
@@ -59,81 +40,17 @@ pub enum ServerError {
     },
 }
 
-/// Builds the router over a state.
-pub fn router(app: AppState) -> Router {
-    use axum::routing::delete;
-    use routes::{audit, files, jobs, login, projects, system, tokens, users, workers};
-    let user = Router::new()
-        .route("/jobs", post(jobs::submit).get(jobs::list))
-        .route("/jobs/batch", post(jobs::submit_batch))
-        .route("/jobs/{id}", get(jobs::show))
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/jobs/{id}/resubmit", post(jobs::resubmit))
-        .route("/admin/damaged-jobs", get(system::damaged_jobs))
-        .route("/jobs/{id}/log", get(jobs::log))
-        .route("/jobs/{id}/outputs", get(files::list_outputs))
-        .route("/jobs/{id}/outputs/{*path}", get(files::get_output))
-        .route("/uploads", post(files::create_upload))
-        .route("/uploads/{id}/files", get(files::list_upload))
-        .route("/uploads/{id}/files/{*path}", put(files::put_upload_file))
-        .route("/workers", get(workers::list))
-        .route("/logout", post(login::logout))
-        .route("/users", get(users::list).post(users::create))
-        .route("/users/{name}", get(users::show).patch(users::update))
-        .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/{id}", get(tokens::show).delete(tokens::revoke))
-        .route(
-            "/indexes",
-            get(projects::list_indexes).post(projects::create_index),
-        )
-        .route("/projects", get(projects::list).post(projects::create))
-        .route("/projects/{name}", get(projects::show))
-        .route("/projects/{name}/members", post(projects::add_member))
-        .route(
-            "/projects/{name}/members/{user}",
-            delete(projects::remove_member),
-        )
-        .route("/audit", get(audit::query))
-        .route("/audit/queries", get(audit::list_queries))
-        .route("/audit/queries/{name}", get(audit::run_query))
-        .route(
-            "/audit/unused",
-            get(audit::list_unused).post(audit::post_unused),
-        )
-        .merge(workflows::user_routes())
-        .merge(routes::compute::routes())
-        .route_layer(axum::middleware::from_fn(auth::require_user));
-    let worker = Router::new()
-        .route("/whoami", get(login::whoami))
-        .route("/workers", post(workers::register))
-        .route("/workers/{id}", axum::routing::delete(workers::deregister))
-        .route("/workers/{id}/lease", post(workers::lease))
-        .route("/workers/{id}/updates", post(workers::updates))
-        .route("/jobs/{id}/inputs", get(files::list_inputs))
-        .route("/jobs/{id}/inputs/{*path}", get(files::get_input))
-        .route(
-            "/jobs/{id}/attempts/{attempt}/outputs/{*path}",
-            put(files::put_output),
-        )
-        .merge(workflows::worker_routes());
-    let api = user
-        .merge(worker)
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            auth::authenticate,
-        ))
-        .route("/login", post(login::login))
-        .route("/openapi.json", get(system::openapi))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::audit::record,
-        ));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics))
-        .merge(ui::routes(app.clone()))
+/// Builds the router over a state: the REST API, the portal, and what
+/// wraps them both (the audit record of portal requests, the JSON
+/// fallbacks, the body limit, the panic guard).
+pub fn router(app: Service) -> Router {
+    use trestle_api::routes::system;
+    let portal = trestle_portal::routes().layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        trestle_api::audit::record,
+    ));
+    trestle_api::router(app.clone())
+        .merge(portal)
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
@@ -146,7 +63,7 @@ pub fn router(app: AppState) -> Router {
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
     use axum::response::IntoResponse;
     tracing::error!("a request handler panicked");
-    error::ApiError::new(
+    trestle_api::error::ApiError::new(
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
         "internal error; the request was not applied",
@@ -159,7 +76,7 @@ pub struct RunningServer {
     /// The bound address.
     pub addr: SocketAddr,
     /// Shared state (for embedding and tests).
-    pub app: AppState,
+    pub app: Service,
     shutdown: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     loops: Vec<tokio::task::JoinHandle<()>>,
@@ -197,8 +114,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             .unwrap_or_else(|| "trestle".into()),
         scratch_dir: cfg.scratch_dir.clone(),
     };
-    compute::seed_config(&*store, &cfg).await?;
-    let app = AppState {
+    config::seed_config(&*store, &cfg).await?;
+    let app = Service {
         store,
         blobs,
         metrics: Arc::default(),
@@ -258,7 +175,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         rx.clone(),
     ));
     loops.push(loops::spawn(
-        ui::dashboard::sampler(app.clone()),
+        trestle_portal::dashboard::sampler(app.clone()),
         rx.clone(),
     ));
     for q in &cfg.queues {

@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use trestle_server::workflows::{DEFAULT_TRIGGER_SUFFIX, QueueConfig};
+use trestle_service::workflows::{DEFAULT_TRIGGER_SUFFIX, QueueConfig};
 
 /// One `[queues.NAME]` table.
 #[derive(Debug, Default, Deserialize)]

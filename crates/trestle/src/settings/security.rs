@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use trestle_core::audit::{Cidr, FILTER_KEYS, NamedQuery};
 use trestle_core::parse::parse_duration;
-use trestle_server::security::SecurityConfig;
+use trestle_service::security::SecurityConfig;
 
 /// `[security]`.
 #[derive(Debug, Default, Deserialize)]

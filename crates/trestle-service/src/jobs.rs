@@ -1,0 +1,316 @@
+//! Jobs: the one submit path (used by the API's single and batch submits,
+//! pipelines, the portal, drop folders and resubmission), listing, showing,
+//! cancelling and reading logs, each checked by [`crate::access`].
+
+use crate::access;
+use crate::error::{ServiceError, ServiceResult};
+use crate::principal::Principal;
+use crate::state::Service;
+use crate::workflows;
+use trestle_core::JobSpec;
+use trestle_core::JobState;
+use trestle_core::api::{FileList, JobList, JobView, LogSlice, WorkerView};
+use trestle_core::batch::pipeline::PipelineRequest;
+use trestle_core::batch::spec::{request_from_value, strip_trailing_commas};
+use trestle_core::identity::authz::Action;
+use trestle_core::identity::authz::Resource;
+use trestle_store::JobFilter;
+use trestle_store::blobs::{output_prefix, upload_prefix};
+
+/// Most jobs in one batch submission.
+pub const MAX_BATCH: usize = 10_000;
+
+/// Validates a job request (native or seed JSON) into a specification.
+pub fn validate_request(v: serde_json::Value) -> ServiceResult<JobSpec> {
+    Ok(request_from_value(v)?.validate()?)
+}
+
+/// Validates a job request's JSON text (trailing commas allowed).
+pub fn validate_text(text: &str) -> ServiceResult<JobSpec> {
+    let value: serde_json::Value =
+        serde_json::from_str(&strip_trailing_commas(text)).map_err(|e| {
+            ServiceError::new(
+                crate::ErrorKind::Invalid,
+                "invalid-json",
+                format!("the job is not valid JSON: {e}"),
+            )
+        })?;
+    validate_request(value)
+}
+
+/// Charges a spec to a project of `p` and checks its inputs: the first
+/// half of every submission.
+async fn prepare(app: &Service, p: &Principal, spec: JobSpec) -> ServiceResult<JobSpec> {
+    let spec = access::charge(app, p, spec).await?;
+    if let Some(id) = &spec.inputs
+        && (access::upload(app, p, id, Action::UploadRead)
+            .await
+            .is_err()
+            || app.blobs.list(&upload_prefix(id)).await?.is_empty())
+    {
+        return Err(ServiceError::bad(
+            "unknown-upload",
+            "inputs",
+            format!("upload `{id}` does not exist or has no files"),
+        ));
+    }
+    Ok(spec)
+}
+
+/// The second half of every submission, once the jobs are stored: counts
+/// them, holds jobs of disabled queues, wakes the schedulers.
+async fn submitted(app: &Service, specs: &[JobSpec], jobs: usize) -> ServiceResult<()> {
+    app.metrics.submitted(jobs as u64);
+    workflows::after_submit(app, specs).await?;
+    app.wake();
+    Ok(())
+}
+
+/// Submits validated jobs for `p`, all or none: charges each to a project,
+/// checks inputs and dependencies, stores them and wakes the schedulers.
+/// With `fields`, errors name the job (`jobs[3].project`).
+pub async fn submit(
+    app: &Service,
+    p: &Principal,
+    specs: Vec<JobSpec>,
+    fields: bool,
+) -> ServiceResult<Vec<i64>> {
+    if specs.is_empty() || specs.len() > MAX_BATCH {
+        return Err(ServiceError::bad(
+            "invalid-batch",
+            "jobs",
+            format!("a batch holds 1 to {MAX_BATCH} jobs, got {}", specs.len()),
+        ));
+    }
+    let name = |i: usize, e: ServiceError| {
+        if fields {
+            e.in_field(&format!("jobs[{i}]"))
+        } else {
+            e
+        }
+    };
+    let mut ready = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.into_iter().enumerate() {
+        let spec = prepare(app, p, spec).await.map_err(|e| name(i, e))?;
+        workflows::check_deps(app, p, &spec)
+            .await
+            .map_err(|e| name(i, e))?;
+        ready.push(spec);
+    }
+    let ids = app.store.submit(&ready, crate::now_ms()).await?;
+    submitted(app, &ready, ids.len()).await?;
+    Ok(ids)
+}
+
+/// Submits one validated job for `p` and returns it as stored.
+pub async fn submit_one(app: &Service, p: &Principal, spec: JobSpec) -> ServiceResult<JobView> {
+    let id = submit(app, p, vec![spec], false).await?[0];
+    app.store
+        .job(id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("job {id}")))
+}
+
+/// Submits a pipeline: its parent and every step are charged to a project
+/// of `p`, their inputs checked, and the whole stored at once.
+pub async fn submit_pipeline(
+    app: &Service,
+    p: &Principal,
+    req: PipelineRequest,
+) -> ServiceResult<JobView> {
+    let mut valid = req.validate()?;
+    valid.parent = access::charge(app, p, valid.parent).await?;
+    for (i, step) in valid.steps.iter_mut().enumerate() {
+        let spec = std::mem::replace(&mut step.spec, valid.parent.clone());
+        step.spec = prepare(app, p, spec)
+            .await
+            .map_err(|e| e.in_field(&format!("steps[{i}]")))?;
+    }
+    let (id, ids) = app.store.submit_pipeline(&valid, crate::now_ms()).await?;
+    let specs: Vec<_> = valid.steps.iter().map(|s| s.spec.clone()).collect();
+    submitted(app, &specs, ids.len()).await?;
+    app.store
+        .job(id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("job {id}")))
+}
+
+/// Runs job `id`'s work again as a new job for `p` (an array task as a
+/// plain job running the same task; see [`trestle_core::batch::resubmit`]):
+/// `p` must be able to read the job and to submit to its project.
+pub async fn resubmit(app: &Service, p: &Principal, id: i64) -> ServiceResult<JobView> {
+    let old = access::job(app, p, id, Action::JobRead).await?;
+    let spec = trestle_core::batch::resubmit::resubmission(&old)?;
+    submit_one(app, p, spec).await
+}
+
+/// A listing's filter from query parameters (`state=RUNNING,FAILED`,
+/// `queue`, `project`, `owner`, `before`, `limit` 1-1000, default 100).
+pub fn filter_from_params(
+    q: &std::collections::HashMap<String, String>,
+) -> ServiceResult<JobFilter> {
+    let mut filter = JobFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    for (k, v) in q {
+        match k.as_str() {
+            "state" => {
+                for s in v.split(',').filter(|s| !s.is_empty()) {
+                    filter.states.push(JobState::parse(s).ok_or_else(|| {
+                        ServiceError::bad(
+                            "invalid-state",
+                            "state",
+                            format!("`{s}` is not a job state (SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED)"),
+                        )
+                    })?);
+                }
+            }
+            "queue" => filter.queue = Some(v.clone()),
+            "project" => filter.project = Some(v.clone()),
+            "owner" => filter.owner = Some(v.clone()),
+            "before" => {
+                filter.before = Some(v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    ServiceError::bad("invalid-id", "before", format!("`{v}` is not a job id"))
+                })?)
+            }
+            "limit" => {
+                filter.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ServiceError::bad(
+                            "invalid-limit",
+                            "limit",
+                            format!("limit must be 1-1000, got `{v}`"),
+                        )
+                    })?
+            }
+            other => {
+                return Err(ServiceError::bad(
+                    "unknown-parameter",
+                    other,
+                    format!("unknown query parameter `{other}`"),
+                ));
+            }
+        }
+    }
+    Ok(filter)
+}
+
+/// Jobs matching `filter` that `p` may see, newest first, each annotated
+/// with why it is not running.
+pub async fn list(app: &Service, p: &Principal, mut filter: JobFilter) -> ServiceResult<JobList> {
+    access::restrict(p, &mut filter);
+    let mut jobs = app.store.list_jobs(&filter).await?;
+    workflows::annotate_all(app, &mut jobs).await?;
+    let next_before = (jobs.len() as u32 == filter.limit)
+        .then(|| jobs.last().map(|j| j.id))
+        .flatten();
+    Ok(JobList { jobs, next_before })
+}
+
+/// One job with its attempts, if `p` may see it.
+pub async fn show(app: &Service, p: &Principal, id: i64) -> ServiceResult<JobView> {
+    let mut job = access::job(app, p, id, Action::JobRead).await?;
+    workflows::annotate_all(app, std::slice::from_mut(&mut job)).await?;
+    Ok(job)
+}
+
+/// Cancels a job (and, for a group, its unfinished children).
+pub async fn cancel(app: &Service, p: &Principal, id: i64) -> ServiceResult<JobView> {
+    access::job(app, p, id, Action::JobCancel).await?;
+    app.store
+        .cancel(id, crate::now_ms())
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("job {id}")))
+}
+
+/// A slice of a job's log: `attempt` (default the latest) after chunk
+/// `after`.
+pub async fn log(
+    app: &Service,
+    p: &Principal,
+    id: i64,
+    attempt: Option<u32>,
+    after: u32,
+) -> ServiceResult<LogSlice> {
+    access::job(app, p, id, Action::JobRead).await?;
+    app.store
+        .read_log(id, attempt, after)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("job {id}")))
+}
+
+/// The attempt whose outputs to show: the one asked for, or the latest one
+/// that has any (0: none yet).
+pub async fn outputs_attempt(
+    app: &Service,
+    p: &Principal,
+    job: i64,
+    asked: Option<&str>,
+) -> ServiceResult<u32> {
+    let view = access::job(app, p, job, Action::JobRead).await?;
+    if let Some(a) = asked {
+        return a
+            .parse()
+            .map_err(|_| ServiceError::bad("invalid-attempt", "attempt", "not an attempt number"));
+    }
+    for a in view.attempts.iter().rev() {
+        if !app
+            .blobs
+            .list(&output_prefix(job, a.attempt))
+            .await?
+            .is_empty()
+        {
+            return Ok(a.attempt);
+        }
+    }
+    Ok(view.attempts.last().map(|a| a.attempt).unwrap_or(0))
+}
+
+/// The output files of a job's attempt (`asked`, or the latest with any).
+pub async fn outputs(
+    app: &Service,
+    p: &Principal,
+    job: i64,
+    asked: Option<&str>,
+) -> ServiceResult<FileList> {
+    let attempt = outputs_attempt(app, p, job, asked).await?;
+    let files = if attempt == 0 {
+        Vec::new()
+    } else {
+        app.blobs.list(&output_prefix(job, attempt)).await?
+    };
+    Ok(FileList {
+        files,
+        attempt: Some(attempt),
+    })
+}
+
+/// Every registered worker; non-admins see only the running jobs they may
+/// see.
+pub async fn workers(app: &Service, p: &Principal) -> ServiceResult<Vec<WorkerView>> {
+    access::check(p, Action::WorkersList, Resource::None, "")?;
+    let mut workers = app.store.list_workers().await?;
+    if !p.is_admin() {
+        let mut filter = JobFilter {
+            states: vec![JobState::Starting, JobState::Running],
+            limit: 1000,
+            ..Default::default()
+        };
+        access::restrict(p, &mut filter);
+        let visible: std::collections::HashSet<i64> = app
+            .store
+            .list_jobs(&filter)
+            .await?
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        for w in &mut workers {
+            w.running_jobs.retain(|j| visible.contains(j));
+        }
+    }
+    Ok(workers)
+}

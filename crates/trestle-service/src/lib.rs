@@ -1,0 +1,33 @@
+//! Trestle's service layer: every domain operation (submitting work through
+//! one path, cancelling, resubmitting, identity, audit, compute), each
+//! returning [`ServiceError`]; the background loops (lease reaper,
+//! dependency resolver, autoscaler, drop folders, audit writer and
+//! retention, the unused-credential policy) and the leader-lease runner
+//! that places each cluster-wide loop on one server.
+//!
+//! It knows no HTTP: the REST API (`trestle-api`) and the portal
+//! (`trestle-portal`) call it and map its errors to their answers.
+//! Authorization is decided in one place (`trestle_core::identity::authz`),
+//! asked through [`access`].
+
+pub mod access;
+pub mod audit;
+pub mod audit_queries;
+pub mod autoscaler;
+pub mod compute;
+pub mod drop;
+pub mod error;
+pub mod jobs;
+pub mod leader;
+pub mod loops;
+pub mod metrics;
+pub mod principal;
+pub mod security;
+pub mod sessions;
+pub mod state;
+pub mod workflows;
+
+pub use error::{ErrorKind, ServiceError, ServiceResult};
+pub use principal::Principal;
+pub use state::Service;
+pub use trestle_core::clock::now_ms;

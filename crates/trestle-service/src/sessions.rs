@@ -1,0 +1,251 @@
+//! Sign-in: password logins that open a browser session (with a CSRF
+//! token) or issue an API token, throttled per user and source address;
+//! sign-out; and issuing tokens.
+
+use crate::audit::AuditSlot;
+use crate::error::{ErrorKind, ServiceError, ServiceResult};
+use crate::principal::{Principal, hash_token, new_token, token_id};
+use crate::security::{random_hex, verify_password};
+use crate::state::Service;
+use std::net::IpAddr;
+use std::time::Duration;
+use trestle_core::identity::authz::Scope;
+use trestle_core::identity::{
+    LoginRequest, NewToken, TokenCreated, TokenKind, UserView, WhoAmI, validate_name,
+};
+use trestle_core::parse::parse_duration;
+use trestle_store::{NewTokenRecord, SessionRecord};
+
+const DAY_SECS: u64 = 86_400;
+/// Default lifetime of a user token.
+const USER_TTL: u64 = 90 * DAY_SECS;
+/// Longest lifetime of a user token.
+const USER_MAX_TTL: u64 = 366 * DAY_SECS;
+/// Default lifetime of a worker credential.
+const WORKER_TTL: u64 = 3600;
+/// Longest lifetime of a worker credential.
+const WORKER_MAX_TTL: u64 = 30 * DAY_SECS;
+
+/// Validates a token request and stores the token; returns the secret.
+pub async fn issue(
+    app: &Service,
+    user: &str,
+    kind: TokenKind,
+    req: NewToken,
+    now: i64,
+) -> ServiceResult<TokenCreated> {
+    let name = req.name.unwrap_or_else(|| match kind {
+        TokenKind::User => "token".to_string(),
+        TokenKind::Worker => "worker".to_string(),
+    });
+    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(ServiceError::bad(
+            "invalid-name",
+            "name",
+            "a token name is 1-200 printable characters",
+        ));
+    }
+    let scope = match req.scope.as_deref() {
+        None => Scope::Full,
+        Some(s) => Scope::parse(s).ok_or_else(|| {
+            ServiceError::bad(
+                "invalid-scope",
+                "scope",
+                format!("`{s}` is not a scope (full, read-only)"),
+            )
+        })?,
+    };
+    if kind == TokenKind::Worker && scope == Scope::ReadOnly {
+        return Err(ServiceError::bad(
+            "invalid-scope",
+            "scope",
+            "worker credentials are always scoped to leasing and reporting",
+        ));
+    }
+    let (default, max) = match kind {
+        TokenKind::User => (USER_TTL, USER_MAX_TTL),
+        TokenKind::Worker => (WORKER_TTL, WORKER_MAX_TTL),
+    };
+    let ttl = match req.ttl.as_deref() {
+        None => default,
+        Some(t) => parse_duration("ttl", t, false)?,
+    };
+    if ttl == 0 || ttl > max {
+        return Err(ServiceError::bad(
+            "invalid-ttl",
+            "ttl",
+            format!(
+                "a {} token lives between 1 second and {} days",
+                kind.as_str(),
+                max / DAY_SECS
+            ),
+        ));
+    }
+    let secret = new_token();
+    let rec = NewTokenRecord {
+        id: token_id(&secret),
+        name,
+        hash: hash_token(&secret),
+        user: (kind == TokenKind::User).then(|| user.to_string()),
+        kind,
+        scope,
+        expires_at: Some(now + (ttl as i64) * 1000),
+    };
+    app.store.create_token(&rec, now).await?;
+    let info = app
+        .store
+        .token(&rec.id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("token `{}`", rec.id)))?;
+    Ok(TokenCreated {
+        token: secret,
+        info,
+    })
+}
+
+/// The `Set-Cookie` value of a new session.
+pub fn session_cookie(secret: &str, ttl: std::time::Duration) -> String {
+    format!(
+        "{}={secret}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+        crate::principal::SESSION_COOKIE,
+        ttl.as_secs()
+    )
+}
+
+/// The `Set-Cookie` value that ends a session.
+pub const END_SESSION_COOKIE: &str =
+    "trestle_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict";
+
+/// What a successful login gives.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// A token was asked for and issued (CLI logins).
+    Token {
+        /// The user.
+        user: UserView,
+        /// The token (its secret shown once).
+        created: TokenCreated,
+    },
+    /// A browser session was opened.
+    Session {
+        /// The user.
+        user: UserView,
+        /// The session secret (the cookie's value).
+        secret: String,
+        /// The session's CSRF token.
+        csrf: String,
+        /// How long the session lasts.
+        ttl: Duration,
+    },
+}
+
+/// A password login from `ip`; `slot` learns who logged in. Too many
+/// recent failures for the user from that address are `TooMany` (retry
+/// after the configured window); a wrong user or password is
+/// `Unauthenticated` with code `invalid-credentials`.
+pub async fn login(
+    app: &Service,
+    req: LoginRequest,
+    ip: IpAddr,
+    slot: &AuditSlot,
+) -> ServiceResult<LoginOutcome> {
+    validate_name("user", &req.user)?;
+    let now = crate::now_ms();
+    let window = app.security.login_window.as_millis() as i64;
+    let key = format!("{}|{}", req.user, ip);
+    if app.store.login_failures(&key, now - window).await? >= app.security.login_max_failures {
+        return Err(ServiceError::new(
+            ErrorKind::TooMany,
+            "too-many-attempts",
+            format!(
+                "too many failed logins for `{}` from {ip}; try again in {} minutes",
+                req.user,
+                window / 60_000
+            ),
+        ));
+    }
+    let user = app
+        .store
+        .user(&req.user)
+        .await?
+        .filter(|u| u.disabled_at.is_none());
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = verify_password(req.password, hash).await;
+    let Some(user) = user.filter(|_| ok) else {
+        app.store
+            .record_login_failure(&key, now, now - 4 * window)
+            .await?;
+        return Err(ServiceError::new(
+            ErrorKind::Unauthenticated,
+            "invalid-credentials",
+            "wrong user name or password",
+        ));
+    };
+    app.store.clear_login_failures(&key).await?;
+    if let Some(t) = req.token {
+        if t.worker || t.user.as_deref().is_some_and(|u| u != user.name) {
+            return Err(ServiceError::bad(
+                "invalid-token-request",
+                "token",
+                "a login issues a token for the user who logs in",
+            ));
+        }
+        let created = issue(app, &user.name, TokenKind::User, t, now).await?;
+        slot.set(Some(&user.name), &created.info.id);
+        return Ok(LoginOutcome::Token {
+            user: user.view(),
+            created,
+        });
+    }
+    let secret = random_hex(32);
+    let csrf = random_hex(16);
+    let ttl = app.security.session_ttl;
+    app.store
+        .create_session(
+            &hash_token(&secret),
+            &SessionRecord {
+                user: user.name.clone(),
+                csrf: csrf.clone(),
+                expires_at: now + ttl.as_millis() as i64,
+            },
+            &ip.to_string(),
+            now,
+        )
+        .await?;
+    slot.set(Some(&user.name), "session");
+    Ok(LoginOutcome::Session {
+        user: user.view(),
+        secret,
+        csrf,
+        ttl,
+    })
+}
+
+/// Ends a browser session (if `secret` names one).
+pub async fn logout(app: &Service, secret: Option<&str>) -> ServiceResult<()> {
+    if let Some(secret) = secret {
+        app.store.delete_session(&hash_token(secret)).await?;
+        app.tokens.clear();
+    }
+    Ok(())
+}
+
+/// Who the caller is: the user, the credential, its scope and projects.
+pub async fn whoami(app: &Service, p: &Principal) -> ServiceResult<WhoAmI> {
+    let (user, kind, scope, projects) = match p.user() {
+        Some(u) => (
+            app.store.user(&u.name).await?.map(|r| r.view()),
+            TokenKind::User,
+            u.scope,
+            u.memberships.clone(),
+        ),
+        None => (None, TokenKind::Worker, Scope::Full, Vec::new()),
+    };
+    Ok(WhoAmI {
+        user,
+        token_id: p.token_id.clone(),
+        kind,
+        scope,
+        projects,
+    })
+}

@@ -1,0 +1,50 @@
+//! Shared state of the server's handlers and loops.
+
+use crate::access::WorkerOwners;
+use crate::audit::AuditWriter;
+use crate::metrics::Metrics;
+use crate::principal::TokenCache;
+use crate::security::SecurityConfig;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use trestle_store::{Blobs, Store};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Object storage.
+    pub blobs: Blobs,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Woken when jobs become runnable (long-polling leases wait on it).
+    pub work: Arc<Notify>,
+    /// Woken when demand may have grown (the autoscaler waits on it).
+    pub demand: Arc<Notify>,
+    /// Lease duration.
+    pub lease: Duration,
+    /// Hash of the token the server gives its own local workers.
+    pub internal_worker_hash: Option<String>,
+    /// Token lookup cache.
+    pub tokens: Arc<TokenCache>,
+    /// Which credential registered each worker.
+    pub worker_owners: Arc<WorkerOwners>,
+    /// The audit trail's writer.
+    pub audit: AuditWriter,
+    /// Security and audit settings.
+    pub security: Arc<SecurityConfig>,
+    /// Queues and capacity, for workflows.
+    pub flow: Arc<crate::workflows::FlowConfig>,
+    /// Compute environments, queue routing, providers, leader leases.
+    pub compute: Arc<crate::compute::Compute>,
+}
+
+impl Service {
+    /// Tells waiting workers and the autoscaler that there may be work.
+    pub fn wake(&self) {
+        self.work.notify_waiters();
+        self.demand.notify_one();
+    }
+}
