@@ -164,11 +164,18 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
     for l in &led {
         leadership.register(l.name());
     }
+    // Drop-folder watchers: on every server, submitting under a lease each.
+    let drops: Vec<_> = cfg
+        .queues
+        .iter()
+        .filter_map(|q| drop::spawn(app.clone(), q.clone(), leadership.clone(), rx.clone()))
+        .collect();
     leadership.renew().await;
     let mut loops: Vec<tokio::task::JoinHandle<()>> = led
         .into_iter()
         .map(|l| loops::spawn_led(l, leadership.clone(), rx.clone()))
         .collect();
+    loops.extend(drops);
     // Loops every server runs.
     loops.push(loops::spawn(
         Arc::new(compute::TopologyRefresh { app: app.clone() }),
@@ -178,9 +185,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         trestle_portal::dashboard::sampler(app.clone()),
         rx.clone(),
     ));
-    for q in &cfg.queues {
-        loops.extend(drop::spawn(app.clone(), q.clone(), rx.clone()));
-    }
     let leader_task = leadership.clone().spawn(rx.clone());
     let router = router(app.clone());
     let mut http_rx = rx;

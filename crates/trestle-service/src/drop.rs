@@ -8,7 +8,11 @@
 //! second trigger in a folder that already has a job is recorded as a
 //! FAILED job with reason `duplicate-trigger`, never run.
 
+use crate::leader::Leadership;
+use crate::principal::{Principal, user_principal};
 use crate::state::Service;
+use std::sync::Arc;
+use trestle_core::identity::authz::Scope;
 use crate::workflows::QueueConfig;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -56,12 +60,23 @@ pub fn trigger_of(root: &Path, path: &Path, suffix: &str) -> Option<(String, Str
     }
 }
 
-/// Watches one queue's drop folder until shutdown.
+/// The leader lease of a queue's drop-folder watcher.
+pub fn lease_name(queue: &str) -> String {
+    format!("drop-folder:{queue}")
+}
+
+/// Watches one queue's drop folder until shutdown. Every server that
+/// declares the folder watches it, but only the holder of the folder's
+/// leader lease ([`lease_name`]) submits its jobs and writes outputs back;
+/// a server that takes the lease over rescans the folder at once.
 pub fn spawn(
     app: Service,
     queue: QueueConfig,
+    leadership: Arc<Leadership>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
+    let lease = lease_name(&queue.name);
+    leadership.register(&lease);
     let root = queue.drop_folder.clone()?;
     if let Err(e) = std::fs::create_dir_all(&root) {
         tracing::error!(folder = %root.display(), error = %e, "cannot create the drop folder");
@@ -99,14 +114,24 @@ pub fn spawn(
             handled: HashSet::new(),
             running: HashMap::new(),
         };
-        d.scan(true);
-        d.step().await;
         let mut tick = tokio::time::interval(TICK);
         let mut rescan = tokio::time::interval(RESCAN);
+        let mut leading = false;
         loop {
             tokio::select! {
                 Some(p) = rx.recv() => d.seen(p),
-                _ = tick.tick() => d.step().await,
+                _ = tick.tick() => {
+                    let now_leading = leadership.is_leader(&lease);
+                    if now_leading && !leading {
+                        // Taken over (or first start): catch up on the folder.
+                        d.handled.clear();
+                        d.scan(true);
+                    }
+                    leading = now_leading;
+                    if leading {
+                        d.step().await;
+                    }
+                }
                 _ = rescan.tick() => d.scan(false),
                 _ = shutdown.changed() => return,
             }
@@ -281,7 +306,13 @@ impl Dropper {
             }
             return Ok(());
         }
+        let owner = self.owner().await?;
         let upload = self.upload(&dir).await?;
+        self.app
+            .store
+            .create_upload(&upload, &self.queue.drop_owner, now)
+            .await
+            .map_err(|e| e.to_string())?;
         let q = trestle_core::batch::sbatch::sh_quote(&format!("./{file}"));
         let spec = JobRequest {
             name: Some(format!("{folder}/{file}")),
@@ -293,24 +324,32 @@ impl Dropper {
         }
         .validate()
         .map_err(|e| e.message)?;
-        match self
-            .app
-            .store
-            .submit(std::slice::from_ref(&spec), now)
-            .await
-        {
+        let mut spec = spec;
+        spec.project = self.queue.drop_project.clone();
+        match crate::jobs::submit(&self.app, &owner, vec![spec], false).await {
             Ok(ids) => {
-                tracing::info!(job = ids[0], folder = %folder, "drop folder: job submitted");
+                tracing::info!(job = ids[0], folder = %folder, owner = %self.queue.drop_owner, "drop folder: job submitted");
                 self.running.insert(ids[0], dir);
-                self.app.metrics.submitted(1);
-                self.app.wake();
-                self.app.flow.wake.notify_one();
                 Ok(())
             }
             // Another server took it first.
-            Err(trestle_store::StoreError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) if e.kind == crate::ErrorKind::Conflict => Ok(()),
+            Err(e) => Err(e.message),
         }
+    }
+
+    /// The principal the folder's jobs are submitted as.
+    async fn owner(&self) -> Result<Principal, String> {
+        let name = &self.queue.drop_owner;
+        user_principal(&self.app, name, Scope::Full, format!("drop-folder:{}", self.queue.name))
+            .await
+            .map_err(|e| e.message)?
+            .ok_or_else(|| {
+                format!(
+                    "queues.{}.drop_owner: user `{name}` does not exist or is disabled",
+                    self.queue.name
+                )
+            })
     }
 
     /// Uploads every regular file of `dir` as a new upload.

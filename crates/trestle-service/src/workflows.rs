@@ -32,7 +32,17 @@ pub struct QueueConfig {
     pub drop_folder: Option<PathBuf>,
     /// Files with this suffix trigger a job (default `.sh`).
     pub trigger_suffix: String,
+    /// The user a drop folder's jobs are submitted as (default
+    /// [`DEFAULT_DROP_OWNER`]): they are charged, checked and owned like
+    /// that user's own submissions.
+    pub drop_owner: String,
+    /// The project they are charged to (default: the owner's default).
+    pub drop_project: Option<String>,
 }
+
+/// The user drop-folder jobs belong to unless `drop_owner` says otherwise
+/// (the bootstrap admin of `trestle up`).
+pub const DEFAULT_DROP_OWNER: &str = "admin";
 
 impl QueueConfig {
     /// An enabled queue without a drop folder.
@@ -42,6 +52,8 @@ impl QueueConfig {
             enabled: true,
             drop_folder: None,
             trigger_suffix: DEFAULT_TRIGGER_SUFFIX.to_string(),
+            drop_owner: DEFAULT_DROP_OWNER.to_string(),
+            drop_project: None,
         }
     }
 }

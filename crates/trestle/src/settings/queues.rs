@@ -6,6 +6,8 @@
 //! [queues.default]
 //! drop_folder = "/data/drop"   # sub-folders with a `.sh` file become jobs
 //! trigger_suffix = ".sh"       # the default
+//! drop_owner = "alice"         # jobs are alice's (default: admin)
+//! drop_project = "genomics"    # charged here (default: the owner's default)
 //!
 //! [queues.gpu]
 //! enabled = false              # jobs wait (PENDING) until re-enabled
@@ -15,7 +17,7 @@ use anyhow::{Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use trestle_service::workflows::{DEFAULT_TRIGGER_SUFFIX, QueueConfig};
+use trestle_service::workflows::{DEFAULT_DROP_OWNER, DEFAULT_TRIGGER_SUFFIX, QueueConfig};
 
 /// One `[queues.NAME]` table.
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +29,10 @@ pub struct QueueFile {
     pub drop_folder: Option<PathBuf>,
     /// Files with this suffix trigger a job (default `.sh`).
     pub trigger_suffix: Option<String>,
+    /// The user the folder's jobs are submitted as (default `admin`).
+    pub drop_owner: Option<String>,
+    /// The project they are charged to (default: the owner's default).
+    pub drop_project: Option<String>,
     /// Higher-priority queues are served first (default 0).
     pub priority: Option<i64>,
     /// Compute environments that run its jobs, in order of preference
@@ -55,6 +61,13 @@ pub fn build(tables: &BTreeMap<String, QueueFile>, base: &Path) -> Result<Vec<Qu
         if suffix.is_empty() || suffix.contains('/') || suffix.len() > 32 {
             bail!("queues.{name}.trigger_suffix: `{suffix}` must be 1-32 characters without `/`");
         }
+        for (field, v) in [("drop_owner", &q.drop_owner), ("drop_project", &q.drop_project)] {
+            if let Some(v) = v
+                && let Err(e) = trestle_core::identity::validate_name(field, v)
+            {
+                bail!("queues.{name}.{field}: {}", e.message);
+            }
+        }
         let drop_folder = q.drop_folder.as_ref().map(|d| {
             if d.is_absolute() {
                 d.clone()
@@ -76,6 +89,11 @@ pub fn build(tables: &BTreeMap<String, QueueFile>, base: &Path) -> Result<Vec<Qu
             enabled: q.enabled.unwrap_or(true),
             drop_folder,
             trigger_suffix: suffix,
+            drop_owner: q
+                .drop_owner
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DROP_OWNER.to_string()),
+            drop_project: q.drop_project.clone(),
         });
     }
     Ok(out)
@@ -108,10 +126,14 @@ mod tests {
         assert_eq!(q[0].trigger_suffix, ".sh");
         assert!(!q[1].enabled);
         assert_eq!(q[1].trigger_suffix, ".job");
+        assert_eq!(q[0].drop_owner, "admin");
+        let q = parse("[queues.d]\ndrop_owner = \"alice\"\ndrop_project = \"bio\"\n").unwrap();
+        assert_eq!((q[0].drop_owner.as_str(), q[0].drop_project.as_deref()), ("alice", Some("bio")));
         for bad in [
             "[queues.\"a b\"]\n",
             "[queues.a]\ntrigger_suffix = \"\"\n",
             "[queues.a]\nbogus = 1\n",
+            "[queues.a]\ndrop_owner = \"Not A Name\"\n",
             "[queues.a]\ndrop_folder = \"/d\"\n[queues.b]\ndrop_folder = \"/d/x\"\n",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
