@@ -4,17 +4,14 @@
 
 use super::multirow::{by_id, id_list, ids_in, per_dialect};
 use super::rows::parse_state;
-use super::{Dialect, SqlStore};
+use super::{Dialect, SqlStore, Tx};
 use crate::{EventFilter, Result};
-use sqlx::any::Any;
-use sqlx::{Row, Transaction};
+use sqlx::Row;
 use trestle_core::JobState;
 use trestle_core::workflow::EventView;
 
 /// Most events one read returns.
 const MAX_EVENTS: u32 = 1000;
-
-type Tx<'a> = Transaction<'a, Any>;
 
 /// Records the job's current state as an event and returns it with the
 /// job's parent; `None` if the job does not exist.

@@ -3,10 +3,10 @@
 //! jobs of disabled queues, and the resolver tick that is the safety net
 //! for everything the same-transaction resolution in `flow` decides.
 
-use super::flow::{self, Tx};
+use super::flow;
 use super::jobs::insert_job;
 use super::rows::parse_state;
-use super::{SqlStore, events};
+use super::{SqlStore, Tx, events};
 use crate::{EventFilter, Result, WorkflowStore, WorkflowTick};
 use async_trait::async_trait;
 use sqlx::Row;

@@ -2,7 +2,7 @@
 
 use super::multirow::{each_ordered, int_at, per_dialect, row_list, text_at};
 use super::rows::{self, job_columns};
-use super::{Dialect, SqlStore, conflict_or};
+use super::{Dialect, SqlStore, Tx, conflict_or};
 use crate::{Demand, JobFilter, Result, StoreError};
 use sqlx::Row;
 use trestle_core::api::{JobView, LogSlice};
@@ -239,7 +239,7 @@ per_dialect!(
 /// Inserts a batch of jobs (RUNNABLE, no event yet) in one statement;
 /// returns their ids in the order of `specs`.
 pub(super) async fn insert_jobs(
-    tx: &mut super::flow::Tx<'_>,
+    tx: &mut Tx<'_>,
     dialect: Dialect,
     specs: &[JobSpec],
     now: i64,
@@ -299,7 +299,7 @@ pub(super) async fn insert_jobs(
 
 /// [`insert_jobs`] for one job.
 pub(super) async fn insert_job(
-    tx: &mut super::flow::Tx<'_>,
+    tx: &mut Tx<'_>,
     dialect: Dialect,
     spec: &JobSpec,
     now: i64,

@@ -4,11 +4,10 @@
 use super::multirow::{by_id, id_list, ids_in, per_dialect};
 use super::rows;
 use super::updates::{Ending, end_attempts};
-use super::{Dialect, SqlStore};
+use super::{Dialect, SqlStore, Tx};
 use crate::{LeaseParams, Result, StoreError};
 use rand::RngCore;
-use sqlx::any::Any;
-use sqlx::{Row, Transaction};
+use sqlx::Row;
 use std::collections::HashMap;
 use trestle_core::AttemptReason;
 use trestle_core::Resources;
@@ -75,8 +74,6 @@ fn new_token() -> String {
     rand::rng().fill_bytes(&mut b);
     hex::encode(b)
 }
-
-pub(super) type Tx<'a> = Transaction<'a, Any>;
 
 impl SqlStore {
     /// Records that the worker is alive (at most once a second).

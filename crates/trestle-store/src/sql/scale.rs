@@ -441,7 +441,7 @@ impl ScaleStore for SqlStore {
 }
 
 /// Moves a queue's unfinished jobs by `delta` in the lease order.
-async fn shift_priority(tx: &mut super::flow::Tx<'_>, queue: &str, delta: i64) -> Result<()> {
+async fn shift_priority(tx: &mut super::Tx<'_>, queue: &str, delta: i64) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET priority = priority + $1 WHERE queue = $2 \
          AND state IN ('SUBMITTED', 'PENDING', 'RUNNABLE', 'STARTING', 'RUNNING')",
