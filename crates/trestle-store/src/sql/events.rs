@@ -104,7 +104,8 @@ pub(super) async fn record_children(
 }
 
 impl SqlStore {
-    pub(super) async fn list_events(&self, f: &EventFilter) -> Result<Vec<EventView>> {
+    /// [`crate::WorkflowStore::events`].
+    pub(super) async fn events(&self, f: &EventFilter) -> Result<Vec<EventView>> {
         let states: Option<String> = if f.states.is_empty() {
             None
         } else {
@@ -155,7 +156,7 @@ impl SqlStore {
     }
 
     /// The id of the newest event (0 when there is none).
-    pub(super) async fn newest_event_id(&self) -> Result<i64> {
+    pub(super) async fn last_event_id(&self) -> Result<i64> {
         Ok(
             sqlx::query("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) AS n FROM job_events")
                 .fetch_one(&self.read)

@@ -100,8 +100,9 @@ impl SqlStore {
     /// `INSERT` of the attempts and one of the events. The attempts of one
     /// lease response share a token (they go to one worker; every new
     /// attempt still gets a new token, and reports are fenced by attempt
-    /// number too).
-    pub(super) async fn lease_jobs(
+    /// number too). [`crate::JobStore::lease`] is this excluding nothing,
+    /// [`crate::ScaleStore::lease_routed`] is this.
+    pub(super) async fn lease_excluding(
         &self,
         p: &LeaseParams<'_>,
         exclude: &str,
@@ -206,7 +207,8 @@ impl SqlStore {
         Ok(leases)
     }
 
-    pub(super) async fn expire(&self, now: i64) -> Result<u64> {
+    /// [`crate::JobStore::expire_leases`].
+    pub(super) async fn expire_leases(&self, now: i64) -> Result<u64> {
         let sql = match self.dialect {
             Dialect::Sqlite => EXPIRED_SQLITE,
             Dialect::Postgres => EXPIRED_POSTGRES,
@@ -225,7 +227,8 @@ impl SqlStore {
         Ok(n)
     }
 
-    pub(super) async fn release_worker(&self, worker_id: &str, now: i64) -> Result<u64> {
+    /// [`crate::JobStore::release_worker_leases`].
+    pub(super) async fn release_worker_leases(&self, worker_id: &str, now: i64) -> Result<u64> {
         let mut tx = self.write.begin().await?;
         let rows = sqlx::query(
             "SELECT id, attempt_seq FROM jobs WHERE lease_token IS NOT NULL AND lease_worker = $1",
@@ -238,7 +241,8 @@ impl SqlStore {
         Ok(n)
     }
 
-    pub(super) async fn holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool> {
+    /// [`crate::JobStore::lease_holds`].
+    pub(super) async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool> {
         Ok(sqlx::query(
             "SELECT 1 AS ok FROM jobs WHERE id = $1 AND attempt_seq = $2 AND lease_token = $3 \
              AND state IN ('STARTING', 'RUNNING')",

@@ -386,7 +386,7 @@ impl ScaleStore for SqlStore {
     }
 
     async fn lease_routed(&self, params: &LeaseParams<'_>, exclude: &str) -> Result<Vec<Lease>> {
-        self.lease_jobs(params, exclude).await
+        self.lease_excluding(params, exclude).await
     }
 
     async fn try_lead(&self, name: &str, holder: &str, ttl_ms: i64, now: i64) -> Result<bool> {

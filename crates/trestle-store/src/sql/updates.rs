@@ -462,7 +462,8 @@ fn key_of(at: &AttemptRef) -> AttemptKey {
 }
 
 impl SqlStore {
-    pub(super) async fn updates(
+    /// [`crate::JobStore::apply_updates`].
+    pub(super) async fn apply_updates(
         &self,
         worker_id: &str,
         req: &UpdatesRequest,
