@@ -11,8 +11,6 @@
 use crate::leader::Leadership;
 use crate::principal::{Principal, user_principal};
 use crate::state::Service;
-use std::sync::Arc;
-use trestle_core::identity::authz::Scope;
 use crate::workflows::QueueConfig;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -20,9 +18,11 @@ use notify::{RecursiveMode, Watcher};
 use rand::RngCore;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use trestle_core::batch::spec::{CommandRequest, JobRequest};
+use trestle_core::identity::authz::Scope;
 use trestle_store::blobs::{output_prefix, upload_prefix};
 
 /// A trigger must be unchanged this long before its folder is taken.
@@ -341,15 +341,20 @@ impl Dropper {
     /// The principal the folder's jobs are submitted as.
     async fn owner(&self) -> Result<Principal, String> {
         let name = &self.queue.drop_owner;
-        user_principal(&self.app, name, Scope::Full, format!("drop-folder:{}", self.queue.name))
-            .await
-            .map_err(|e| e.message)?
-            .ok_or_else(|| {
-                format!(
-                    "queues.{}.drop_owner: user `{name}` does not exist or is disabled",
-                    self.queue.name
-                )
-            })
+        user_principal(
+            &self.app,
+            name,
+            Scope::Full,
+            format!("drop-folder:{}", self.queue.name),
+        )
+        .await
+        .map_err(|e| e.message)?
+        .ok_or_else(|| {
+            format!(
+                "queues.{}.drop_owner: user `{name}` does not exist or is disabled",
+                self.queue.name
+            )
+        })
     }
 
     /// Uploads every regular file of `dir` as a new upload.

@@ -1,7 +1,8 @@
 //! Trestle's storage: the traits the server programs against, their SQL
 //! implementation for SQLite (the embedded default) and PostgreSQL
-//! (production), versioned migrations, object storage for inputs and
-//! outputs, and a conformance suite every implementation must pass.
+//! (production), versioned migrations, and object storage for inputs and
+//! outputs. The conformance suites every implementation must pass live in
+//! the dev-only crate `trestle-store-conformance`.
 
 use async_trait::async_trait;
 use trestle_core::api::{
@@ -10,10 +11,6 @@ use trestle_core::api::{
 use trestle_core::{Capacity, JobSpec, JobState};
 
 pub mod blobs;
-pub mod conformance;
-pub mod conformance_identity;
-pub mod conformance_scale;
-pub mod conformance_workflows;
 pub mod damaged;
 pub mod identity;
 pub mod scale;

@@ -4,17 +4,14 @@
 
 use super::multirow::{by_id, id_list, ids_in, per_dialect};
 use super::rows::parse_state;
-use super::{Dialect, SqlStore};
+use super::{Dialect, SqlStore, Tx};
 use crate::{EventFilter, Result};
-use sqlx::any::Any;
-use sqlx::{Row, Transaction};
+use sqlx::Row;
 use trestle_core::JobState;
 use trestle_core::batch::workflow::EventView;
 
 /// Most events one read returns.
 const MAX_EVENTS: u32 = 1000;
-
-type Tx<'a> = Transaction<'a, Any>;
 
 /// Records the job's current state as an event and returns it with the
 /// job's parent; `None` if the job does not exist.
@@ -107,7 +104,8 @@ pub(super) async fn record_children(
 }
 
 impl SqlStore {
-    pub(super) async fn list_events(&self, f: &EventFilter) -> Result<Vec<EventView>> {
+    /// [`crate::WorkflowStore::events`].
+    pub(super) async fn events(&self, f: &EventFilter) -> Result<Vec<EventView>> {
         let states: Option<String> = if f.states.is_empty() {
             None
         } else {
@@ -158,7 +156,7 @@ impl SqlStore {
     }
 
     /// The id of the newest event (0 when there is none).
-    pub(super) async fn newest_event_id(&self) -> Result<i64> {
+    pub(super) async fn last_event_id(&self) -> Result<i64> {
         Ok(
             sqlx::query("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) AS n FROM job_events")
                 .fetch_one(&self.read)

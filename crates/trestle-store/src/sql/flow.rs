@@ -5,21 +5,18 @@
 //! last child does. Everything here runs in the caller's transaction, so a
 //! state change, its event and its consequences commit together.
 
-use super::Dialect;
 use super::events;
 use super::multirow::{id_list, ids_in, per_dialect};
 use super::rows::{parse_spec, parse_state};
+use super::{Dialect, Tx};
 use crate::{Result, StoreError};
-use sqlx::any::Any;
-use sqlx::{Row, Transaction};
+use sqlx::Row;
 use std::collections::HashSet;
 use trestle_core::JobSpec;
 use trestle_core::JobState;
 use trestle_core::batch::array::children_to_create;
 use trestle_core::batch::deps::{DepKind, DepStatus, status};
 use trestle_core::batch::workflow::{ChildCounts, JobKind};
-
-pub(super) type Tx<'a> = Transaction<'a, Any>;
 
 /// To be called after a job's state changed in `tx`: records the event and
 /// applies the consequences (dependents, the job's array or pipeline).

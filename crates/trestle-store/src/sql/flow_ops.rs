@@ -3,13 +3,14 @@
 //! jobs of disabled queues, and the resolver tick that is the safety net
 //! for everything the same-transaction resolution in `flow` decides.
 
-use super::flow::{self, Tx};
+use super::flow;
 use super::jobs::insert_job;
 use super::rows::parse_state;
-use super::{SqlStore, events};
+use super::{SqlStore, Tx, events};
 use crate::{EventFilter, Result, WorkflowStore, WorkflowTick};
 use async_trait::async_trait;
 use sqlx::Row;
+use trestle_core::api::JobView;
 use trestle_core::batch::deps::{DepKind, Dependency};
 use trestle_core::batch::pipeline::ValidPipeline;
 use trestle_core::batch::workflow::EventView;
@@ -19,7 +20,8 @@ use trestle_core::{JobSpec, JobState};
 const TICK_LIMIT: i64 = 500;
 
 impl SqlStore {
-    pub(super) async fn submit_pipeline_sql(
+    /// [`WorkflowStore::submit_pipeline`].
+    pub(super) async fn submit_pipeline(
         &self,
         p: &ValidPipeline,
         now: i64,
@@ -56,15 +58,20 @@ impl SqlStore {
         Ok((parent, ids))
     }
 
-    /// Cancels a job, or a group and every unfinished job below it.
-    pub(super) async fn cancel_flow(&self, id: i64, now: i64) -> Result<bool> {
+    /// [`crate::JobStore::cancel`]: cancels a job, or a group and every
+    /// unfinished job below it.
+    pub(super) async fn cancel(&self, id: i64, now: i64) -> Result<Option<JobView>> {
         let mut tx = self.write.begin().await?;
         let exists = cancel_tree(&mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(exists)
+        if !exists {
+            return Ok(None);
+        }
+        self.job(id).await
     }
 
-    pub(super) async fn record_rejected_sql(
+    /// [`WorkflowStore::record_rejected`].
+    pub(super) async fn record_rejected(
         &self,
         spec: &JobSpec,
         reason: &str,
@@ -85,7 +92,8 @@ impl SqlStore {
         Ok(id)
     }
 
-    pub(super) async fn id_by_key(&self, key: &str) -> Result<Option<i64>> {
+    /// [`WorkflowStore::job_id_by_key`].
+    pub(super) async fn job_id_by_key(&self, key: &str) -> Result<Option<i64>> {
         Ok(sqlx::query("SELECT id FROM jobs WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.read)
@@ -97,7 +105,11 @@ impl SqlStore {
     /// One round of the resolver: decides dependencies whose jobs moved
     /// on, releases jobs left pending, tops up arrays, finishes groups,
     /// and holds or releases the jobs of disabled queues.
-    pub(super) async fn tick(&self, disabled: &[String], now: i64) -> Result<WorkflowTick> {
+    pub(super) async fn resolve_workflows(
+        &self,
+        disabled: &[String],
+        now: i64,
+    ) -> Result<WorkflowTick> {
         let mut out = WorkflowTick::default();
         let mut tx = self.write.begin().await?;
         let disabled_list = format!(",{},", disabled.join(","));
@@ -259,31 +271,34 @@ async fn cancel_tree(tx: &mut Tx<'_>, id: i64, now: i64) -> Result<bool> {
     Ok(true)
 }
 
+// Each method is the inherent method of the same name (here, in
+// `events.rs` and `flow_views.rs`); `SqlStore::name` picks the inherent
+// method over the trait's.
 #[async_trait]
 impl WorkflowStore for SqlStore {
     async fn submit_pipeline(&self, p: &ValidPipeline, now: i64) -> Result<(i64, Vec<i64>)> {
-        self.submit_pipeline_sql(p, now).await
+        SqlStore::submit_pipeline(self, p, now).await
     }
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventView>> {
-        self.list_events(filter).await
+        SqlStore::events(self, filter).await
     }
     async fn last_event_id(&self) -> Result<i64> {
-        self.newest_event_id().await
+        SqlStore::last_event_id(self).await
     }
     async fn resolve_workflows(
         &self,
         disabled_queues: &[String],
         now: i64,
     ) -> Result<WorkflowTick> {
-        self.tick(disabled_queues, now).await
+        SqlStore::resolve_workflows(self, disabled_queues, now).await
     }
     async fn job_id_by_key(&self, key: &str) -> Result<Option<i64>> {
-        self.id_by_key(key).await
+        SqlStore::job_id_by_key(self, key).await
     }
     async fn record_rejected(&self, spec: &JobSpec, reason: &str, now: i64) -> Result<i64> {
-        self.record_rejected_sql(spec, reason, now).await
+        SqlStore::record_rejected(self, spec, reason, now).await
     }
     async fn children(&self, parent: i64) -> Result<Vec<(i64, JobState)>> {
-        self.children_of(parent).await
+        SqlStore::children(self, parent).await
     }
 }

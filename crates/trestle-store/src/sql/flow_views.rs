@@ -111,7 +111,7 @@ impl SqlStore {
     }
 
     /// Children of a group with their states, oldest first.
-    pub(super) async fn children_of(&self, parent: i64) -> Result<Vec<(i64, JobState)>> {
+    pub(super) async fn children(&self, parent: i64) -> Result<Vec<(i64, JobState)>> {
         let rows =
             sqlx::query("SELECT id, state FROM jobs WHERE parent_id = $1 ORDER BY id LIMIT $2")
                 .bind(parent)

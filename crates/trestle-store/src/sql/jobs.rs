@@ -2,7 +2,7 @@
 
 use super::multirow::{each_ordered, int_at, per_dialect, row_list, text_at};
 use super::rows::{self, job_columns};
-use super::{Dialect, SqlStore, conflict_or};
+use super::{Dialect, SqlStore, Tx, conflict_or};
 use crate::{Demand, JobFilter, Result, StoreError};
 use sqlx::Row;
 use trestle_core::api::{JobView, LogSlice};
@@ -37,7 +37,8 @@ const MAX_LIST: u32 = 1000;
 const MAX_LOG_CHUNKS: i64 = 256;
 
 impl SqlStore {
-    pub(super) async fn submit_jobs(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>> {
+    /// [`crate::JobStore::submit`].
+    pub(super) async fn submit(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>> {
         let mut tx = self.write.begin().await?;
         let ids = insert_jobs(&mut tx, self.dialect, specs, now).await?;
         super::flow::after_submit(&mut tx, self.dialect, specs, &ids, now).await?;
@@ -45,7 +46,9 @@ impl SqlStore {
         Ok(ids)
     }
 
-    pub(super) async fn get_job(&self, id: i64) -> Result<Option<JobView>> {
+    /// [`crate::JobStore::job`]: the job with its attempts and workflow
+    /// parts.
+    pub(super) async fn job(&self, id: i64) -> Result<Option<JobView>> {
         let Some(row) = sqlx::query(concat!(
             "SELECT ",
             job_columns!(),
@@ -66,10 +69,11 @@ impl SqlStore {
         .fetch_all(&self.read)
         .await?;
         view.attempts = attempts.iter().map(rows::attempt).collect::<Result<_>>()?;
-        Ok(Some(view))
+        Ok(Some(self.with_flow(view).await?))
     }
 
-    pub(super) async fn list(&self, f: &JobFilter) -> Result<Vec<JobView>> {
+    /// [`crate::JobStore::list_jobs`].
+    pub(super) async fn list_jobs(&self, f: &JobFilter) -> Result<Vec<JobView>> {
         let limit = i64::from(f.limit.clamp(1, MAX_LIST));
         let before = f.before.unwrap_or(i64::MAX);
         // States are passed as one comma-separated parameter and matched with
@@ -107,10 +111,15 @@ impl SqlStore {
         .bind(f.owner.clone())
         .fetch_all(&self.read)
         .await?;
-        rows::jobs(&rows, &self.damaged)
+        let mut jobs = rows::jobs(&rows, &self.damaged)?;
+        for j in &mut jobs {
+            self.with_counts(j).await?;
+        }
+        Ok(jobs)
     }
 
-    pub(super) async fn job_counts(&self) -> Result<Vec<(String, JobState, u64)>> {
+    /// [`crate::JobStore::counts`].
+    pub(super) async fn counts(&self) -> Result<Vec<(String, JobState, u64)>> {
         let rows = sqlx::query(
             "SELECT queue, state, COUNT(*) AS n FROM jobs WHERE kind = 'job' GROUP BY queue, state",
         )
@@ -128,7 +137,8 @@ impl SqlStore {
             .collect()
     }
 
-    pub(super) async fn demand(&self, max_cpus: u32, limit: u32) -> Result<Demand> {
+    /// [`crate::JobStore::runnable_demand`].
+    pub(super) async fn runnable_demand(&self, max_cpus: u32, limit: u32) -> Result<Demand> {
         let sql = match self.dialect {
             Dialect::Sqlite => DEMAND_SQLITE,
             Dialect::Postgres => DEMAND_POSTGRES,
@@ -154,7 +164,8 @@ impl SqlStore {
         })
     }
 
-    pub(super) async fn log(
+    /// [`crate::JobStore::read_log`].
+    pub(super) async fn read_log(
         &self,
         job_id: i64,
         attempt: Option<u32>,
@@ -239,7 +250,7 @@ per_dialect!(
 /// Inserts a batch of jobs (RUNNABLE, no event yet) in one statement;
 /// returns their ids in the order of `specs`.
 pub(super) async fn insert_jobs(
-    tx: &mut super::flow::Tx<'_>,
+    tx: &mut Tx<'_>,
     dialect: Dialect,
     specs: &[JobSpec],
     now: i64,
@@ -299,7 +310,7 @@ pub(super) async fn insert_jobs(
 
 /// [`insert_jobs`] for one job.
 pub(super) async fn insert_job(
-    tx: &mut super::flow::Tx<'_>,
+    tx: &mut Tx<'_>,
     dialect: Dialect,
     spec: &JobSpec,
     now: i64,

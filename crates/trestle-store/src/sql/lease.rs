@@ -4,11 +4,10 @@
 use super::multirow::{by_id, id_list, ids_in, per_dialect};
 use super::rows;
 use super::updates::{Ending, end_attempts};
-use super::{Dialect, SqlStore};
+use super::{Dialect, SqlStore, Tx};
 use crate::{LeaseParams, Result, StoreError};
 use rand::RngCore;
-use sqlx::any::Any;
-use sqlx::{Row, Transaction};
+use sqlx::Row;
 use std::collections::HashMap;
 use trestle_core::AttemptReason;
 use trestle_core::Resources;
@@ -76,8 +75,6 @@ fn new_token() -> String {
     hex::encode(b)
 }
 
-pub(super) type Tx<'a> = Transaction<'a, Any>;
-
 impl SqlStore {
     /// Records that the worker is alive (at most once a second).
     pub(super) async fn touch_in(&self, tx: &mut Tx<'_>, worker_id: &str, now: i64) -> Result<()> {
@@ -103,8 +100,9 @@ impl SqlStore {
     /// `INSERT` of the attempts and one of the events. The attempts of one
     /// lease response share a token (they go to one worker; every new
     /// attempt still gets a new token, and reports are fenced by attempt
-    /// number too).
-    pub(super) async fn lease_jobs(
+    /// number too). [`crate::JobStore::lease`] is this excluding nothing,
+    /// [`crate::ScaleStore::lease_routed`] is this.
+    pub(super) async fn lease_excluding(
         &self,
         p: &LeaseParams<'_>,
         exclude: &str,
@@ -209,7 +207,8 @@ impl SqlStore {
         Ok(leases)
     }
 
-    pub(super) async fn expire(&self, now: i64) -> Result<u64> {
+    /// [`crate::JobStore::expire_leases`].
+    pub(super) async fn expire_leases(&self, now: i64) -> Result<u64> {
         let sql = match self.dialect {
             Dialect::Sqlite => EXPIRED_SQLITE,
             Dialect::Postgres => EXPIRED_POSTGRES,
@@ -228,7 +227,8 @@ impl SqlStore {
         Ok(n)
     }
 
-    pub(super) async fn release_worker(&self, worker_id: &str, now: i64) -> Result<u64> {
+    /// [`crate::JobStore::release_worker_leases`].
+    pub(super) async fn release_worker_leases(&self, worker_id: &str, now: i64) -> Result<u64> {
         let mut tx = self.write.begin().await?;
         let rows = sqlx::query(
             "SELECT id, attempt_seq FROM jobs WHERE lease_token IS NOT NULL AND lease_worker = $1",
@@ -241,7 +241,8 @@ impl SqlStore {
         Ok(n)
     }
 
-    pub(super) async fn holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool> {
+    /// [`crate::JobStore::lease_holds`].
+    pub(super) async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool> {
         Ok(sqlx::query(
             "SELECT 1 AS ok FROM jobs WHERE id = $1 AND attempt_seq = $2 AND lease_token = $3 \
              AND state IN ('STARTING', 'RUNNING')",

@@ -24,11 +24,15 @@ mod users;
 mod workers;
 
 use crate::{Result, StoreError};
-use sqlx::AnyPool;
-use sqlx::any::AnyPoolOptions;
+use sqlx::any::{Any, AnyPoolOptions};
+use sqlx::{AnyPool, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A transaction on either database (every module of the store uses this
+/// one).
+type Tx<'a> = Transaction<'a, Any>;
 
 /// The database behind a [`SqlStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use trestle_core::identity::{IndexView, MemberView, NewProject, ProjectView};
 
 impl SqlStore {
-    pub(super) async fn insert_index(
+    /// [`crate::IdentityStore::create_index`].
+    pub(super) async fn create_index(
         &self,
         name: &str,
         description: Option<&str>,
@@ -24,7 +25,8 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn indexes(&self) -> Result<Vec<IndexView>> {
+    /// [`crate::IdentityStore::list_indexes`].
+    pub(super) async fn list_indexes(&self) -> Result<Vec<IndexView>> {
         let rows = sqlx::query("SELECT name, description, created_at FROM indexes ORDER BY name")
             .fetch_all(&self.read)
             .await?;
@@ -51,7 +53,8 @@ impl SqlStore {
             .collect()
     }
 
-    pub(super) async fn insert_project(&self, p: &NewProject, now: i64) -> Result<()> {
+    /// [`crate::IdentityStore::create_project`].
+    pub(super) async fn create_project(&self, p: &NewProject, now: i64) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let index = sqlx::query("SELECT 1 AS one FROM indexes WHERE name = $1")
             .bind(p.index.as_str())
@@ -76,8 +79,10 @@ impl SqlStore {
         Ok(())
     }
 
-    /// One project (`Some(name)`) or all, with members.
-    pub(super) async fn projects(&self, only: Option<&str>) -> Result<Vec<ProjectView>> {
+    /// One project (`Some(name)`) or all, with members: what
+    /// [`crate::IdentityStore::project`] and
+    /// [`crate::IdentityStore::list_projects`] answer.
+    pub(super) async fn projects_matching(&self, only: Option<&str>) -> Result<Vec<ProjectView>> {
         let rows = sqlx::query(
             "SELECT name, index_name, org, description, created_at FROM projects \
              WHERE (CAST($1 AS TEXT) IS NULL OR name = $1) ORDER BY name",

@@ -386,7 +386,7 @@ impl ScaleStore for SqlStore {
     }
 
     async fn lease_routed(&self, params: &LeaseParams<'_>, exclude: &str) -> Result<Vec<Lease>> {
-        self.lease_jobs(params, exclude).await
+        self.lease_excluding(params, exclude).await
     }
 
     async fn try_lead(&self, name: &str, holder: &str, ttl_ms: i64, now: i64) -> Result<bool> {
@@ -441,7 +441,7 @@ impl ScaleStore for SqlStore {
 }
 
 /// Moves a queue's unfinished jobs by `delta` in the lease order.
-async fn shift_priority(tx: &mut super::flow::Tx<'_>, queue: &str, delta: i64) -> Result<()> {
+async fn shift_priority(tx: &mut super::Tx<'_>, queue: &str, delta: i64) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET priority = priority + $1 WHERE queue = $2 \
          AND state IN ('SUBMITTED', 'PENDING', 'RUNNABLE', 'STARTING', 'RUNNING')",

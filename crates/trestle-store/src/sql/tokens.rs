@@ -2,12 +2,12 @@
 //! credential), a scope, an expiry, revocation, and the time and source of
 //! their last use.
 
-use super::{SqlStore, conflict_or};
+use super::{SqlStore, Tx, conflict_or};
 use crate::identity::{NewTokenRecord, TokenRecord, TokenStore};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
-use sqlx::any::{Any, AnyRow};
-use sqlx::{Row, Transaction};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 use trestle_core::identity::authz::Scope;
 use trestle_core::identity::{TokenKind, TokenView};
 
@@ -48,12 +48,9 @@ fn view(r: &AnyRow) -> Result<TokenView> {
     })
 }
 
-/// Inserts a token inside a transaction (shared with the admin bootstrap).
-pub(super) async fn insert_token(
-    tx: &mut Transaction<'_, Any>,
-    t: &NewTokenRecord,
-    now: i64,
-) -> Result<()> {
+/// [`TokenStore::create_token`] inside the caller's transaction (shared
+/// with the admin bootstrap).
+pub(super) async fn create_token_in(tx: &mut Tx<'_>, t: &NewTokenRecord, now: i64) -> Result<()> {
     if t.kind == TokenKind::User && t.user.is_none() {
         return Err(StoreError::Config("a user token needs a user".into()));
     }
@@ -88,7 +85,7 @@ impl TokenStore for SqlStore {
                 return Err(StoreError::NotFound(format!("user `{u}`")));
             }
         }
-        insert_token(&mut tx, t, now).await?;
+        create_token_in(&mut tx, t, now).await?;
         tx.commit().await?;
         Ok(())
     }

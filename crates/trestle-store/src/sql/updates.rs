@@ -8,10 +8,9 @@
 //! them (start, output, end); an attempt that starts and ends in the same
 //! batch still gets its RUNNING event before its final one.
 
-use super::lease::Tx;
 use super::multirow::{by_id, each_of, id_list, ids_in, int_at, per_dialect, row_list, text_at};
 use super::rows;
-use super::{Dialect, SqlStore};
+use super::{Dialect, SqlStore, Tx};
 use crate::{Result, UpdateOutcome};
 use sqlx::Row;
 use std::collections::{HashMap, HashSet};
@@ -463,7 +462,8 @@ fn key_of(at: &AttemptRef) -> AttemptKey {
 }
 
 impl SqlStore {
-    pub(super) async fn updates(
+    /// [`crate::JobStore::apply_updates`].
+    pub(super) async fn apply_updates(
         &self,
         worker_id: &str,
         req: &UpdatesRequest,

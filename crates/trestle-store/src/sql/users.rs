@@ -207,7 +207,7 @@ impl IdentityStore for SqlStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        super::tokens::insert_token(&mut tx, token, now).await?;
+        super::tokens::create_token_in(&mut tx, token, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -247,24 +247,26 @@ impl IdentityStore for SqlStore {
             .collect()
     }
 
+    // The inherent methods of the same names (sql/projects.rs) do the work;
+    // `SqlStore::name` picks the inherent method over the trait's.
     async fn create_index(&self, name: &str, description: Option<&str>, now: i64) -> Result<()> {
-        self.insert_index(name, description, now).await
+        SqlStore::create_index(self, name, description, now).await
     }
 
     async fn list_indexes(&self) -> Result<Vec<IndexView>> {
-        self.indexes().await
+        SqlStore::list_indexes(self).await
     }
 
     async fn create_project(&self, p: &NewProject, now: i64) -> Result<()> {
-        self.insert_project(p, now).await
+        SqlStore::create_project(self, p, now).await
     }
 
     async fn project(&self, name: &str) -> Result<Option<ProjectView>> {
-        Ok(self.projects(Some(name)).await?.into_iter().next())
+        Ok(self.projects_matching(Some(name)).await?.into_iter().next())
     }
 
     async fn list_projects(&self) -> Result<Vec<ProjectView>> {
-        self.projects(None).await
+        self.projects_matching(None).await
     }
 
     async fn set_member(

@@ -107,7 +107,7 @@ impl WorkerStore for SqlStore {
         let mut gone = Vec::new();
         for r in &rows {
             let id: String = r.try_get("id")?;
-            self.release_worker(&id, now).await?;
+            self.release_worker_leases(&id, now).await?;
             if self.remove_worker(&id).await? {
                 gone.push(id);
             }
@@ -116,32 +116,26 @@ impl WorkerStore for SqlStore {
     }
 }
 
+// Each method is the inherent method of the same name (in `jobs.rs`,
+// `lease.rs`, `updates.rs` and `flow_ops.rs`, next to their SQL);
+// `SqlStore::name` picks the inherent method over the trait's. `lease` is
+// `lease_excluding` with no queue excluded.
 #[async_trait]
 impl JobStore for SqlStore {
     async fn submit(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>> {
-        self.submit_jobs(specs, now).await
+        SqlStore::submit(self, specs, now).await
     }
     async fn job(&self, id: i64) -> Result<Option<JobView>> {
-        match self.get_job(id).await? {
-            Some(v) => Ok(Some(self.with_flow(v).await?)),
-            None => Ok(None),
-        }
+        SqlStore::job(self, id).await
     }
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobView>> {
-        let mut jobs = self.list(filter).await?;
-        for j in &mut jobs {
-            self.with_counts(j).await?;
-        }
-        Ok(jobs)
+        SqlStore::list_jobs(self, filter).await
     }
     async fn cancel(&self, id: i64, now: i64) -> Result<Option<JobView>> {
-        if !self.cancel_flow(id, now).await? {
-            return Ok(None);
-        }
-        self.job(id).await
+        SqlStore::cancel(self, id, now).await
     }
     async fn lease(&self, params: &LeaseParams<'_>) -> Result<Vec<Lease>> {
-        self.lease_jobs(params, ",").await
+        self.lease_excluding(params, ",").await
     }
     async fn apply_updates(
         &self,
@@ -150,13 +144,13 @@ impl JobStore for SqlStore {
         lease_ms: i64,
         now: i64,
     ) -> Result<UpdateOutcome> {
-        self.updates(worker_id, req, lease_ms, now).await
+        SqlStore::apply_updates(self, worker_id, req, lease_ms, now).await
     }
     async fn expire_leases(&self, now: i64) -> Result<u64> {
-        self.expire(now).await
+        SqlStore::expire_leases(self, now).await
     }
     async fn release_worker_leases(&self, worker_id: &str, now: i64) -> Result<u64> {
-        self.release_worker(worker_id, now).await
+        SqlStore::release_worker_leases(self, worker_id, now).await
     }
     async fn read_log(
         &self,
@@ -164,16 +158,16 @@ impl JobStore for SqlStore {
         attempt: Option<u32>,
         after: u32,
     ) -> Result<Option<LogSlice>> {
-        self.log(job_id, attempt, after).await
+        SqlStore::read_log(self, job_id, attempt, after).await
     }
     async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool> {
-        self.holds(job_id, attempt, token).await
+        SqlStore::lease_holds(self, job_id, attempt, token).await
     }
     async fn counts(&self) -> Result<Vec<(String, JobState, u64)>> {
-        self.job_counts().await
+        SqlStore::counts(self).await
     }
     async fn runnable_demand(&self, max_cpus: u32, limit: u32) -> Result<Demand> {
-        self.demand(max_cpus, limit).await
+        SqlStore::runnable_demand(self, max_cpus, limit).await
     }
     fn damaged(&self) -> &crate::DamagedRows {
         &self.damaged

@@ -61,7 +61,10 @@ pub fn build(tables: &BTreeMap<String, QueueFile>, base: &Path) -> Result<Vec<Qu
         if suffix.is_empty() || suffix.contains('/') || suffix.len() > 32 {
             bail!("queues.{name}.trigger_suffix: `{suffix}` must be 1-32 characters without `/`");
         }
-        for (field, v) in [("drop_owner", &q.drop_owner), ("drop_project", &q.drop_project)] {
+        for (field, v) in [
+            ("drop_owner", &q.drop_owner),
+            ("drop_project", &q.drop_project),
+        ] {
             if let Some(v) = v
                 && let Err(e) = trestle_core::identity::validate_name(field, v)
             {
@@ -128,7 +131,10 @@ mod tests {
         assert_eq!(q[1].trigger_suffix, ".job");
         assert_eq!(q[0].drop_owner, "admin");
         let q = parse("[queues.d]\ndrop_owner = \"alice\"\ndrop_project = \"bio\"\n").unwrap();
-        assert_eq!((q[0].drop_owner.as_str(), q[0].drop_project.as_deref()), ("alice", Some("bio")));
+        assert_eq!(
+            (q[0].drop_owner.as_str(), q[0].drop_project.as_deref()),
+            ("alice", Some("bio"))
+        );
         for bad in [
             "[queues.\"a b\"]\n",
             "[queues.a]\ntrigger_suffix = \"\"\n",

@@ -1,15 +1,16 @@
 //! Conformance checks for scaling out (compute environments, queues and
 //! their priorities, routed leasing, the autoscaler's snapshot, leader
-//! leases). Run by `tests/conformance.rs` against SQLite and PostgreSQL.
+//! leases). `tests/conformance.rs` runs each check as its own test on SQLite
+//! and on PostgreSQL.
 
-use crate::scale::{SOURCE_API, SOURCE_CONFIG};
-use crate::{LeaseParams, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use trestle_core::api::WorkerRegistration;
 use trestle_core::batch::spec::JobRequest;
 use trestle_core::compute::{ComputeEnvRequest, ComputeEnvSpec, QueueRequest, QueueSpec};
 use trestle_core::{Capacity, JobSpec, Resources};
+use trestle_store::scale::{SOURCE_API, SOURCE_CONFIG};
+use trestle_store::{LeaseParams, Store, StoreError};
 
 /// Names of every check.
 pub const CHECKS: &[&str] = &[

@@ -2,15 +2,16 @@
 //! change, dependencies resolved in the transaction that finishes a job,
 //! arrays created lazily within their window and `%` limit, groups that
 //! summarise and cancel their children, pipelines, and the resolver tick.
-//! Run by `tests/conformance.rs` against SQLite and PostgreSQL.
+//! `tests/conformance.rs` runs each check as its own test on SQLite and on
+//! PostgreSQL.
 
-use crate::{EventFilter, LeaseParams, Store, StoreError};
 use std::sync::Arc;
 use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
 use trestle_core::batch::pipeline::PipelineRequest;
 use trestle_core::batch::spec::JobRequest;
 use trestle_core::batch::workflow::JobKind;
 use trestle_core::{AttemptReason, Capacity, JobSpec, JobState};
+use trestle_store::{EventFilter, LeaseParams, Store, StoreError};
 
 /// Names of every check.
 pub const CHECKS: &[&str] = &[
@@ -97,7 +98,7 @@ fn at(l: &Lease) -> AttemptRef {
     }
 }
 
-async fn finish(s: &dyn Store, l: &Lease, reason: AttemptReason) -> crate::UpdateOutcome {
+async fn finish(s: &dyn Store, l: &Lease, reason: AttemptReason) -> trestle_store::UpdateOutcome {
     let code = if reason == AttemptReason::Success {
         0
     } else {
@@ -403,7 +404,7 @@ async fn arrays_are_created_lazily(s: &dyn Store) {
     let p = s.submit(&[sweep], T0).await.unwrap()[0];
     // Children belong to the array's owner and project.
     let mine = s
-        .list_jobs(&crate::JobFilter {
+        .list_jobs(&trestle_store::JobFilter {
             owner: Some("ada".into()),
             project: Some("cfd".into()),
             limit: 5,
@@ -646,5 +647,9 @@ async fn tick_holds(s: &dyn Store) {
         "cancel resolves at once"
     );
     let again = s.resolve_workflows(&[], T0 + 4).await.unwrap();
-    assert_eq!(again, crate::WorkflowTick::default(), "nothing left to do");
+    assert_eq!(
+        again,
+        trestle_store::WorkflowTick::default(),
+        "nothing left to do"
+    );
 }

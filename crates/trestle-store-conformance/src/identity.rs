@@ -1,10 +1,8 @@
 //! The conformance suite for identity and the audit trail: users, indexes,
 //! projects and members, API tokens, sessions, login throttling, job
-//! visibility and audit queries. Run by `tests/conformance.rs` against
-//! SQLite and PostgreSQL, each check on a fresh store.
+//! visibility and audit queries. `tests/conformance.rs` runs each check as
+//! its own test on SQLite and on PostgreSQL, each on a fresh store.
 
-use crate::identity::{NewTokenRecord, SessionRecord, UserChanges, UserRecord};
-use crate::{JobFilter, Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use trestle_core::JobSpec;
@@ -12,6 +10,8 @@ use trestle_core::audit::{AuditFilter, AuditRecord, GroupBy};
 use trestle_core::batch::spec::JobRequest;
 use trestle_core::identity::authz::{MemberRole, Role, Scope};
 use trestle_core::identity::{NewProject, TokenKind};
+use trestle_store::identity::{NewTokenRecord, SessionRecord, UserChanges, UserRecord};
+use trestle_store::{JobFilter, Store, StoreError};
 
 /// Names of every check.
 pub const CHECKS: &[&str] = &[

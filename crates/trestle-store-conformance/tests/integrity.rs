@@ -5,8 +5,6 @@
 //! listing; one row that cannot be decoded is skipped, reported and
 //! counted, and everything else carries on.
 
-mod common;
-
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
@@ -17,14 +15,9 @@ use trestle_core::batch::spec::request_from_value;
 use trestle_core::batch::workflow::JobKind;
 use trestle_core::{AttemptReason, Capacity, JobSpec, JobState};
 use trestle_store::{JobFilter, JobStore, LeaseParams, SqlStore, StoreError, WorkerStore};
+use trestle_store_conformance::db::TestDb;
 
 const T0: i64 = 1_700_000_000_000;
-
-async fn sqlite() -> (SqlStore, tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    (SqlStore::connect(&url).await.unwrap(), dir, url)
-}
 
 fn spec(v: Value) -> JobSpec {
     request_from_value(v).unwrap().validate().unwrap()
@@ -350,42 +343,42 @@ async fn specs_round_trip(s: &SqlStore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_resubmitted_array_task() {
-    let (s, _dir, _) = sqlite().await;
-    resubmitted_array_task(&s).await;
+    let db = TestDb::sqlite().await;
+    resubmitted_array_task(&db.store).await;
+    db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_resubmitted_array_task() {
-    let (s, name, _) = common::fresh_postgres_url("int_resubmit").await;
-    resubmitted_array_task(&s).await;
-    s.close().await;
-    common::drop_postgres(&name).await;
+    let db = TestDb::postgres("int_resubmit").await;
+    resubmitted_array_task(&db.store).await;
+    db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_damaged_row_is_skipped() {
-    let (s, _dir, url) = sqlite().await;
-    damaged_row_is_skipped(&s, &url).await;
+    let db = TestDb::sqlite().await;
+    damaged_row_is_skipped(&db.store, db.url()).await;
+    db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_damaged_row_is_skipped() {
-    let (s, name, url) = common::fresh_postgres_url("int_damaged").await;
-    damaged_row_is_skipped(&s, &url).await;
-    s.close().await;
-    common::drop_postgres(&name).await;
+    let db = TestDb::postgres("int_damaged").await;
+    damaged_row_is_skipped(&db.store, db.url()).await;
+    db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_specs_round_trip() {
-    let (s, _dir, _) = sqlite().await;
-    specs_round_trip(&s).await;
+    let db = TestDb::sqlite().await;
+    specs_round_trip(&db.store).await;
+    db.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_specs_round_trip() {
-    let (s, name, _) = common::fresh_postgres_url("int_roundtrip").await;
-    specs_round_trip(&s).await;
-    s.close().await;
-    common::drop_postgres(&name).await;
+    let db = TestDb::postgres("int_roundtrip").await;
+    specs_round_trip(&db.store).await;
+    db.finish().await;
 }

@@ -1,12 +1,13 @@
 //! The conformance suite for the queue semantics: every store
 //! implementation must pass every check here. Each check takes a fresh,
-//! empty store. Run by `tests/conformance.rs` against SQLite and PostgreSQL.
+//! empty store. `tests/conformance.rs` runs each check as its own test on
+//! SQLite and on PostgreSQL.
 
-use crate::{EventFilter, JobFilter, LeaseParams, Store, StoreError};
 use std::sync::Arc;
 use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
 use trestle_core::batch::spec::JobRequest;
 use trestle_core::{AttemptReason, AttemptState, Capacity, JobSpec, JobState};
+use trestle_store::{EventFilter, JobFilter, LeaseParams, Store, StoreError};
 
 /// Names of every check, for harnesses that enumerate them.
 pub const CHECKS: &[&str] = &[
@@ -39,7 +40,7 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
         "workers_and_tokens" => workers_and_tokens(&*s).await,
         "counts_and_demand" => counts_and_demand(&*s).await,
         "batches_of_reports" => batches_of_reports(&*s).await,
-        other => panic!("unknown conformance check `{other}`"),
+        other => panic!("unknown queue check `{other}`"),
     }
 }
 
@@ -106,7 +107,12 @@ fn finished(at: AttemptRef, reason: AttemptReason, code: Option<i32>, time: i64)
     }
 }
 
-async fn send(s: &dyn Store, w: &str, updates: Vec<Update>, now: i64) -> crate::UpdateOutcome {
+async fn send(
+    s: &dyn Store,
+    w: &str,
+    updates: Vec<Update>,
+    now: i64,
+) -> trestle_store::UpdateOutcome {
     s.apply_updates(
         w,
         &UpdatesRequest {
@@ -586,9 +592,9 @@ async fn workers_and_tokens(s: &dyn Store) {
     assert!(s.remove_worker("w2").await.unwrap());
     assert!(s.list_workers().await.unwrap().is_empty());
 
-    // Worker credentials need no user (user tokens: `conformance_identity`).
+    // Worker credentials need no user (user tokens: [`crate::identity`]).
     s.create_token(
-        &crate::NewTokenRecord {
+        &trestle_store::NewTokenRecord {
             id: "t1".into(),
             name: "worker".into(),
             hash: "hash1".into(),

@@ -1,0 +1,18 @@
+//! The conformance suites every Trestle store must pass, kept out of the
+//! `trestle-store` library: [`queue`] (jobs, leases, reports, workers),
+//! [`identity`] (users, projects, tokens, sessions, audit), [`workflows`]
+//! (events, dependencies, arrays, pipelines) and [`scale`] (compute
+//! environments, queues, routed leases, leader leases).
+//!
+//! Each suite lists its checks in `CHECKS` and runs one by name with
+//! `run`. `tests/conformance.rs` turns every check into two tests, one on a
+//! fresh SQLite file and one on a fresh PostgreSQL database ([`db`]), and
+//! fails when a check has no test. The crate's other tests cover data
+//! integrity, the parity of the two dialects' migrations and upgrades from
+//! committed fixtures (`fixtures/`).
+
+pub mod db;
+pub mod identity;
+pub mod queue;
+pub mod scale;
+pub mod workflows;
