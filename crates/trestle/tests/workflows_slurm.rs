@@ -254,6 +254,8 @@ fn drop_folders_turn_sub_folders_into_jobs() {
         .expect("a job keyed by the folder");
     assert_eq!(j["state"], "SUCCEEDED");
     assert_eq!(j["name"], "case1/run.sh");
+    assert_eq!(j["spec"]["owner"], "admin", "the folder's default owner");
+    assert_eq!(j["spec"]["project"], "default");
 
     // A second trigger in the same folder is a recorded error, not a run.
     make_trigger(&case.join("second.sh"), "#!/bin/sh\necho should not run\n");
@@ -287,4 +289,35 @@ fn drop_folders_turn_sub_folders_into_jobs() {
         .collect();
     assert!(!names.iter().any(|n| n.ends_with("next.sh")), "{names:?}");
     assert_eq!(names.len(), 3, "{names:?}");
+}
+
+#[test]
+fn drop_folder_jobs_belong_to_the_configured_owner_and_wait_in_a_disabled_queue() {
+    let env = Env::new();
+    let (_up, _) = up(
+        &env,
+        "[queues.held]\nenabled = false\ndrop_folder = \"drop\"\ndrop_owner = \"alice\"\ndrop_project = \"bio\"\n",
+    );
+    env.ok(&["index", "add", "grant"]);
+    env.ok(&["project", "add", "bio", "--index", "grant"]);
+    env.ok(&["user", "add", "alice", "--project", "bio"]);
+    let case = env.path().join("drop/case1");
+    std::fs::create_dir_all(&case).unwrap();
+    make_trigger(&case.join("run.sh"), "#!/bin/sh\necho held\n");
+    let j = eventually(T, "the drop-folder job", || {
+        let jobs = env.json(&["jobs", "--json"]);
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "case1/run.sh")
+            .cloned()
+    });
+    assert_eq!(j["spec"]["owner"], "alice", "{j}");
+    assert_eq!(j["spec"]["project"], "bio", "{j}");
+    // Held at once, as any submission to a disabled queue.
+    assert_eq!(j["state"], "PENDING", "{j}");
+    assert!(
+        j["reason"].as_str().unwrap_or("").contains("disabled"),
+        "{j}"
+    );
 }
