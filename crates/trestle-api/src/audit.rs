@@ -46,7 +46,9 @@ pub async fn record(State(app): State<Service>, mut req: Request, next: Next) ->
     req.extensions_mut().insert(slot.clone());
     let resp = next.run(req).await;
     let (user, token) = slot.take();
-    let (action, resource) = classify(&method, &path);
+    // The operation's own audit action (set by [`tag`] once routed); what
+    // no operation matched is classified from its path.
+    let (action, resource) = slot.operation().unwrap_or_else(|| classify(&method, &path));
     let resource = resp
         .extensions()
         .get::<AuditResource>()
@@ -68,4 +70,25 @@ pub async fn record(State(app): State<Service>, mut req: Request, next: Next) ->
         count: 1,
     });
     resp
+}
+
+/// Route middleware: records which operation of the table a request
+/// matched, for the audit record.
+pub async fn tag(req: Request, next: Next) -> Response {
+    let matched = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    if let (Some(m), Some(slot)) = (matched, req.extensions().get::<AuditSlot>()) {
+        let path = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| req.uri().path().to_string());
+        if let Some(op) = crate::ops::find(req.method().as_str(), &m) {
+            let (action, resource) = crate::ops::audit_of(op, &path);
+            slot.set_operation(action, resource);
+        }
+    }
+    next.run(req).await
 }

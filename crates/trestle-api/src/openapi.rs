@@ -1,172 +1,13 @@
 //! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, built from
-//! one table of operations so it stays next to the router it describes.
+//! the table of operations ([`crate::ops`]) that the router reads too.
 
 use serde_json::{Value, json};
-
-/// (method, path, summary, request body schema, response schema).
-pub const OPERATIONS: &[(&str, &str, &str, Option<&str>, &str)] = &[
-    (
-        "post",
-        "/api/v1/jobs",
-        "Submit a job (native or seed JSON)",
-        Some("JobRequest"),
-        "JobView",
-    ),
-    (
-        "get",
-        "/api/v1/jobs",
-        "List jobs (state, queue, before, limit)",
-        None,
-        "JobList",
-    ),
-    (
-        "post",
-        "/api/v1/jobs/batch",
-        "Submit many jobs atomically",
-        Some("BatchSubmit"),
-        "BatchSubmitted",
-    ),
-    (
-        "get",
-        "/api/v1/jobs/{id}",
-        "Show a job with its attempts",
-        None,
-        "JobView",
-    ),
-    (
-        "post",
-        "/api/v1/jobs/{id}/cancel",
-        "Cancel a job",
-        None,
-        "JobView",
-    ),
-    (
-        "post",
-        "/api/v1/jobs/{id}/resubmit",
-        "Run a job's work again as a new job (an array task: a plain job running the same task)",
-        None,
-        "JobView",
-    ),
-    (
-        "get",
-        "/api/v1/admin/damaged-jobs",
-        "Stored jobs that cannot be decoded and are skipped (admins)",
-        None,
-        "DamagedJobs",
-    ),
-    (
-        "get",
-        "/api/v1/jobs/{id}/log",
-        "Read a slice of an attempt's output",
-        None,
-        "LogSlice",
-    ),
-    (
-        "get",
-        "/api/v1/jobs/{id}/outputs",
-        "List an attempt's output files",
-        None,
-        "FileList",
-    ),
-    (
-        "get",
-        "/api/v1/jobs/{id}/outputs/{path}",
-        "Download an output file",
-        None,
-        "binary",
-    ),
-    (
-        "get",
-        "/api/v1/jobs/{id}/inputs",
-        "List a job's input files",
-        None,
-        "FileList",
-    ),
-    (
-        "get",
-        "/api/v1/jobs/{id}/inputs/{path}",
-        "Download an input file",
-        None,
-        "binary",
-    ),
-    (
-        "put",
-        "/api/v1/jobs/{id}/attempts/{attempt}/outputs/{path}",
-        "Upload an output file (lease holder)",
-        Some("binary"),
-        "none",
-    ),
-    (
-        "post",
-        "/api/v1/uploads",
-        "Create an upload for an input folder",
-        None,
-        "UploadCreated",
-    ),
-    (
-        "put",
-        "/api/v1/uploads/{id}/files/{path}",
-        "Upload one file of a folder",
-        Some("binary"),
-        "none",
-    ),
-    (
-        "get",
-        "/api/v1/uploads/{id}/files",
-        "List an upload's files",
-        None,
-        "FileList",
-    ),
-    (
-        "get",
-        "/api/v1/workers",
-        "List workers",
-        None,
-        "WorkerView[]",
-    ),
-    (
-        "post",
-        "/api/v1/workers",
-        "Register a worker",
-        Some("WorkerRegistration"),
-        "WorkerView",
-    ),
-    (
-        "delete",
-        "/api/v1/workers/{id}",
-        "Deregister a worker, handing back its jobs",
-        None,
-        "none",
-    ),
-    (
-        "post",
-        "/api/v1/workers/{id}/lease",
-        "Lease jobs that fit (long-poll)",
-        Some("LeaseRequest"),
-        "LeaseResponse",
-    ),
-    (
-        "post",
-        "/api/v1/workers/{id}/updates",
-        "Heartbeats and attempt reports",
-        Some("UpdatesRequest"),
-        "UpdatesResponse",
-    ),
-    ("get", "/healthz", "Liveness", None, "text"),
-    (
-        "get",
-        "/readyz",
-        "Readiness (database reachable)",
-        None,
-        "text",
-    ),
-    ("get", "/metrics", "Prometheus metrics", None, "text"),
-];
 
 fn schema_ref(name: &str) -> Value {
     match name {
         "binary" => json!({"type": "string", "format": "binary"}),
         "text" => json!({"type": "string"}),
+        "object" => json!({"type": "object"}),
         n if n.ends_with("[]") => {
             json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{}", &n[..n.len() - 2])}})
         }
@@ -177,12 +18,9 @@ fn schema_ref(name: &str) -> Value {
 /// Builds the document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
-    for (method, path, summary, req, resp) in OPERATIONS
-        .iter()
-        .chain(crate::openapi_identity::OPERATIONS)
-        .chain(crate::openapi_workflows::OPERATIONS)
-        .chain(crate::openapi_compute::OPERATIONS)
-    {
+    for o in crate::ops::OPS {
+        let (method, summary, req, resp) = (&o.method, o.summary, &o.request, &o.response);
+        let path = o.openapi_path();
         let params: Vec<Value> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -198,10 +36,17 @@ pub fn document() -> Value {
                 "4XX": {"description": "bad input", "content": {"application/json": {"schema": schema_ref("ErrorBody")}}}
             }
         });
+        op["x-audit-action"] = json!(o.audit);
+        if matches!(
+            o.access,
+            crate::ops::Access::Public | crate::ops::Access::Probe
+        ) {
+            op["security"] = json!([]);
+        }
         if let Some(r) = req {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema_ref(r)}}});
         }
-        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        let entry = paths.entry(path.clone()).or_insert_with(|| json!({}));
         entry[*method] = op;
     }
     let obj = |props: &[&str]| {

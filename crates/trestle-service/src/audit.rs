@@ -32,20 +32,44 @@ pub struct ClientIp(pub IpAddr);
 #[derive(Debug, Clone)]
 pub struct AuditResource(pub String);
 
-/// Where authentication tells the audit middleware who the caller is.
+/// Where the request's handling tells the audit middleware who the caller
+/// is (authentication) and which operation it was (routing).
 #[derive(Debug, Clone, Default)]
-pub struct AuditSlot(Arc<Mutex<(Option<String>, Option<String>)>>);
+pub struct AuditSlot(Arc<Mutex<SlotData>>);
+
+#[derive(Debug, Default)]
+struct SlotData {
+    user: Option<String>,
+    token: Option<String>,
+    operation: Option<(String, Option<String>)>,
+}
 
 impl AuditSlot {
     /// Records the principal.
     pub fn set(&self, user: Option<&str>, token: &str) {
         let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *g = (user.map(str::to_string), Some(token.to_string()));
+        g.user = user.map(str::to_string);
+        g.token = Some(token.to_string());
+    }
+
+    /// Records the operation's audit action and resource.
+    pub fn set_operation(&self, action: String, resource: Option<String>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).operation = Some((action, resource));
+    }
+
+    /// The operation recorded, if the request was routed to one.
+    pub fn operation(&self) -> Option<(String, Option<String>)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .operation
+            .clone()
     }
 
     /// Takes the principal recorded (for the audit middleware).
     pub fn take(&self) -> (Option<String>, Option<String>) {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (g.user.take(), g.token.take())
     }
 }
 

@@ -6,8 +6,8 @@ use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+
+use axum::{Extension, Json};
 use trestle_core::api::compute::{ComputeEnvView, LeaderView, QueueView};
 use trestle_core::compute::{
     ComputeEnvRequest, QueueRequest, check_name, check_queue_envs, from_value,
@@ -18,22 +18,6 @@ use trestle_service::Service;
 use trestle_service::access;
 use trestle_store::scale::SOURCE_API;
 use trestle_store::{ComputeEnvRecord, QueueRecord};
-
-/// The routes (mounted among the user routes under `/api/v1`).
-pub fn routes() -> Router<Service> {
-    Router::new()
-        .route("/compute-environments", get(list_envs).post(create_env))
-        .route(
-            "/compute-environments/{name}",
-            get(show_env).put(put_env).delete(delete_env),
-        )
-        .route("/queues", get(list_queues).post(create_queue))
-        .route(
-            "/queues/{name}",
-            get(show_queue).put(put_queue).delete(delete_queue),
-        )
-        .route("/leaders", get(leaders))
-}
 
 fn json_body(body: &Bytes) -> ApiResult<serde_json::Value> {
     serde_json::from_slice(body).map_err(|e| {
