@@ -11,6 +11,7 @@ pub mod projects;
 pub mod sbatch;
 pub mod submit;
 pub mod up;
+pub mod upload;
 pub mod users;
 pub mod worker;
 

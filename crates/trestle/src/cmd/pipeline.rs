@@ -16,7 +16,7 @@
 //! cpus = 4
 //! ```
 
-use super::submit::upload_folder;
+use super::upload::upload_folder;
 use crate::output::usage;
 use anyhow::{Context, Result};
 use serde_json::Value;
