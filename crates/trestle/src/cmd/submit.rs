@@ -7,7 +7,6 @@ use crate::Conn;
 use crate::output::usage;
 use anyhow::{Context, Result};
 use clap::Args;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
