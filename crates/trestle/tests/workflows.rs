@@ -422,7 +422,9 @@ fn every_waiting_job_says_why() {
     let env = Env::new();
     let (_up, _) = up(
         &env,
-        "[local]\nworker_cpus = 1\nmax_vcpus = 1\n\n[queues.gpu]\nenabled = false\n",
+        // No prefetch: a job the busy worker leased ahead would be STARTING,
+        // with no reason to show (the test raced on that).
+        "[local]\nworker_cpus = 1\nmax_vcpus = 1\nprefetch = 0\n\n[queues.gpu]\nenabled = false\n",
     );
     let huge = id_of(&env.ok(&["submit", "--cpus", "64", "--", "true"]));
     let j = job(&env, &huge);
