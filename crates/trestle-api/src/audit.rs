@@ -71,24 +71,3 @@ pub async fn record(State(app): State<Service>, mut req: Request, next: Next) ->
     });
     resp
 }
-
-/// Route middleware: records which operation of the table a request
-/// matched, for the audit record.
-pub async fn tag(req: Request, next: Next) -> Response {
-    let matched = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str().to_string());
-    if let (Some(m), Some(slot)) = (matched, req.extensions().get::<AuditSlot>()) {
-        let path = req
-            .extensions()
-            .get::<OriginalUri>()
-            .map(|u| u.0.path().to_string())
-            .unwrap_or_else(|| req.uri().path().to_string());
-        if let Some(op) = crate::ops::find(req.method().as_str(), &m) {
-            let (action, resource) = crate::ops::audit_of(op, &path);
-            slot.set_operation(action, resource);
-        }
-    }
-    next.run(req).await
-}

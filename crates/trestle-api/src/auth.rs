@@ -9,9 +9,8 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use trestle_service::principal::{
-    CSRF_FIELD, SESSION_COOKIE, by_session, by_token, cookie_value, same_secret,
-};
+use trestle_service::authn::{by_session, by_token};
+use trestle_service::principal::{CSRF_FIELD, SESSION_COOKIE, cookie_value, same_secret};
 use trestle_service::{Principal, Service};
 
 /// The header carrying a session's CSRF token.

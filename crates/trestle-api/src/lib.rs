@@ -13,15 +13,16 @@ pub mod openapi_identity;
 pub mod openapi_workflows;
 pub mod ops;
 pub mod routes;
+pub mod table;
 
 use axum::Router;
 use trestle_service::Service;
 
 /// The API's routes (`/api/v1/...`, from the table of operations
-/// [`ops::OPS`]) and the health, readiness and metrics endpoints, with
+/// [`table::OPS`]) and the health, readiness and metrics endpoints, with
 /// authentication and audit applied.
 pub fn router(app: Service) -> Router<Service> {
-    let [public, any, user, probe] = ops::routes();
+    let [public, any, user, probe] = table::routes();
     let api = user
         .route_layer(axum::middleware::from_fn(auth::require_user))
         .merge(any)
@@ -30,7 +31,7 @@ pub fn router(app: Service) -> Router<Service> {
             auth::authenticate,
         ))
         .merge(public)
-        .route_layer(axum::middleware::from_fn(audit::tag))
+        .route_layer(axum::middleware::from_fn(table::tag))
         .layer(axum::middleware::from_fn_with_state(app, audit::record));
     Router::new().nest("/api/v1", api).merge(probe)
 }

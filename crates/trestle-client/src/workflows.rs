@@ -10,7 +10,7 @@ use std::path::Path;
 use tokio::io::AsyncWriteExt;
 use trestle_core::JobState;
 use trestle_core::api::JobView;
-use trestle_core::batch::workflow::{EventView, UpstreamList};
+use trestle_core::api::workflow::{EventView, UpstreamList};
 
 /// Filters for [`Client::events`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -20,9 +20,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 use trestle_core::JobState;
-use trestle_service::principal::{
-    CSRF_FIELD, SESSION_COOKIE, by_session, cookie_value, same_secret,
-};
+use trestle_service::principal::{CSRF_FIELD, SESSION_COOKIE, cookie_value, same_secret};
 use trestle_service::{ErrorKind, Principal, Service, ServiceError};
 
 /// The portal's stylesheet, embedded in the binary.
@@ -110,7 +108,7 @@ impl FromRequestParts<Service> for Viewer {
         let Some(secret) = cookie_value(cookies, SESSION_COOKIE).map(str::to_string) else {
             return Err(to_login());
         };
-        let (p, csrf) = match by_session(app, &secret).await {
+        let (p, csrf) = match trestle_service::authn::by_session(app, &secret).await {
             Ok(found) => found,
             Err(e) if e.kind == ErrorKind::Unauthenticated => return Err(to_login()),
             Err(e) => return Err(error_page(None, &e)),

@@ -145,7 +145,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             every: cfg.reap_interval,
             worker_timeout: cfg.worker_timeout,
         }),
-        Arc::new(audit::Retention { app: app.clone() }),
+        Arc::new(trestle_service::audit_queries::Retention { app: app.clone() }),
         Arc::new(workflows::Resolver {
             app: app.clone(),
             every: std::time::Duration::from_secs(1),
@@ -156,7 +156,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         )),
     ];
     if let Some(after) = cfg.security.disable_unused_after {
-        led.push(Arc::new(audit::UnusedPolicy {
+        led.push(Arc::new(trestle_service::audit_queries::UnusedPolicy {
             app: app.clone(),
             after,
         }));
@@ -178,7 +178,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
     loops.extend(drops);
     // Loops every server runs.
     loops.push(loops::spawn(
-        Arc::new(compute::TopologyRefresh { app: app.clone() }),
+        Arc::new(loops::TopologyRefresh { app: app.clone() }),
         rx.clone(),
     ));
     loops.push(loops::spawn(

@@ -5,37 +5,12 @@
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::principal::Principal;
+pub use crate::principal::WorkerOwners;
 use crate::state::Service;
-use std::collections::HashMap;
-use std::sync::Mutex;
 use trestle_core::JobSpec;
 use trestle_core::api::JobView;
 use trestle_core::identity::authz::{Action, Decision, Denial, Resource, Subject, decide};
 use trestle_store::JobFilter;
-
-/// Which credential registered each worker (filled as workers register or
-/// are first seen; a binding never changes).
-#[derive(Debug, Default)]
-pub struct WorkerOwners(Mutex<HashMap<String, String>>);
-
-impl WorkerOwners {
-    fn get(&self, worker: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(worker)
-            .cloned()
-    }
-
-    /// Remembers a binding.
-    pub fn put(&self, worker: &str, token: &str) {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() > 100_000 {
-            m.clear();
-        }
-        m.insert(worker.to_string(), token.to_string());
-    }
-}
 
 /// Decides, and maps a denial to an error; `what` names the resource in a
 /// 404 (`job 12`), exactly as if it did not exist.

@@ -4,8 +4,10 @@
 use crate::access::check;
 use crate::audit::internal_record;
 use crate::error::{ServiceError, ServiceResult};
+use crate::loops::BackgroundLoop;
 use crate::principal::Principal;
 use crate::state::Service;
+use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use trestle_core::audit::{
@@ -200,4 +202,68 @@ pub async fn disable_unused_now(
     check(p, Action::AuditManage, Resource::None, "")?;
     let secs = parse_period("period", period.unwrap_or("60d"))?;
     disable_unused(app, Duration::from_secs(secs), Some(p)).await
+}
+
+/// Deletes audit records older than the retention period, hourly.
+pub struct Retention {
+    /// Shared state.
+    pub app: Service,
+}
+
+#[async_trait]
+impl BackgroundLoop for Retention {
+    fn name(&self) -> &'static str {
+        "audit-retention"
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+    async fn tick(&self) -> Result<(), String> {
+        let keep = self.app.security.audit_retention.as_millis() as i64;
+        let n = self
+            .app
+            .store
+            .purge_audit(crate::now_ms() - keep)
+            .await
+            .map_err(|e| e.to_string())?;
+        if n > 0 {
+            tracing::info!(deleted = n, "audit records past retention deleted");
+        }
+        Ok(())
+    }
+}
+
+/// The unused-credential policy: revokes tokens and disables users not
+/// used for the configured period (checked every quarter of the period, at
+/// most hourly); each action is audited.
+pub struct UnusedPolicy {
+    /// Shared state.
+    pub app: Service,
+    /// The period.
+    pub after: Duration,
+}
+
+#[async_trait]
+impl BackgroundLoop for UnusedPolicy {
+    fn name(&self) -> &'static str {
+        "unused-credentials"
+    }
+    /// A quarter of the period (so nothing outlives it by much), at least a
+    /// second and at most an hour.
+    fn interval(&self) -> Duration {
+        (self.after / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
+    }
+    async fn tick(&self) -> Result<(), String> {
+        let report = disable_unused(&self.app, self.after, None)
+            .await
+            .map_err(|e| e.message)?;
+        if !report.tokens.is_empty() || !report.users.is_empty() {
+            tracing::info!(
+                tokens = report.tokens.len(),
+                users = report.users.len(),
+                "unused credentials disabled by policy"
+            );
+        }
+        Ok(())
+    }
 }

@@ -8,9 +8,6 @@
 //! launched by a CE leases only from the queues that CE serves; a worker
 //! started by hand (no CE) leases from every queue.
 
-use crate::loops::BackgroundLoop;
-use crate::state::Service;
-use async_trait::async_trait;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -328,29 +325,6 @@ pub fn local_env_spec(l: &LocalEnvConfig) -> ComputeEnvSpec {
         work_dir: Some(l.work_dir.display().to_string()),
         program: Some(l.program.display().to_string()),
         slurm: None,
-    }
-}
-
-/// Re-reads CEs and queues every second (every server runs it).
-pub struct TopologyRefresh {
-    /// Shared state.
-    pub app: Service,
-}
-
-#[async_trait]
-impl BackgroundLoop for TopologyRefresh {
-    fn name(&self) -> &'static str {
-        "compute-topology"
-    }
-    fn interval(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    async fn tick(&self) -> Result<(), String> {
-        self.app
-            .compute
-            .refresh(&*self.app.store)
-            .await
-            .map_err(|e| e.to_string())
     }
 }
 

@@ -8,8 +8,9 @@
 //! second trigger in a folder that already has a job is recorded as a
 //! FAILED job with reason `duplicate-trigger`, never run.
 
+use crate::authn::user_principal;
 use crate::leader::Leadership;
-use crate::principal::{Principal, user_principal};
+use crate::principal::Principal;
 use crate::state::Service;
 use crate::workflows::QueueConfig;
 use bytes::Bytes;

@@ -13,6 +13,7 @@
 pub mod access;
 pub mod audit;
 pub mod audit_queries;
+pub mod authn;
 pub mod autoscaler;
 pub mod compute;
 pub mod drop;
@@ -22,6 +23,7 @@ pub mod leader;
 pub mod loops;
 pub mod metrics;
 pub mod principal;
+pub mod queues;
 pub mod security;
 pub mod sessions;
 pub mod state;

@@ -127,3 +127,26 @@ impl BackgroundLoop for Reaper {
         Ok(())
     }
 }
+
+/// Re-reads CEs and queues every second (every server runs it).
+pub struct TopologyRefresh {
+    /// Shared state.
+    pub app: Service,
+}
+
+#[async_trait]
+impl BackgroundLoop for TopologyRefresh {
+    fn name(&self) -> &'static str {
+        "compute-topology"
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    async fn tick(&self) -> Result<(), String> {
+        self.app
+            .compute
+            .refresh(&*self.app.store)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

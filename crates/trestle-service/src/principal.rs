@@ -6,15 +6,12 @@
 //! [`crate::access`]); the HTTP edges read the credential from the request
 //! and ask here who it belongs to.
 
-use crate::error::{ServiceError, ServiceResult};
-use crate::state::Service;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use trestle_core::identity::TokenKind;
-use trestle_core::identity::authz::{Role, Scope, Subject, UserSubject};
+use trestle_core::identity::authz::{Role, Subject, UserSubject};
 
 /// The browser session cookie.
 pub const SESSION_COOKIE: &str = "trestle_session";
@@ -82,14 +79,16 @@ pub struct TokenCache {
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
 
 impl TokenCache {
-    fn get(&self, hash: &str) -> Option<Principal> {
+    /// A lookup cached less than [`CACHE_TTL`] ago.
+    pub fn get(&self, hash: &str) -> Option<Principal> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.get(hash)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
             .map(|(p, _)| p.clone())
     }
 
-    fn put(&self, hash: String, p: Principal) {
+    /// Caches a lookup.
+    pub fn put(&self, hash: String, p: Principal) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 10_000 {
             map.clear();
@@ -106,90 +105,29 @@ impl TokenCache {
     }
 }
 
-/// Builds a user's principal from the store.
-pub async fn user_principal(
-    app: &Service,
-    name: &str,
-    scope: Scope,
-    token_id: String,
-) -> ServiceResult<Option<Principal>> {
-    let Some(u) = app.store.user(name).await? else {
-        return Ok(None);
-    };
-    if u.disabled_at.is_some() {
-        return Ok(None);
-    }
-    Ok(Some(Principal {
-        subject: Subject::User(UserSubject {
-            memberships: app.store.memberships(name).await?,
-            name: u.name,
-            role: u.role,
-            org: u.org,
-            scope,
-        }),
-        token_id,
-        default_project: u.default_project,
-    }))
-}
+/// Which credential registered each worker (filled as workers register or
+/// are first seen; a binding never changes).
+#[derive(Debug, Default)]
+pub struct WorkerOwners(Mutex<HashMap<String, String>>);
 
-/// The principal of a bearer token (`ip` is recorded as the token's last
-/// use); an unknown, expired or revoked token is `Unauthenticated`.
-pub async fn by_token(app: &Service, token: &str, ip: &str) -> ServiceResult<Principal> {
-    let hash = hash_token(token);
-    if app.internal_worker_hash.as_deref() == Some(hash.as_str()) {
-        return Ok(Principal {
-            subject: Subject::Worker {
-                token_id: "internal".into(),
-            },
-            token_id: "internal".into(),
-            default_project: None,
-        });
+impl WorkerOwners {
+    /// The credential that registered `worker`, if known here.
+    pub fn get(&self, worker: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(worker)
+            .cloned()
     }
-    if let Some(p) = app.tokens.get(&hash) {
-        return Ok(p);
-    }
-    let now = crate::now_ms();
-    let gone = || {
-        ServiceError::unauthenticated(
-            "the token is unknown, expired or revoked, or its user is disabled",
-        )
-    };
-    let rec = app
-        .store
-        .find_token(&hash, now, ip)
-        .await?
-        .ok_or_else(gone)?;
-    let p = match (rec.kind, rec.user) {
-        (TokenKind::Worker, _) => Principal {
-            subject: Subject::Worker {
-                token_id: rec.id.clone(),
-            },
-            token_id: rec.id,
-            default_project: None,
-        },
-        (TokenKind::User, Some(name)) => user_principal(app, &name, rec.scope, rec.id)
-            .await?
-            .ok_or_else(gone)?,
-        (TokenKind::User, None) => return Err(gone()),
-    };
-    app.tokens.put(hash, p.clone());
-    Ok(p)
-}
 
-/// The principal of a browser session and the session's CSRF token; an
-/// unknown or expired session is `Unauthenticated`.
-pub async fn by_session(app: &Service, secret: &str) -> ServiceResult<(Principal, String)> {
-    let expired =
-        || ServiceError::unauthenticated("the session has expired or ended; log in again");
-    let s = app
-        .store
-        .find_session(&hash_token(secret), crate::now_ms())
-        .await?
-        .ok_or_else(expired)?;
-    let p = user_principal(app, &s.user, Scope::Full, "session".into())
-        .await?
-        .ok_or_else(expired)?;
-    Ok((p, s.csrf))
+    /// Remembers a binding.
+    pub fn put(&self, worker: &str, token: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(worker.to_string(), token.to_string());
+    }
 }
 
 /// The value of cookie `name` in `Cookie` header values.

@@ -1,9 +1,9 @@
 //! Shared state of the server's handlers and loops.
 
-use crate::access::WorkerOwners;
 use crate::audit::AuditWriter;
 use crate::metrics::Metrics;
 use crate::principal::TokenCache;
+use crate::principal::WorkerOwners;
 use crate::security::SecurityConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,7 @@ pub struct Service {
     /// Security and audit settings.
     pub security: Arc<SecurityConfig>,
     /// Queues and capacity, for workflows.
-    pub flow: Arc<crate::workflows::FlowConfig>,
+    pub flow: Arc<crate::queues::FlowConfig>,
     /// Compute environments, queue routing, providers, leader leases.
     pub compute: Arc<crate::compute::Compute>,
 }

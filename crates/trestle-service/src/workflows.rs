@@ -7,83 +7,16 @@ use crate::access;
 use crate::error::{ServiceError, ServiceResult};
 use crate::loops::BackgroundLoop;
 use crate::principal::Principal;
+pub use crate::queues::{DEFAULT_DROP_OWNER, DEFAULT_TRIGGER_SUFFIX, FlowConfig, QueueConfig};
 use crate::state::Service;
 use async_trait::async_trait;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use trestle_core::api::JobView;
 use trestle_core::batch::why::{ArrayProgress, CapacitySnapshot, Offer, WaitInput, why_waiting};
 use trestle_core::identity::authz::Action;
-use trestle_core::{Capacity, JobSpec, JobState};
-
-/// Default trigger suffix of drop folders.
-pub const DEFAULT_TRIGGER_SUFFIX: &str = ".sh";
-
-/// Settings of one queue (`[queues.NAME]` in `trestle.toml`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueConfig {
-    /// Queue name.
-    pub name: String,
-    /// Jobs wait (PENDING, reason `queue-disabled`) while this is false.
-    pub enabled: bool,
-    /// A folder watched for job sub-folders, if any.
-    pub drop_folder: Option<PathBuf>,
-    /// Files with this suffix trigger a job (default `.sh`).
-    pub trigger_suffix: String,
-    /// The user a drop folder's jobs are submitted as (default
-    /// [`DEFAULT_DROP_OWNER`]): they are charged, checked and owned like
-    /// that user's own submissions.
-    pub drop_owner: String,
-    /// The project they are charged to (default: the owner's default).
-    pub drop_project: Option<String>,
-}
-
-/// The user drop-folder jobs belong to unless `drop_owner` says otherwise
-/// (the bootstrap admin of `trestle up`).
-pub const DEFAULT_DROP_OWNER: &str = "admin";
-
-impl QueueConfig {
-    /// An enabled queue without a drop folder.
-    pub fn new(name: &str) -> QueueConfig {
-        QueueConfig {
-            name: name.to_string(),
-            enabled: true,
-            drop_folder: None,
-            trigger_suffix: DEFAULT_TRIGGER_SUFFIX.to_string(),
-            drop_owner: DEFAULT_DROP_OWNER.to_string(),
-            drop_project: None,
-        }
-    }
-}
-
-/// What handlers and loops need to know about queues and capacity.
-#[derive(Debug, Clone, Default)]
-pub struct FlowConfig {
-    /// Configured queues.
-    pub queues: Vec<QueueConfig>,
-    /// The local compute environment's worker shape and CPU limit.
-    pub local: Option<(Capacity, u32)>,
-    /// Woken when workflow work may be waiting (submissions, cancels).
-    pub wake: Arc<Notify>,
-}
-
-impl FlowConfig {
-    /// Names of disabled queues.
-    pub fn disabled(&self) -> Vec<String> {
-        self.queues
-            .iter()
-            .filter(|q| !q.enabled)
-            .map(|q| q.name.clone())
-            .collect()
-    }
-
-    /// Whether `queue` is disabled.
-    pub fn is_disabled(&self, queue: &str) -> bool {
-        self.queues.iter().any(|q| q.name == queue && !q.enabled)
-    }
-}
+use trestle_core::{JobSpec, JobState};
 
 /// Checks a new job's dependencies: each must exist and be readable by
 /// the submitter (a dependent receives its outputs).

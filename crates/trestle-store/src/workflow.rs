@@ -5,8 +5,8 @@
 
 use crate::Result;
 use async_trait::async_trait;
+use trestle_core::api::workflow::EventView;
 use trestle_core::batch::pipeline::ValidPipeline;
-use trestle_core::batch::workflow::EventView;
 use trestle_core::{JobSpec, JobState};
 
 /// Which events to read.

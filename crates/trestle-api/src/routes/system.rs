@@ -61,11 +61,6 @@ pub struct DamagedJobs {
     pub skipped: u64,
 }
 
-/// `GET /api/v1/openapi.json`.
-pub async fn openapi() -> Json<serde_json::Value> {
-    Json(crate::openapi::document())
-}
-
 /// Unknown routes get a JSON 404.
 pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(

@@ -2,6 +2,7 @@
 //! client and the worker. Timestamps are milliseconds since the Unix epoch.
 
 pub mod compute;
+pub mod workflow;
 
 use crate::batch::job::{AttemptReason, AttemptState, JobSpec, JobState};
 use crate::batch::placement::Capacity;
@@ -54,7 +55,7 @@ pub struct JobView {
     pub attempts: Vec<AttemptView>,
     /// Arrays, pipelines and dependencies.
     #[serde(flatten)]
-    pub flow: crate::batch::workflow::FlowView,
+    pub flow: workflow::FlowView,
 }
 
 /// One attempt of a job.

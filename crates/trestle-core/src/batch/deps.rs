@@ -2,7 +2,7 @@
 //! parsing from `afterok:12:13,afterany:14`, and the pure decision whether a
 //! dependency is met, still open, or can never be met.
 
-use crate::batch::job::JobState;
+use crate::batch::state::JobState;
 use crate::error::{Result, ValidationError};
 use serde::{Deserialize, Serialize};
 

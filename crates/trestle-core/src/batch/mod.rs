@@ -13,5 +13,6 @@ pub mod resubmit;
 pub mod sbatch;
 pub mod slurm;
 pub mod spec;
+pub mod state;
 pub mod why;
 pub mod workflow;

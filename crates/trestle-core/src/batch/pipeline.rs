@@ -3,9 +3,9 @@
 //! specs in an order where every step comes after the steps it needs, and
 //! the small text graph `trestle job show` prints.
 
+use crate::api::workflow::StepView;
 use crate::batch::job::{Command, JobSpec};
 use crate::batch::spec::{CommandRequest, DEFAULT_QUEUE, JobRequest};
-use crate::batch::workflow::StepView;
 use crate::error::{Result, ValidationError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -52,9 +52,9 @@ pub fn resubmission(old: &JobView) -> Result<JobSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::workflow::FlowView;
     use crate::batch::array::{ArraySpec, ArrayTask};
     use crate::batch::spec::request_from_value;
-    use crate::batch::workflow::FlowView;
 
     fn view(spec: JobSpec, kind: JobKind, parent: Option<i64>) -> JobView {
         JobView {

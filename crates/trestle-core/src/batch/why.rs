@@ -2,9 +2,10 @@
 //! job, decided from a snapshot of its dependencies, its array and the
 //! capacity on offer. Pure.
 
+use crate::api::workflow::DepView;
 use crate::batch::job::{JobState, Resources};
 use crate::batch::placement::Capacity;
-use crate::batch::workflow::{DepView, JobKind};
+use crate::batch::workflow::JobKind;
 
 /// A compute environment as the reason sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

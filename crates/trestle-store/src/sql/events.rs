@@ -8,7 +8,7 @@ use super::{Dialect, SqlStore, Tx};
 use crate::{EventFilter, Result};
 use sqlx::Row;
 use trestle_core::JobState;
-use trestle_core::batch::workflow::EventView;
+use trestle_core::api::workflow::EventView;
 
 /// Most events one read returns.
 const MAX_EVENTS: u32 = 1000;

@@ -11,9 +11,9 @@ use crate::{EventFilter, Result, WorkflowStore, WorkflowTick};
 use async_trait::async_trait;
 use sqlx::Row;
 use trestle_core::api::JobView;
+use trestle_core::api::workflow::EventView;
 use trestle_core::batch::deps::{DepKind, Dependency};
 use trestle_core::batch::pipeline::ValidPipeline;
-use trestle_core::batch::workflow::EventView;
 use trestle_core::{JobSpec, JobState};
 
 /// Most rows one resolver tick looks at per kind of work.

@@ -11,8 +11,8 @@ use sqlx::Row;
 use std::collections::HashMap;
 use trestle_core::JobState;
 use trestle_core::api::JobView;
+use trestle_core::api::workflow::{DepView, StepView};
 use trestle_core::batch::deps::DepKind;
-use trestle_core::batch::workflow::{DepView, StepView};
 
 /// Most children listed for a job's upstream outputs.
 const MAX_UPSTREAM: i64 = 10_000;

@@ -3,8 +3,9 @@
 use crate::{DamagedRows, Result, StoreError};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use trestle_core::api::workflow::FlowView;
 use trestle_core::api::{AttemptView, JobView, WorkerView};
-use trestle_core::batch::workflow::{FlowView, JobKind};
+use trestle_core::batch::workflow::JobKind;
 use trestle_core::{AttemptReason, AttemptState, Capacity, JobSpec, JobState};
 
 /// Columns selected for a [`JobView`], as a literal for `concat!`.

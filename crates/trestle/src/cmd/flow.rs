@@ -13,8 +13,9 @@ use std::time::Duration;
 use trestle_client::{EventQuery, JobQuery};
 use trestle_core::JobState;
 use trestle_core::api::JobView;
+use trestle_core::api::workflow::EventView;
 use trestle_core::batch::pipeline::render_graph;
-use trestle_core::batch::workflow::{EventView, JobKind};
+use trestle_core::batch::workflow::JobKind;
 
 /// `trestle events` options.
 #[derive(Args, Debug)]

@@ -1,0 +1,273 @@
+//! The one table of operations: every route of the API with its method,
+//! path, who may call it, the authorization action its handler decides,
+//! its audit action and resource, and its OpenAPI entry, declared once.
+//! The router ([`routes`]), the OpenAPI document ([`openapi_document`])
+//! and the audit record of every routed request ([`tag`]) read it.
+
+use crate::ops::{Access, Op, audit_of, operations};
+use crate::routes::{
+    audit, compute, events, files, jobs, login, pipelines, projects, system, tokens, users, workers,
+};
+use axum::Json;
+use axum::extract::{OriginalUri, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use trestle_core::identity::authz::Action;
+use trestle_service::audit::AuditSlot;
+
+operations! {
+    post "/jobs" => jobs::submit, User, Some(Action::JobSubmit), "job.submit", None,
+        "Submit a job (native or seed JSON)", Some("JobRequest"), "JobView";
+    get "/jobs" => jobs::list, User, Some(Action::JobRead), "job.list", None,
+        "List jobs (state, queue, before, limit)", None, "JobList";
+    post "/jobs/batch" => jobs::submit_batch, User, Some(Action::JobSubmit), "job.submit-batch", None,
+        "Submit many jobs atomically", Some("BatchSubmit"), "BatchSubmitted";
+    get "/jobs/{id}" => jobs::show, User, Some(Action::JobRead), "job.show", Some("job"),
+        "Show a job with its attempts", None, "JobView";
+    post "/jobs/{id}/cancel" => jobs::cancel, User, Some(Action::JobCancel), "job.cancel", Some("job"),
+        "Cancel a job", None, "JobView";
+    post "/jobs/{id}/resubmit" => jobs::resubmit, User, Some(Action::JobSubmit), "job.resubmit", Some("job"),
+        "Run a job's work again as a new job (an array task: a plain job running the same task)", None, "JobView";
+    get "/admin/damaged-jobs" => system::damaged_jobs, User, Some(Action::DamagedRead), "admin.damaged-jobs", None,
+        "Stored jobs that cannot be decoded and are skipped (admins)", None, "DamagedJobs";
+    get "/jobs/{id}/log" => jobs::log, User, Some(Action::JobRead), "job.log", Some("job"),
+        "Read a slice of an attempt's output", None, "LogSlice";
+    get "/jobs/{id}/outputs" => files::list_outputs, User, Some(Action::JobRead), "job.outputs", Some("job"),
+        "List an attempt's output files", None, "FileList";
+    get "/jobs/{id}/outputs/{*path}" => files::get_output, User, Some(Action::JobRead), "job.outputs", Some("job"),
+        "Download an output file", None, "binary";
+    get "/jobs/{id}/inputs" => files::list_inputs, Any, Some(Action::JobInputsRead), "job.inputs", Some("job"),
+        "List a job's input files", None, "FileList";
+    get "/jobs/{id}/inputs/{*path}" => files::get_input, Any, Some(Action::JobInputsRead), "job.inputs", Some("job"),
+        "Download an input file", None, "binary";
+    put "/jobs/{id}/attempts/{attempt}/outputs/{*path}" => files::put_output, Any, Some(Action::OutputUpload), "job.upload-output", Some("job"),
+        "Upload an output file (lease holder)", Some("binary"), "none";
+    post "/uploads" => files::create_upload, User, Some(Action::UploadCreate), "upload.create", None,
+        "Create an upload for an input folder", None, "UploadCreated";
+    put "/uploads/{id}/files/{*path}" => files::put_upload_file, User, Some(Action::UploadWrite), "upload.write", Some("upload"),
+        "Upload one file of a folder", Some("binary"), "none";
+    get "/uploads/{id}/files" => files::list_upload, User, Some(Action::UploadRead), "upload.read", Some("upload"),
+        "List an upload's files", None, "FileList";
+    get "/workers" => workers::list, User, Some(Action::WorkersList), "worker.list", None,
+        "List workers", None, "WorkerView[]";
+    post "/workers" => workers::register, Any, Some(Action::WorkerRegister), "worker.register", None,
+        "Register a worker", Some("WorkerRegistration"), "WorkerView";
+    delete "/workers/{id}" => workers::deregister, Any, Some(Action::WorkerOperate), "worker.deregister", Some("worker"),
+        "Deregister a worker, handing back its jobs", None, "none";
+    post "/workers/{id}/lease" => workers::lease, Any, Some(Action::WorkerOperate), "worker.lease", Some("worker"),
+        "Lease jobs that fit (long-poll)", Some("LeaseRequest"), "LeaseResponse";
+    post "/workers/{id}/updates" => workers::updates, Any, Some(Action::WorkerOperate), "worker.updates", Some("worker"),
+        "Heartbeats and attempt reports", Some("UpdatesRequest"), "UpdatesResponse";
+    get "/healthz" => system::healthz, Probe, None, "probe.health", None,
+        "Liveness", None, "text";
+    get "/readyz" => system::readyz, Probe, None, "probe.ready", None,
+        "Readiness (database reachable)", None, "text";
+    get "/metrics" => system::metrics, Probe, None, "probe.metrics", None,
+        "Prometheus metrics", None, "text";
+    get "/compute-environments" => compute::list_envs, User, Some(Action::ComputeRead), "ce.list", None,
+        "Compute environments with their status and registered workers", None, "ComputeEnvView";
+    post "/compute-environments" => compute::create_env, User, Some(Action::ComputeManage), "ce.create", None,
+        "Create a compute environment (admins; 409 when it exists)", Some("ComputeEnvRequest"), "ComputeEnvView";
+    get "/compute-environments/{name}" => compute::show_env, User, Some(Action::ComputeRead), "ce.show", Some("ce"),
+        "One compute environment with its recent events", None, "ComputeEnvView";
+    put "/compute-environments/{name}" => compute::put_env, User, Some(Action::ComputeManage), "ce.put", Some("ce"),
+        "Create or replace a compute environment (admins)", Some("ComputeEnvRequest"), "ComputeEnvView";
+    delete "/compute-environments/{name}" => compute::delete_env, User, Some(Action::ComputeManage), "ce.delete", Some("ce"),
+        "Delete a compute environment no queue lists (admins; 409 otherwise)", None, "none";
+    get "/queues" => compute::list_queues, User, Some(Action::ComputeRead), "queue.list", None,
+        "Queues with their priorities and compute environments", None, "QueueView";
+    post "/queues" => compute::create_queue, User, Some(Action::ComputeManage), "queue.create", None,
+        "Create a queue (admins; 409 when it exists)", Some("QueueRequest"), "QueueView";
+    get "/queues/{name}" => compute::show_queue, User, Some(Action::ComputeRead), "queue.show", Some("queue"),
+        "One queue", None, "QueueView";
+    put "/queues/{name}" => compute::put_queue, User, Some(Action::ComputeManage), "queue.put", Some("queue"),
+        "Create or replace a queue; a new priority applies to its waiting jobs (admins)", Some("QueueRequest"), "QueueView";
+    delete "/queues/{name}" => compute::delete_queue, User, Some(Action::ComputeManage), "queue.delete", Some("queue"),
+        "Delete a queue; its jobs stay (admins)", None, "none";
+    get "/leaders" => compute::leaders, User, Some(Action::ComputeRead), "leader.list", None,
+        "Which server holds each cluster-wide loop's leader lease", None, "LeaderView";
+    get "/openapi.json" => openapi_document, Public, None, "openapi", None,
+        "This document (OpenAPI 3.1)", None, "object";
+    post "/login" => login::login, Public, None, "login", None,
+        "Log in with a password: a session cookie, or an API token", Some("LoginRequest"), "LoginResponse";
+    post "/logout" => login::logout, User, None, "logout", None,
+        "End the browser session", None, "none";
+    get "/whoami" => login::whoami, Any, None, "whoami", None,
+        "The caller: user, credential, projects", None, "WhoAmI";
+    get "/users" => users::list, User, Some(Action::UserList), "user.list", None,
+        "List users (admins)", None, "UserView[]";
+    post "/users" => users::create, User, Some(Action::UserCreate), "user.create", None,
+        "Add a user (admins)", Some("NewUser"), "UserView";
+    get "/users/{name}" => users::show, User, Some(Action::UserRead), "user.show", Some("user"),
+        "Show a user", None, "UserView";
+    patch "/users/{name}" => users::update, User, Some(Action::UserUpdate), "user.update", Some("user"),
+        "Change a user's role, state, organisation, default project or password", Some("UserUpdate"), "UserView";
+    get "/tokens" => tokens::list, User, Some(Action::TokenRead), "token.list", None,
+        "List tokens (all, revoked)", None, "TokenView[]";
+    post "/tokens" => tokens::create, User, Some(Action::TokenCreate), "token.create", None,
+        "Create an API token or a worker credential (shown once)", Some("NewToken"), "TokenCreated";
+    get "/tokens/{id}" => tokens::show, User, Some(Action::TokenRead), "token.show", Some("token"),
+        "Show a token", None, "TokenView";
+    delete "/tokens/{id}" => tokens::revoke, User, Some(Action::TokenRevoke), "token.revoke", Some("token"),
+        "Revoke a token", None, "TokenView";
+    get "/indexes" => projects::list_indexes, User, Some(Action::IndexRead), "index.list", None,
+        "List indexes (funding sources)", None, "IndexView[]";
+    post "/indexes" => projects::create_index, User, Some(Action::IndexCreate), "index.create", None,
+        "Add an index (admins)", Some("NewIndex"), "IndexView";
+    get "/projects" => projects::list, User, Some(Action::ProjectRead), "project.list", None,
+        "List projects the caller may see", None, "ProjectView[]";
+    post "/projects" => projects::create, User, Some(Action::ProjectCreate), "project.create", None,
+        "Add a project (admins)", Some("NewProject"), "ProjectView";
+    get "/projects/{name}" => projects::show, User, Some(Action::ProjectRead), "project.show", Some("project"),
+        "Show a project and its members", None, "ProjectView";
+    post "/projects/{name}/members" => projects::add_member, User, Some(Action::ProjectManageMembers), "project.add-member", Some("project"),
+        "Add a member or change their role", Some("MemberRequest"), "ProjectView";
+    delete "/projects/{name}/members/{user}" => projects::remove_member, User, Some(Action::ProjectManageMembers), "project.remove-member", Some("project"),
+        "Remove a member", None, "ProjectView";
+    get "/audit" => audit::query, User, Some(Action::AuditRead), "audit.query", None,
+        "Query the audit trail (principal, action, resource, ip, method, since, until, status, changes, group-by, limit)", None, "AuditAnswer";
+    get "/audit/queries" => audit::list_queries, User, Some(Action::AuditRead), "audit.queries", None,
+        "List the named audit queries", None, "NamedQuery[]";
+    get "/audit/queries/{name}" => audit::run_query, User, Some(Action::AuditRead), "audit.queries", None,
+        "Run a named audit query with its parameters", None, "AuditAnswer";
+    get "/audit/unused" => audit::list_unused, User, Some(Action::AuditRead), "audit.unused", None,
+        "Tokens and users unused for a period", None, "UnusedReport";
+    post "/audit/unused" => audit::post_unused, User, Some(Action::AuditManage), "audit.disable-unused", None,
+        "Revoke and disable unused credentials", Some("DisableUnused"), "UnusedReport";
+    post "/pipelines" => pipelines::submit, User, Some(Action::JobSubmit), "pipeline.submit", None,
+        "Submit a pipeline: named steps that run after the steps they name", Some("PipelineRequest"), "JobView";
+    get "/events" => events::stream, User, Some(Action::JobRead), "events", None,
+        "Job state changes as server-sent events (text/event-stream; job, state, queue, after, follow; resume with Last-Event-ID)", None, "EventView";
+    get "/jobs/{id}/upstream" => pipelines::upstream, Any, Some(Action::JobInputsRead), "job.upstream", Some("job"),
+        "Output files of the jobs a job depends on (staged by its worker)", None, "UpstreamList";
+    get "/jobs/{id}/upstream/{dep}/{attempt}/{*path}" => pipelines::upstream_file, Any, Some(Action::JobInputsRead), "job.upstream", Some("job"),
+        "One upstream output file (raw bytes)", None, "none";
+}
+
+/// `GET /api/v1/openapi.json`: the document built from the table.
+pub async fn openapi_document() -> Json<serde_json::Value> {
+    Json(crate::openapi::document(OPS))
+}
+
+/// The operation a routed request matched: by method and the route
+/// template axum matched (`/api/v1/jobs/{id}`).
+pub fn find(method: &str, matched: &str) -> Option<&'static Op> {
+    OPS.iter()
+        .find(|o| o.method.eq_ignore_ascii_case(method) && o.full_path() == matched)
+}
+
+/// Route middleware: records which operation of the table a request
+/// matched, for the audit record.
+pub async fn tag(req: Request, next: Next) -> Response {
+    let matched = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    if let (Some(m), Some(slot)) = (matched, req.extensions().get::<AuditSlot>()) {
+        let path = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| req.uri().path().to_string());
+        if let Some(op) = find(req.method().as_str(), &m) {
+            let (action, resource) = audit_of(op, &path);
+            slot.set_operation(action, resource);
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_operation_is_routed_once_with_an_openapi_entry_and_an_audit_action() {
+        let mut seen = HashSet::new();
+        let doc = crate::openapi::document(OPS);
+        for op in OPS {
+            assert!(
+                seen.insert((op.method, op.path)),
+                "{} {} twice",
+                op.method,
+                op.path
+            );
+            assert!(!op.audit.is_empty() && !op.summary.is_empty(), "{op:?}");
+            let entry = &doc["paths"][op.openapi_path()][op.method];
+            assert!(
+                entry.is_object(),
+                "{} {} has no OpenAPI entry",
+                op.method,
+                op.path
+            );
+            assert_eq!(entry["x-audit-action"], op.audit);
+            assert_eq!(
+                op.access == Access::Public || op.access == Access::Probe,
+                entry["security"] == serde_json::json!([]),
+                "{op:?}"
+            );
+        }
+        // The router serves exactly the table: one route per (method, path).
+        let paths: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_object().unwrap().len())
+            .sum();
+        assert_eq!(paths, OPS.len());
+    }
+
+    #[test]
+    fn audit_actions_and_resources_come_from_the_table() {
+        let op = find("POST", "/api/v1/jobs/{id}/cancel").unwrap();
+        assert_eq!(
+            audit_of(op, "/api/v1/jobs/12/cancel"),
+            ("job.cancel".into(), Some("job:12".into()))
+        );
+        let op = find("delete", "/api/v1/projects/{name}/members/{user}").unwrap();
+        assert_eq!(
+            audit_of(op, "/api/v1/projects/bio/members/bob")
+                .1
+                .as_deref(),
+            Some("project:bio")
+        );
+        assert!(find("GET", "/api/v1/nope").is_none());
+        // The same names the path-parsing classification gave for the
+        // operations it knew.
+        for (method, path, template) in [
+            ("GET", "/api/v1/jobs/7", "/api/v1/jobs/{id}"),
+            (
+                "POST",
+                "/api/v1/workers/w-1/lease",
+                "/api/v1/workers/{id}/lease",
+            ),
+            ("PATCH", "/api/v1/users/alice", "/api/v1/users/{name}"),
+            ("POST", "/api/v1/audit/unused", "/api/v1/audit/unused"),
+            (
+                "PUT",
+                "/api/v1/jobs/3/attempts/1/outputs/a/b.txt",
+                "/api/v1/jobs/{id}/attempts/{attempt}/outputs/{*path}",
+            ),
+        ] {
+            let op = find(method, template).unwrap();
+            assert_eq!(
+                audit_of(op, path),
+                trestle_core::audit::classify(method, path),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn worker_credentials_reach_only_worker_operations() {
+        for op in OPS.iter().filter(|o| o.access == Access::Any) {
+            if let Some(a) = op.action {
+                assert!(a.is_worker_action(), "{op:?}");
+            }
+        }
+        for op in OPS.iter().filter(|o| o.access == Access::User) {
+            assert!(op.action.is_none_or(|a| !a.is_worker_action()), "{op:?}");
+        }
+    }
+}
