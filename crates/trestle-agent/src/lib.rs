@@ -22,20 +22,20 @@
 //!
 //! The worker writes nothing to stdout; it logs through `tracing`.
 
-mod attempt;
 mod backoff;
 mod check;
 mod config;
 mod error;
 mod heartbeat;
 mod lease;
+mod process;
 mod program;
 mod report;
-mod run;
 mod scratch;
 mod session;
 mod stage;
 mod state;
+mod tasks;
 mod upload;
 mod upstream;
 
@@ -49,10 +49,10 @@ pub use config::{
 };
 pub use error::AgentError;
 
-use crate::attempt::AttemptCtx;
 use crate::backoff::Backoff;
 use crate::session::Session;
 use crate::state::{Attempts, StopReason};
+use crate::tasks::AttemptCtx;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -258,6 +258,7 @@ async fn lease_loop<S: Future<Output = ()>>(
             max_jobs: plan.max_jobs,
             prefetch: plan.prefetch,
             wait_ms,
+            kinds: tasks::KINDS.to_vec(),
         };
         let asked = Instant::now();
         let result = tokio::select! {
@@ -278,7 +279,7 @@ async fn lease_loop<S: Future<Output = ()>>(
                     match attempts.insert(&lease) {
                         Some(stop) => {
                             tracing::debug!(job, attempt, "leased");
-                            tasks.spawn(attempt::run_attempt(ctx.clone(), lease, stop));
+                            tasks.spawn(crate::tasks::run(ctx.clone(), lease, stop));
                         }
                         None => tracing::warn!(job, attempt, "leased an attempt already held"),
                     }

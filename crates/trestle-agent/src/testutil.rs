@@ -27,6 +27,7 @@ pub fn spec(command: Command) -> JobSpec {
         project: None,
         owner: None,
         flow: Default::default(),
+        task: Default::default(),
     }
 }
 

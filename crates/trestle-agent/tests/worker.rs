@@ -337,6 +337,7 @@ fn spec(command: Command) -> JobSpec {
         project: None,
         owner: None,
         flow: Default::default(),
+        task: Default::default(),
     }
 }
 

@@ -176,6 +176,7 @@ async fn lists_with_query_and_leases_with_body() {
                 max_jobs: 2,
                 prefetch: 0,
                 wait_ms: 0,
+                kinds: Vec::new(),
             },
         )
         .await

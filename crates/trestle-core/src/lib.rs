@@ -20,6 +20,7 @@ pub mod error;
 pub mod identity;
 pub mod parse;
 pub mod paths;
+pub mod task;
 
 pub use batch::job::{AttemptReason, AttemptState, Command, JobSpec, JobState, Resources};
 pub use batch::placement::Capacity;

@@ -23,6 +23,7 @@ pub const CHECKS: &[&str] = &[
     "workers_and_tokens",
     "counts_and_demand",
     "batches_of_reports",
+    "task_kinds",
 ];
 
 /// Runs one named check.
@@ -40,6 +41,7 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
         "workers_and_tokens" => workers_and_tokens(&*s).await,
         "counts_and_demand" => counts_and_demand(&*s).await,
         "batches_of_reports" => batches_of_reports(&*s).await,
+        "task_kinds" => task_kinds(&*s).await,
         other => panic!("unknown queue check `{other}`"),
     }
 }
@@ -84,6 +86,7 @@ async fn lease(s: &dyn Store, w: &str, free: Capacity, max: u32, now: i64) -> Ve
         prefetch: 0,
         lease_ms: 30_000,
         now,
+        kinds: &[],
     })
     .await
     .expect("lease")
@@ -262,6 +265,7 @@ async fn lease_fits_capacity(s: &dyn Store) {
             prefetch: 0,
             lease_ms: 1000,
             now: T0,
+            kinds: &[],
         })
         .await
         .unwrap_err();
@@ -279,6 +283,7 @@ async fn lease_fits_capacity(s: &dyn Store) {
             prefetch: 3,
             lease_ms: 1000,
             now: T0 + 5,
+            kinds: &[],
         })
         .await
         .unwrap();
@@ -779,4 +784,66 @@ async fn batches_of_reports(s: &dyn Store) {
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].job_id, again[0].attempt), (ids[1], 2));
     assert_ne!(again[0].token, l[1].token);
+}
+
+async fn lease_kinds(
+    s: &dyn Store,
+    kinds: &[trestle_core::task::TaskKind],
+    now: i64,
+) -> Vec<Lease> {
+    s.lease(&LeaseParams {
+        worker_id: "w1",
+        free: cap(4, 4096),
+        max_jobs: 4,
+        prefetch: 0,
+        lease_ms: 30_000,
+        now,
+        kinds,
+    })
+    .await
+    .expect("lease")
+}
+
+/// Tasks of each kind are leased only to workers that run that kind (a
+/// worker that names none runs batch only), and a lost lease means what
+/// the kind says: a batch attempt runs again, a session ends FAILED.
+async fn task_kinds(s: &dyn Store) {
+    use trestle_core::task::TaskKind;
+    worker(s, "w1", 4).await;
+    let mut session = spec(r#"{"command":["serve"],"name":"ws"}"#);
+    session.task = TaskKind::Session;
+    let ids = s
+        .submit(&[spec(r#"{"command":["x"]}"#), session.clone()], T0)
+        .await
+        .unwrap();
+    let stored = s.job(ids[1]).await.unwrap().unwrap();
+    assert_eq!(stored.spec.task, TaskKind::Session, "the kind is kept");
+    let batch = lease_kinds(s, &[], T0).await;
+    assert_eq!(
+        batch.iter().map(|l| l.job_id).collect::<Vec<_>>(),
+        vec![ids[0]]
+    );
+    let sess = lease_kinds(s, &[TaskKind::Session], T0).await;
+    assert_eq!(sess.len(), 1);
+    assert_eq!(sess[0].job_id, ids[1]);
+    assert_eq!(sess[0].spec.task, TaskKind::Session);
+    assert_eq!(s.expire_leases(T0 + 30_001).await.unwrap(), 2);
+    let b = s.job(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        b.state,
+        JobState::Runnable,
+        "a lost batch attempt runs again"
+    );
+    let w = s.job(ids[1]).await.unwrap().unwrap();
+    assert_eq!(w.state, JobState::Failed, "a lost session is never re-run");
+    assert!(
+        w.reason.as_deref().unwrap_or("").contains("never re-run"),
+        "{:?}",
+        w.reason
+    );
+    assert!(
+        lease_kinds(s, &[TaskKind::Session], T0 + 30_002)
+            .await
+            .is_empty()
+    );
 }

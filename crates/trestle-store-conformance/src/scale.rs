@@ -96,6 +96,7 @@ async fn lease_one(s: &dyn Store, w: &str, exclude: &str) -> Option<i64> {
                 prefetch: 0,
                 lease_ms: 60_000,
                 now: T0,
+                kinds: &[],
             },
             exclude,
         )

@@ -85,6 +85,7 @@ async fn lease(s: &dyn Store, max: u32) -> Vec<Lease> {
         prefetch: 0,
         lease_ms: 30_000,
         now: T0 + 1,
+        kinds: &[],
     })
     .await
     .expect("lease")

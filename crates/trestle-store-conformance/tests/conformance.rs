@@ -67,6 +67,7 @@ suite!(queue:
     workers_and_tokens,
     counts_and_demand,
     batches_of_reports,
+    task_kinds,
 );
 
 suite!(identity:

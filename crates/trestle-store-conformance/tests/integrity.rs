@@ -65,6 +65,7 @@ async fn lease(s: &SqlStore, now: i64) -> Vec<trestle_core::api::Lease> {
         prefetch: 0,
         lease_ms: 30_000,
         now,
+        kinds: &[],
     })
     .await
     .expect("lease")

@@ -131,6 +131,7 @@ async fn lease(s: &SqlStore, max: u32, now: i64) -> Vec<Lease> {
         prefetch: 0,
         lease_ms: LEASE_MS,
         now,
+        kinds: &[],
     })
     .await
     .expect("lease")

@@ -100,6 +100,8 @@ pub struct LeaseParams<'a> {
     pub lease_ms: i64,
     /// Now.
     pub now: i64,
+    /// The kinds of task the worker runs (empty: batch only).
+    pub kinds: &'a [trestle_core::task::TaskKind],
 }
 
 /// What applying a batch of worker updates did.

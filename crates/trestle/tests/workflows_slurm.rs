@@ -314,8 +314,10 @@ fn drop_folder_jobs_belong_to_the_configured_owner_and_wait_in_a_disabled_queue(
     });
     assert_eq!(j["spec"]["owner"], "alice", "{j}");
     assert_eq!(j["spec"]["project"], "bio", "{j}");
-    // Held at once, as any submission to a disabled queue.
-    assert_eq!(j["state"], "PENDING", "{j}");
+    // Held, as any submission to a disabled queue (the hold is applied
+    // right after the insert, in its own transaction).
+    let id = j["id"].to_string();
+    let j = wait_state(&env, &id, "PENDING", T);
     assert!(
         j["reason"].as_str().unwrap_or("").contains("disabled"),
         "{j}"

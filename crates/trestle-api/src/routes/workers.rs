@@ -112,6 +112,7 @@ pub async fn lease(
                     prefetch: req.prefetch,
                     lease_ms,
                     now: trestle_service::now_ms(),
+                    kinds: &req.kinds,
                 },
                 &exclude,
             )

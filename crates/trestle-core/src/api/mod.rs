@@ -166,6 +166,10 @@ pub struct LeaseRequest {
     /// (prefetch of short jobs). Counted within `max_jobs`.
     #[serde(default)]
     pub prefetch: u32,
+    /// The kinds of task the worker runs; empty (what workers before task
+    /// kinds send) means batch only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<crate::task::TaskKind>,
 }
 
 /// One leased job.

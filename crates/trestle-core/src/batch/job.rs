@@ -208,4 +208,8 @@ pub struct JobSpec {
     /// Arrays, dependencies and `#SBATCH` details.
     #[serde(flatten)]
     pub flow: crate::batch::workflow::Flow,
+    /// What kind of task the job is (set by the server; requests make
+    /// batch jobs).
+    #[serde(default, skip_serializing_if = "crate::task::TaskKind::is_batch")]
+    pub task: crate::task::TaskKind,
 }

@@ -1,6 +1,7 @@
 //! The job state machine's decisions after an attempt ends. Pure.
 
 use crate::batch::job::{AttemptReason, JobState, MAX_INTERRUPTIONS};
+use crate::task::{LostLease, TaskKind};
 
 /// How a worker saw the process end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,6 +53,8 @@ pub struct AttemptEnd<'a> {
     pub retry_exit_codes: &'a [i32],
     /// A cancel was requested for the job.
     pub cancel_requested: bool,
+    /// What kind of task it is (decides what a lost lease means).
+    pub task: TaskKind,
 }
 
 /// The job's next state after an attempt: SUCCEEDED, RUNNABLE (retry),
@@ -62,7 +65,10 @@ pub fn next_state(end: &AttemptEnd<'_>) -> JobState {
         AttemptReason::Cancelled => return JobState::Cancelled,
         _ if end.cancel_requested => return JobState::Cancelled,
         AttemptReason::Lost | AttemptReason::Released => {
-            return if end.interruptions >= MAX_INTERRUPTIONS {
+            // A session holds a user's state: it is never re-run elsewhere.
+            return if end.task.lost_lease() == LostLease::Fail
+                || end.interruptions >= MAX_INTERRUPTIONS
+            {
                 JobState::Failed
             } else {
                 JobState::Runnable
@@ -98,7 +104,25 @@ mod tests {
             max_attempts: max,
             retry_exit_codes: &[],
             cancel_requested: false,
+            task: TaskKind::Batch,
         }
+    }
+
+    #[test]
+    fn a_lost_session_fails_and_a_lost_batch_attempt_runs_again() {
+        let mut e = end(AttemptReason::Lost, 0, 1);
+        e.interruptions = 1;
+        assert_eq!(next_state(&e), JobState::Runnable);
+        e.task = TaskKind::Session;
+        assert_eq!(next_state(&e), JobState::Failed);
+        e.reason = AttemptReason::Released;
+        assert_eq!(
+            next_state(&e),
+            JobState::Failed,
+            "handed back: never re-run"
+        );
+        e.reason = AttemptReason::Success;
+        assert_eq!(next_state(&e), JobState::Succeeded);
     }
 
     #[test]

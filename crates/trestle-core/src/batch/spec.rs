@@ -353,6 +353,7 @@ impl JobRequest {
                 after,
                 slurm: self.slurm,
             },
+            task: crate::task::TaskKind::Batch,
         })
     }
 }

@@ -212,7 +212,7 @@ macro_rules! insert_jobs_sql {
     ($d:ident) => {
         concat!(
             "INSERT INTO jobs (key, name, queue, state, spec, cpus, mem_mib, gpus, priority, \
-             max_attempts, submitted_at, owner, project) SELECT ",
+             max_attempts, submitted_at, owner, project, task_kind) SELECT ",
             text_at!($d, 0),
             ", ",
             text_at!($d, 1),
@@ -236,6 +236,8 @@ macro_rules! insert_jobs_sql {
             text_at!($d, 9),
             ", ",
             text_at!($d, 10),
+            ", ",
+            text_at!($d, 11),
             " FROM ",
             each_ordered!($d, 1),
             " ORDER BY key RETURNING id"
@@ -274,6 +276,7 @@ pub(super) async fn insert_jobs(
             i64::from(spec.max_attempts),
             spec.owner.as_deref(),
             spec.project.as_deref(),
+            spec.task.as_str(),
         ));
     }
     let inserted = sqlx::query(dialect.pick(&INSERT_JOBS))

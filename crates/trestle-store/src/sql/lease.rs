@@ -17,15 +17,16 @@ use trestle_core::batch::placement::{Candidate, pack};
 // SQLite's planner, without statistics, may prefer the (state, queue)
 // index and sort every runnable row; the partial runnable index yields rows
 // already in lease order, so the scan stops after LIMIT matches.
+// `$6` lists the task kinds the worker runs (`,batch,`).
 // `$5` lists the queues the worker's compute environment does not serve
 // (`,a,b,`; just `,` for none).
 const CANDIDATES_SQLITE: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs INDEXED BY jobs_runnable \
      WHERE state = 'RUNNABLE' AND cpus <= $1 AND mem_mib <= $2 AND gpus <= $3 \
-     AND $5 NOT LIKE '%,' || queue || ',%' \
+     AND $5 NOT LIKE '%,' || queue || ',%' AND $6 LIKE '%,' || task_kind || ',%' \
      ORDER BY priority DESC, id LIMIT $4";
 const CANDIDATES_POSTGRES: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs \
      WHERE state = 'RUNNABLE' AND cpus <= $1 AND mem_mib <= $2 AND gpus <= $3 \
-     AND $5 NOT LIKE '%,' || queue || ',%' \
+     AND $5 NOT LIKE '%,' || queue || ',%' AND $6 LIKE '%,' || task_kind || ',%' \
      ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED";
 const EXPIRED_SQLITE: &str = "SELECT id, attempt_seq FROM jobs \
      WHERE lease_token IS NOT NULL AND lease_expires_at < $1 LIMIT 500";
@@ -127,6 +128,7 @@ impl SqlStore {
             .bind(i64::from(p.free.gpus))
             .bind(limit)
             .bind(exclude)
+            .bind(trestle_core::task::kind_list(p.kinds))
             .fetch_all(&mut *tx)
             .await?;
         let mut candidates = Vec::with_capacity(rows.len());

@@ -15,6 +15,10 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (3, include_str!("../../migrations/sqlite/0003_identity.sql")),
     (4, include_str!("../../migrations/sqlite/0004_scale.sql")),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_task_kinds.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -28,6 +32,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0003_identity.sql"),
     ),
     (4, include_str!("../../migrations/postgres/0004_scale.sql")),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_task_kinds.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's version.

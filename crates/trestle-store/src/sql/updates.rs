@@ -16,6 +16,7 @@ use sqlx::Row;
 use std::collections::{HashMap, HashSet};
 use trestle_core::api::{AttemptKey, AttemptRef, Update, UpdatesRequest};
 use trestle_core::batch::outcome::{AttemptEnd, next_state};
+use trestle_core::task::LostLease;
 use trestle_core::{AttemptReason, AttemptState, JobState};
 
 /// `(SELECT ... ) AS u`: the `[job, attempt, token, ...]` rows of JSON
@@ -313,6 +314,15 @@ fn decide(cur: &Current, end: &Ending<'_>) -> Result<Decision> {
     } else {
         Vec::new()
     };
+    // Only an interruption consults the task's kind (what a lost lease
+    // means); batch specs do not name it.
+    let task = if interruption {
+        rows::parse_spec(&cur.spec)
+            .map(|s| s.task)
+            .unwrap_or_default()
+    } else {
+        trestle_core::task::TaskKind::Batch
+    };
     let state = next_state(&AttemptEnd {
         reason: end.reason,
         exit_code: end.exit_code,
@@ -321,11 +331,17 @@ fn decide(cur: &Current, end: &Ending<'_>) -> Result<Decision> {
         max_attempts: cur.max_attempts,
         retry_exit_codes: &retry_codes,
         cancel_requested: cur.cancel_requested,
+        task,
     });
     let reason = match state {
         JobState::Succeeded => None,
         JobState::Cancelled => Some("cancelled".to_string()),
         JobState::Runnable => Some(format!("retrying after {}", end.reason.as_str())),
+        JobState::Failed if interruption && task.lost_lease() == LostLease::Fail => Some(format!(
+            "{}: a {} is never re-run elsewhere",
+            end.reason.as_str(),
+            task.as_str()
+        )),
         _ => Some(end.reason.as_str().to_string()),
     };
     Ok(Decision {

@@ -3,8 +3,8 @@
 
 use crate::config::WorkerConfig;
 use crate::error::AgentError;
+use crate::process::{OutputSink, ProcessSpec, run_process};
 use crate::report::ReporterHandle;
-use crate::run::{OutputSink, ProcessSpec, run_process};
 use crate::scratch::ScratchPool;
 use crate::stage::{stage_inputs, work_dir};
 use crate::state::{Attempts, StopReason, StopRx};
@@ -217,6 +217,37 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
     if let Ok(dir) = scratch {
         ctx.scratch.release(dir, left_empty).await;
     }
+}
+
+/// Ends a leased task of a kind this worker does not run, as a worker
+/// error (it is never run as a batch job).
+pub async fn refuse(ctx: &AttemptCtx, lease: &Lease, kind: trestle_core::task::TaskKind) {
+    let key = AttemptKey {
+        job_id: lease.job_id,
+        attempt: lease.attempt,
+    };
+    let _slot = SlotGuard {
+        attempts: &ctx.attempts,
+        key,
+    };
+    tracing::warn!(
+        job = lease.job_id,
+        kind = kind.as_str(),
+        "refusing a task of a kind this worker does not run"
+    );
+    ctx.reporter
+        .send(Update::Finished {
+            at: AttemptRef {
+                job_id: lease.job_id,
+                attempt: lease.attempt,
+                token: lease.token.clone(),
+            },
+            reason: AttemptReason::WorkerError,
+            exit_code: None,
+            time: now_ms(),
+            message: Some(format!("this worker does not run {} tasks", kind.as_str())),
+        })
+        .await;
 }
 
 /// Resolves with the stop reason once one is set.

@@ -655,5 +655,5 @@ pub fn complete_prefix(buf: &[u8], limit: usize) -> usize {
 }
 
 #[cfg(test)]
-#[path = "run_tests.rs"]
+#[path = "process_tests.rs"]
 mod tests;
