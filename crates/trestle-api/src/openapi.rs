@@ -22,11 +22,12 @@ pub fn document(ops: &[Op]) -> Value {
     for o in ops {
         let (method, summary, req, resp) = (&o.method, o.summary, &o.request, &o.response);
         let path = o.openapi_path();
-        let params: Vec<Value> = path
+        let mut params: Vec<Value> = path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": crate::openapi_schemas::path_param(p, &path)}))
             .collect();
+        params.extend(crate::openapi_schemas::query_params(method, &path));
         let mut op = json!({
             "summary": summary,
             "parameters": params,
@@ -87,6 +88,9 @@ pub fn document(ops: &[Op]) -> Value {
         .chain(crate::openapi_compute::SCHEMAS)
     {
         doc["components"]["schemas"][*name] = obj(props);
+    }
+    for (name, schema) in crate::openapi_schemas::schemas() {
+        doc["components"]["schemas"][name] = schema;
     }
     doc
 }
