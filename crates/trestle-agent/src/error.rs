@@ -8,6 +8,10 @@ pub enum AgentError {
     /// The configuration cannot work.
     #[error("invalid worker configuration: {0}")]
     Config(String),
+    /// The server told this worker to drain and exit: its version is not
+    /// one the server works with (see `trestle_core::compat`).
+    #[error("the server asks this worker to upgrade: {0}")]
+    UpgradeRequired(String),
     /// The server refused this worker (bad token, forbidden, ...).
     #[error("the server rejected this worker: {0}")]
     Rejected(ClientError),

@@ -69,6 +69,9 @@ pub enum WorkerExit {
     Idle,
     /// The shutdown future completed.
     Shutdown,
+    /// The server told this worker to upgrade: it leased nothing more,
+    /// let its running jobs finish and report, and deregistered.
+    UpgradeRequired,
 }
 
 /// If a lease request comes back empty faster than this, the server did
@@ -83,6 +86,8 @@ const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 enum LoopEnd {
     Idle,
     Shutdown,
+    /// Told to upgrade: drain (running jobs finish), then exit.
+    Drain,
     Fatal(AgentError),
 }
 
@@ -140,9 +145,17 @@ where
     let mut shutdown = std::pin::pin!(shutdown);
     tokio::select! {
         r = session.register() => {
-            if let Err(e) = r {
-                remove_root(&config, created_root);
-                return Err(e);
+            match r {
+                Ok(()) => {}
+                Err(AgentError::UpgradeRequired(why)) => {
+                    tracing::warn!(%why, "the server asks for another worker version; exiting");
+                    remove_root(&config, created_root);
+                    return Ok(WorkerExit::UpgradeRequired);
+                }
+                Err(e) => {
+                    remove_root(&config, created_root);
+                    return Err(e);
+                }
             }
         }
         () = &mut shutdown => {
@@ -288,6 +301,10 @@ async fn lease_loop<S: Future<Output = ()>>(
                     && wait_ms >= EARLY_EMPTY_PAUSE.as_millis() as u64;
                 (empty && early).then_some(EARLY_EMPTY_PAUSE)
             }
+            Err(e) if e.code() == Some(session::UPGRADE_REQUIRED) => {
+                tracing::warn!(error = %e, "the server asks for another worker version: draining (running jobs finish), then exiting");
+                return LoopEnd::Drain;
+            }
             Err(e) if matches!(e.status(), Some(401 | 403)) => {
                 return LoopEnd::Fatal(AgentError::Rejected(e));
             }
@@ -322,8 +339,18 @@ async fn wind_down(
     created_root: bool,
 ) -> Result<WorkerExit, AgentError> {
     let config = ctx.config.clone();
+    if matches!(end, LoopEnd::Drain) {
+        // Every running job finishes and reports; nothing is handed back.
+        while let Some(result) = tasks.join_next().await {
+            if let Err(e) = result
+                && e.is_panic()
+            {
+                tracing::error!(error = %e, "an attempt task panicked");
+            }
+        }
+    }
     let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-    if !matches!(end, LoopEnd::Idle) {
+    if !matches!(end, LoopEnd::Idle | LoopEnd::Drain) {
         tracing::info!("stopping: handing running jobs back");
         ctx.attempts.stop_all(StopReason::Release);
     }
@@ -362,6 +389,7 @@ async fn wind_down(
     match end {
         LoopEnd::Idle => Ok(WorkerExit::Idle),
         LoopEnd::Shutdown => Ok(WorkerExit::Shutdown),
+        LoopEnd::Drain => Ok(WorkerExit::UpgradeRequired),
         LoopEnd::Fatal(e) => Err(e),
     }
 }

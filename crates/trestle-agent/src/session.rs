@@ -11,6 +11,9 @@ use trestle_core::api::{
     LeaseRequest, LeaseResponse, UpdatesRequest, UpdatesResponse, WorkerRegistration,
 };
 
+/// The answer's code that tells a worker to drain and exit.
+pub const UPGRADE_REQUIRED: &str = "upgrade-required";
+
 /// A registered worker.
 #[derive(Debug)]
 pub struct Session {
@@ -58,6 +61,9 @@ impl Session {
                     }
                     failures += 1;
                     tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) if e.code() == Some(UPGRADE_REQUIRED) => {
+                    return Err(AgentError::UpgradeRequired(e.to_string()));
                 }
                 Err(e) if matches!(e.status(), Some(401 | 403)) => {
                     return Err(AgentError::Rejected(e));

@@ -26,6 +26,19 @@ struct State {
     deregistered: Vec<String>,
     inputs: Vec<(String, Vec<u8>)>,
     outputs: Vec<(String, Vec<u8>)>,
+    /// Answer registrations with 409 upgrade-required.
+    refuse_version: bool,
+    /// Answer leases with 409 upgrade-required once this many leases were
+    /// answered.
+    drain_after_leases: Option<usize>,
+    leases_answered: usize,
+}
+
+fn upgrade_required() -> (u16, Vec<u8>) {
+    (
+        409,
+        br#"{"error":{"code":"upgrade-required","message":"this worker is too old"}}"#.to_vec(),
+    )
 }
 
 #[derive(Clone, Default)]
@@ -92,6 +105,9 @@ impl Fake {
             ("POST", ["workers"]) => {
                 let reg: WorkerRegistration = serde_json::from_slice(body).unwrap();
                 let mut st = self.st();
+                if st.refuse_version {
+                    return upgrade_required();
+                }
                 let id = format!("w{}", st.registrations.len() + 1);
                 st.registrations.push(reg.clone());
                 st.workers.insert(id.clone());
@@ -118,6 +134,21 @@ impl Fake {
             }
             ("POST", ["workers", id, "lease"]) => {
                 let req: LeaseRequest = serde_json::from_slice(body).unwrap();
+                assert_eq!(
+                    req.kinds,
+                    vec![trestle_core::task::TaskKind::Batch],
+                    "the worker says what it runs"
+                );
+                {
+                    let mut st = self.st();
+                    if st
+                        .drain_after_leases
+                        .is_some_and(|n| st.leases_answered >= n)
+                    {
+                        return upgrade_required();
+                    }
+                    st.leases_answered += 1;
+                }
                 let deadline = Instant::now() + Duration::from_millis(req.wait_ms.min(300));
                 loop {
                     {
@@ -552,4 +583,37 @@ async fn survives_an_outage_and_drops_stale_attempts() {
     assert_eq!(fake.finished(2).unwrap().0, AttemptReason::Success);
     let expected: String = (1..=5).map(|i| format!("line {i}\n")).collect();
     assert_eq!(fake.log(2), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_the_server_will_not_take_exits_cleanly() {
+    let (fake, url) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    fake.st().refuse_version = true;
+    fake.add_job(1, sh("echo never"));
+    let exit = trestle_agent::run_until(config(&url, dir.path()), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(exit, WorkerExit::UpgradeRequired);
+    assert!(fake.finished(1).is_none(), "nothing ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn told_to_upgrade_a_worker_drains_its_running_jobs_then_exits() {
+    let (fake, url) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // One job is leased; every later lease answers upgrade-required.
+    fake.st().drain_after_leases = Some(1);
+    fake.add_job(1, sh("sleep 1; echo finished"));
+    let exit = trestle_agent::run_until(config(&url, dir.path()), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(exit, WorkerExit::UpgradeRequired);
+    assert_eq!(
+        fake.finished(1),
+        Some((AttemptReason::Success, Some(0), None)),
+        "the running job finished and reported; it was not handed back or failed"
+    );
+    assert!(fake.log(1).contains("finished"));
+    assert_eq!(fake.st().deregistered.len(), 1, "it deregistered");
 }

@@ -15,6 +15,7 @@ pub mod api;
 pub mod audit;
 pub mod batch;
 pub mod clock;
+pub mod compat;
 pub mod compute;
 pub mod error;
 pub mod identity;

@@ -127,6 +127,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         internal_worker_hash: None,
         tokens: Arc::default(),
         worker_owners: Arc::default(),
+        versions: Arc::default(),
         audit,
         security: Arc::new(cfg.security.clone()),
         flow: Arc::new(workflows::FlowConfig {

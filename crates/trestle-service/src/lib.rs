@@ -27,6 +27,8 @@ pub mod queues;
 pub mod security;
 pub mod sessions;
 pub mod state;
+pub mod versions;
+pub mod workers;
 pub mod workflows;
 
 pub use error::{ErrorKind, ServiceError, ServiceResult};

@@ -5,6 +5,7 @@ use crate::metrics::Metrics;
 use crate::principal::TokenCache;
 use crate::principal::WorkerOwners;
 use crate::security::SecurityConfig;
+use crate::versions::WorkerVersions;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -31,6 +32,8 @@ pub struct Service {
     pub tokens: Arc<TokenCache>,
     /// Which credential registered each worker.
     pub worker_owners: Arc<WorkerOwners>,
+    /// What this server decided about each worker's version.
+    pub versions: Arc<WorkerVersions>,
     /// The audit trail's writer.
     pub audit: AuditWriter,
     /// Security and audit settings.

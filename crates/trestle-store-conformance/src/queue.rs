@@ -583,6 +583,12 @@ async fn workers_and_tokens(s: &dyn Store) {
         )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict { .. })));
+    assert_eq!(
+        s.worker_version("w1").await.unwrap().as_deref(),
+        Some("test"),
+        "the first registration's version"
+    );
+    assert_eq!(s.worker_version("nobody").await.unwrap(), None);
     let ids = s.submit(&[spec(r#"{"command":["x"]}"#)], T0).await.unwrap();
     lease(s, "w1", cap(2, 4096), 1, T0 + 1).await;
     let ws = s.list_workers().await.unwrap();

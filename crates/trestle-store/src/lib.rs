@@ -198,6 +198,8 @@ pub trait WorkerStore: Send + Sync {
     async fn list_workers(&self) -> Result<Vec<WorkerView>>;
     /// Forgets a worker; false when it was unknown.
     async fn remove_worker(&self, id: &str) -> Result<bool>;
+    /// The software version a worker registered with.
+    async fn worker_version(&self, id: &str) -> Result<Option<String>>;
     /// Forgets workers not seen since `before` and hands back their leases;
     /// returns their ids.
     async fn reap_workers(&self, before: i64, now: i64) -> Result<Vec<String>>;

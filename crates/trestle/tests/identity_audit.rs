@@ -25,7 +25,11 @@ fn worker_credentials_lease_and_report_only() {
     let id = id.trim().to_string();
 
     // A user's token cannot act as a worker; an admin makes a worker credential.
-    let reg = r#"{"host":"h","pid":1,"capacity":{"cpus":1,"mem_mib":512,"gpus":0},"version":"t"}"#;
+    let reg = format!(
+        r#"{{"host":"h","pid":1,"capacity":{{"cpus":1,"mem_mib":512,"gpus":0}},"version":"{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    let reg = reg.as_str();
     let (code, body) = http("POST", &format!("{base}/workers"), Some(&alice), Some(reg));
     assert_eq!(code, 403, "{body}");
     let w = env.json(&["token", "create", "--worker", "--json"]);

@@ -41,6 +41,7 @@ pub async fn register(
 ) -> ApiResult<(StatusCode, Json<WorkerView>)> {
     access::check(&p, Action::WorkerRegister, Resource::None, "")?;
     let reg: WorkerRegistration = parse_body(&body)?;
+    trestle_service::workers::check_version(&reg.version)?;
     if reg.capacity.cpus == 0 {
         return Err(ApiError::bad(
             "invalid-capacity",
@@ -94,6 +95,7 @@ pub async fn lease(
 ) -> ApiResult<Json<LeaseResponse>> {
     access::check_worker(&app, &p, &id).await?;
     let req: LeaseRequest = parse_body(&body)?;
+    trestle_service::workers::check_registered(&app, &id).await?;
     let lease_ms = app.lease.as_millis() as i64;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_WAIT);
     // Workers of a compute environment lease only from the queues it serves.

@@ -89,6 +89,17 @@ impl WorkerStore for SqlStore {
         Ok(workers)
     }
 
+    async fn worker_version(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT version FROM workers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("version")?),
+            None => None,
+        })
+    }
+
     async fn remove_worker(&self, id: &str) -> Result<bool> {
         self.forget_touched(id);
         let n = sqlx::query("DELETE FROM workers WHERE id = $1")
