@@ -1,11 +1,13 @@
 //! The dashboard: my jobs by state, running now, recent failures with
 //! their reasons, and queue depth and worker count over the last hours as
 //! a server-rendered SVG chart. The chart reads a small in-memory ring of
-//! samples taken by [`Sampler`] (one per process; a restart starts afresh).
+//! samples taken by [`Sampler`] ([`Samples`], one per server process; a
+//! restart starts afresh).
 
 use super::jobs::job_table;
 use super::{Nav, Viewer, html_response, page, state_badge};
 use async_trait::async_trait;
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -23,33 +25,41 @@ type Sample = (i64, u64, u64);
 /// Samples kept: six hours at one a minute.
 const KEEP: usize = 360;
 
-static RING: Mutex<VecDeque<Sample>> = Mutex::new(VecDeque::new());
+/// The samples of one server process: written by [`Sampler`], read by the
+/// dashboard (shared through the router's extensions, not a global).
+#[derive(Debug, Default)]
+pub struct Samples(Mutex<VecDeque<Sample>>);
 
-fn push(s: Sample) {
-    let mut r = RING.lock().unwrap_or_else(|p| p.into_inner());
-    if r.len() >= KEEP {
-        r.pop_front();
+impl Samples {
+    fn push(&self, s: Sample) {
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() >= KEEP {
+            r.pop_front();
+        }
+        r.push_back(s);
     }
-    r.push_back(s);
+
+    fn all(&self) -> Vec<Sample> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
 }
 
-async fn sample(app: &Service) -> Result<Sample, String> {
+async fn sample(app: &Service) -> trestle_service::ServiceResult<Sample> {
     // The store's counts, not a listing (which stops at its limit).
     let waiting: u64 = app
         .store
         .counts()
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .iter()
         .filter(|(_, s, _)| matches!(s, JobState::Pending | JobState::Runnable))
         .map(|(_, _, n)| n)
         .sum();
-    let workers = app
-        .store
-        .list_workers()
-        .await
-        .map_err(|e| e.to_string())?
-        .len();
+    let workers = app.store.list_workers().await?.len();
     Ok((trestle_service::now_ms(), waiting, workers as u64))
 }
 
@@ -57,11 +67,13 @@ async fn sample(app: &Service) -> Result<Sample, String> {
 pub struct Sampler {
     /// Shared state.
     pub app: Service,
+    /// Where the samples go.
+    pub samples: Arc<Samples>,
 }
 
 /// The sampler as a background loop for the server to run.
-pub fn sampler(app: Service) -> Arc<dyn BackgroundLoop> {
-    Arc::new(Sampler { app })
+pub fn sampler(app: Service, samples: Arc<Samples>) -> Arc<dyn BackgroundLoop> {
+    Arc::new(Sampler { app, samples })
 }
 
 #[async_trait]
@@ -74,8 +86,8 @@ impl BackgroundLoop for Sampler {
         Duration::from_secs(60)
     }
 
-    async fn tick(&self) -> Result<(), String> {
-        push(sample(&self.app).await?);
+    async fn tick(&self) -> trestle_service::ServiceResult<()> {
+        self.samples.push(sample(&self.app).await?);
         Ok(())
     }
 }
@@ -140,7 +152,11 @@ async fn jobs(app: &Service, v: &Viewer, q: &[(&str, &str)]) -> Vec<trestle_core
 }
 
 /// `GET /`.
-pub async fn page_handler(State(app): State<Service>, v: Viewer) -> Response {
+pub async fn page_handler(
+    State(app): State<Service>,
+    Extension(ring): Extension<Arc<Samples>>,
+    v: Viewer,
+) -> Response {
     let mine = jobs(&app, &v, &[("owner", v.name()), ("limit", "1000")]).await;
     let mut by_state: BTreeMap<JobState, usize> = BTreeMap::new();
     for j in &mine {
@@ -148,17 +164,12 @@ pub async fn page_handler(State(app): State<Service>, v: Viewer) -> Response {
     }
     let running = jobs(&app, &v, &[("state", "RUNNING,STARTING"), ("limit", "10")]).await;
     let failed = jobs(&app, &v, &[("state", "FAILED"), ("limit", "5")]).await;
-    if RING.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    if ring.all().is_empty()
         && let Ok(s) = sample(&app).await
     {
-        push(s);
+        ring.push(s);
     }
-    let samples: Vec<Sample> = RING
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .copied()
-        .collect();
+    let samples = ring.all();
     let body = html! {
         section aria-labelledby="mine-h" {
             h2 id="mine-h" { "My jobs by state" }

@@ -30,7 +30,7 @@ const JS: &str = include_str!("assets/portal.js");
 
 /// The portal's routes (merged into the server's router, which records
 /// every request in the audit trail).
-pub fn routes() -> Router<Service> {
+pub fn routes(samples: std::sync::Arc<dashboard::Samples>) -> Router<Service> {
     Router::new()
         .route("/", get(dashboard::page_handler))
         .route("/ui", get(dashboard::page_handler))
@@ -46,6 +46,7 @@ pub fn routes() -> Router<Service> {
         .route("/ui/static/portal.css", get(css))
         .route("/ui/static/portal.js", get(js))
         .route("/ui/{*rest}", get(missing))
+        .layer(axum::Extension(samples))
 }
 
 fn asset(body: &'static str, kind: &'static str) -> Response {

@@ -43,9 +43,9 @@ pub enum ServerError {
 /// Builds the router over a state: the REST API, the portal, and what
 /// wraps them both (the audit record of portal requests, the JSON
 /// fallbacks, the body limit, the panic guard).
-pub fn router(app: Service) -> Router {
+pub fn router(app: Service, samples: Arc<trestle_portal::dashboard::Samples>) -> Router {
     use trestle_api::routes::system;
-    let portal = trestle_portal::routes().layer(axum::middleware::from_fn_with_state(
+    let portal = trestle_portal::routes(samples).layer(axum::middleware::from_fn_with_state(
         app.clone(),
         trestle_api::audit::record,
     ));
@@ -139,6 +139,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
     };
     app.compute.refresh(&*app.store).await?;
     let (shutdown, rx) = watch::channel(false);
+    let samples = Arc::new(trestle_portal::dashboard::Samples::default());
     // Loops that run once per cluster, under leader leases.
     let mut led: Vec<Arc<dyn loops::BackgroundLoop>> = vec![
         Arc::new(loops::Reaper {
@@ -183,11 +184,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         rx.clone(),
     ));
     loops.push(loops::spawn(
-        trestle_portal::dashboard::sampler(app.clone()),
+        trestle_portal::dashboard::sampler(app.clone(), samples.clone()),
         rx.clone(),
     ));
     let leader_task = leadership.clone().spawn(rx.clone());
-    let router = router(app.clone());
+    let router = router(app.clone(), samples);
     let mut http_rx = rx;
     // Small request/response pairs (leases, reports) must not wait for
     // Nagle's algorithm.

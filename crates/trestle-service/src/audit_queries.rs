@@ -218,14 +218,9 @@ impl BackgroundLoop for Retention {
     fn interval(&self) -> Duration {
         Duration::from_secs(3600)
     }
-    async fn tick(&self) -> Result<(), String> {
+    async fn tick(&self) -> crate::ServiceResult<()> {
         let keep = self.app.security.audit_retention.as_millis() as i64;
-        let n = self
-            .app
-            .store
-            .purge_audit(crate::now_ms() - keep)
-            .await
-            .map_err(|e| e.to_string())?;
+        let n = self.app.store.purge_audit(crate::now_ms() - keep).await?;
         if n > 0 {
             tracing::info!(deleted = n, "audit records past retention deleted");
         }
@@ -253,10 +248,8 @@ impl BackgroundLoop for UnusedPolicy {
     fn interval(&self) -> Duration {
         (self.after / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
     }
-    async fn tick(&self) -> Result<(), String> {
-        let report = disable_unused(&self.app, self.after, None)
-            .await
-            .map_err(|e| e.message)?;
+    async fn tick(&self) -> crate::ServiceResult<()> {
+        let report = disable_unused(&self.app, self.after, None).await?;
         if !report.tokens.is_empty() || !report.users.is_empty() {
             tracing::info!(
                 tokens = report.tokens.len(),

@@ -482,7 +482,7 @@ impl BackgroundLoop for Autoscaler {
         // decision per burst is enough, and the first still comes at once.
         WOKEN_GAP.min(self.every)
     }
-    async fn tick(&self) -> Result<(), String> {
+    async fn tick(&self) -> crate::ServiceResult<()> {
         let topo = self.app.compute.topology();
         if topo.envs.is_empty() {
             return Ok(());
@@ -490,13 +490,9 @@ impl BackgroundLoop for Autoscaler {
         let mut st = self.state.lock().await;
         let now = crate::now_ms();
         let store = &self.app.store;
-        let workers = store.list_workers().await.map_err(|e| e.to_string())?;
-        let leased: HashMap<String, Resources> = store
-            .leased_by_worker()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect();
+        let workers = store.list_workers().await?;
+        let leased: HashMap<String, Resources> =
+            store.leased_by_worker().await?.into_iter().collect();
         for w in &workers {
             if leased.contains_key(&w.id) {
                 st.idle_since.remove(&w.id);
@@ -508,10 +504,7 @@ impl BackgroundLoop for Autoscaler {
             .retain(|id, _| workers.iter().any(|w| &w.id == id));
         let max: u64 = topo.envs.iter().map(|e| u64::from(e.spec.max_vcpus)).sum();
         let limit = (max * 4).clamp(1000, 20_000) as u32;
-        let demand = store
-            .runnable_buckets(limit)
-            .await
-            .map_err(|e| e.to_string())?;
+        let demand = store.runnable_buckets(limit).await?;
         let mut specs = HashMap::new();
         let mut envs = Vec::with_capacity(topo.envs.len());
         for rec in &topo.envs {

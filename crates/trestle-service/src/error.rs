@@ -86,6 +86,11 @@ impl ServiceError {
         ServiceError::new(ErrorKind::Unauthenticated, "unauthorized", message)
     }
 
+    /// A failure that is not the caller's (a provider, the file system).
+    pub fn internal(message: impl Into<String>) -> ServiceError {
+        ServiceError::new(ErrorKind::Internal, "internal", message)
+    }
+
     /// The same error about another field (`jobs[3].cpus`).
     pub fn in_field(mut self, prefix: &str) -> ServiceError {
         self.field = Some(match self.field {

@@ -28,7 +28,7 @@ pub trait BackgroundLoop: Send + Sync + 'static {
         Duration::ZERO
     }
     /// One round of work.
-    async fn tick(&self) -> Result<(), String>;
+    async fn tick(&self) -> crate::ServiceResult<()>;
 }
 
 /// Runs a loop until `shutdown` turns true.
@@ -101,14 +101,9 @@ impl BackgroundLoop for Reaper {
     fn interval(&self) -> Duration {
         self.every
     }
-    async fn tick(&self) -> Result<(), String> {
+    async fn tick(&self) -> crate::ServiceResult<()> {
         let now = crate::now_ms();
-        let lost = self
-            .app
-            .store
-            .expire_leases(now)
-            .await
-            .map_err(|e| e.to_string())?;
+        let lost = self.app.store.expire_leases(now).await?;
         if lost > 0 {
             tracing::info!(lost, "expired leases handed back to the queue");
             self.app.metrics.leases_expired(lost);
@@ -118,8 +113,7 @@ impl BackgroundLoop for Reaper {
             .app
             .store
             .reap_workers(now - self.worker_timeout.as_millis() as i64, now)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if !gone.is_empty() {
             tracing::info!(?gone, "forgot silent workers");
             self.app.wake();
@@ -142,11 +136,11 @@ impl BackgroundLoop for TopologyRefresh {
     fn interval(&self) -> Duration {
         Duration::from_secs(1)
     }
-    async fn tick(&self) -> Result<(), String> {
+    async fn tick(&self) -> crate::ServiceResult<()> {
         self.app
             .compute
             .refresh(&*self.app.store)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(Into::into)
     }
 }

@@ -163,13 +163,12 @@ impl BackgroundLoop for Resolver {
     fn wake(&self) -> Option<Arc<Notify>> {
         Some(self.app.flow.wake.clone())
     }
-    async fn tick(&self) -> Result<(), String> {
+    async fn tick(&self) -> crate::ServiceResult<()> {
         let t = self
             .app
             .store
             .resolve_workflows(&self.app.flow.disabled(), crate::now_ms())
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if t.runnable > 0 {
             tracing::debug!(runnable = t.runnable, "resolver released jobs");
             self.app.wake();

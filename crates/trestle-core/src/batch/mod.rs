@@ -9,6 +9,7 @@ pub mod job;
 pub mod outcome;
 pub mod pipeline;
 pub mod placement;
+pub mod progress;
 pub mod resubmit;
 pub mod sbatch;
 pub mod slurm;

@@ -16,6 +16,7 @@ use trestle_core::JobSpec;
 use trestle_core::JobState;
 use trestle_core::batch::array::children_to_create;
 use trestle_core::batch::deps::{DepKind, DepStatus, status};
+use trestle_core::batch::progress::{GroupCounters, GroupStep, next_step, parents_in_lock_order};
 use trestle_core::batch::workflow::{ChildCounts, JobKind};
 
 /// To be called after a job's state changed in `tx`: records the event and
@@ -53,6 +54,7 @@ pub(super) async fn changed_many(
     let with_deps = with_open_deps(tx, dialect, &decided).await?;
     let mut work = Vec::new();
     let mut made = 0;
+    let mut ended_children = Vec::new();
     for (id, state, parent) in recorded {
         if with_deps.contains(&id) {
             made += resolve_dependents(tx, id, state, now, &mut work).await?;
@@ -60,8 +62,14 @@ pub(super) async fn changed_many(
         if state.is_terminal()
             && let Some(p) = parent
         {
-            made += child_done(tx, p, now, &mut work).await?;
+            ended_children.push(p);
         }
+    }
+    // The groups' counters, each parent once and in ascending id order:
+    // every batch takes their locks in the same order (no deadlock between
+    // two batches that end children of the same groups).
+    for (parent, n) in parents_in_lock_order(ended_children) {
+        made += child_done(tx, parent, n, now, &mut work).await?;
     }
     Ok(made + follow(tx, work, now).await?)
 }
@@ -100,7 +108,7 @@ async fn follow(tx: &mut Tx<'_>, mut work: Vec<i64>, now: i64) -> Result<u64> {
         if state.is_terminal()
             && let Some(p) = parent
         {
-            made += child_done(tx, p, now, &mut work).await?;
+            made += child_done(tx, p, 1, now, &mut work).await?;
         }
     }
     Ok(made)
@@ -245,33 +253,48 @@ pub(super) async fn cancel_waiting(
     Ok(n > 0)
 }
 
-/// A child of group `parent` finished: refill the array or finish the group.
-async fn child_done(tx: &mut Tx<'_>, parent: i64, now: i64, work: &mut Vec<i64>) -> Result<u64> {
+/// `ended` children of group `parent` finished: count them, then do what
+/// the plan says ([`next_step`]): finish the group, create more children
+/// of an array, or wait.
+async fn child_done(
+    tx: &mut Tx<'_>,
+    parent: i64,
+    ended: u64,
+    now: i64,
+    work: &mut Vec<i64>,
+) -> Result<u64> {
     let row = sqlx::query(
-        "UPDATE jobs SET group_active = group_active - 1 WHERE id = $1 AND state = 'RUNNING' \
-         RETURNING kind, group_total, group_created, group_active, cancel_requested",
+        "UPDATE jobs SET group_active = group_active - $2 WHERE id = $1 AND state = 'RUNNING' \
+         RETURNING kind, group_total, group_created, group_active, group_parallel, \
+         cancel_requested",
     )
     .bind(parent)
+    .bind(ended as i64)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = row else {
         return Ok(0);
     };
-    let total: i64 = row.try_get("group_total")?;
-    let created: i64 = row.try_get("group_created")?;
-    let active: i64 = row.try_get("group_active")?;
-    let cancelled = row.try_get::<i64, _>("cancel_requested")? != 0;
-    if active <= 0 && (created >= total || cancelled) {
-        if finalize_group(tx, parent, now).await? {
-            work.push(parent);
+    let count = |c: &str| -> Result<u64> { Ok(row.try_get::<i64, _>(c)?.max(0) as u64) };
+    let parallel = row.try_get::<i64, _>("group_parallel")?;
+    let counters = GroupCounters {
+        array: row.try_get::<String, _>("kind")? == "array",
+        total: count("group_total")?,
+        created: count("group_created")?,
+        active: count("group_active")?,
+        parallel: (parallel > 0).then_some(parallel as u32),
+        cancelled: row.try_get::<i64, _>("cancel_requested")? != 0,
+    };
+    match next_step(&counters) {
+        GroupStep::Finish => {
+            if finalize_group(tx, parent, now).await? {
+                work.push(parent);
+            }
+            Ok(0)
         }
-        return Ok(0);
+        GroupStep::Create(_) => top_up(tx, parent, now).await,
+        GroupStep::Wait => Ok(0),
     }
-    let kind: String = row.try_get("kind")?;
-    if kind == "array" && !cancelled && created < total {
-        return top_up(tx, parent, now).await;
-    }
-    Ok(0)
 }
 
 /// Children of a group per state; children of an array not created yet
