@@ -48,6 +48,12 @@ pub struct ServiceError {
 /// Result alias of the service layer.
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
+/// A request as an edge parsed it, failure included. Operations that
+/// decide authorization before they read their request take this, and
+/// report a malformed request only after their check: a caller who may
+/// not do the thing is told so whatever they sent.
+pub type Parsed<T> = ServiceResult<T>;
+
 impl ServiceError {
     /// A new error.
     pub fn new(kind: ErrorKind, code: &str, message: impl Into<String>) -> ServiceError {

@@ -20,6 +20,20 @@ use trestle_store::blobs::{output_prefix, upload_prefix};
 /// Most jobs in one batch submission.
 pub const MAX_BATCH: usize = 10_000;
 
+/// Reads a job id (a positive number) given as text in `field`.
+pub fn parse_id(field: &str, s: &str) -> ServiceResult<i64> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ServiceError::bad("invalid-id", field, format!("`{s}` is not a job id")))
+}
+
+/// Reads an attempt number given as text.
+pub fn parse_attempt(s: &str) -> ServiceResult<u32> {
+    s.parse()
+        .map_err(|_| ServiceError::bad("invalid-attempt", "attempt", "not an attempt number"))
+}
+
 /// Validates a job request (native or seed JSON) into a specification.
 pub fn validate_request(v: serde_json::Value) -> ServiceResult<JobSpec> {
     Ok(request_from_value(v)?.validate()?)
@@ -253,9 +267,7 @@ pub async fn outputs_attempt(
 ) -> ServiceResult<u32> {
     let view = access::job(app, p, job, Action::JobRead).await?;
     if let Some(a) = asked {
-        return a
-            .parse()
-            .map_err(|_| ServiceError::bad("invalid-attempt", "attempt", "not an attempt number"));
+        return parse_attempt(a);
     }
     for a in view.attempts.iter().rev() {
         if !app

@@ -620,3 +620,57 @@ fn tokens_logins_sessions_and_throttling() {
     assert_eq!(code, 400);
     assert!(body.contains("\"field\":\"password\""), "{body}");
 }
+
+/// Operations that decide who may call them before they read the request
+/// refuse a caller who may not, whatever the caller sent: a malformed body
+/// (or path) is reported only to those who may.
+#[test]
+fn refusals_come_before_malformed_requests() {
+    let env = Env::new();
+    let (_up, admin) = up(&env, "[local]\nenabled = false\n");
+    let admin = admin.expect("admin token");
+    let base = format!("{}/api/v1", env.url());
+    let alice = user_with_token(&env, "alice", &["--project", "default"]);
+    let w = env.json(&["token", "create", "--worker", "--json"]);
+    let worker = w["token"].as_str().unwrap().to_string();
+    let bad = Some("{not json");
+    let invalid = (400, "invalid-json".to_string());
+    for (method, path) in [
+        ("POST", "/users"),
+        ("POST", "/indexes"),
+        ("POST", "/projects"),
+        ("POST", "/compute-environments"),
+        ("PUT", "/compute-environments/ce1"),
+        ("POST", "/queues"),
+        ("PUT", "/queues/q1"),
+    ] {
+        let url = format!("{base}{path}");
+        let (code, body) = http(method, &url, Some(&alice), bad);
+        assert_eq!(code, 403, "{method} {path}: {body}");
+        let (code, body) = http(method, &url, Some(&admin), bad);
+        assert_eq!((code, code_of(&body)), invalid, "{method} {path}: {body}");
+    }
+    // Workers: registering, leasing and reporting are for worker credentials.
+    let (code, body) = http("POST", &format!("{base}/workers"), Some(&alice), bad);
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = http("POST", &format!("{base}/workers"), Some(&worker), bad);
+    assert_eq!((code, code_of(&body)), invalid, "{body}");
+    for op in ["lease", "updates"] {
+        let url = format!("{base}/workers/w-000000000000/{op}");
+        let (code, body) = http("POST", &url, Some(&alice), bad);
+        assert_eq!(code, 403, "{op}: {body}");
+        // Another credential's worker (here: none) might as well not exist.
+        let (code, body) = http("POST", &url, Some(&worker), bad);
+        assert_eq!(code, 404, "{op}: {body}");
+    }
+    // Output uploads: the path is read only for worker credentials.
+    let url = format!("{base}/jobs/x/attempts/y/outputs/f");
+    let (code, body) = http("PUT", &url, Some(&alice), Some("data"));
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = http("PUT", &url, Some(&worker), Some("data"));
+    assert_eq!(
+        (code, code_of(&body)),
+        (400, "invalid-id".to_string()),
+        "{body}"
+    );
+}

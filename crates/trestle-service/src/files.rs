@@ -1,0 +1,240 @@
+//! Files: uploads (input folders), a job's inputs, attempt outputs, and a
+//! job's upstream (the outputs of the jobs it depends on, staged into its
+//! scratch directory before it runs). Every path is normalised and
+//! confined to its prefix; bytes pass through as streams, which the edges
+//! frame.
+
+use crate::access;
+use crate::error::{ErrorKind, ServiceError, ServiceResult};
+use crate::jobs::{outputs_attempt, parse_attempt, parse_id};
+use crate::principal::Principal;
+use crate::state::Service;
+use bytes::Bytes;
+use futures::Stream;
+use futures::stream::BoxStream;
+use rand::RngCore;
+use trestle_core::JobState;
+use trestle_core::api::workflow::{UpstreamJob, UpstreamList};
+use trestle_core::api::{FileList, JobView, LEASE_TOKEN_HEADER, UploadCreated};
+use trestle_core::batch::spec::validate_upload_id;
+use trestle_core::identity::authz::{Action, Resource};
+use trestle_core::paths::normalize_relative;
+use trestle_store::StoreError;
+use trestle_store::blobs::{output_prefix, upload_prefix};
+
+/// A stored file being read: its size and its bytes.
+pub struct FileStream {
+    /// Size in bytes.
+    pub size: u64,
+    /// The bytes, as they arrive from object storage.
+    pub stream: BoxStream<'static, trestle_store::Result<Bytes>>,
+}
+
+/// Creates an empty upload owned by the caller.
+pub async fn create_upload(app: &Service, p: &Principal) -> ServiceResult<UploadCreated> {
+    access::check(p, Action::UploadCreate, Resource::None, "")?;
+    let mut b = [0u8; 12];
+    rand::rng().fill_bytes(&mut b);
+    let id = format!("u{}", hex::encode(b));
+    let owner = p.user_name().unwrap_or_default();
+    app.store.create_upload(&id, owner, crate::now_ms()).await?;
+    Ok(UploadCreated { id })
+}
+
+/// Writes one file of upload `id` at `path` from `data`.
+pub async fn put_upload_file<S, E>(
+    app: &Service,
+    p: &Principal,
+    id: &str,
+    path: &str,
+    data: S,
+) -> ServiceResult<()>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
+    validate_upload_id("id", id)?;
+    access::upload(app, p, id, Action::UploadWrite).await?;
+    let rel = normalize_relative("path", path)?;
+    app.blobs.put_stream(&upload_prefix(id), &rel, data).await?;
+    Ok(())
+}
+
+/// The files of upload `id`.
+pub async fn list_upload(app: &Service, p: &Principal, id: &str) -> ServiceResult<FileList> {
+    validate_upload_id("id", id)?;
+    access::upload(app, p, id, Action::UploadRead).await?;
+    let files = app.blobs.list(&upload_prefix(id)).await?;
+    Ok(FileList {
+        files,
+        attempt: None,
+    })
+}
+
+/// The upload a job reads its inputs from, if the caller may read them.
+async fn job_upload(app: &Service, p: &Principal, job: i64) -> ServiceResult<Option<String>> {
+    let view = access::job(app, p, job, Action::JobInputsRead).await?;
+    Ok(view.spec.inputs)
+}
+
+/// Reads file `path` under `prefix`.
+async fn read_file(app: &Service, prefix: &str, path: &str) -> ServiceResult<FileStream> {
+    let rel = normalize_relative("path", path)?;
+    let (size, stream) = app
+        .blobs
+        .get_stream(prefix, &rel)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ServiceError::not_found(format!("file `{rel}`")),
+            other => other.into(),
+        })?;
+    Ok(FileStream { size, stream })
+}
+
+/// The input files of job `job` (none without inputs).
+pub async fn list_inputs(app: &Service, p: &Principal, job: i64) -> ServiceResult<FileList> {
+    let files = match job_upload(app, p, job).await? {
+        Some(u) => app.blobs.list(&upload_prefix(&u)).await?,
+        None => Vec::new(),
+    };
+    Ok(FileList {
+        files,
+        attempt: None,
+    })
+}
+
+/// One input file of job `job`.
+pub async fn input_file(
+    app: &Service,
+    p: &Principal,
+    job: i64,
+    path: &str,
+) -> ServiceResult<FileStream> {
+    let upload = job_upload(app, p, job)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("inputs of job {job}")))?;
+    read_file(app, &upload_prefix(&upload), path).await
+}
+
+/// Writes output file `path` of attempt `attempt` of job `job` (both as
+/// given in the request, read after the check) from `data`, for the
+/// holder of that attempt's lease (`lease_token`) only.
+pub async fn put_output<S, E>(
+    app: &Service,
+    p: &Principal,
+    job: &str,
+    attempt: &str,
+    path: &str,
+    lease_token: Option<&str>,
+    data: S,
+) -> ServiceResult<()>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
+    access::check(p, Action::OutputUpload, Resource::None, "")?;
+    let job = parse_id("id", job)?;
+    let attempt = parse_attempt(attempt)?;
+    let rel = normalize_relative("path", path)?;
+    let token = lease_token.ok_or_else(|| {
+        ServiceError::bad(
+            "missing-token",
+            LEASE_TOKEN_HEADER,
+            "output uploads must carry the lease token",
+        )
+    })?;
+    if !app.store.lease_holds(job, attempt, token).await? {
+        return Err(ServiceError::new(
+            ErrorKind::Conflict,
+            "stale-lease",
+            format!("attempt {attempt} of job {job} no longer holds its lease"),
+        ));
+    }
+    app.blobs
+        .put_stream(&output_prefix(job, attempt), &rel, data)
+        .await?;
+    Ok(())
+}
+
+/// One output file of job `job`: of attempt `attempt`, or of the latest
+/// one that has any.
+pub async fn output_file(
+    app: &Service,
+    p: &Principal,
+    job: i64,
+    attempt: Option<&str>,
+    path: &str,
+) -> ServiceResult<FileStream> {
+    let attempt = outputs_attempt(app, p, job, attempt).await?;
+    read_file(app, &output_prefix(job, attempt), path).await
+}
+
+/// The latest attempt of a succeeded job, with its output files.
+async fn outputs_of(app: &Service, job: &JobView) -> ServiceResult<Option<UpstreamJob>> {
+    if job.state != JobState::Succeeded {
+        return Ok(None);
+    }
+    let Some(attempt) = job.attempts.last().map(|a| a.attempt) else {
+        return Ok(None);
+    };
+    let files = app.blobs.list(&output_prefix(job.id, attempt)).await?;
+    Ok(Some(UpstreamJob {
+        job_id: job.id,
+        attempt,
+        files,
+    }))
+}
+
+/// For the worker running job `job` (or a user who may read it), the
+/// output files of every succeeded job it depends on; for an array, of
+/// each succeeded child.
+pub async fn upstream(app: &Service, p: &Principal, job: i64) -> ServiceResult<UpstreamList> {
+    let view = access::job(app, p, job, Action::JobInputsRead).await?;
+    let mut jobs = Vec::new();
+    for d in &view.spec.flow.after {
+        let Some(dep) = app.store.job(d.job).await? else {
+            continue;
+        };
+        if dep.flow.kind.is_group() {
+            for (child, state) in app.store.children(dep.id).await? {
+                if state != JobState::Succeeded {
+                    continue;
+                }
+                if let Some(c) = app.store.job(child).await?
+                    && let Some(u) = outputs_of(app, &c).await?
+                {
+                    jobs.push(u);
+                }
+            }
+        } else if let Some(u) = outputs_of(app, &dep).await? {
+            jobs.push(u);
+        }
+    }
+    jobs.retain(|j| !j.files.is_empty());
+    Ok(UpstreamList { jobs })
+}
+
+/// One upstream file of job `job`: `path` of attempt `attempt` of `dep`,
+/// which (or whose parent) must be a dependency of the job.
+pub async fn upstream_file(
+    app: &Service,
+    p: &Principal,
+    job: i64,
+    dep: i64,
+    attempt: u32,
+    path: &str,
+) -> ServiceResult<FileStream> {
+    let view = access::job(app, p, job, Action::JobInputsRead).await?;
+    let what = format!("upstream job {dep} of job {job}");
+    let direct = view.spec.flow.after.iter().any(|d| d.job == dep);
+    let via_parent = if direct {
+        false
+    } else {
+        let parent = app.store.job(dep).await?.and_then(|d| d.flow.parent);
+        parent.is_some_and(|pa| view.spec.flow.after.iter().any(|d| d.job == pa))
+    };
+    if !direct && !via_parent {
+        return Err(ServiceError::not_found(what));
+    }
+    read_file(app, &output_prefix(dep, attempt), path).await
+}
