@@ -87,11 +87,29 @@ ensure_moto() {
   export TRESTLE_TEST_MOTO_SERVER
 }
 
+# A property-based API fuzzer (schemathesis, from PyPI) for the OpenAPI
+# document, in the same virtual environment unless one is on the PATH.
+ensure_schemathesis() {
+  if [ -n "${TRESTLE_TEST_SCHEMATHESIS:-}" ]; then return; fi
+  if [ ! -x .venv-test/bin/st ]; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+      say "installing python3-venv"
+      apt_install python3-venv python3-pip
+    fi
+    [ -x .venv-test/bin/pip ] || python3 -m venv .venv-test
+    say "installing schemathesis into .venv-test"
+    .venv-test/bin/pip install -q 'schemathesis==4.32.5'
+  fi
+  TRESTLE_TEST_SCHEMATHESIS=$PWD/.venv-test/bin/st
+  export TRESTLE_TEST_SCHEMATHESIS
+}
+
 ensure_tools
 ensure_postgres
 ensure_chromium
 ensure_slurm
 ensure_moto
+ensure_schemathesis
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

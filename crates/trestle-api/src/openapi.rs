@@ -32,13 +32,20 @@ pub fn document(ops: &[Op]) -> Value {
             "summary": summary,
             "parameters": params,
             "responses": {
-                "2XX": if *resp == "none" { json!({"description": "done"}) } else {
+                "2XX": if *resp == "none" { json!({"description": "done"}) } else if *resp == "text" {
+                    json!({"description": "success", "content": {"text/plain": {"schema": schema_ref(resp)}}})
+                } else {
                     json!({"description": "success", "content": {"application/json": {"schema": schema_ref(resp)}}})
                 },
                 "4XX": {"description": "bad input", "content": {"application/json": {"schema": schema_ref("ErrorBody")}}}
             }
         });
         op["x-audit-action"] = json!(o.audit);
+        if o.path.ends_with("/attempts/{attempt}/outputs/{*path}")
+            && let Some(ps) = op["parameters"].as_array_mut()
+        {
+            ps.push(json!({"name": "trestle-lease-token", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1}}));
+        }
         if matches!(o.access, Access::Public | Access::Probe) {
             op["security"] = json!([]);
         }

@@ -14,26 +14,32 @@ pub const SLUG_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
 /// An environment variable name.
 pub const ENV_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 /// A job id in a path.
-pub const ID_PATTERN: &str = "^[1-9][0-9]{0,18}$";
+pub const ID_PATTERN: &str = "^[1-9][0-9]{0,17}$";
 
 /// Printable text of 1 to `max` characters (no control characters).
 fn printable(max: usize) -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "^[^\\u0000-\\u001f\\u007f]*\\S[^\\u0000-\\u001f\\u007f]*$"})
+    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$"})
 }
 
 /// A size (`512M`, `2G`, `1.5T`) or MiB as a number.
 fn memory() -> Value {
     json!({"oneOf": [
         {"type": "integer", "minimum": 1, "maximum": 64u64 * 1024 * 1024},
-        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([KMGTkmgt]([iI]?[bB])?)?$"}
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)? ?([KMGTkmgt]([iI]?[bB])?)?$"}
     ]})
+}
+
+/// A duration written as text only (`90d`, `12h`): token lifetimes and
+/// audit periods.
+fn duration_text() -> Value {
+    json!({"type": "string", "pattern": "^([1-9][0-9]*|[0-9]+\\.[0-9]*[1-9][0-9]*) ?(s|m|h|d|w)?$"})
 }
 
 /// A duration (`90s`, `10m`, `2h`, `1d`) or seconds as a number.
 fn duration() -> Value {
     json!({"oneOf": [
         {"type": "integer", "minimum": 0},
-        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?\\s*(s|m|h|d|w)?$"}
+        {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)? ?(s|m|h|d|w)?$"}
     ]})
 }
 
@@ -59,10 +65,10 @@ fn job_request() -> Value {
             "timeout": duration(),
             "attempts": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS},
             "success_string": {"type": "string"},
-            "retry_exit_codes": {"type": "array", "items": {"type": "integer"}},
+            "retry_exit_codes": {"type": "array", "items": {"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX}},
             "inputs": {"type": "string", "pattern": SLUG_PATTERN},
-            "workdir": {"type": "string", "description": "relative, inside the scratch directory (no `..`)"},
-            "priority": {"type": "integer"},
+            "workdir": {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\\\]+$", "description": "relative, inside the scratch directory (no `..`)"},
+            "priority": {"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX},
             "tags": {"type": "object", "propertyNames": {"minLength": 1, "maxLength": 128}, "additionalProperties": {"type": "string", "maxLength": 1024}},
             "project": {"type": "string", "pattern": NAME_PATTERN},
             "array": {"type": "string", "pattern": "^[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?$"},
@@ -70,7 +76,12 @@ fn job_request() -> Value {
                 "kind": {"enum": ["after", "after-ok", "after-not-ok", "after-any"]},
                 "job": {"type": "integer", "minimum": 1}
             }}},
-            "slurm": {"type": "object"}
+            "slurm": {"type": "object", "required": ["ntasks", "cpus_per_task"], "properties": {
+                "output": {"type": "string"}, "error": {"type": "string"}, "submit_dir": {"type": "string"},
+                "submit_host": {"type": "string"}, "user": {"type": "string"}, "chdir": {"type": "string"},
+                "ntasks": {"type": "integer", "minimum": 1, "maximum": 4096},
+                "cpus_per_task": {"type": "integer", "minimum": 1, "maximum": 4096}
+            }}
         }),
     )
 }
@@ -91,6 +102,48 @@ fn seed_job() -> Value {
     )
 }
 
+/// A compute environment as sent (`POST` names it in the body; `PUT` in
+/// the path).
+fn compute_env(named: bool) -> Value {
+    let required: &[&str] = if named {
+        &["name", "provider", "shapes"]
+    } else {
+        &["provider", "shapes"]
+    };
+    json!({"type": "object", "additionalProperties": false, "required": required, "properties": {
+        "name": {"type": "string", "pattern": SLUG_PATTERN},
+        "provider": {"enum": ["local", "slurm"]},
+        "capacity_type": {"enum": ["on-demand", "spot"]},
+        "shapes": {"type": "array", "minItems": 1, "items": {"type": "object", "additionalProperties": false,
+            "required": ["vcpus", "memory"], "properties": {
+                "name": {"type": "string", "pattern": SLUG_PATTERN},
+                "vcpus": {"type": "integer", "minimum": 1, "maximum": 4096},
+                "memory": memory(),
+                "gpus": {"type": "integer", "minimum": 0, "maximum": 64},
+                "price_per_hour": {"type": "number", "minimum": 0}
+            }}},
+        "min_vcpus": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+        "max_vcpus": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+        "allocation_strategy": {"enum": ["best-fit", "best-fit-progressive", "spot-capacity-optimized"]},
+        "idle_timeout": duration(),
+        "enabled": {"type": "boolean"},
+        "prefetch": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+        "work_dir": {"type": "string"},
+        "program": {"type": "string"},
+        "slurm": {"type": "object"}
+    }})
+}
+
+/// A queue as sent (`POST` names it in the body; `PUT` in the path).
+fn queue(named: bool) -> Value {
+    let required: &[&str] = if named { &["name"] } else { &[] };
+    json!({"type": "object", "additionalProperties": false, "required": required, "properties": {
+        "name": {"type": "string", "pattern": SLUG_PATTERN},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+        "compute_environments": {"type": "array", "items": {"type": "string", "pattern": SLUG_PATTERN}}
+    }})
+}
+
 /// The request schemas, by name (they replace the property lists).
 pub fn schemas() -> Vec<(&'static str, Value)> {
     let job = json!({"oneOf": [job_request(), seed_job()],
@@ -98,7 +151,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
     let password = json!({"type": "string", "minLength": 10, "maxLength": 1024});
     let role = json!({"enum": ["admin", "researcher", "internal-guest", "guest"]});
     let mut step = job_request();
-    step["required"] = json!(["name"]);
+    step["required"] = json!(["name", "command"]);
     step["properties"]["name"] = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"});
     step["properties"]["after"] = json!({"type": "array", "items": {"type": "string"}, "description": "names of other steps"});
     vec![
@@ -165,7 +218,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                 json!({
                     "name": printable(200),
                     "scope": {"enum": ["full", "read-only", "readonly", "read"]},
-                    "ttl": duration(),
+                    "ttl": {"allOf": [duration_text()], "description": "user tokens: 1 s to 366 days (default 90 days); worker credentials: up to 30 days (default 1 hour)"},
                     "user": {"type": "string", "pattern": NAME_PATTERN},
                     "worker": {"type": "boolean"}
                 }),
@@ -203,7 +256,28 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                 }),
             ),
         ),
-        ("DisableUnused", object(&[], json!({"period": duration()}))),
+        (
+            "DisableUnused",
+            object(&[], json!({"period": duration_text()})),
+        ),
+        (
+            "WorkerRegistration",
+            json!({"type": "object", "required": ["host", "pid", "capacity", "version"], "properties": {
+                "host": {"type": "string"},
+                "pid": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                "capacity": {"type": "object", "required": ["cpus", "mem_mib", "gpus"], "properties": {
+                    "cpus": {"type": "integer", "minimum": 1, "maximum": u32::MAX},
+                    "mem_mib": {"type": "integer", "minimum": 0},
+                    "gpus": {"type": "integer", "minimum": 0, "maximum": u32::MAX}}},
+                "compute_env": {"type": "string"},
+                "instance": {"type": "string"},
+                "version": {"type": "string", "pattern": "^[0-9]+\\.[0-9]+(\\.[0-9]+)?([-+].*)?$"}
+            }}),
+        ),
+        ("ComputeEnvCreate", compute_env(true)),
+        ("ComputeEnvRequest", compute_env(false)),
+        ("QueueCreate", queue(true)),
+        ("QueueRequest", queue(false)),
         (
             "LeaseRequest",
             json!({"type": "object", "required": ["free", "max_jobs"], "properties": {
@@ -224,9 +298,20 @@ pub fn path_param(name: &str, path: &str) -> Value {
         "id" if path.starts_with("/api/v1/jobs/") => {
             json!({"type": "string", "pattern": ID_PATTERN})
         }
-        "attempt" => json!({"type": "string", "pattern": "^[1-9][0-9]{0,9}$"}),
+        "attempt" => json!({"type": "string", "pattern": "^[1-9][0-9]{0,8}$"}),
+        "dep" => json!({"type": "string", "pattern": ID_PATTERN}),
+        "path" => {
+            json!({"type": "string", "minLength": 1, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\\\]+$",
+            "description": "a relative path inside the folder (no `..`, no control characters or backslashes)"})
+        }
+        "id" if path.starts_with("/api/v1/uploads/") => {
+            json!({"type": "string", "pattern": SLUG_PATTERN})
+        }
         "name" if path.contains("/projects/") || path.contains("/users/") => {
             json!({"type": "string", "pattern": NAME_PATTERN})
+        }
+        "name" if path.contains("/queues/") || path.contains("/compute-environments/") => {
+            json!({"type": "string", "pattern": SLUG_PATTERN})
         }
         _ => json!({"type": "string", "minLength": 1}),
     }
@@ -260,7 +345,10 @@ pub fn query_params(method: &str, path: &str) -> Vec<Value> {
         ],
         ("get", "/api/v1/audit/unused") => vec![
             q("period", duration()),
-            q("days", json!({"type": "integer", "minimum": 1})),
+            q(
+                "days",
+                json!({"type": "integer", "minimum": 1, "maximum": 36_500}),
+            ),
         ],
         _ => Vec::new(),
     }
@@ -368,7 +456,7 @@ mod tests {
     #[test]
     fn every_request_schema_refuses_unknown_fields_where_the_server_does() {
         for (name, s) in schemas() {
-            if name == "LeaseRequest" {
+            if name == "LeaseRequest" || name == "WorkerRegistration" {
                 continue; // workers of other versions may send more
             }
             let all = |v: &Value| v["additionalProperties"] == json!(false);

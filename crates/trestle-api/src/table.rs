@@ -65,9 +65,9 @@ operations! {
     get "/metrics" => system::metrics, Probe, None, "probe.metrics", None,
         "Prometheus metrics", None, "text";
     get "/compute-environments" => compute::list_envs, User, Some(Action::ComputeRead), "ce.list", None,
-        "Compute environments with their status and registered workers", None, "ComputeEnvView";
+        "Compute environments with their status and registered workers", None, "ComputeEnvView[]";
     post "/compute-environments" => compute::create_env, User, Some(Action::ComputeManage), "ce.create", None,
-        "Create a compute environment (admins; 409 when it exists)", Some("ComputeEnvRequest"), "ComputeEnvView";
+        "Create a compute environment (admins; 409 when it exists)", Some("ComputeEnvCreate"), "ComputeEnvView";
     get "/compute-environments/{name}" => compute::show_env, User, Some(Action::ComputeRead), "ce.show", Some("ce"),
         "One compute environment with its recent events", None, "ComputeEnvView";
     put "/compute-environments/{name}" => compute::put_env, User, Some(Action::ComputeManage), "ce.put", Some("ce"),
@@ -75,9 +75,9 @@ operations! {
     delete "/compute-environments/{name}" => compute::delete_env, User, Some(Action::ComputeManage), "ce.delete", Some("ce"),
         "Delete a compute environment no queue lists (admins; 409 otherwise)", None, "none";
     get "/queues" => compute::list_queues, User, Some(Action::ComputeRead), "queue.list", None,
-        "Queues with their priorities and compute environments", None, "QueueView";
+        "Queues with their priorities and compute environments", None, "QueueView[]";
     post "/queues" => compute::create_queue, User, Some(Action::ComputeManage), "queue.create", None,
-        "Create a queue (admins; 409 when it exists)", Some("QueueRequest"), "QueueView";
+        "Create a queue (admins; 409 when it exists)", Some("QueueCreate"), "QueueView";
     get "/queues/{name}" => compute::show_queue, User, Some(Action::ComputeRead), "queue.show", Some("queue"),
         "One queue", None, "QueueView";
     put "/queues/{name}" => compute::put_queue, User, Some(Action::ComputeManage), "queue.put", Some("queue"),
@@ -85,7 +85,7 @@ operations! {
     delete "/queues/{name}" => compute::delete_queue, User, Some(Action::ComputeManage), "queue.delete", Some("queue"),
         "Delete a queue; its jobs stay (admins)", None, "none";
     get "/leaders" => compute::leaders, User, Some(Action::ComputeRead), "leader.list", None,
-        "Which server holds each cluster-wide loop's leader lease", None, "LeaderView";
+        "Which server holds each cluster-wide loop's leader lease", None, "LeaderView[]";
     get "/openapi.json" => openapi_document, Public, None, "openapi", None,
         "This document (OpenAPI 3.1)", None, "object";
     post "/login" => login::login, Public, None, "login", None,

@@ -157,6 +157,26 @@ pub fn validate_env_name(field: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Writes every number with no fractional part (`56.0`, `1e3`) as the
+/// integer it is, so that whole-number fields take them: JSON (and JSON
+/// Schema's `integer`) does not tell `56.0` from `56`.
+pub fn integral_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(integral_numbers),
+        Value::Object(o) => o.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

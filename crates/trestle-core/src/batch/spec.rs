@@ -475,7 +475,10 @@ pub fn request_from_value(value: serde_json::Value) -> Result<JobRequest> {
 
 /// Deserialises a JSON value; an error names the path of the bad field
 /// (`cpus`, `env.HOME`) or, for an unknown field, the field itself.
-pub fn from_value_with_path<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+pub fn from_value_with_path<T: serde::de::DeserializeOwned>(
+    mut value: serde_json::Value,
+) -> Result<T> {
+    crate::parse::integral_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let msg = e.inner().to_string();
         let mut field = e.path().to_string();
@@ -520,6 +523,17 @@ pub fn strip_trailing_commas(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_numbers_written_with_a_fraction_are_whole_numbers() {
+        let r = request_from_value(serde_json::json!({"command": "x", "gpus": 2.0, "cpus": 4e0}))
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!((r.resources.gpus, r.resources.cpus), (2, 4));
+        let e = request_from_value(serde_json::json!({"command": "x", "gpus": 2.5})).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("gpus"));
+    }
 
     #[test]
     fn native_defaults() {

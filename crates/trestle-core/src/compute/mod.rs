@@ -644,7 +644,8 @@ pub fn check_queue_envs(q: &QueueSpec, known: &[&str]) -> Result<()> {
 }
 
 /// Parses a JSON value into `T`, naming the field when it fails.
-pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+pub fn from_value<T: serde::de::DeserializeOwned>(mut value: serde_json::Value) -> Result<T> {
+    crate::parse::integral_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let mut field = e.path().to_string();
         if field == "." {
