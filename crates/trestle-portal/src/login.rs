@@ -79,7 +79,7 @@ pub async fn submit(
         errors.push(("password", "Enter your password.".to_string()));
     }
     if errors.is_empty() {
-        let req = trestle_core::identity::LoginRequest {
+        let req = trestle_core::api::identity::LoginRequest {
             user: user.to_string(),
             password: password.to_string(),
             token: None,

@@ -10,11 +10,11 @@ use crate::state::Service;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use trestle_core::api::identity::TokenView;
 use trestle_core::audit::{
     AuditAnswer, AuditFilter, NamedQuery, UNUSED_TOKENS_QUERY, UnusedReport, builtin_queries,
     parse_period, resolve,
 };
-use trestle_core::identity::TokenView;
 use trestle_core::identity::authz::{Action, Resource, Role};
 use trestle_store::{UserChanges, UserRecord};
 

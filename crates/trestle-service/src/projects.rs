@@ -6,10 +6,9 @@ use crate::access::check;
 use crate::error::{Parsed, ServiceError, ServiceResult};
 use crate::principal::Principal;
 use crate::state::Service;
+use trestle_core::api::identity::{IndexView, MemberRequest, NewIndex, NewProject, ProjectView};
 use trestle_core::identity::authz::{Action, MemberRole, Resource, decide};
-use trestle_core::identity::{
-    IndexView, MemberRequest, NewIndex, NewProject, ProjectView, parse_member_role, validate_name,
-};
+use trestle_core::identity::{parse_member_role, validate_name};
 use trestle_store::StoreError;
 
 /// Every index (for those who may read them).

@@ -9,10 +9,9 @@ use crate::security::{random_hex, verify_password};
 use crate::state::Service;
 use std::net::IpAddr;
 use std::time::Duration;
+use trestle_core::api::identity::{LoginRequest, NewToken, TokenCreated, UserView, WhoAmI};
 use trestle_core::identity::authz::Scope;
-use trestle_core::identity::{
-    LoginRequest, NewToken, TokenCreated, TokenKind, UserView, WhoAmI, validate_name,
-};
+use trestle_core::identity::{TokenKind, validate_name};
 use trestle_core::parse::parse_duration;
 use trestle_store::{NewTokenRecord, SessionRecord};
 

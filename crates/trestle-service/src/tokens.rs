@@ -9,8 +9,9 @@ use crate::principal::Principal;
 use crate::sessions::issue;
 use crate::state::Service;
 use std::collections::HashMap;
+use trestle_core::api::identity::{NewToken, TokenCreated, TokenView};
+use trestle_core::identity::TokenKind;
 use trestle_core::identity::authz::{Action, Resource};
-use trestle_core::identity::{NewToken, TokenCreated, TokenKind, TokenView};
 
 /// Creates a token for the caller, for another user (admins), or a worker
 /// credential (`worker`, acting as no user).

@@ -7,10 +7,9 @@ use crate::error::{ErrorKind, Parsed, ServiceError, ServiceResult};
 use crate::principal::Principal;
 use crate::security::hash_password;
 use crate::state::Service;
+use trestle_core::api::identity::{NewUser, UserUpdate, UserView};
 use trestle_core::identity::authz::{Action, Resource, Role};
-use trestle_core::identity::{
-    NewUser, UserUpdate, UserView, parse_role, validate_name, validate_password,
-};
+use trestle_core::identity::{parse_role, validate_name, validate_password};
 use trestle_store::{StoreError, UserChanges, UserRecord};
 
 /// Every user (for those who may list them).

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use trestle_core::JobSpec;
+use trestle_core::api::identity::NewProject;
 use trestle_core::audit::{AuditFilter, AuditRecord, GroupBy};
 use trestle_core::batch::spec::JobRequest;
+use trestle_core::identity::TokenKind;
 use trestle_core::identity::authz::{MemberRole, Role, Scope};
-use trestle_core::identity::{NewProject, TokenKind};
 use trestle_store::identity::{NewTokenRecord, SessionRecord, UserChanges, UserRecord};
 use trestle_store::{JobFilter, Store, StoreError};
 

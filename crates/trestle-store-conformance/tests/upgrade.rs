@@ -30,11 +30,12 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Executor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use trestle_core::api::identity::NewProject;
 use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
 use trestle_core::batch::pipeline::PipelineRequest;
 use trestle_core::batch::spec::JobRequest;
+use trestle_core::identity::TokenKind;
 use trestle_core::identity::authz::{MemberRole, Role, Scope};
-use trestle_core::identity::{NewProject, TokenKind};
 use trestle_core::{AttemptReason, Capacity, JobSpec, JobState};
 use trestle_store::{
     IdentityStore, JobFilter, JobStore, LeaseParams, NewTokenRecord, SessionRecord, SqlStore,

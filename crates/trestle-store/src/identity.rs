@@ -4,9 +4,10 @@
 
 use crate::Result;
 use async_trait::async_trait;
+use trestle_core::api::identity::{IndexView, NewProject, ProjectView, TokenView, UserView};
 use trestle_core::audit::{AuditAnswer, AuditFilter, AuditRecord};
+use trestle_core::identity::TokenKind;
 use trestle_core::identity::authz::{MemberRole, Membership, Role, Scope};
-use trestle_core::identity::{IndexView, NewProject, ProjectView, TokenKind, TokenView, UserView};
 
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

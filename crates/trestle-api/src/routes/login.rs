@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use trestle_core::identity::{LoginRequest, LoginResponse, WhoAmI};
+use trestle_core::api::identity::{LoginRequest, LoginResponse, WhoAmI};
 use trestle_service::principal::SESSION_COOKIE;
 use trestle_service::sessions::{self, END_SESSION_COOKIE, LoginOutcome, session_cookie};
 use trestle_service::{ErrorKind, Principal, Service};

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use trestle_core::identity::{IndexView, MemberRequest, ProjectView};
+use trestle_core::api::identity::{IndexView, MemberRequest, ProjectView};
 use trestle_service::projects as svc;
 use trestle_service::{Principal, Service};
 

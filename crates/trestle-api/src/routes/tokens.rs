@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use std::collections::HashMap;
-use trestle_core::identity::{NewToken, TokenCreated, TokenView};
+use trestle_core::api::identity::{NewToken, TokenCreated, TokenView};
 use trestle_service::tokens as svc;
 use trestle_service::{Principal, Service};
 

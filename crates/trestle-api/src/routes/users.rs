@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use trestle_core::identity::{UserUpdate, UserView};
+use trestle_core::api::identity::{UserUpdate, UserView};
 use trestle_service::users as svc;
 use trestle_service::{Principal, Service};
 

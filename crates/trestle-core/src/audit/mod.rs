@@ -125,7 +125,7 @@ pub struct AuditAnswer {
     pub groups: Vec<AuditGroup>,
     /// Tokens (the `unused-tokens` query).
     #[serde(default)]
-    pub tokens: Vec<crate::identity::TokenView>,
+    pub tokens: Vec<crate::api::identity::TokenView>,
 }
 
 /// The filter keys an ad-hoc query or a named query may use.
@@ -287,9 +287,9 @@ pub struct UnusedReport {
     /// The period in seconds.
     pub period_secs: u64,
     /// Unused, still valid tokens.
-    pub tokens: Vec<crate::identity::TokenView>,
+    pub tokens: Vec<crate::api::identity::TokenView>,
     /// Unused, enabled users (admins are listed but never disabled).
-    pub users: Vec<crate::identity::UserView>,
+    pub users: Vec<crate::api::identity::UserView>,
     /// True when they were revoked and disabled by this request.
     pub disabled: bool,
 }

@@ -5,7 +5,7 @@ use super::{SqlStore, conflict_or};
 use crate::{Result, StoreError};
 use sqlx::Row;
 use std::collections::BTreeMap;
-use trestle_core::identity::{IndexView, MemberView, NewProject, ProjectView};
+use trestle_core::api::identity::{IndexView, MemberView, NewProject, ProjectView};
 
 impl SqlStore {
     /// [`crate::IdentityStore::create_index`].

@@ -8,8 +8,9 @@ use crate::{Result, StoreError};
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use trestle_core::api::identity::TokenView;
+use trestle_core::identity::TokenKind;
 use trestle_core::identity::authz::Scope;
-use trestle_core::identity::{TokenKind, TokenView};
 
 /// Columns selected for a [`TokenView`], as a literal for `concat!`.
 macro_rules! token_columns {

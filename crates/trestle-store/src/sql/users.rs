@@ -7,8 +7,8 @@ use crate::{Result, StoreError};
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use trestle_core::api::identity::{IndexView, NewProject, ProjectView};
 use trestle_core::identity::authz::{MemberRole, Membership, Role};
-use trestle_core::identity::{IndexView, NewProject, ProjectView};
 
 /// Columns selected for a [`UserRecord`], as a literal for `concat!`.
 macro_rules! user_columns {

@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 use trestle_client::Method;
+use trestle_core::api::identity::TokenView;
 use trestle_core::audit::{AuditAnswer, DisableUnused, NamedQuery, UnusedReport};
-use trestle_core::identity::TokenView;
 
 /// Ad-hoc filters of `trestle audit query`.
 #[derive(Args, Debug, Default)]

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use trestle_client::{Client, Method};
-use trestle_core::identity::{
+use trestle_core::api::identity::{
     LoginRequest, LoginResponse, NewToken, TokenCreated, TokenView, WhoAmI,
 };
 

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use std::process::ExitCode;
 use trestle_client::Method;
-use trestle_core::identity::{IndexView, MemberRequest, NewIndex, NewProject, ProjectView};
+use trestle_core::api::identity::{IndexView, MemberRequest, NewIndex, NewProject, ProjectView};
 
 /// `trestle index ...`.
 #[derive(Subcommand, Debug)]

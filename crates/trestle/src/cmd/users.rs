@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use std::process::ExitCode;
 use trestle_client::{Client, Method};
-use trestle_core::identity::{NewUser, UserUpdate, UserView};
+use trestle_core::api::identity::{NewUser, UserUpdate, UserView};
 
 /// `trestle user ...`.
 #[derive(Subcommand, Debug)]
