@@ -110,5 +110,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A body refused for its size (by the operation's limit, see
+/// [`crate::ops::body_limit`]) is answered in the API's error format, not
+/// as the framework's plain text.
+pub async fn json_too_large(resp: Response) -> Response {
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return resp;
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        "the request body is larger than this operation takes",
+    )
+    .into_response()
+}
+
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;

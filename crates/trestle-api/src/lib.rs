@@ -33,6 +33,7 @@ pub fn router(app: Service) -> Router<Service> {
         ))
         .merge(public)
         .route_layer(axum::middleware::from_fn(table::tag))
+        .layer(axum::middleware::map_response(error::json_too_large))
         .layer(axum::middleware::from_fn_with_state(app, audit::record));
     Router::new().nest("/api/v1", api).merge(probe)
 }

@@ -59,6 +59,25 @@ impl Op {
     }
 }
 
+/// The largest request body an operation reads, checked while the body
+/// arrives (a larger `Content-Length` is refused before any of it is read):
+/// a login or a form needs a few KB, a job a little more; only file
+/// uploads and batches are large.
+pub fn body_limit(method: &str, path: &str) -> usize {
+    const KIB: usize = 1024;
+    match (method, path) {
+        ("post", "/login") => 16 * KIB,
+        ("put", p) if p.ends_with("/{*path}") => 64 * KIB * KIB,
+        ("post", "/jobs/batch") => 32 * KIB * KIB,
+        ("post", "/workers/{id}/updates") => 32 * KIB * KIB,
+        ("post", "/jobs") | ("post", "/pipelines") => 4 * KIB * KIB,
+        _ => 256 * KIB,
+    }
+}
+
+/// The largest body any operation reads (the server's outer limit).
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
 /// Declares the table: `OPS` and the routers built from it.
 macro_rules! operations {
     ($( $method:ident $path:literal => $handler:path, $access:ident, $action:expr, $audit:literal,
@@ -82,7 +101,12 @@ macro_rules! operations {
             let mut r: [axum::Router<trestle_service::Service>; 4] = Default::default();
             $(
                 let i = Access::$access as usize;
-                r[i] = std::mem::take(&mut r[i]).route($path, axum::routing::$method($handler));
+                let limit = $crate::ops::body_limit(stringify!($method), $path);
+                r[i] = std::mem::take(&mut r[i]).route(
+                    $path,
+                    axum::routing::$method($handler)
+                        .layer(axum::extract::DefaultBodyLimit::max(limit)),
+                );
             )*
             r
         }

@@ -53,7 +53,7 @@ pub fn router(app: Service, samples: Arc<trestle_portal::dashboard::Samples>) ->
         .merge(portal)
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
-        .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
+        .layer(DefaultBodyLimit::max(trestle_api::ops::MAX_BODY))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
