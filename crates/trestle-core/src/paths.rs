@@ -20,11 +20,18 @@ pub fn normalize_relative(field: &str, path: &str) -> Result<String> {
     if path.chars().any(|c| c.is_control() || c == '\\') {
         return Err(bad("contains a control character or a backslash"));
     }
+    // Characters that reorder how a name is displayed (`evil\u{202e}txt.exe`).
+    if path.chars().any(|c| {
+        matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }) {
+        return Err(bad("contains a bidirectional control character"));
+    }
     let mut parts = Vec::new();
     for seg in path.split('/') {
         match seg {
             "" | "." => {}
             ".." => return Err(bad("must not contain `..`")),
+            s if s.len() > 255 => return Err(bad("has a part longer than 255 bytes")),
             s => parts.push(s),
         }
     }
@@ -47,6 +54,18 @@ pub fn confine(prefix: &str, field: &str, path: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_mislead_or_overflow_are_refused() {
+        let e = normalize_relative("path", "report\u{202e}fdp.exe").unwrap_err();
+        assert!(e.message.contains("bidirectional"), "{}", e.message);
+        assert!(normalize_relative("path", "a\u{2066}b").is_err());
+        let e = normalize_relative("path", &format!("dir/{}", "n".repeat(256))).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("path"));
+        assert!(e.message.contains("255"), "{}", e.message);
+        assert!(normalize_relative("path", &"n".repeat(255)).is_ok());
+        assert!(normalize_relative("path", "résumé/数据.txt").is_ok());
+    }
     use proptest::prelude::*;
 
     #[test]

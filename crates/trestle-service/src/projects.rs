@@ -14,7 +14,23 @@ use trestle_store::StoreError;
 /// Every index (for those who may read them).
 pub async fn list_indexes(app: &Service, p: &Principal) -> ServiceResult<Vec<IndexView>> {
     check(p, Action::IndexRead, Resource::None, "")?;
-    Ok(app.store.list_indexes().await?)
+    let all = app.store.list_indexes().await?;
+    if p.is_admin() {
+        return Ok(all);
+    }
+    // Others see the indexes their own projects are charged to, with only
+    // those projects: another project's index and name are not theirs.
+    let mine: Vec<String> = p
+        .user()
+        .map(|u| u.memberships.iter().map(|m| m.project.clone()).collect())
+        .unwrap_or_default();
+    Ok(all
+        .into_iter()
+        .filter_map(|mut i| {
+            i.projects.retain(|pr| mine.contains(pr));
+            (!i.projects.is_empty()).then_some(i)
+        })
+        .collect())
 }
 
 /// Adds an index; a malformed request is reported only to those who may

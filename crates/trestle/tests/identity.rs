@@ -34,6 +34,22 @@ fn a_second_user_gets_404_on_everything_of_the_first() {
         &["--role", "researcher", "--project", "physics"],
     );
 
+    // Indexes: each sees the index of their own projects, and only those.
+    env.ok(&["index", "add", "nsf-2"]);
+    env.ok(&["project", "add", "secret-lab", "--index", "nsf-2"]);
+    let (code, body) = http("GET", &format!("{base}/indexes"), Some(&bob), None);
+    assert_eq!(code, 200, "{body}");
+    let idx: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(idx.as_array().unwrap().len(), 1, "{idx}");
+    assert_eq!(idx[0]["name"], "nsf-1");
+    assert_eq!(idx[0]["projects"], serde_json::json!(["physics"]), "{idx}");
+    assert!(!body.contains("genomics") && !body.contains("secret-lab") && !body.contains("nsf-2"));
+    let (_, body) = http("GET", &format!("{base}/indexes"), Some(&admin), None);
+    assert!(
+        body.contains("secret-lab") && body.contains("genomics"),
+        "admins see all: {body}"
+    );
+
     // Alice's job is charged to her default project and makes an output.
     let dir = env.path().join("case");
     std::fs::create_dir_all(&dir).unwrap();
@@ -287,7 +303,8 @@ fn a_second_user_gets_404_on_everything_of_the_first() {
             .as_array()
             .unwrap()
             .len(),
-        3
+        4,
+        "default, genomics, physics and secret-lab"
     );
     let out = run_as(&env, &gina, &["project", "show", "physics"]);
     assert_eq!(out.status.code(), Some(2));

@@ -136,3 +136,91 @@ fn each_operation_reads_only_what_it_needs() {
     let (code, _) = http("GET", &format!("{base}/readyz"), None, None);
     assert_eq!(code, 200);
 }
+
+/// `curl -i` for the headers and body of one request.
+fn curl_i(method: &str, url: &str, token: &str, data: Option<&str>) -> (u16, String) {
+    let mut args = vec![
+        "-s".to_string(),
+        "-i".into(),
+        "-X".into(),
+        method.into(),
+        "-H".into(),
+        format!("Authorization: Bearer {token}"),
+    ];
+    if let Some(d) = data {
+        args.push("--data-binary".into());
+        args.push(d.into());
+    }
+    args.push(url.into());
+    let out = Command::new("curl").args(&args).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+#[test]
+fn file_names_are_checked_and_downloads_are_attachments() {
+    let env = Env::new();
+    let (_up, admin) = up(&env, "");
+    let admin = admin.expect("admin token");
+    let base = env.url();
+    let (code, body) = http(
+        "POST",
+        &format!("{base}/api/v1/uploads"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 201, "{body}");
+    let upload = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let put = |name: &str| {
+        curl_i(
+            "PUT",
+            &format!("{base}/api/v1/uploads/{upload}/files/{name}"),
+            &admin,
+            Some("data"),
+        )
+    };
+    // A name that displays reversed (U+202E) is refused like a control character.
+    let (code, text) = put("report%E2%80%AEfdp.exe");
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("bidirectional"), "{text}");
+    // A 256-byte name is a 400 that names the field, and no server path shows.
+    let (code, text) = put(&"n".repeat(256));
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains(r#""field":"path""#), "{text}");
+    let data_dir = env.path().display().to_string();
+    assert!(
+        !text.contains(&data_dir) && !text.contains("/tmp"),
+        "{text}"
+    );
+    let (code, text) = put("in%20put.txt");
+    assert!(code == 204 || code == 200 || code == 201, "{text}");
+    let (code, body) = http(
+        "POST",
+        &format!("{base}/api/v1/jobs"),
+        Some(&admin),
+        Some(&format!(r#"{{"command":"true","inputs":"{upload}"}}"#)),
+    );
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].to_string();
+    let (code, text) = curl_i(
+        "GET",
+        &format!("{base}/api/v1/jobs/{id}/inputs/in%20put.txt"),
+        &admin,
+        None,
+    );
+    assert_eq!(code, 200, "{text}");
+    let head = text.to_lowercase();
+    assert!(head.contains("x-content-type-options: nosniff"), "{text}");
+    assert!(
+        head.contains("content-disposition: attachment; filename*=utf-8''in%20put.txt"),
+        "{text}"
+    );
+}

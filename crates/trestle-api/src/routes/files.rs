@@ -16,16 +16,37 @@ use trestle_service::files::{self as svc, FileStream};
 use trestle_service::jobs;
 use trestle_service::{Principal, Service};
 
-/// A stored file as a download.
-pub fn download(file: FileStream) -> Response {
+/// A stored file as a download: never sniffed or shown inline by a
+/// browser, saved under its own name.
+pub fn download(file: FileStream, path: &str) -> Response {
+    let name = path.rsplit('/').next().unwrap_or("file");
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::CONTENT_LENGTH, file.size.to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename*=UTF-8''{}", percent_encode(name)),
+            ),
         ],
         Body::from_stream(file.stream),
     )
         .into_response()
+}
+
+/// RFC 5987 encoding of a file name: unreserved characters as they are,
+/// every other byte as `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `POST /api/v1/uploads`.
@@ -75,7 +96,7 @@ pub async fn get_input(
     Path((id, path)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let file = svc::input_file(&app, &p, parse_id(&id)?, &path).await?;
-    Ok(download(file))
+    Ok(download(file, &path))
 }
 
 /// `PUT /api/v1/jobs/{id}/attempts/{n}/outputs/{*path}` (lease holder
@@ -126,5 +147,5 @@ pub async fn get_output(
 ) -> ApiResult<Response> {
     let attempt = q.get("attempt").map(String::as_str);
     let file = svc::output_file(&app, &p, parse_id(&id)?, attempt, &path).await?;
-    Ok(download(file))
+    Ok(download(file, &path))
 }

@@ -54,5 +54,5 @@ pub async fn upstream_file(
     })?;
     let attempt = parse_attempt(&attempt)?;
     let file = files::upstream_file(&app, &p, id, dep, attempt, &path).await?;
-    Ok(download(file))
+    Ok(download(file, &path))
 }
