@@ -52,9 +52,45 @@ pub fn validate_text(text: &str) -> ServiceResult<JobSpec> {
     validate_request(value)
 }
 
-/// Charges a spec to a project of `p` and checks its inputs: the first
-/// half of every submission.
+/// Checks that a job's queue exists: `default`, a `[queues.NAME]` of the
+/// configuration, or one stored through the API. A typo (`defualt`) is
+/// refused with the known queues named, not left waiting forever.
+pub async fn check_queue(app: &Service, queue: &str) -> ServiceResult<()> {
+    let topology = app.compute.topology();
+    let configured = |q: &str| {
+        q == trestle_core::batch::spec::DEFAULT_QUEUE
+            || app.flow.queues.iter().any(|c| c.name == q)
+            || topology.queues.iter().any(|r| r.spec.name == q)
+    };
+    if configured(queue) {
+        return Ok(());
+    }
+    // Created on another server since this one last looked.
+    let stored = app.store.queue_records().await?;
+    if stored.iter().any(|r| r.spec.name == queue) {
+        return Ok(());
+    }
+    let mut known: Vec<String> =
+        std::iter::once(trestle_core::batch::spec::DEFAULT_QUEUE.to_string())
+            .chain(app.flow.queues.iter().map(|c| c.name.clone()))
+            .chain(stored.iter().map(|r| r.spec.name.clone()))
+            .collect();
+    known.sort();
+    known.dedup();
+    Err(ServiceError::bad(
+        "unknown-queue",
+        "queue",
+        format!(
+            "queue `{queue}` does not exist (queues: {})",
+            known.join(", ")
+        ),
+    ))
+}
+
+/// Charges a spec to a project of `p` and checks its queue and inputs:
+/// the first half of every submission.
 async fn prepare(app: &Service, p: &Principal, spec: JobSpec) -> ServiceResult<JobSpec> {
+    check_queue(app, &spec.queue).await?;
     let spec = access::charge(app, p, spec).await?;
     if let Some(id) = &spec.inputs
         && (access::upload(app, p, id, Action::UploadRead)
@@ -133,6 +169,7 @@ pub async fn submit_pipeline(
     req: PipelineRequest,
 ) -> ServiceResult<JobView> {
     let mut valid = req.validate()?;
+    check_queue(app, &valid.parent.queue).await?;
     valid.parent = access::charge(app, p, valid.parent).await?;
     for (i, step) in valid.steps.iter_mut().enumerate() {
         let spec = std::mem::replace(&mut step.spec, valid.parent.clone());

@@ -256,6 +256,11 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
             "invalid-queue",
         ),
         (
+            // A typo is refused, naming the queues there are.
+            &["submit", "--queue", "defualt", "--", "true"],
+            "queue `defualt` does not exist (queues: default)",
+        ),
+        (
             &["submit", "--env", "1X=y", "--", "true"],
             "not a valid environment variable",
         ),

@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use trestle_client::{Client, JobQuery};
+use trestle_client::{Client, JobQuery, Method};
 use trestle_core::JobState;
 
 /// `trestle bench` options.
@@ -96,11 +96,17 @@ pub async fn run(a: BenchArgs, conn: &Conn) -> Result<ExitCode> {
         bail!("--command is empty");
     }
     let run_id = trestle_server::now_ms();
-    let queue = format!("bench{run_id}");
+    // Each part of the run has a queue of its own (jobs must name queues
+    // that exist): created here, removed at the end (their jobs stay).
+    let mut made = Vec::new();
+    let queue = bench_queue(&c, &format!("bench{run_id}"), &mut made).await?;
+    let cold = bench_queue(&c, &format!("cold{run_id}"), &mut made).await?;
+    let backlog_queue = bench_queue(&c, &format!("backlog{run_id}"), &mut made).await?;
+    let lat_queue = bench_queue(&c, &format!("latency{run_id}"), &mut made).await?;
     // Cold start: with no worker alive, how long until the first job runs
     // (includes the autoscaler's decision and the worker process starting).
     if c.list_workers().await?.is_empty() {
-        let job = json!({"command": argv, "queue": format!("cold{run_id}")});
+        let job = json!({"command": argv, "queue": cold});
         let v = c.submit_job(&job).await?;
         let started = wait_started(&c, v.id).await?;
         println!(
@@ -110,7 +116,7 @@ pub async fn run(a: BenchArgs, conn: &Conn) -> Result<ExitCode> {
     }
     if a.backlog > 0 {
         let t = Instant::now();
-        let backlog = json!({"command": argv, "queue": format!("backlog{run_id}"), "priority": -1});
+        let backlog = json!({"command": argv, "queue": backlog_queue, "priority": -1});
         submit_many(&c, a.backlog, 10_000, &backlog).await?;
         println!(
             "backlog: {} jobs queued in {:.1}s",
@@ -165,7 +171,6 @@ pub async fn run(a: BenchArgs, conn: &Conn) -> Result<ExitCode> {
     );
     // Latency: one job at a time to an idle worker.
     if a.latency_jobs > 0 {
-        let lat_queue = format!("latency{run_id}");
         let job = json!({"command": argv, "queue": lat_queue});
         let mut lat = Vec::new();
         for _ in 0..a.latency_jobs {
@@ -182,9 +187,40 @@ pub async fn run(a: BenchArgs, conn: &Conn) -> Result<ExitCode> {
             lat.last().copied().unwrap_or(0)
         );
     }
+    for q in made {
+        if let Err(e) = c.call_empty(Method::DELETE, &["queues", &q]).await {
+            eprintln!("note: cannot remove the bench queue {q}: {e}");
+        }
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Creates queue `name` for a part of the run; a caller who may not create
+/// queues (not an admin) runs that part in `default` instead.
+async fn bench_queue(c: &Client, name: &str, made: &mut Vec<String>) -> Result<String> {
+    let created: Result<serde_json::Value, _> = c
+        .call(
+            Method::PUT,
+            &["queues", name],
+            &[],
+            Some(&json!({"priority": 0})),
+        )
+        .await;
+    match created {
+        Ok(_) => {
+            made.push(name.to_string());
+            Ok(name.to_string())
+        }
+        Err(e) if matches!(e.status(), Some(401 | 403)) => {
+            if made.is_empty() {
+                eprintln!("note: only admins create queues; the bench runs in `default`");
+            }
+            Ok(trestle_core::batch::spec::DEFAULT_QUEUE.to_string())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
