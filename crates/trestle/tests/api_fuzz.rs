@@ -47,6 +47,8 @@ fn generated_requests_get_documented_answers_and_no_server_error() {
             "1",
         ])
         .env("NO_COLOR", "1")
+        // Its cache goes in the test's own directory, not the checkout.
+        .current_dir(env.path())
         .output()
         .unwrap_or_else(|e| {
             panic!("schemathesis must be installed for this test (./scripts/test.sh does): {program}: {e}")
