@@ -175,6 +175,7 @@ pub async fn disable_unused(
             ..UserChanges::default()
         };
         if app.store.update_user(&u.name, &off, now).await? {
+            crate::users::revoke_tokens_of(app, &u.name, now).await?;
             app.audit.record(internal_record(
                 by,
                 "user.auto-disable",

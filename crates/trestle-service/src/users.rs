@@ -152,6 +152,9 @@ pub async fn update(
             ),
             other => other.into(),
         })?;
+    if req.disabled == Some(true) && current.disabled_at.is_none() {
+        revoke_tokens_of(app, name, crate::now_ms()).await?;
+    }
     app.tokens.clear();
     let u = app
         .store
@@ -159,4 +162,17 @@ pub async fn update(
         .await?
         .ok_or_else(|| ServiceError::not_found(&what))?;
     Ok(u.view())
+}
+
+/// Revokes every token of a user being disabled, so that enabling the
+/// user again does not bring them back (they get new ones). Returns how
+/// many were revoked.
+pub async fn revoke_tokens_of(app: &Service, name: &str, now: i64) -> ServiceResult<usize> {
+    let mut n = 0;
+    for t in app.store.list_tokens(Some(name), false).await? {
+        if app.store.revoke_token(&t.id, now).await? {
+            n += 1;
+        }
+    }
+    Ok(n)
 }

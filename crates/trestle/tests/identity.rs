@@ -440,13 +440,23 @@ fn tokens_logins_sessions_and_throttling() {
     assert_eq!(code, 400);
     assert!(body.contains("\"field\":\"ttl\""), "{body}");
 
-    // Disabling a user stops their tokens; enabling restores them.
+    // Disabling a user revokes their tokens: enabling them again does not
+    // bring the old tokens back; they get new ones.
     env.ok(&["user", "disable", "carol"]);
     assert_eq!(
         http("GET", &format!("{base}/whoami"), Some(&carol), None).0,
         401
     );
     env.ok(&["user", "enable", "carol"]);
+    assert_eq!(
+        http("GET", &format!("{base}/whoami"), Some(&carol), None).0,
+        401,
+        "a disabled user's old token stays revoked"
+    );
+    let carol = env.json(&["token", "create", "--user", "carol", "--json"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         http("GET", &format!("{base}/whoami"), Some(&carol), None).0,
         200
