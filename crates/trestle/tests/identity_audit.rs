@@ -60,11 +60,19 @@ fn worker_credentials_lease_and_report_only() {
         ("GET", "/audit".to_string(), None),
         ("POST", "/tokens".to_string(), Some("{}")),
         ("POST", "/uploads".to_string(), None),
-        ("GET", format!("/jobs/{id}/inputs"), None),
     ] {
         let (code, body) = http(m, &format!("{base}{p}"), Some(&wtok), b);
         assert_eq!(code, 403, "worker {m} {p}: {body}");
     }
+    // The inputs of a job it holds no lease on are hidden, as if the job
+    // did not exist.
+    let (code, body) = http(
+        "GET",
+        &format!("{base}/jobs/{id}/inputs"),
+        Some(&wtok),
+        None,
+    );
+    assert_eq!(code, 404, "{body}");
 
     // A real worker runs the job with the credential.
     let mut worker = Proc::start(
@@ -121,9 +129,22 @@ fn worker_credentials_lease_and_report_only() {
         Some(lease),
     );
     assert_eq!(code, 200, "{body}");
-    // Staging reads only the inputs of jobs the credential's workers hold.
-    let (code, _) = http("GET", &format!("{base}/jobs/{id}/inputs"), Some(&w2), None);
-    assert_eq!(code, 403);
+    // Staging reads only the inputs of jobs the credential's workers hold;
+    // another job answers exactly as one that does not exist.
+    let (code, held_elsewhere) = http("GET", &format!("{base}/jobs/{id}/inputs"), Some(&w2), None);
+    assert_eq!(code, 404, "{held_elsewhere}");
+    let (code, missing) = http(
+        "GET",
+        &format!("{base}/jobs/999999/inputs"),
+        Some(&w2),
+        None,
+    );
+    assert_eq!(code, 404, "{missing}");
+    assert_eq!(
+        held_elsewhere.replace(&format!("job {id} "), "job N "),
+        missing.replace("job 999999 ", "job N "),
+        "the same answer for both"
+    );
     // A researcher's view of workers hides jobs that are not theirs.
     let ws = json_as(&env, &alice, &["workers", "--json"]);
     assert!(

@@ -101,6 +101,9 @@ fn each_operation_reads_only_what_it_needs() {
                     "POST",
                     "-H",
                     "Content-Type: application/json",
+                    // Send the body at once, not after a 100 Continue.
+                    "-H",
+                    "Expect:",
                     "--data-binary",
                     &format!("@{}", file.display()),
                     &format!("{base}/api/v1/login"),
@@ -123,9 +126,11 @@ fn each_operation_reads_only_what_it_needs() {
         let out = c.wait_with_output().unwrap();
         codes.push(String::from_utf8_lossy(&out.stdout).to_string());
     }
+    // Refused every time: 413, or the connection closed on the upload
+    // before curl read an answer (000, or the interim 100 it had seen).
     assert!(
-        codes.iter().all(|c| c == "413" || c == "000"),
-        "every flood request refused (000: the server closed the upload early): {codes:?}"
+        codes.iter().all(|c| c == "413" || c == "000" || c == "100"),
+        "every flood request refused: {codes:?}"
     );
     assert!(codes.iter().any(|c| c == "413"), "{codes:?}");
     assert!(

@@ -468,10 +468,12 @@ fn decide_worker(token_id: &str, action: Action, resource: Resource<'_>) -> Deci
                 leased_by_caller, ..
             },
         ) => {
+            // A job the worker does not hold looks like one that does not
+            // exist: a worker credential cannot probe which jobs exist.
             if leased_by_caller {
                 Decision::Allow
             } else {
-                forbid("a worker reads only the inputs of jobs it holds a lease on")
+                HIDDEN
             }
         }
         _ => forbid(ONLY),

@@ -343,7 +343,7 @@ fn workers_only_lease_report_stage_and_upload() {
             let expected = match (action, res) {
                 (Action::WorkerRegister | Action::OutputUpload, _) => 'A',
                 (Action::WorkerOperate, Resource::Worker { .. }) => 'A', // registered by t1
-                (Action::JobInputsRead, Resource::Job { .. }) => 'F',    // not leased by it
+                (Action::JobInputsRead, Resource::Job { .. }) => 'N',    // not leased by it: hidden
                 _ => 'F',
             };
             assert_eq!(code(&d), expected, "worker {action:?} on {res:?}");
