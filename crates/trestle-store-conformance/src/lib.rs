@@ -12,6 +12,7 @@
 //! committed fixtures (`fixtures/`).
 
 pub mod db;
+pub mod fixtures;
 pub mod identity;
 pub mod queue;
 pub mod scale;
