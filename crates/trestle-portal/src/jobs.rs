@@ -15,7 +15,6 @@ use trestle_core::api::JobView;
 use trestle_core::api::workflow::StepView;
 use trestle_core::batch::workflow::JobKind;
 use trestle_service::Service;
-use trestle_service::ServiceError;
 use trestle_service::jobs as svc;
 
 /// Jobs per page.
@@ -255,7 +254,7 @@ fn pipeline_svg(steps: &[StepView]) -> Markup {
 
 /// `GET /ui/jobs/{id}`.
 pub async fn show(State(app): State<Service>, v: Viewer, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
+    let id = match svc::parse_id("id", &id) {
         Ok(id) => id,
         Err(e) => return super::error_page(Some(&v), &e),
     };
@@ -394,7 +393,7 @@ pub async fn cancel(
     if let Err(r) = Form::parse(&body).check_csrf(&v) {
         return *r;
     }
-    let id = match parse_id(&id) {
+    let id = match svc::parse_id("id", &id) {
         Ok(id) => id,
         Err(e) => return super::error_page(Some(&v), &e),
     };
@@ -415,7 +414,7 @@ pub async fn resubmit(
     if let Err(r) = Form::parse(&body).check_csrf(&v) {
         return *r;
     }
-    let id = match parse_id(&id) {
+    let id = match svc::parse_id("id", &id) {
         Ok(id) => id,
         Err(e) => return super::error_page(Some(&v), &e),
     };
@@ -423,12 +422,4 @@ pub async fn resubmit(
         Ok(j) => super::submit::created(j.id),
         Err(e) => super::error_page(Some(&v), &e),
     }
-}
-
-/// A job id from a portal address.
-fn parse_id(s: &str) -> Result<i64, ServiceError> {
-    s.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ServiceError::bad("invalid-id", "id", format!("`{s}` is not a job id")))
 }

@@ -220,11 +220,7 @@ pub fn filter_from_params(
             "queue" => filter.queue = Some(v.clone()),
             "project" => filter.project = Some(v.clone()),
             "owner" => filter.owner = Some(v.clone()),
-            "before" => {
-                filter.before = Some(v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    ServiceError::bad("invalid-id", "before", format!("`{v}` is not a job id"))
-                })?)
-            }
+            "before" => filter.before = Some(parse_id("before", v)?),
             "limit" => {
                 filter.limit = v
                     .parse()

@@ -40,12 +40,8 @@ pub fn resubmission(old: &JobView) -> Result<JobSpec> {
     spec.key = None;
     // The submit path decides these for the one who resubmits.
     spec.owner = None;
-    // A child of an array that carries no array task (it cannot happen for
-    // rows the store made, but a spec is data): run it as a plain job.
-    if spec.flow.array_task.is_none() {
-        spec.flow.array = None;
-    }
-    debug_assert_eq!(spec.flow.kind(), JobKind::Job);
+    // A row of kind `job` never names an array without its task, so the
+    // spec is stored as a plain job again (`Flow::kind`).
     Ok(spec)
 }
 
