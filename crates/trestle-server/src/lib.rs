@@ -138,6 +138,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         compute: Arc::new(compute::Compute::new(defaults, leadership.clone())),
     };
     app.compute.refresh(&*app.store).await?;
+    app.store.set_log_limits(app.flow.log_limits());
     let (shutdown, rx) = watch::channel(false);
     let samples = Arc::new(trestle_portal::dashboard::Samples::default());
     // Loops that run once per cluster, under leader leases.

@@ -264,7 +264,7 @@ impl Dropper {
         if let Some(id) = self
             .app
             .store
-            .job_id_by_key(&key)
+            .job_id_by_key(&self.queue.drop_owner, &key)
             .await
             .map_err(|e| e.to_string())?
         {

@@ -9,7 +9,7 @@ use crate::state::Service;
 use crate::workflows;
 use trestle_core::JobSpec;
 use trestle_core::JobState;
-use trestle_core::api::{FileList, JobList, JobView, LogSlice, WorkerView};
+use trestle_core::api::{FileList, JobList, JobView, LogSlice, Presentation, WorkerView};
 use trestle_core::batch::pipeline::PipelineRequest;
 use trestle_core::batch::spec::{request_from_value, strip_trailing_commas};
 use trestle_core::identity::authz::Action;
@@ -91,6 +91,12 @@ pub async fn check_queue(app: &Service, queue: &str) -> ServiceResult<()> {
 /// the first half of every submission.
 async fn prepare(app: &Service, p: &Principal, spec: JobSpec) -> ServiceResult<JobSpec> {
     check_queue(app, &spec.queue).await?;
+    trestle_core::batch::limits::check_user_priority(
+        spec.priority,
+        &spec.queue,
+        app.flow.max_user_priority(&spec.queue),
+        p.is_admin(),
+    )?;
     let spec = access::charge(app, p, spec).await?;
     if let Some(id) = &spec.inputs
         && (access::upload(app, p, id, Action::UploadRead)
@@ -158,7 +164,20 @@ pub async fn submit_one(app: &Service, p: &Principal, spec: JobSpec) -> ServiceR
     app.store
         .job(id)
         .await?
+        .map(|j| presented(p, j))
         .ok_or_else(|| ServiceError::not_found(format!("job {id}")))
+}
+
+/// `job` as `p` is shown it: the environment only to its owner and admins,
+/// and secrets masked (see [`JobView::present`]).
+pub fn presented(p: &Principal, mut job: JobView) -> JobView {
+    let owner = job.spec.owner.is_some() && job.spec.owner.as_deref() == p.user_name();
+    job.present(if owner || p.is_admin() {
+        Presentation::Owner
+    } else {
+        Presentation::Reader
+    });
+    job
 }
 
 /// Submits a pipeline: its parent and every step are charged to a project
@@ -183,6 +202,7 @@ pub async fn submit_pipeline(
     app.store
         .job(id)
         .await?
+        .map(|j| presented(p, j))
         .ok_or_else(|| ServiceError::not_found(format!("job {id}")))
 }
 
@@ -252,6 +272,9 @@ pub async fn list(app: &Service, p: &Principal, mut filter: JobFilter) -> Servic
     access::restrict(p, &mut filter);
     let mut jobs = app.store.list_jobs(&filter).await?;
     workflows::annotate_all(app, &mut jobs).await?;
+    for j in &mut jobs {
+        j.present(Presentation::Listed);
+    }
     let next_before = (jobs.len() as u32 == filter.limit)
         .then(|| jobs.last().map(|j| j.id))
         .flatten();
@@ -262,7 +285,7 @@ pub async fn list(app: &Service, p: &Principal, mut filter: JobFilter) -> Servic
 pub async fn show(app: &Service, p: &Principal, id: i64) -> ServiceResult<JobView> {
     let mut job = access::job(app, p, id, Action::JobRead).await?;
     workflows::annotate_all(app, std::slice::from_mut(&mut job)).await?;
-    Ok(job)
+    Ok(presented(p, job))
 }
 
 /// Cancels a job (and, for a group, its unfinished children).
@@ -271,6 +294,7 @@ pub async fn cancel(app: &Service, p: &Principal, id: i64) -> ServiceResult<JobV
     app.store
         .cancel(id, crate::now_ms())
         .await?
+        .map(|j| presented(p, j))
         .ok_or_else(|| ServiceError::not_found(format!("job {id}")))
 }
 

@@ -26,6 +26,12 @@ pub struct QueueConfig {
     pub drop_owner: String,
     /// The project they are charged to (default: the owner's default).
     pub drop_project: Option<String>,
+    /// Highest priority users without the admin role may give a job here
+    /// (default [`trestle_core::batch::limits::DEFAULT_MAX_USER_PRIORITY`]).
+    pub max_user_priority: i32,
+    /// How much of each attempt's log is kept, in bytes (default
+    /// [`trestle_core::batch::logs::DEFAULT_LOG_LIMIT_BYTES`]).
+    pub log_limit: Option<u64>,
 }
 
 /// The user drop-folder jobs belong to unless `drop_owner` says otherwise
@@ -42,6 +48,8 @@ impl QueueConfig {
             trigger_suffix: DEFAULT_TRIGGER_SUFFIX.to_string(),
             drop_owner: DEFAULT_DROP_OWNER.to_string(),
             drop_project: None,
+            max_user_priority: trestle_core::batch::limits::DEFAULT_MAX_USER_PRIORITY,
+            log_limit: None,
         }
     }
 }
@@ -65,6 +73,26 @@ impl FlowConfig {
             .filter(|q| !q.enabled)
             .map(|q| q.name.clone())
             .collect()
+    }
+
+    /// Highest priority users without the admin role may set in `queue`.
+    pub fn max_user_priority(&self, queue: &str) -> i32 {
+        self.queues
+            .iter()
+            .find(|q| q.name == queue)
+            .map(|q| q.max_user_priority)
+            .unwrap_or(trestle_core::batch::limits::DEFAULT_MAX_USER_PRIORITY)
+    }
+
+    /// The log limits of the configured queues.
+    pub fn log_limits(&self) -> trestle_core::batch::logs::LogLimits {
+        let mut l = trestle_core::batch::logs::LogLimits::default();
+        for q in &self.queues {
+            if let Some(n) = q.log_limit {
+                l.queues.insert(q.name.clone(), n);
+            }
+        }
+        l
     }
 
     /// Whether `queue` is disabled.

@@ -19,6 +19,7 @@ pub const CHECKS: &[&str] = &[
     "expired_lease_is_lost_and_requeued",
     "cancel_semantics",
     "logs_in_order",
+    "logs_keep_the_newest_output",
     "concurrent_leases_claim_once",
     "workers_and_tokens",
     "counts_and_demand",
@@ -37,6 +38,7 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
         "expired_lease_is_lost_and_requeued" => expired_lease_is_lost_and_requeued(&*s).await,
         "cancel_semantics" => cancel_semantics(&*s).await,
         "logs_in_order" => logs_in_order(&*s).await,
+        "logs_keep_the_newest_output" => logs_keep_the_newest_output(&*s).await,
         "concurrent_leases_claim_once" => concurrent_leases_claim_once(s).await,
         "workers_and_tokens" => workers_and_tokens(&*s).await,
         "counts_and_demand" => counts_and_demand(&*s).await,
@@ -222,6 +224,27 @@ async fn key_conflict_is_atomic(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(all.len(), 1, "a failed batch must store nothing");
+
+    // Keys are unique per owner: another user's key neither blocks nor
+    // reveals yours.
+    let owned = |owner: &str| {
+        let mut s = spec(r#"{"command":["x"],"key":"shared"}"#);
+        s.owner = Some(owner.into());
+        s
+    };
+    let ada = s.submit(&[owned("ada")], T0).await.unwrap()[0];
+    let bob = s.submit(&[owned("bob")], T0).await.unwrap()[0];
+    assert_ne!(ada, bob);
+    let again = s.submit(&[owned("ada")], T0).await.unwrap_err();
+    assert!(matches!(again, StoreError::Conflict { .. }), "{again:?}");
+    assert_eq!(s.job_id_by_key("ada", "shared").await.unwrap(), Some(ada));
+    assert_eq!(s.job_id_by_key("bob", "shared").await.unwrap(), Some(bob));
+    assert_eq!(s.job_id_by_key("eve", "shared").await.unwrap(), None);
+    assert_eq!(
+        s.job(ada).await.unwrap().unwrap().spec.key.as_deref(),
+        Some("shared"),
+        "the key is shown as it was given"
+    );
 }
 
 async fn lease_fits_capacity(s: &dyn Store) {
@@ -528,6 +551,52 @@ async fn logs_in_order(s: &dyn Store) {
     let empty = s.read_log(ids[0], Some(1), 3).await.unwrap().unwrap();
     assert_eq!((empty.data.as_str(), empty.next), ("", 3));
     assert!(s.read_log(ids[0] + 1, None, 0).await.unwrap().is_none());
+}
+
+async fn logs_keep_the_newest_output(s: &dyn Store) {
+    use trestle_core::batch::logs::LogLimits;
+    s.set_log_limits(LogLimits {
+        default: 1 << 30,
+        queues: [("small".to_string(), 64 * 1024)].into(),
+    });
+    worker(s, "w1", 2).await;
+    let big = s
+        .submit(&[spec(r#"{"command":["x"],"queue":"small"}"#)], T0)
+        .await
+        .unwrap()[0];
+    let other = s.submit(&[spec(r#"{"command":["y"]}"#)], T0).await.unwrap()[0];
+    let leases = lease(s, "w1", cap(2, 8192), 2, T0).await;
+    let of = |id: i64| leases.iter().find(|l| l.job_id == id).unwrap();
+    // 100 chunks of 4 KiB, each starting with its number, in batches of 10.
+    let chunk = |seq: u32| format!("{seq:04}{}\n", "x".repeat(4091));
+    for batch in 0..10u32 {
+        let mut ups = Vec::new();
+        for seq in batch * 10 + 1..=batch * 10 + 10 {
+            for id in [big, other] {
+                ups.push(Update::Log {
+                    at: r(of(id)),
+                    seq,
+                    data: chunk(seq),
+                });
+            }
+        }
+        send(s, "w1", ups, T0 + 1 + i64::from(batch)).await;
+    }
+    let log = s.read_log(big, None, 0).await.unwrap().unwrap();
+    assert!(log.data.len() <= 64 * 1024, "{} bytes kept", log.data.len());
+    assert!(log.data.ends_with(&chunk(100)), "the newest output is kept");
+    let (marker, kept) = log.data.split_once('\n').unwrap();
+    assert!(marker.starts_with("[trestle: "), "{marker}");
+    let kept_chunks = (kept.len() + 1) / 4096;
+    let dropped = (100 - kept_chunks) * 4096;
+    assert!(
+        marker.contains(&format!("{dropped} bytes of earlier output were dropped")),
+        "{marker} (kept {kept_chunks} chunks)"
+    );
+    assert_eq!(log.next, 100, "followers keep their place");
+    // A queue with a larger limit keeps everything.
+    let whole = s.read_log(other, None, 0).await.unwrap().unwrap();
+    assert_eq!(whole.data, (1..=100).map(chunk).collect::<String>());
 }
 
 async fn concurrent_leases_claim_once(s: Arc<dyn Store>) {

@@ -620,8 +620,8 @@ async fn tick_holds(s: &dyn Store) {
     assert_eq!(t.runnable, 1);
     assert_eq!(state(s, a).await, JobState::Runnable);
     // Lookups drop folders use.
-    assert_eq!(s.job_id_by_key("drop:q:case1").await.unwrap(), Some(b));
-    assert_eq!(s.job_id_by_key("nope").await.unwrap(), None);
+    assert_eq!(s.job_id_by_key("", "drop:q:case1").await.unwrap(), Some(b));
+    assert_eq!(s.job_id_by_key("", "nope").await.unwrap(), None);
     let r = s
         .record_rejected(
             &spec(r#"{"command":["c"],"name":"case1/second.sh"}"#),

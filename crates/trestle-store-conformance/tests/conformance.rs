@@ -63,6 +63,7 @@ suite!(queue:
     expired_lease_is_lost_and_requeued,
     cancel_semantics,
     logs_in_order,
+    logs_keep_the_newest_output,
     concurrent_leases_claim_once,
     workers_and_tokens,
     counts_and_demand,

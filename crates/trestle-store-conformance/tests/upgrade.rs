@@ -128,7 +128,7 @@ async fn upgrade(version: i64, backend: Backend) {
         .unwrap();
     assert_eq!(log.data, "fixture output\n");
     assert_eq!(
-        s.job_id_by_key("fixture-key").await.unwrap(),
+        s.job_id_by_key("alice", "fixture-key").await.unwrap(),
         Some(job("queued"))
     );
 

@@ -136,6 +136,9 @@ pub struct Demand {
 /// Jobs, attempts, leases and logs.
 #[async_trait]
 pub trait JobStore: Send + Sync {
+    /// Sets how much of each attempt's log is kept (see
+    /// [`trestle_core::batch::logs`]); until called, the default limit.
+    fn set_log_limits(&self, limits: trestle_core::batch::logs::LogLimits);
     /// Stores validated jobs atomically (all or none); returns their ids.
     async fn submit(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>>;
     /// One job with its attempts.

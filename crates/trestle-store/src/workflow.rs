@@ -56,8 +56,8 @@ pub trait WorkflowStore: Send + Sync {
     /// jobs of `disabled_queues` (releasing those of other queues).
     async fn resolve_workflows(&self, disabled_queues: &[String], now: i64)
     -> Result<WorkflowTick>;
-    /// The id of the job with this key.
-    async fn job_id_by_key(&self, key: &str) -> Result<Option<i64>>;
+    /// The id of `owner`'s job with this key (keys are unique per owner).
+    async fn job_id_by_key(&self, owner: &str, key: &str) -> Result<Option<i64>>;
     /// Records a job that was refused before it could run (for example a
     /// second trigger in a drop folder): stored FAILED with `reason`.
     async fn record_rejected(&self, spec: &JobSpec, reason: &str, now: i64) -> Result<i64>;

@@ -57,6 +57,49 @@ pub struct JobView {
     /// Arrays, pipelines and dependencies.
     #[serde(flatten)]
     pub flow: workflow::FlowView,
+    /// In a listing: the environment is left out and a long command is cut
+    /// short (`GET /api/v1/jobs/{id}` shows them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abridged: bool,
+    /// The environment is not shown to the caller: only the job's owner and
+    /// admins see it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub env_hidden: bool,
+}
+
+/// How much of a job a caller is shown (see [`JobView::present`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presentation {
+    /// One job, to its owner or an admin: everything, secrets masked.
+    Owner,
+    /// One job, to someone else who may read it: no environment.
+    Reader,
+    /// A row of a listing: no environment, the command abridged.
+    Listed,
+}
+
+impl JobView {
+    /// Prepares the job to be shown: environment values that look like
+    /// secrets are masked in every view, only the owner and admins see the
+    /// environment at all, and listings leave it out and abridge the
+    /// command (see [`crate::batch::redact`]).
+    pub fn present(&mut self, how: Presentation) {
+        match how {
+            Presentation::Owner => {
+                crate::batch::redact::mask_env(&mut self.spec.env);
+            }
+            Presentation::Reader => {
+                self.env_hidden = !self.spec.env.is_empty();
+                self.spec.env.clear();
+            }
+            Presentation::Listed => {
+                let had_env = !self.spec.env.is_empty();
+                self.spec.env.clear();
+                let cut = crate::batch::redact::abridge_command(&mut self.spec.command);
+                self.abridged = had_env || cut;
+            }
+        }
+    }
 }
 
 /// One attempt of a job.

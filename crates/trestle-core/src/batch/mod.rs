@@ -6,10 +6,13 @@
 pub mod array;
 pub mod deps;
 pub mod job;
+pub mod limits;
+pub mod logs;
 pub mod outcome;
 pub mod pipeline;
 pub mod placement;
 pub mod progress;
+pub mod redact;
 pub mod resubmit;
 pub mod sbatch;
 pub mod slurm;

@@ -68,6 +68,8 @@ mod tests {
             finished_at: None,
             spec,
             attempts: Vec::new(),
+            abridged: false,
+            env_hidden: false,
             flow: FlowView {
                 kind,
                 parent,

@@ -189,6 +189,7 @@ impl JobRequest {
                         "the command list is empty",
                     ));
                 }
+                crate::batch::limits::check_argv("command", &v)?;
                 if v.iter().any(|a| a.contains('\0')) {
                     return Err(ValidationError::new(
                         "invalid-command",
@@ -206,6 +207,7 @@ impl JobRequest {
                         "the command script is empty",
                     ));
                 }
+                crate::batch::limits::check_script("command", &s)?;
                 if s.contains('\0') {
                     return Err(ValidationError::new(
                         "invalid-command",
@@ -228,6 +230,7 @@ impl JobRequest {
         if let Some(k) = &self.key {
             check_name("key", k, 1024)?;
         }
+        crate::batch::limits::check_env("env", &self.env)?;
         for (k, v) in &self.env {
             validate_env_name("env", k)?;
             if v.contains('\0') {
@@ -298,6 +301,11 @@ impl JobRequest {
             }
             None => None,
         };
+        crate::batch::limits::check_tags("tags", &self.tags)?;
+        crate::batch::limits::check_outcome_rules(
+            success_string.as_deref(),
+            &self.retry_exit_codes,
+        )?;
         for (k, v) in &self.tags {
             check_name("tags", k, 128)?;
             if v.len() > 1024 {
@@ -319,6 +327,9 @@ impl JobRequest {
                 "after",
                 format!("`{}` is not a job id", d.job),
             ));
+        }
+        if let Some(p) = self.priority {
+            crate::batch::limits::check_priority_range(p)?;
         }
         let mut after = self.after;
         after.sort();

@@ -93,9 +93,9 @@ impl SqlStore {
     }
 
     /// [`WorkflowStore::job_id_by_key`].
-    pub(super) async fn job_id_by_key(&self, key: &str) -> Result<Option<i64>> {
+    pub(super) async fn job_id_by_key(&self, owner: &str, key: &str) -> Result<Option<i64>> {
         Ok(sqlx::query("SELECT id FROM jobs WHERE key = $1")
-            .bind(key)
+            .bind(super::jobs::stored_key(Some(owner), key))
             .fetch_optional(&self.read)
             .await?
             .map(|r| r.try_get("id"))
@@ -292,8 +292,8 @@ impl WorkflowStore for SqlStore {
     ) -> Result<WorkflowTick> {
         SqlStore::resolve_workflows(self, disabled_queues, now).await
     }
-    async fn job_id_by_key(&self, key: &str) -> Result<Option<i64>> {
-        SqlStore::job_id_by_key(self, key).await
+    async fn job_id_by_key(&self, owner: &str, key: &str) -> Result<Option<i64>> {
+        SqlStore::job_id_by_key(self, owner, key).await
     }
     async fn record_rejected(&self, spec: &JobSpec, reason: &str, now: i64) -> Result<i64> {
         SqlStore::record_rejected(self, spec, reason, now).await

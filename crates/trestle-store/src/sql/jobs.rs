@@ -249,6 +249,13 @@ per_dialect!(
     INSERT_JOBS = insert_jobs_sql
 );
 
+/// The stored form of a job key. Keys are unique per owner (another user's
+/// key neither blocks nor reveals yours), so the unique column holds
+/// `owner/key`; user names never contain `/`.
+pub(super) fn stored_key(owner: Option<&str>, key: &str) -> String {
+    format!("{}/{key}", owner.unwrap_or(""))
+}
+
 /// Inserts a batch of jobs (RUNNABLE, no event yet) in one statement;
 /// returns their ids in the order of `specs`.
 pub(super) async fn insert_jobs(
@@ -265,7 +272,9 @@ pub(super) async fn insert_jobs(
         let json = serde_json::to_string(spec)
             .map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?;
         rows.push((
-            spec.key.as_deref(),
+            spec.key
+                .as_deref()
+                .map(|k| stored_key(spec.owner.as_deref(), k)),
             spec.name.as_str(),
             spec.queue.as_str(),
             json,

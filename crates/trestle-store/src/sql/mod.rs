@@ -13,6 +13,7 @@ mod flow_ops;
 mod flow_views;
 mod jobs;
 mod lease;
+mod logs;
 mod migrate;
 mod multirow;
 mod projects;
@@ -54,6 +55,8 @@ pub struct SqlStore {
     touched: Arc<Mutex<HashMap<String, i64>>>,
     /// Rows met that cannot be decoded (skipped, reported).
     damaged: Arc<crate::damaged::DamagedRows>,
+    /// How much of each attempt's log is kept.
+    log_limits: Arc<std::sync::RwLock<trestle_core::batch::logs::LogLimits>>,
 }
 
 /// How often a worker's `last_heartbeat` is written at most.
@@ -121,6 +124,7 @@ impl SqlStore {
                     dialect,
                     touched: Arc::default(),
                     damaged: Arc::default(),
+                    log_limits: Arc::default(),
                 }
             }
             Dialect::Postgres => {
@@ -135,6 +139,7 @@ impl SqlStore {
                     dialect,
                     touched: Arc::default(),
                     damaged: Arc::default(),
+                    log_limits: Arc::default(),
                 }
             }
         };

@@ -48,6 +48,8 @@ pub(super) fn job(row: &AnyRow) -> Result<JobView> {
         finished_at: row.try_get("finished_at")?,
         spec: parse_spec(&spec)?,
         attempts: Vec::new(),
+        abridged: false,
+        env_hidden: false,
         flow: FlowView {
             kind: JobKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown job kind `{kind}`")))?,

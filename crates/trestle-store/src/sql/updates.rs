@@ -719,6 +719,7 @@ impl SqlStore {
                 .bind(row_list(&chunks)?)
                 .execute(&mut **tx)
                 .await?;
+            self.limit_logs(tx, &chunks).await?;
         }
         Ok(())
     }

@@ -133,6 +133,10 @@ impl WorkerStore for SqlStore {
 // `lease_excluding` with no queue excluded.
 #[async_trait]
 impl JobStore for SqlStore {
+    fn set_log_limits(&self, limits: trestle_core::batch::logs::LogLimits) {
+        self.set_log_limits_now(limits);
+    }
+
     async fn submit(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>> {
         SqlStore::submit(self, specs, now).await
     }

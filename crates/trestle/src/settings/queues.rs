@@ -9,6 +9,9 @@
 //! drop_owner = "alice"         # jobs are alice's (default: admin)
 //! drop_project = "genomics"    # charged here (default: the owner's default)
 //!
+//! max_user_priority = 0        # users may only lower priorities (default)
+//! log_limit = "16M"            # newest 16 MiB of each attempt's log kept
+//!
 //! [queues.gpu]
 //! enabled = false              # jobs wait (PENDING) until re-enabled
 //! ```
@@ -33,6 +36,12 @@ pub struct QueueFile {
     pub drop_owner: Option<String>,
     /// The project they are charged to (default: the owner's default).
     pub drop_project: Option<String>,
+    /// Highest job priority users without the admin role may set (default 0:
+    /// users may only lower their own jobs' priority).
+    pub max_user_priority: Option<i32>,
+    /// How much of each attempt's log is kept: bytes or a size (`"16M"`,
+    /// the default).
+    pub log_limit: Option<trestle_core::batch::spec::Quantity>,
     /// Higher-priority queues are served first (default 0).
     pub priority: Option<i64>,
     /// Compute environments that run its jobs, in order of preference
@@ -87,7 +96,30 @@ pub fn build(tables: &BTreeMap<String, QueueFile>, base: &Path) -> Result<Vec<Qu
             }
             folders.push(d.clone());
         }
+        let max_user_priority = q
+            .max_user_priority
+            .unwrap_or(trestle_core::batch::limits::DEFAULT_MAX_USER_PRIORITY);
+        if let Err(e) = trestle_core::batch::limits::check_priority_range(max_user_priority) {
+            bail!("queues.{name}.max_user_priority: {}", e.message);
+        }
+        let log_limit = match &q.log_limit {
+            None => None,
+            Some(trestle_core::batch::spec::Quantity::Number(n)) => Some(*n),
+            Some(trestle_core::batch::spec::Quantity::Text(t)) => Some(
+                trestle_core::parse::parse_memory_mib("log_limit", t)
+                    .map_err(|e| anyhow::anyhow!("queues.{name}.log_limit: {}", e.message))?
+                    * 1024
+                    * 1024,
+            ),
+        };
+        if let Some(n) = log_limit
+            && n < trestle_core::batch::logs::MIN_LOG_LIMIT_BYTES
+        {
+            bail!("queues.{name}.log_limit: must be at least 64 KiB, got {n} bytes");
+        }
         out.push(QueueConfig {
+            max_user_priority,
+            log_limit,
             name: name.clone(),
             enabled: q.enabled.unwrap_or(true),
             drop_folder,
