@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub local: Option<LocalEnvConfig>,
     /// Security and audit settings.
     pub security: trestle_service::security::SecurityConfig,
+    /// Upload limits (`[storage]`).
+    pub uploads: trestle_service::files::UploadLimits,
     /// Queue settings (`[queues.NAME]`): disabled queues, drop folders.
     pub queues: Vec<trestle_service::workflows::QueueConfig>,
     /// Compute environments declared in the config file
@@ -61,6 +63,7 @@ impl ServerConfig {
             worker_timeout: Duration::from_secs(120),
             local: None,
             security: Default::default(),
+            uploads: Default::default(),
             queues: Vec::new(),
             compute_envs: Vec::new(),
             queue_specs: Vec::new(),

@@ -130,6 +130,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         versions: Arc::default(),
         audit,
         security: Arc::new(cfg.security.clone()),
+        uploads: cfg.uploads,
         flow: Arc::new(workflows::FlowConfig {
             queues: cfg.queues.clone(),
             local: cfg.local.as_ref().map(|l| (l.shape, l.max_vcpus)),

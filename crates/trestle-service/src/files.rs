@@ -41,7 +41,64 @@ pub async fn create_upload(app: &Service, p: &Principal) -> ServiceResult<Upload
     Ok(UploadCreated { id })
 }
 
-/// Writes one file of upload `id` at `path` from `data`.
+/// How much users may upload (`[storage]` in `trestle.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Largest file of an upload.
+    pub file_bytes: u64,
+    /// Most bytes the uploads charged to one project may hold.
+    pub project_bytes: u64,
+}
+
+/// Default largest uploaded file: 1 GiB.
+pub const DEFAULT_UPLOAD_FILE_BYTES: u64 = 1 << 30;
+/// Default storage quota of a project's uploads: 100 GiB.
+pub const DEFAULT_PROJECT_UPLOAD_BYTES: u64 = 100 << 30;
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        UploadLimits {
+            file_bytes: DEFAULT_UPLOAD_FILE_BYTES,
+            project_bytes: DEFAULT_PROJECT_UPLOAD_BYTES,
+        }
+    }
+}
+
+/// Why a capped stream stopped.
+#[derive(Debug)]
+enum Capped {
+    /// More than the cap arrived.
+    Over,
+    /// Reading the body failed.
+    Read(String),
+}
+
+impl std::fmt::Display for Capped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Capped::Over => f.write_str("the upload is larger than allowed"),
+            Capped::Read(e) => f.write_str(e),
+        }
+    }
+}
+
+/// The project an upload's bytes are charged to: the uploader's default
+/// project (`user:NAME` for a user with none).
+fn charged_project(p: &Principal) -> String {
+    match (&p.default_project, p.user_name()) {
+        (Some(project), _) => project.clone(),
+        (None, Some(user)) => format!("user:{user}"),
+        (None, None) => "user:".to_string(),
+    }
+}
+
+/// Writes one file of upload `id` at `path` from `data`. The file may be
+/// at most [`UploadLimits::file_bytes`], and the uploads charged to the
+/// uploader's default project at most [`UploadLimits::project_bytes`]:
+/// the body is counted as it arrives and refused (413) the moment it goes
+/// over, plain or chunked, and nothing of it is kept. Uploads running at
+/// once on one project may each see the room before the others use it,
+/// so the quota can be passed by at most what those uploads hold.
 pub async fn put_upload_file<S, E>(
     app: &Service,
     p: &Principal,
@@ -53,10 +110,59 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
 {
+    use futures::StreamExt;
     validate_upload_id("id", id)?;
     access::upload(app, p, id, Action::UploadWrite).await?;
     let rel = normalize_relative("path", path)?;
-    app.blobs.put_stream(&upload_prefix(id), &rel, data).await?;
+    let prefix = upload_prefix(id);
+    let old = app
+        .blobs
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .find(|f| f.path == rel)
+        .map_or(0, |f| f.size);
+    let project = charged_project(p);
+    let limits = app.uploads;
+    let used = app.store.project_upload_bytes(&project).await?;
+    let room = limits.project_bytes.saturating_sub(used) + old;
+    let cap = limits.file_bytes.min(room);
+    let mut seen = 0u64;
+    let capped = data.map(move |chunk| match chunk {
+        Ok(b) => {
+            seen += b.len() as u64;
+            if seen > cap { Err(Capped::Over) } else { Ok(b) }
+        }
+        Err(e) => Err(Capped::Read(e.to_string())),
+    });
+    let written = match app.blobs.put_stream(&prefix, &rel, capped).await {
+        Ok(n) => n,
+        Err(e) if e.to_string().contains(&Capped::Over.to_string()) => {
+            let (code, message) = if cap == limits.file_bytes {
+                (
+                    "file-too-large",
+                    format!("a file may be at most {} bytes", limits.file_bytes),
+                )
+            } else {
+                (
+                    "quota-exceeded",
+                    format!(
+                        "project `{project}` holds {used} bytes of uploads of its {} byte quota; \
+                         this file does not fit",
+                        limits.project_bytes
+                    ),
+                )
+            };
+            return Err(ServiceError {
+                field: Some("path".into()),
+                ..ServiceError::new(ErrorKind::TooLarge, code, message)
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    app.store
+        .add_upload_bytes(id, &project, written as i64 - old as i64)
+        .await?;
     Ok(())
 }
 

@@ -38,6 +38,8 @@ pub struct Service {
     pub audit: AuditWriter,
     /// Security and audit settings.
     pub security: Arc<SecurityConfig>,
+    /// How much users may upload.
+    pub uploads: crate::files::UploadLimits,
     /// Queues and capacity, for workflows.
     pub flow: Arc<crate::queues::FlowConfig>,
     /// Compute environments, queue routing, providers, leader leases.

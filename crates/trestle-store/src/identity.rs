@@ -170,6 +170,11 @@ pub trait IdentityStore: Send + Sync {
     async fn remove_member(&self, project: &str, user: &str) -> Result<bool>;
     /// Records who created an upload.
     async fn create_upload(&self, id: &str, owner: &str, now: i64) -> Result<()>;
+    /// Adds `delta` bytes (negative: removes) to what upload `id` holds,
+    /// charged to `project`'s storage.
+    async fn add_upload_bytes(&self, id: &str, project: &str, delta: i64) -> Result<()>;
+    /// Bytes the uploads charged to `project` hold.
+    async fn project_upload_bytes(&self, project: &str) -> Result<u64>;
     /// Who created an upload (`None`: unknown upload).
     async fn upload_owner(&self, id: &str) -> Result<Option<String>>;
     /// Records which credential registered a worker.

@@ -57,6 +57,25 @@ pub struct FileConfig {
     /// `[s3]`: options for `s3://` object storage.
     #[serde(default)]
     pub s3: compute::S3File,
+    /// `[storage]`: upload limits.
+    #[serde(default)]
+    pub storage: StorageFile,
+}
+
+/// `[storage]` in `trestle.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFile {
+    /// Largest uploaded file (default `1G`).
+    pub upload_file_limit: Option<String>,
+    /// Most bytes of uploads per project (default `100G`).
+    pub project_quota: Option<String>,
+}
+
+fn size_bytes(field: &str, text: &str) -> Result<u64> {
+    let mib =
+        parse_memory_mib(field, text).map_err(|e| anyhow::anyhow!("{field}: {}", e.message))?;
+    Ok(mib * 1024 * 1024)
 }
 
 /// `[local]` in `trestle.toml`.
@@ -198,6 +217,12 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
         cfg.worker_timeout = secs("worker_timeout", &t)?;
     }
     cfg.security = security::security_config(file.security, file.audit)?;
+    if let Some(t) = &file.storage.upload_file_limit {
+        cfg.uploads.file_bytes = size_bytes("storage.upload_file_limit", t)?;
+    }
+    if let Some(t) = &file.storage.project_quota {
+        cfg.uploads.project_bytes = size_bytes("storage.project_quota", t)?;
+    }
     let base = path
         .as_deref()
         .and_then(Path::parent)

@@ -31,10 +31,41 @@ fn many(prefix: &str) -> serde_json::Map<String, Value> {
         .collect()
 }
 
+/// PUTs `size` bytes into upload `upload` at `name`, plain or chunked:
+/// the status (0: the server closed the connection) and the body.
+fn put(
+    env: &Env,
+    base: &str,
+    token: &str,
+    upload: &str,
+    name: &str,
+    size: usize,
+    chunked: bool,
+) -> (u16, String) {
+    let file = env.path().join("payload.bin");
+    std::fs::write(&file, vec![b'p'; size]).unwrap();
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "-w", "\n%{http_code}", "-X", "PUT", "-H"])
+        .arg(format!("Authorization: Bearer {token}"));
+    if chunked {
+        cmd.args(["-H", "Transfer-Encoding: chunked"]);
+    }
+    let out = cmd
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(format!("{base}/uploads/{upload}/files/{name}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
 fn scenario(db: Option<String>) {
     let env = Env::new();
     let mut extra = String::from(
-        "[queues.default]\nlog_limit = \"1M\"\n[queues.urgent]\nmax_user_priority = 100\n",
+        "[queues.default]\nlog_limit = \"1M\"\n[queues.urgent]\nmax_user_priority = 100\n\
+         [storage]\nupload_file_limit = \"1M\"\nproject_quota = \"3M\"\n",
     );
     if let Some(db) = db {
         extra = format!("database = \"{db}\"\n{extra}");
@@ -133,7 +164,12 @@ fn scenario(db: Option<String>) {
         .unwrap();
     assert_eq!(row["abridged"], true, "{row}");
     assert!(row["spec"]["env"].as_object().unwrap().is_empty(), "{row}");
-    assert!(row["spec"]["command"]["shell"].as_str().unwrap().ends_with('…'));
+    assert!(
+        row["spec"]["command"]["shell"]
+            .as_str()
+            .unwrap()
+            .ends_with('…')
+    );
     let (_, one) = get(&base, &alice, &format!("/jobs/{long_id}"));
     let one: Value = serde_json::from_str(&one).unwrap();
     assert_eq!(one["spec"]["command"]["shell"], long);
@@ -227,6 +263,53 @@ fn scenario(db: Option<String>) {
     assert_eq!(code, 400, "{j}");
     let (code, j) = post(&base, &admin, r#"{"command":"true","priority":500}"#);
     assert_eq!(code, 201, "admins may: {j}");
+
+    // Uploads: a file over the limit, plain or chunked, is refused and
+    // nothing of it kept; the project's quota holds across uploads.
+    let (_, body) = http("POST", &format!("{base}/uploads"), Some(&alice), None);
+    let upload = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for chunked in [false, true] {
+        let (code, body) = put(&env, &base, &alice, &upload, "big.bin", 2 << 20, chunked);
+        assert!(code == 413 || (chunked && code == 0), "chunked {chunked}: {code} {body}");
+        if code == 413 {
+            assert_eq!(code_of(&body), "file-too-large", "{body}");
+        }
+    }
+    let (_, list) = get(&base, &alice, &format!("/uploads/{upload}/files"));
+    assert!(
+        !list.contains("big.bin"),
+        "nothing of a refused file is kept: {list}"
+    );
+    for i in 0..3 {
+        let (code, body) = put(
+            &env,
+            &base,
+            &alice,
+            &upload,
+            &format!("part{i}.bin"),
+            900_000,
+            i == 1,
+        );
+        assert_eq!(code, 204, "{body}");
+    }
+    // Writing a file again counts its new size, not both.
+    let (code, body) = put(&env, &base, &alice, &upload, "part0.bin", 900_000, false);
+    assert_eq!(code, 204, "{body}");
+    let (code, body) = put(&env, &base, &alice, &upload, "part3.bin", 900_000, false);
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(code_of(&body), "quota-exceeded", "{body}");
+    assert!(body.contains("genomics"), "{body}");
+    // Another project's quota is its own.
+    let (_, body) = http("POST", &format!("{base}/uploads"), Some(&bob), None);
+    let theirs = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, body) = put(&env, &base, &bob, &theirs, "a.bin", 900_000, false);
+    assert_eq!(code, 204, "{body}");
 
     // A job printing 3 MB keeps the newest 1 MiB, with a marker.
     let id = ok_as(

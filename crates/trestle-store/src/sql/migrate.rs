@@ -19,10 +19,7 @@ const SQLITE: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_task_kinds.sql"),
     ),
-    (
-        6,
-        include_str!("../../migrations/sqlite/0006_keys_and_logs.sql"),
-    ),
+    (6, include_str!("../../migrations/sqlite/0006_limits.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -40,10 +37,7 @@ const POSTGRES: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_task_kinds.sql"),
     ),
-    (
-        6,
-        include_str!("../../migrations/postgres/0006_keys_and_logs.sql"),
-    ),
+    (6, include_str!("../../migrations/postgres/0006_limits.sql")),
 ];
 
 /// Applies every migration newer than the database's version.

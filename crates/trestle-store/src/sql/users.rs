@@ -344,6 +344,29 @@ impl IdentityStore for SqlStore {
         Ok(())
     }
 
+    async fn add_upload_bytes(&self, id: &str, project: &str, delta: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO upload_usage (upload_id, project, bytes) VALUES ($1, $2, $3) \
+             ON CONFLICT (upload_id) DO UPDATE SET bytes = upload_usage.bytes + excluded.bytes",
+        )
+        .bind(id)
+        .bind(project)
+        .bind(delta)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn project_upload_bytes(&self, project: &str) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS n FROM upload_usage WHERE project = $1",
+        )
+        .bind(project)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
+    }
+
     async fn upload_owner(&self, id: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT owner FROM uploads WHERE id = $1")
             .bind(id)

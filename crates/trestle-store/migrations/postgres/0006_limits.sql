@@ -6,3 +6,11 @@ UPDATE jobs SET key = COALESCE(owner, '') || '/' || key WHERE key IS NOT NULL;
 -- what was dropped.
 ALTER TABLE attempts ADD COLUMN log_bytes BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE attempts ADD COLUMN log_dropped BIGINT NOT NULL DEFAULT 0;
+
+-- What each upload holds, charged to a project's storage quota.
+CREATE TABLE upload_usage (
+    upload_id TEXT PRIMARY KEY NOT NULL,
+    project TEXT NOT NULL,
+    bytes BIGINT NOT NULL
+);
+CREATE INDEX upload_usage_project ON upload_usage (project);
