@@ -7,7 +7,7 @@ use crate::error::{Parsed, ServiceError, ServiceResult};
 use crate::principal::Principal;
 use crate::state::Service;
 use trestle_core::api::identity::{IndexView, MemberRequest, NewIndex, NewProject, ProjectView};
-use trestle_core::identity::authz::{Action, MemberRole, Resource, decide};
+use trestle_core::identity::authz::{Action, MemberRole, Resource, Role, decide};
 use trestle_core::identity::{parse_member_role, validate_name};
 use trestle_store::StoreError;
 
@@ -151,23 +151,32 @@ pub async fn add_member(
         None => MemberRole::Member,
     };
     let pr = visible(app, p, name).await?;
-    let target = app.store.user(&req.user).await?.ok_or_else(|| {
-        ServiceError::bad(
+    let may_add = |role: Role| {
+        check(
+            p,
+            Action::ProjectManageMembers,
+            Resource::Membership {
+                project: name,
+                org: pr.org.as_deref(),
+                target_role: role,
+            },
+            &format!("project `{name}`"),
+        )
+    };
+    // A manager learns nothing of users they cannot add: a name that does
+    // not exist, a guest's and a disabled user's all get one answer.
+    let target = app.store.user(&req.user).await?.filter(|t| {
+        (p.is_admin() || t.disabled_at.is_none()) && may_add(t.role).is_ok()
+    });
+    if target.is_none() {
+        // Someone who may add nobody is told that first, whatever the name.
+        may_add(Role::Researcher)?;
+        return Err(ServiceError::bad(
             "unknown-user",
             "user",
-            format!("user `{}` does not exist", req.user),
-        )
-    })?;
-    check(
-        p,
-        Action::ProjectManageMembers,
-        Resource::Membership {
-            project: name,
-            org: pr.org.as_deref(),
-            target_role: target.role,
-        },
-        &format!("project `{name}`"),
-    )?;
+            format!("there is no user `{}` you can add", req.user),
+        ));
+    }
     app.store
         .set_member(name, &req.user, role, crate::now_ms())
         .await?;

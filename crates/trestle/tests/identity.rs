@@ -275,6 +275,32 @@ fn a_second_user_gets_404_on_everything_of_the_first() {
             "member",
         ],
     );
+    // Nor does she learn which names exist: a guest's name, a disabled
+    // user's and one that does not exist get one answer.
+    user_with_token(&env, "dora", &["--role", "researcher"]);
+    env.ok(&["user", "disable", "dora"]);
+    let add = |user: &str| {
+        let (code, body) = http(
+            "POST",
+            &format!("{base}/projects/genomics/members"),
+            Some(&alice),
+            Some(&format!(r#"{{"user":"{user}"}}"#)),
+        );
+        (code, body.replace(user, "NAME"))
+    };
+    let nobody = add("nobody");
+    assert_eq!(nobody.0, 400, "{}", nobody.1);
+    assert_eq!(code_of(&nobody.1), "unknown-user");
+    assert_eq!(add("gina"), nobody, "a guest looks like no one");
+    assert_eq!(add("dora"), nobody, "a disabled user looks like no one");
+    // Someone who may add nobody is told so, whatever the name.
+    let (code, _) = http(
+        "POST",
+        &format!("{base}/projects/genomics/members"),
+        Some(&gina),
+        Some(r#"{"user":"nobody"}"#),
+    );
+    assert!(code == 403 || code == 404, "{code}");
 
     // Admin-only commands are refused to researchers.
     for args in [
