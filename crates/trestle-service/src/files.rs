@@ -82,6 +82,44 @@ impl std::fmt::Display for Capped {
     }
 }
 
+/// Streams `data` to `rel` under `prefix`, stopping once more than `cap`
+/// bytes arrive: the bytes written, or `None` when it went over (and
+/// nothing was kept).
+async fn put_capped<S, E>(
+    app: &Service,
+    prefix: &str,
+    rel: &str,
+    data: S,
+    cap: u64,
+) -> ServiceResult<Option<u64>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    let mut seen = 0u64;
+    let capped = data.map(move |chunk| match chunk {
+        Ok(b) => {
+            seen += b.len() as u64;
+            if seen > cap { Err(Capped::Over) } else { Ok(b) }
+        }
+        Err(e) => Err(Capped::Read(e.to_string())),
+    });
+    match app.blobs.put_stream(prefix, rel, capped).await {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.to_string().contains(&Capped::Over.to_string()) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A 413 about the file at `path`.
+fn too_large(code: &str, message: String) -> ServiceError {
+    ServiceError {
+        field: Some("path".into()),
+        ..ServiceError::new(ErrorKind::TooLarge, code, message)
+    }
+}
+
 /// The project an upload's bytes are charged to: the uploader's default
 /// project (`user:NAME` for a user with none).
 fn charged_project(p: &Principal) -> String {
@@ -110,7 +148,6 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
 {
-    use futures::StreamExt;
     validate_upload_id("id", id)?;
     access::upload(app, p, id, Action::UploadWrite).await?;
     let rel = normalize_relative("path", path)?;
@@ -127,38 +164,23 @@ where
     let used = app.store.project_upload_bytes(&project).await?;
     let room = limits.project_bytes.saturating_sub(used) + old;
     let cap = limits.file_bytes.min(room);
-    let mut seen = 0u64;
-    let capped = data.map(move |chunk| match chunk {
-        Ok(b) => {
-            seen += b.len() as u64;
-            if seen > cap { Err(Capped::Over) } else { Ok(b) }
-        }
-        Err(e) => Err(Capped::Read(e.to_string())),
-    });
-    let written = match app.blobs.put_stream(&prefix, &rel, capped).await {
-        Ok(n) => n,
-        Err(e) if e.to_string().contains(&Capped::Over.to_string()) => {
-            let (code, message) = if cap == limits.file_bytes {
-                (
-                    "file-too-large",
-                    format!("a file may be at most {} bytes", limits.file_bytes),
-                )
-            } else {
-                (
-                    "quota-exceeded",
-                    format!(
-                        "project `{project}` holds {used} bytes of uploads of its {} byte quota; \
-                         this file does not fit",
-                        limits.project_bytes
-                    ),
-                )
-            };
-            return Err(ServiceError {
-                field: Some("path".into()),
-                ..ServiceError::new(ErrorKind::TooLarge, code, message)
-            });
-        }
-        Err(e) => return Err(e.into()),
+    let Some(written) = put_capped(app, &prefix, &rel, data, cap).await? else {
+        let (code, message) = if cap == limits.file_bytes {
+            (
+                "file-too-large",
+                format!("a file may be at most {} bytes", limits.file_bytes),
+            )
+        } else {
+            (
+                "quota-exceeded",
+                format!(
+                    "project `{project}` holds {used} bytes of uploads of its {} byte quota; \
+                     this file does not fit",
+                    limits.project_bytes
+                ),
+            )
+        };
+        return Err(too_large(code, message));
     };
     app.store
         .add_upload_bytes(id, &project, written as i64 - old as i64)
@@ -256,9 +278,16 @@ where
             format!("attempt {attempt} of job {job} no longer holds its lease"),
         ));
     }
-    app.blobs
-        .put_stream(&output_prefix(job, attempt), &rel, data)
-        .await?;
+    let cap = app.uploads.file_bytes;
+    if put_capped(app, &output_prefix(job, attempt), &rel, data, cap)
+        .await?
+        .is_none()
+    {
+        return Err(too_large(
+            "file-too-large",
+            format!("an output file may be at most {cap} bytes"),
+        ));
+    }
     Ok(())
 }
 

@@ -165,9 +165,11 @@ pub async fn add_member(
     };
     // A manager learns nothing of users they cannot add: a name that does
     // not exist, a guest's and a disabled user's all get one answer.
-    let target = app.store.user(&req.user).await?.filter(|t| {
-        (p.is_admin() || t.disabled_at.is_none()) && may_add(t.role).is_ok()
-    });
+    let target = app
+        .store
+        .user(&req.user)
+        .await?
+        .filter(|t| (p.is_admin() || t.disabled_at.is_none()) && may_add(t.role).is_ok());
     if target.is_none() {
         // Someone who may add nobody is told that first, whatever the name.
         may_add(Role::Researcher)?;

@@ -273,7 +273,10 @@ fn scenario(db: Option<String>) {
         .to_string();
     for chunked in [false, true] {
         let (code, body) = put(&env, &base, &alice, &upload, "big.bin", 2 << 20, chunked);
-        assert!(code == 413 || (chunked && code == 0), "chunked {chunked}: {code} {body}");
+        assert!(
+            code == 413 || (chunked && code == 0),
+            "chunked {chunked}: {code} {body}"
+        );
         if code == 413 {
             assert_eq!(code_of(&body), "file-too-large", "{body}");
         }
