@@ -301,7 +301,10 @@ mod tests {
         assert_eq!(plain_http_warning(local, &c), None);
         assert_eq!(plain_http_warning("[::1]:8080".parse().unwrap(), &c), None);
         let w = plain_http_warning(any, &c).expect("a warning");
-        assert!(w.contains("plain HTTP") && w.contains("0.0.0.0:8080"), "{w}");
+        assert!(
+            w.contains("plain HTTP") && w.contains("0.0.0.0:8080"),
+            "{w}"
+        );
         c.public_url = Some("http://trestle.example".into());
         assert!(plain_http_warning(any, &c).is_some());
         c.public_url = Some("https://trestle.example".into());

@@ -240,8 +240,12 @@ mod tests {
                 .is_err()
         );
         assert!(
-            c.check_origin(Some("https://Trestle.Example"), None, Some("trestle.example:443"))
-                .is_ok()
+            c.check_origin(
+                Some("https://Trestle.Example"),
+                None,
+                Some("trestle.example:443")
+            )
+            .is_ok()
         );
         c.public_url = Some("https://trestle.example/".into());
         assert!(

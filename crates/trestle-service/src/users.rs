@@ -10,10 +10,10 @@ use crate::error::{ErrorKind, Parsed, ServiceError, ServiceResult};
 use crate::principal::{Principal, hash_token};
 use crate::security::hash_password;
 use crate::state::Service;
+use std::net::IpAddr;
 use trestle_core::api::identity::{NewUser, UserUpdate, UserView};
 use trestle_core::identity::authz::{Action, Resource, Role};
 use trestle_core::identity::{parse_role, validate_name, validate_password};
-use std::net::IpAddr;
 use trestle_store::{StoreError, UserChanges, UserRecord};
 
 /// What a change knows of its request besides the principal: the caller's

@@ -687,8 +687,14 @@ async fn sessions_and_ownership(s: &dyn Store) {
     assert_eq!(s.delete_sessions_of("alice", Some("a2")).await.unwrap(), 2);
     assert!(s.find_session("a1", T0 + 1).await.unwrap().is_none());
     assert!(s.find_session("a3", T0 + 1).await.unwrap().is_none());
-    assert!(s.find_session("a2", T0 + 1).await.unwrap().is_some(), "kept");
-    assert!(s.find_session("b1", T0 + 1).await.unwrap().is_some(), "bob's");
+    assert!(
+        s.find_session("a2", T0 + 1).await.unwrap().is_some(),
+        "kept"
+    );
+    assert!(
+        s.find_session("b1", T0 + 1).await.unwrap().is_some(),
+        "bob's"
+    );
     assert_eq!(s.delete_sessions_of("alice", None).await.unwrap(), 1);
     assert!(s.find_session("a2", T0 + 1).await.unwrap().is_none());
     assert!(s.find_session("b1", T0 + 1).await.unwrap().is_some());
@@ -704,7 +710,9 @@ async fn sessions_and_ownership(s: &dyn Store) {
         );
     }
     assert_eq!(
-        s.reserve_login_attempt("alice|5.6.7.8", T0, w).await.unwrap(),
+        s.reserve_login_attempt("alice|5.6.7.8", T0, w)
+            .await
+            .unwrap(),
         1,
         "another source is another key"
     );

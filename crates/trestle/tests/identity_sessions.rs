@@ -88,7 +88,14 @@ fn bearer(t: &str) -> String {
 fn add_user(env: &Env, name: &str, password: &str) -> String {
     let out = run_with_stdin(
         env.cmd(),
-        &["user", "add", name, "--project", "default", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            name,
+            "--project",
+            "default",
+            "--password-stdin",
+        ],
         &format!("{password}\n"),
     );
     assert!(
@@ -144,7 +151,10 @@ fn review(env: &Env, extra: &str) {
     add_user(env, "olga", "olga's first password");
     let (_, head, _) = login(&base, "olga", "olga's first password", &[]);
     let c = set_cookie(&head).expect("cookie");
-    assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict"), "{c}");
+    assert!(
+        c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+        "{c}"
+    );
     assert!(!c.contains("Secure"), "plain HTTP: {c}");
     let (_, head, _) = login(
         &base,
@@ -206,7 +216,11 @@ fn review(env: &Env, extra: &str) {
         &right,
     );
     assert_eq!(code, 200, "{body}");
-    assert_eq!(whoami_session(&base, &s1), 200, "the session that changed it");
+    assert_eq!(
+        whoami_session(&base, &s1),
+        200,
+        "the session that changed it"
+    );
     assert_eq!(whoami_session(&base, &s2), 401, "the other session ended");
     let (code, _) = http("GET", &format!("{base}/api/v1/whoami"), Some(&olga), None);
     assert_eq!(code, 200, "tokens survive one's own change");

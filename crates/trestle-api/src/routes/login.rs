@@ -33,9 +33,9 @@ pub async fn login(
     body: Bytes,
 ) -> ApiResult<Response> {
     let h = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
-    if let Err(why) = app
-        .security
-        .check_origin(h(header::ORIGIN), h(header::REFERER), h(header::HOST))
+    if let Err(why) =
+        app.security
+            .check_origin(h(header::ORIGIN), h(header::REFERER), h(header::HOST))
     {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

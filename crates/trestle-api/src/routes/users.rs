@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use trestle_core::api::identity::{UserUpdate, UserView};
-use trestle_service::users as svc;
 use trestle_service::principal::SESSION_COOKIE;
+use trestle_service::users as svc;
 use trestle_service::{Principal, Service};
 
 /// `GET /api/v1/users`.

@@ -185,7 +185,12 @@ mod tests {
         .unwrap();
         assert!(!c.revoke_tokens_on_password_reset);
         assert_eq!(c.public_url.as_deref(), Some("https://t.example:8443"));
-        for u in ["t.example", "https://", "https://t.example/ui", "ftp://t.example"] {
+        for u in [
+            "t.example",
+            "https://",
+            "https://t.example/ui",
+            "ftp://t.example",
+        ] {
             assert!(
                 bad(&format!("public_url = \"{u}\""), "").contains("security.public_url"),
                 "{u}"
