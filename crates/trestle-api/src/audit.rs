@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 use trestle_core::audit::{AuditRecord, classify, client_ip};
 use trestle_service::Service;
-pub use trestle_service::audit::{AuditResource, AuditSlot, ClientIp};
+pub use trestle_service::audit::{AuditResource, AuditSlot, ClientIp, OverHttps};
 
 /// Middleware around `/api/v1`: works out the client address, lets
 /// authentication fill in the principal, and records the request.
@@ -28,6 +28,12 @@ pub async fn record(State(app): State<Service>, mut req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let ip = client_ip(peer, xff.as_deref(), &app.security.trusted_proxies);
+    let https = app.security.over_https(
+        peer,
+        req.headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok()),
+    );
     let method = req.method().to_string();
     // Inside the nested `/api/v1` router the URI is stripped of its prefix;
     // record the path as the client sent it.
@@ -43,6 +49,7 @@ pub async fn record(State(app): State<Service>, mut req: Request, next: Next) ->
         .map(|s| s.chars().take(256).collect());
     let slot = AuditSlot::default();
     req.extensions_mut().insert(ClientIp(ip));
+    req.extensions_mut().insert(OverHttps(https));
     req.extensions_mut().insert(slot.clone());
     let resp = next.run(req).await;
     let (user, token) = slot.take();

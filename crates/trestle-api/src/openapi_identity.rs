@@ -25,7 +25,14 @@ pub const SCHEMAS: &[(&str, &[&str])] = &[
     ),
     (
         "UserUpdate",
-        &["role", "disabled", "org", "default_project", "password"],
+        &[
+            "role",
+            "disabled",
+            "org",
+            "default_project",
+            "password",
+            "current_password",
+        ],
     ),
     (
         "TokenView",

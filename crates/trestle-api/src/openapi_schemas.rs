@@ -207,7 +207,8 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                     "disabled": {"type": "boolean"},
                     "org": {"type": "string", "pattern": NAME_PATTERN},
                     "default_project": {"type": "string", "pattern": NAME_PATTERN},
-                    "password": password
+                    "password": password,
+                    "current_password": {"type": "string", "description": "your current password: needed with `password` when you change your own (unless you have none yet); wrong ones count against the login throttle. Not needed when an admin sets someone else's"}
                 }),
             ),
         ),

@@ -101,7 +101,7 @@ operations! {
     get "/users/{name}" => users::show, User, Some(Action::UserRead), "user.show", Some("user"),
         "Show a user", None, "UserView";
     patch "/users/{name}" => users::update, User, Some(Action::UserUpdate), "user.update", Some("user"),
-        "Change a user's role, state, organisation, default project or password", Some("UserUpdate"), "UserView";
+        "Change a user's role, state, organisation, default project or password (your own needs current_password; ends the user's other sessions)", Some("UserUpdate"), "UserView";
     get "/tokens" => tokens::list, User, Some(Action::TokenRead), "token.list", None,
         "List tokens (all, revoked)", None, "TokenView[]";
     post "/tokens" => tokens::create, User, Some(Action::TokenCreate), "token.create", None,

@@ -1,5 +1,5 @@
 //! Login and logout: the API's password login (same throttling, same
-//! session cookie), as a form.
+//! session cookie, same refusal of cross-site posts), as a form.
 
 use super::{Form, Nav, Viewer, error_page, html_response, page};
 use axum::Extension;
@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use trestle_service::ErrorKind;
 use trestle_service::Service;
 use trestle_service::ServiceError;
-use trestle_service::audit::{AuditSlot, ClientIp};
+use trestle_service::audit::{AuditSlot, ClientIp, OverHttps};
 use trestle_service::principal::{SESSION_COOKIE, cookie_value};
-use trestle_service::sessions::{self, END_SESSION_COOKIE, LoginOutcome, session_cookie};
+use trestle_service::sessions::{self, LoginOutcome, end_session_cookie, session_cookie};
 
 /// Only local paths are followed after a login.
 fn safe_next(next: &str) -> &str {
@@ -60,13 +60,45 @@ pub async fn form(Query(q): Query<HashMap<String, String>>) -> Response {
     )
 }
 
-/// `POST /ui/login`: checks the password through the API's login.
+/// The page refusing a login form posted from another site.
+fn cross_site_page(why: &str) -> Response {
+    html_response(
+        StatusCode::FORBIDDEN,
+        page(
+            None,
+            Nav::None,
+            "Login refused",
+            html! {
+                div class="card narrow" {
+                    div class="error" role="alert" {
+                        p { "This login form was not sent from this server's own login page, so it was refused: another site may be trying to sign you in to an account of its choosing." }
+                        p { (why) }
+                    }
+                    p { a href="/ui/login" { "Log in here" } " instead." }
+                }
+            },
+        ),
+    )
+}
+
+/// `POST /ui/login`: checks the password through the API's login. A form
+/// posted from another site (by its `Origin`, or without one its
+/// `Referer`) is refused with a 403 page and no session.
 pub async fn submit(
     State(app): State<Service>,
     Extension(ip): Extension<ClientIp>,
+    Extension(https): Extension<OverHttps>,
     Extension(slot): Extension<AuditSlot>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let h = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Err(why) =
+        app.security
+            .check_origin(h(header::ORIGIN), h(header::REFERER), h(header::HOST))
+    {
+        return cross_site_page(&why);
+    }
     let f = Form::parse(&body);
     let (user, password) = (f.get("user"), f.0.iter().find(|(k, _)| k == "password"));
     let password = password.map_or("", |(_, v)| v.as_str());
@@ -87,7 +119,7 @@ pub async fn submit(
         match sessions::login(&app, req, ip.0, &slot).await {
             Ok(LoginOutcome::Session { secret, ttl, .. }) => {
                 let mut out = Redirect::to(next).into_response();
-                if let Ok(c) = HeaderValue::from_str(&session_cookie(&secret, ttl)) {
+                if let Ok(c) = HeaderValue::from_str(&session_cookie(&secret, ttl, https.0)) {
                     out.headers_mut().insert(header::SET_COOKIE, c);
                 }
                 return out;
@@ -113,6 +145,7 @@ pub async fn submit(
 /// `POST /ui/logout`: ends the session.
 pub async fn logout(
     State(app): State<Service>,
+    Extension(https): Extension<OverHttps>,
     v: Viewer,
     headers: HeaderMap,
     body: Bytes,
@@ -130,7 +163,7 @@ pub async fn logout(
             let mut out = Redirect::to("/ui/login").into_response();
             out.headers_mut().insert(
                 header::SET_COOKIE,
-                HeaderValue::from_static(END_SESSION_COOKIE),
+                HeaderValue::from_static(end_session_cookie(https.0)),
             );
             out
         }

@@ -71,6 +71,29 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response:
     .into_response()
 }
 
+/// The warning for a portal served over plain HTTP on an address other
+/// machines reach, with no word of HTTPS in front of it (no trusted proxy
+/// and no `https://` public URL): passwords and session cookies would
+/// cross the network in clear, and the cookies are not `Secure`.
+pub fn plain_http_warning(
+    addr: SocketAddr,
+    security: &trestle_service::security::SecurityConfig,
+) -> Option<String> {
+    let https_in_front = !security.trusted_proxies.is_empty()
+        || security
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+    (!addr.ip().is_loopback() && !https_in_front).then(|| {
+        format!(
+            "the portal and the API are served over plain HTTP on {addr}, which other machines reach: \
+             passwords and session cookies cross the network in clear (the cookies are not Secure). \
+             Put a TLS proxy in front and list it in security.trusted_proxies (its \
+             X-Forwarded-Proto: https is then believed), or set security.public_url to its https:// address"
+        )
+    })
+}
+
 /// A running server.
 pub struct RunningServer {
     /// The bound address.
@@ -210,6 +233,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         .await
     });
     tracing::info!(%addr, holder = %leadership.holder(), "server listening");
+    if let Some(w) = plain_http_warning(addr, &cfg.security) {
+        tracing::warn!("{w}");
+    }
     Ok(RunningServer {
         addr,
         app,
@@ -261,5 +287,32 @@ impl RunningServer {
         // Every request answered has its audit record stored.
         self.app.audit.flush().await;
         self.audit_task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trestle_service::security::SecurityConfig;
+
+    #[test]
+    fn plain_http_on_other_machines_is_warned_about() {
+        let mut c = SecurityConfig::default();
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(plain_http_warning(local, &c), None);
+        assert_eq!(plain_http_warning("[::1]:8080".parse().unwrap(), &c), None);
+        let w = plain_http_warning(any, &c).expect("a warning");
+        assert!(
+            w.contains("plain HTTP") && w.contains("0.0.0.0:8080"),
+            "{w}"
+        );
+        c.public_url = Some("http://trestle.example".into());
+        assert!(plain_http_warning(any, &c).is_some());
+        c.public_url = Some("https://trestle.example".into());
+        assert_eq!(plain_http_warning(any, &c), None);
+        c.public_url = None;
+        c.trusted_proxies = vec![trestle_core::audit::Cidr::parse("p", "10.0.0.5").unwrap()];
+        assert_eq!(plain_http_warning(any, &c), None);
     }
 }

@@ -24,6 +24,12 @@ use trestle_store::Store;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
+/// Whether the request reached the servers over HTTPS (see
+/// [`crate::security::SecurityConfig::over_https`]), for handlers that set
+/// cookies.
+#[derive(Debug, Clone, Copy)]
+pub struct OverHttps(pub bool);
+
 /// What a request created (`job:12`), set by its handler as a response
 /// extension, for requests whose path does not name it.
 #[derive(Debug, Clone)]

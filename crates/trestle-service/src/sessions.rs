@@ -102,18 +102,68 @@ pub async fn issue(
     })
 }
 
-/// The `Set-Cookie` value of a new session.
-pub fn session_cookie(secret: &str, ttl: std::time::Duration) -> String {
+/// The `Set-Cookie` value of a new session: `Secure` when the request
+/// came over HTTPS (see [`crate::security::SecurityConfig::over_https`]),
+/// so that the portal also works at a plain `http://` address.
+pub fn session_cookie(secret: &str, ttl: std::time::Duration, secure: bool) -> String {
     format!(
-        "{}={secret}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+        "{}={secret}; Path=/; Max-Age={}; HttpOnly;{} SameSite=Strict",
         crate::principal::SESSION_COOKIE,
-        ttl.as_secs()
+        ttl.as_secs(),
+        if secure { " Secure;" } else { "" }
     )
 }
 
 /// The `Set-Cookie` value that ends a session.
-pub const END_SESSION_COOKIE: &str =
-    "trestle_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict";
+pub fn end_session_cookie(secure: bool) -> &'static str {
+    if secure {
+        "trestle_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+    } else {
+        "trestle_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+    }
+}
+
+/// The refusal of a throttled key.
+fn too_many(app: &Service, user: &str, ip: IpAddr) -> ServiceError {
+    ServiceError::new(
+        ErrorKind::TooMany,
+        "too-many-attempts",
+        format!(
+            "too many failed logins for `{user}` from {ip}; try again in {} minutes",
+            app.security.login_window.as_secs().div_ceil(60)
+        ),
+    )
+}
+
+/// Checks `password` of `user` (whose stored hash is `hash`; `None`: an
+/// unknown user or one without a password, who fails alike), throttled per
+/// user and source address: an attempt is reserved in the store before
+/// the password is checked, atomically on every server, and beyond
+/// `login_max_failures` attempts in the window the answer is `TooMany`
+/// without checking. A right password forgets the key's attempts. Logins
+/// and the current password of a password change both come here.
+pub async fn check_password(
+    app: &Service,
+    user: &str,
+    ip: IpAddr,
+    password: String,
+    hash: Option<String>,
+) -> ServiceResult<bool> {
+    let key = format!("{user}|{ip}");
+    let window = app.security.login_window.as_millis() as i64;
+    let n = app
+        .store
+        .reserve_login_attempt(&key, crate::now_ms(), window)
+        .await?;
+    if n > app.security.login_max_failures {
+        return Err(too_many(app, user, ip));
+    }
+    let ok = verify_password(password, hash).await;
+    if ok {
+        app.store.clear_login_attempts(&key).await?;
+    }
+    Ok(ok)
+}
 
 /// What a successful login gives.
 #[derive(Debug)]
@@ -139,9 +189,9 @@ pub enum LoginOutcome {
 }
 
 /// A password login from `ip`; `slot` learns who logged in. Too many
-/// recent failures for the user from that address are `TooMany` (retry
-/// after the configured window); a wrong user or password is
-/// `Unauthenticated` with code `invalid-credentials`.
+/// recent attempts for the user from that address are `TooMany` (retry
+/// after the configured window; see [`check_password`]); a wrong user or
+/// password is `Unauthenticated` with code `invalid-credentials`.
 pub async fn login(
     app: &Service,
     req: LoginRequest,
@@ -150,37 +200,20 @@ pub async fn login(
 ) -> ServiceResult<LoginOutcome> {
     validate_name("user", &req.user)?;
     let now = crate::now_ms();
-    let window = app.security.login_window.as_millis() as i64;
-    let key = format!("{}|{}", req.user, ip);
-    if app.store.login_failures(&key, now - window).await? >= app.security.login_max_failures {
-        return Err(ServiceError::new(
-            ErrorKind::TooMany,
-            "too-many-attempts",
-            format!(
-                "too many failed logins for `{}` from {ip}; try again in {} minutes",
-                req.user,
-                window / 60_000
-            ),
-        ));
-    }
     let user = app
         .store
         .user(&req.user)
         .await?
         .filter(|u| u.disabled_at.is_none());
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = verify_password(req.password, hash).await;
+    let ok = check_password(app, &req.user, ip, req.password, hash).await?;
     let Some(user) = user.filter(|_| ok) else {
-        app.store
-            .record_login_failure(&key, now, now - 4 * window)
-            .await?;
         return Err(ServiceError::new(
             ErrorKind::Unauthenticated,
             "invalid-credentials",
             "wrong user name or password",
         ));
     };
-    app.store.clear_login_failures(&key).await?;
     if let Some(t) = req.token {
         if t.worker || t.user.as_deref().is_some_and(|u| u != user.name) {
             return Err(ServiceError::bad(

@@ -1,16 +1,87 @@
 //! Users: admins add, list and change users; everyone sees themselves and
-//! may change their own password and default project. The last enabled
-//! admin cannot be demoted or disabled.
+//! may change their own password (giving the current one) and default
+//! project. The last enabled admin cannot be demoted or disabled. A
+//! password change ends the user's other sessions; an admin's reset of
+//! someone else's password ends all of them (and their tokens, by
+//! default).
 
 use crate::access::check;
 use crate::error::{ErrorKind, Parsed, ServiceError, ServiceResult};
-use crate::principal::Principal;
+use crate::principal::{Principal, hash_token};
 use crate::security::hash_password;
 use crate::state::Service;
+use std::net::IpAddr;
 use trestle_core::api::identity::{NewUser, UserUpdate, UserView};
 use trestle_core::identity::authz::{Action, Resource, Role};
 use trestle_core::identity::{parse_role, validate_name, validate_password};
 use trestle_store::{StoreError, UserChanges, UserRecord};
+
+/// What a change knows of its request besides the principal: the caller's
+/// address (the login throttle's key for a current password) and the
+/// session secret it came with, if any (kept when the caller changes their
+/// own password).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The client's address.
+    pub ip: IpAddr,
+    /// The secret of the browser session making the request.
+    pub session: Option<String>,
+}
+
+/// Which password change an update made, for the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordChange {
+    /// No password was set.
+    None,
+    /// Users changed their own (`user.password-change`).
+    Own,
+    /// An admin set someone else's (`user.password-reset`).
+    Reset,
+}
+
+impl PasswordChange {
+    /// The audit action of the update.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            PasswordChange::None => "user.update",
+            PasswordChange::Own => "user.password-change",
+            PasswordChange::Reset => "user.password-reset",
+        }
+    }
+}
+
+/// Checks the current password given for a change of one's own, through
+/// the login throttle (so that the change is no unthrottled password
+/// oracle). A user without a password sets a first one without it.
+async fn check_current_password(
+    app: &Service,
+    user: &UserRecord,
+    given: Option<String>,
+    ip: IpAddr,
+) -> ServiceResult<()> {
+    let Some(hash) = user.password_hash.clone() else {
+        return Ok(());
+    };
+    let Some(given) = given.filter(|g| !g.is_empty()) else {
+        return Err(ServiceError::bad(
+            "current-password-required",
+            "current_password",
+            "changing your own password needs your current one in `current_password`",
+        ));
+    };
+    if crate::sessions::check_password(app, &user.name, ip, given, Some(hash)).await? {
+        Ok(())
+    } else {
+        Err(ServiceError {
+            field: Some("current_password".into()),
+            ..ServiceError::new(
+                ErrorKind::Forbidden,
+                "wrong-current-password",
+                "the current password is wrong",
+            )
+        })
+    }
+}
 
 /// Every user (for those who may list them).
 pub async fn list(app: &Service, p: &Principal) -> ServiceResult<Vec<UserView>> {
@@ -78,15 +149,22 @@ pub async fn show(app: &Service, p: &Principal, name: &str) -> ServiceResult<Use
 }
 
 /// Changes a user: role, organisation, default project, password,
-/// disabled. Users may change their own password and default project;
-/// everything else is for admins. The last enabled admin cannot be
-/// demoted or disabled.
+/// disabled. Users may change their own password (giving the current one
+/// in `current_password`, checked through the login throttle) and default
+/// project; everything else is for admins. The last enabled admin cannot
+/// be demoted or disabled.
+///
+/// A password change ends the user's sessions: for a change of one's own,
+/// all but the session making it (if it was made through one); for an
+/// admin's reset of someone else's, all of them, and also the user's
+/// tokens unless `security.revoke_tokens_on_password_reset` is off.
 pub async fn update(
     app: &Service,
     p: &Principal,
     name: &str,
     req: UserUpdate,
-) -> ServiceResult<UserView> {
+    caller: &Caller,
+) -> ServiceResult<(UserView, PasswordChange)> {
     let what = format!("user `{name}`");
     let own_settings_only = req.role.is_none() && req.disabled.is_none() && req.org.is_none();
     let action = if own_settings_only && p.user_name() == Some(name) {
@@ -114,9 +192,27 @@ pub async fn update(
         validate_name("default_project", d)?;
         c.default_project = Some(d.clone());
     }
-    if let Some(pw) = req.password {
-        validate_password("password", &pw)?;
-        c.password_hash = Some(hash_password(pw).await?);
+    let own = p.user_name() == Some(name);
+    let mut change = PasswordChange::None;
+    match req.password {
+        Some(pw) => {
+            validate_password("password", &pw)?;
+            if own {
+                check_current_password(app, &current, req.current_password, caller.ip).await?;
+                change = PasswordChange::Own;
+            } else {
+                change = PasswordChange::Reset;
+            }
+            c.password_hash = Some(hash_password(pw).await?);
+        }
+        None if req.current_password.is_some() => {
+            return Err(ServiceError::bad(
+                "unexpected-field",
+                "current_password",
+                "`current_password` goes with a new `password`",
+            ));
+        }
+        None => {}
     }
     c.disabled = req.disabled;
     let loses_admin = current.role == Role::Admin
@@ -152,7 +248,21 @@ pub async fn update(
             ),
             other => other.into(),
         })?;
-    if req.disabled == Some(true) && current.disabled_at.is_none() {
+    let mut revoke = req.disabled == Some(true) && current.disabled_at.is_none();
+    match change {
+        PasswordChange::None => {}
+        PasswordChange::Own => {
+            let keep = (p.token_id == "session")
+                .then(|| caller.session.as_deref().map(hash_token))
+                .flatten();
+            app.store.delete_sessions_of(name, keep.as_deref()).await?;
+        }
+        PasswordChange::Reset => {
+            app.store.delete_sessions_of(name, None).await?;
+            revoke |= app.security.revoke_tokens_on_password_reset;
+        }
+    }
+    if revoke {
         revoke_tokens_of(app, name, crate::now_ms()).await?;
     }
     app.tokens.clear();
@@ -161,7 +271,7 @@ pub async fn update(
         .user(name)
         .await?
         .ok_or_else(|| ServiceError::not_found(&what))?;
-    Ok(u.view())
+    Ok((u.view(), change))
 }
 
 /// Revokes every token of a user being disabled, so that enabling the

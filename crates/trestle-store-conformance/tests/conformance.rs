@@ -77,6 +77,7 @@ suite!(identity:
     job_visibility,
     audit_trail,
     sessions_and_ownership,
+    login_attempts_are_atomic,
 );
 
 suite!(workflows:

@@ -189,12 +189,18 @@ pub trait IdentityStore: Send + Sync {
     async fn find_session(&self, hash: &str, now: i64) -> Result<Option<SessionRecord>>;
     /// Ends a session.
     async fn delete_session(&self, hash: &str) -> Result<()>;
-    /// Failed logins for `key` (user and source) since `since`.
-    async fn login_failures(&self, key: &str, since: i64) -> Result<u64>;
-    /// Records a failed login, and forgets failures older than `forget_before`.
-    async fn record_login_failure(&self, key: &str, now: i64, forget_before: i64) -> Result<()>;
-    /// Forgets a key's failures (after a successful login).
-    async fn clear_login_failures(&self, key: &str) -> Result<()>;
+    /// Ends every session of `user` but the one whose hash is `keep`;
+    /// returns how many ended.
+    async fn delete_sessions_of(&self, user: &str, keep: Option<&str>) -> Result<u64>;
+    /// Reserves a login attempt for `key` (user and source), atomically on
+    /// every server sharing the database: counts it in the key's window
+    /// (a window started at or before `now - window` is over, and a new one
+    /// starts at `now`) and returns the attempts reserved in the window,
+    /// this one included. A caller checks the password only when the count
+    /// is within its limit, so parallel attempts cannot all pass the check.
+    async fn reserve_login_attempt(&self, key: &str, now: i64, window: i64) -> Result<u64>;
+    /// Forgets a key's attempts (after a successful login).
+    async fn clear_login_attempts(&self, key: &str) -> Result<()>;
 }
 
 /// The audit trail.

@@ -1,10 +1,11 @@
 //! `/api/v1/login`, `/api/v1/logout` and `/api/v1/whoami`, over
-//! [`trestle_service::sessions`]: password logins for the browser (a
-//! Secure, HttpOnly, SameSite=Strict session cookie and a CSRF token) or
-//! for the CLI (an API token), throttled per user and source address.
+//! [`trestle_service::sessions`]: password logins for the browser (an
+//! HttpOnly, SameSite=Strict session cookie and a CSRF token) or
+//! for the CLI (an API token), throttled per user and source address. The
+//! cookie is `Secure` when the request came over HTTPS.
 
 use super::parse_body;
-use crate::audit::{AuditSlot, ClientIp};
+use crate::audit::{AuditSlot, ClientIp, OverHttps};
 use crate::auth::cookie;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
@@ -14,16 +15,34 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use trestle_core::api::identity::{LoginRequest, LoginResponse, WhoAmI};
 use trestle_service::principal::SESSION_COOKIE;
-use trestle_service::sessions::{self, END_SESSION_COOKIE, LoginOutcome, session_cookie};
+use trestle_service::sessions::{self, LoginOutcome, end_session_cookie, session_cookie};
 use trestle_service::{ErrorKind, Principal, Service};
 
 /// `POST /api/v1/login` (no credentials needed).
+///
+/// A browser's cross-site post (an `Origin`, or without one a `Referer`,
+/// naming another site) is refused with 403 `cross-site-login` before the
+/// password is looked at: the body is read whatever its content type, so a
+/// form on another site could otherwise sign the browser in.
 pub async fn login(
     State(app): State<Service>,
     Extension(ip): Extension<ClientIp>,
+    Extension(https): Extension<OverHttps>,
     Extension(slot): Extension<AuditSlot>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let h = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Err(why) =
+        app.security
+            .check_origin(h(header::ORIGIN), h(header::REFERER), h(header::HOST))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross-site-login",
+            format!("login refused: {why}"),
+        ));
+    }
     let req: LoginRequest = parse_body(&body)?;
     let outcome = match sessions::login(&app, req, ip.0, &slot).await {
         Ok(o) => o,
@@ -60,7 +79,7 @@ pub async fn login(
             .into_response();
             resp.headers_mut().insert(
                 header::SET_COOKIE,
-                HeaderValue::from_str(&session_cookie(&secret, ttl)).map_err(|_| {
+                HeaderValue::from_str(&session_cookie(&secret, ttl, https.0)).map_err(|_| {
                     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "bad cookie")
                 })?,
             );
@@ -70,12 +89,16 @@ pub async fn login(
 }
 
 /// `POST /api/v1/logout`: ends the browser session (if any).
-pub async fn logout(State(app): State<Service>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn logout(
+    State(app): State<Service>,
+    Extension(https): Extension<OverHttps>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     sessions::logout(&app, cookie(&headers, SESSION_COOKIE)).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static(END_SESSION_COOKIE),
+        HeaderValue::from_static(end_session_cookie(https.0)),
     );
     Ok(resp)
 }

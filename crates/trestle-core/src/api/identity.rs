@@ -69,6 +69,11 @@ pub struct UserUpdate {
     /// New password.
     #[serde(default)]
     pub password: Option<String>,
+    /// The current password: needed when users change their own password
+    /// (not when an admin sets someone else's, nor for a first password).
+    /// Left out when absent, so that older servers still read the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_password: Option<String>,
 }
 
 /// An API token's metadata (the secret is shown once, at creation).

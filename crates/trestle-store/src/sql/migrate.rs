@@ -20,6 +20,10 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0005_task_kinds.sql"),
     ),
     (6, include_str!("../../migrations/sqlite/0006_limits.sql")),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_login_attempts.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -38,6 +42,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0005_task_kinds.sql"),
     ),
     (6, include_str!("../../migrations/postgres/0006_limits.sql")),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_login_attempts.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's version.

@@ -452,34 +452,48 @@ impl IdentityStore for SqlStore {
         Ok(())
     }
 
-    async fn login_failures(&self, key: &str, since: i64) -> Result<u64> {
-        let n: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM login_failures WHERE key = $1 AND at >= $2")
-                .bind(key)
-                .bind(since)
-                .fetch_one(&self.read)
-                .await?
-                .try_get("n")?;
-        Ok(n as u64)
+    async fn delete_sessions_of(&self, user: &str, keep: Option<&str>) -> Result<u64> {
+        let n = sqlx::query("DELETE FROM sessions WHERE user_name = $1 AND hash <> $2")
+            .bind(user)
+            .bind(keep.unwrap_or(""))
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        Ok(n)
     }
 
-    async fn record_login_failure(&self, key: &str, now: i64, forget_before: i64) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-            .bind(key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM login_failures WHERE at < $1")
-            .bind(forget_before)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+    async fn reserve_login_attempt(&self, key: &str, now: i64, window: i64) -> Result<u64> {
+        // One statement: the row is locked (PostgreSQL) or the database
+        // written (SQLite) while it is counted, so every reservation sees
+        // the ones before it. In `SET`, both right-hand sides read the old
+        // row.
+        let n: i64 = sqlx::query(
+            "INSERT INTO login_attempts (key, window_start, count) VALUES ($1, $2, 1) \
+             ON CONFLICT (key) DO UPDATE SET \
+             count = CASE WHEN login_attempts.window_start <= $3 THEN 1 \
+                     ELSE login_attempts.count + 1 END, \
+             window_start = CASE WHEN login_attempts.window_start <= $3 THEN $2 \
+                     ELSE login_attempts.window_start END \
+             RETURNING count",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now - window)
+        .fetch_one(&self.write)
+        .await?
+        .try_get("count")?;
+        if n == 1 {
+            // A new window: forget keys whose windows ended long ago.
+            sqlx::query("DELETE FROM login_attempts WHERE window_start < $1")
+                .bind(now - 4 * window)
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(n.max(0) as u64)
     }
 
-    async fn clear_login_failures(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+    async fn clear_login_attempts(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_attempts WHERE key = $1")
             .bind(key)
             .execute(&self.write)
             .await?;

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use std::process::ExitCode;
 use trestle_client::{Client, Method};
-use trestle_core::api::identity::{NewUser, UserUpdate, UserView};
+use trestle_core::api::identity::{NewUser, UserUpdate, UserView, WhoAmI};
 
 /// `trestle user ...`.
 #[derive(Subcommand, Debug)]
@@ -65,7 +65,12 @@ pub enum UserCmd {
         /// admin, researcher, internal-guest or guest.
         role: String,
     },
-    /// Set a user's password (your own, or anyone's for admins), read from stdin.
+    /// Set a user's password (your own, or anyone's for admins), read from
+    /// stdin. For your own, stdin holds your current password on the first
+    /// line and the new one on the second (just the new one when you have
+    /// none yet); your other sessions end. An admin setting someone
+    /// else's gives only the new one; that user's sessions end, and their
+    /// tokens are revoked unless the server is configured otherwise.
     SetPassword {
         /// Login name.
         name: String,
@@ -212,12 +217,23 @@ pub async fn run(cmd: UserCmd, conn: &Conn) -> Result<ExitCode> {
             println!("{} is now {}", u.name, u.role);
         }
         UserCmd::SetPassword { name } => {
-            let password = Some(stdin_password()?);
+            let me: WhoAmI = c.call::<(), _>(Method::GET, &["whoami"], &[], None).await?;
+            let own = me.user.as_ref().is_some_and(|u| u.name == name);
+            let first = stdin_password()?;
+            let (current_password, password) = if own {
+                match stdin_password()? {
+                    second if !second.is_empty() => (Some(first), second),
+                    _ => (None, first),
+                }
+            } else {
+                (None, first)
+            };
             let u = patch(
                 &c,
                 &name,
                 &UserUpdate {
-                    password,
+                    password: Some(password),
+                    current_password,
                     ..Default::default()
                 },
             )

@@ -22,6 +22,13 @@ pub struct SecurityFile {
     pub login_max_failures: Option<u64>,
     /// Window of the throttle (default `15m`).
     pub login_window: Option<String>,
+    /// An admin's reset of someone else's password also revokes their
+    /// tokens (default true).
+    pub revoke_tokens_on_password_reset: Option<bool>,
+    /// The address browsers use (`https://host[:port]`), when the
+    /// requests' `Host` header is not it (a proxy rewrites it); `https://`
+    /// also makes session cookies `Secure` whatever the proxy says.
+    pub public_url: Option<String>,
 }
 
 /// A saved query in `[[audit.queries]]`.
@@ -85,6 +92,22 @@ pub fn security_config(s: SecurityFile, a: AuditFile) -> Result<SecurityConfig> 
     }
     if let Some(t) = &s.login_window {
         cfg.login_window = duration("security.login_window", t)?;
+    }
+    if let Some(r) = s.revoke_tokens_on_password_reset {
+        cfg.revoke_tokens_on_password_reset = r;
+    }
+    if let Some(u) = &s.public_url {
+        let u = u.trim().trim_end_matches('/');
+        let rest = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '@']) => {}
+            _ => bail!(
+                "security.public_url: `{u}` is not an origin such as `https://trestle.example.org` (no path)"
+            ),
+        }
+        cfg.public_url = Some(u.to_string());
     }
     if let Some(t) = &a.retention {
         cfg.audit_retention = duration("audit.retention", t)?;
@@ -150,6 +173,29 @@ mod tests {
                 .to_string()
         };
         assert!(bad("trusted_proxies = [\"nope\"]", "").contains("trusted_proxies"));
+        assert!(c.revoke_tokens_on_password_reset, "on by default");
+        assert_eq!(c.public_url, None);
+        let c = security_config(
+            toml::from_str(
+                "revoke_tokens_on_password_reset = false\npublic_url = \"https://t.example:8443/\"",
+            )
+            .unwrap(),
+            AuditFile::default(),
+        )
+        .unwrap();
+        assert!(!c.revoke_tokens_on_password_reset);
+        assert_eq!(c.public_url.as_deref(), Some("https://t.example:8443"));
+        for u in [
+            "t.example",
+            "https://",
+            "https://t.example/ui",
+            "ftp://t.example",
+        ] {
+            assert!(
+                bad(&format!("public_url = \"{u}\""), "").contains("security.public_url"),
+                "{u}"
+            );
+        }
         assert!(bad("", "retention = \"soon\"").contains("audit.retention"));
         assert!(
             bad(
