@@ -41,7 +41,28 @@ pub async fn create_upload(app: &Service, p: &Principal) -> ServiceResult<Upload
     Ok(UploadCreated { id })
 }
 
-/// Writes one file of upload `id` at `path` from `data`.
+/// The code of the answer to a write into a sealed upload.
+pub const UPLOAD_SEALED: &str = "upload-sealed";
+
+fn sealed(id: &str) -> ServiceError {
+    ServiceError::new(
+        ErrorKind::Conflict,
+        UPLOAD_SEALED,
+        format!(
+            "upload `{id}` is the inputs of a submitted job and cannot change; \
+             create a new upload (`trestle upload DIR`) for different inputs"
+        ),
+    )
+    .in_field("id")
+}
+
+/// Writes one file of upload `id` at `path` from `data`, unless the upload
+/// is sealed (a job was submitted with it as inputs: `409
+/// upload-sealed`). The file is read in full first and made visible while
+/// the store holds the upload unsealed, so a submit racing this write
+/// seals the upload either before the file appears (and the write is
+/// refused) or after (and its job sees the file): a submitted job's
+/// inputs never change.
 pub async fn put_upload_file<S, E>(
     app: &Service,
     p: &Principal,
@@ -56,7 +77,21 @@ where
     validate_upload_id("id", id)?;
     access::upload(app, p, id, Action::UploadWrite).await?;
     let rel = normalize_relative("path", path)?;
-    app.blobs.put_stream(&upload_prefix(id), &rel, data).await?;
+    // Refused before the body is read, when it can be.
+    if app.store.upload_sealed(id).await? {
+        return Err(sealed(id));
+    }
+    let staged = app
+        .blobs
+        .stage_stream(&upload_prefix(id), &rel, data)
+        .await?;
+    let Some(hold) = app.store.hold_unsealed_upload(id).await? else {
+        staged.abort().await;
+        return Err(sealed(id));
+    };
+    let written = staged.commit().await;
+    hold.release().await?;
+    written?;
     Ok(())
 }
 
@@ -118,7 +153,8 @@ pub async fn input_file(
 
 /// Writes output file `path` of attempt `attempt` of job `job` (both as
 /// given in the request, read after the check) from `data`, for the
-/// holder of that attempt's lease (`lease_token`) only.
+/// holder of that attempt's lease (`lease_token`) only, presented by the
+/// credential that registered the worker holding it.
 pub async fn put_output<S, E>(
     app: &Service,
     p: &Principal,
@@ -143,7 +179,13 @@ where
             "output uploads must carry the lease token",
         )
     })?;
-    if !app.store.lease_holds(job, attempt, token).await? {
+    // The lease must be held by a worker this credential registered; a
+    // token of another credential's worker is answered as a stale one.
+    if !app
+        .store
+        .lease_holds(job, attempt, token, &p.token_id)
+        .await?
+    {
         return Err(ServiceError::new(
             ErrorKind::Conflict,
             "stale-lease",

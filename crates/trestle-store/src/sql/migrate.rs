@@ -19,6 +19,10 @@ const SQLITE: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_task_kinds.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_sealed_uploads.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -35,6 +39,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_task_kinds.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_sealed_uploads.sql"),
     ),
 ];
 

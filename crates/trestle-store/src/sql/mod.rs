@@ -20,6 +20,7 @@ mod rows;
 mod scale;
 mod tokens;
 mod updates;
+mod uploads;
 mod users;
 mod workers;
 
