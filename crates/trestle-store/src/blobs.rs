@@ -335,4 +335,55 @@ mod tests {
         assert_eq!(n, 10 * 1024 * 1024);
         assert_eq!(blobs.list("p").await.unwrap()[0].size, 10 * 1024 * 1024);
     }
+
+    #[tokio::test]
+    async fn staged_objects_appear_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path().to_str().unwrap()).unwrap();
+        for (name, mib) in [("small.bin", 1u64), ("big.bin", 10)] {
+            let chunk = Bytes::from(vec![7u8; 1024 * 1024]);
+            let body = futures::stream::iter(
+                (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
+            let staged = blobs.stage_stream("p", name, body).await.unwrap();
+            assert_eq!(staged.size(), mib * 1024 * 1024);
+            assert!(
+                blobs
+                    .list("p")
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|f| f.path != name),
+                "{name} is not visible before its commit"
+            );
+            assert_eq!(staged.commit().await.unwrap(), mib * 1024 * 1024);
+            let files = blobs.list("p").await.unwrap();
+            let f = files.iter().find(|f| f.path == name).expect("committed");
+            assert_eq!(f.size, mib * 1024 * 1024);
+        }
+        for (name, mib) in [("gone-small.bin", 1u64), ("gone-big.bin", 10)] {
+            let chunk = Bytes::from(vec![1u8; 1024 * 1024]);
+            let body = futures::stream::iter(
+                (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
+            blobs
+                .stage_stream("p", name, body)
+                .await
+                .unwrap()
+                .abort()
+                .await;
+        }
+        let names: Vec<String> = blobs
+            .list("p")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(
+            names,
+            vec!["big.bin", "small.bin"],
+            "aborted objects never appear"
+        );
+    }
 }
