@@ -35,6 +35,10 @@ pub enum ComputeError {
     /// No such worker.
     #[error("no such worker: {0}")]
     NotFound(String),
+    /// The provider is stopping (its server is shutting down) and starts
+    /// nothing more.
+    #[error("the provider is stopping and launches no more workers")]
+    Stopping,
     /// Anything else.
     #[error("{0}")]
     Other(String),

@@ -16,11 +16,21 @@ struct LocalChild {
     worker: ProviderWorker,
 }
 
+/// The processes this provider started, and whether it is stopping. One
+/// lock guards both, and a launch holds it from its check of `stopping`
+/// until its process is recorded, so a launch either completes before a
+/// shutdown looks (and is stopped by it) or is refused.
+#[derive(Default)]
+struct Children {
+    map: HashMap<String, LocalChild>,
+    stopping: bool,
+}
+
 /// Worker processes on this host, started with `--cpus`/`--mem-mib`/`--gpus`
 /// appended to the configured command.
 pub struct LocalProvider {
     cmd: WorkerCommand,
-    children: Mutex<HashMap<String, LocalChild>>,
+    children: Mutex<Children>,
     ended: Mutex<HashMap<String, crate::EndedWorker>>,
 }
 
@@ -29,19 +39,36 @@ impl LocalProvider {
     pub fn new(cmd: WorkerCommand) -> LocalProvider {
         LocalProvider {
             cmd,
-            children: Mutex::new(HashMap::new()),
+            children: Mutex::default(),
             ended: Mutex::default(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalChild>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Children> {
         self.children.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Asks every worker to stop (SIGTERM: they hand their jobs back) and
-    /// waits up to `grace` for them, then kills what is left.
+    /// Refuses every later launch ([`ComputeError::Stopping`]); workers
+    /// already started keep running.
+    pub fn stop_launching(&self) {
+        self.lock().stopping = true;
+    }
+
+    /// True once [`LocalProvider::stop_launching`] or
+    /// [`LocalProvider::shutdown`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.lock().stopping
+    }
+
+    /// Refuses every later launch, asks every worker to stop (SIGTERM:
+    /// they hand their jobs back) and waits up to `grace` for them, then
+    /// kills what is left.
     pub async fn shutdown(&self, grace: std::time::Duration) {
-        let ids: Vec<String> = self.lock().keys().cloned().collect();
+        let ids: Vec<String> = {
+            let mut c = self.lock();
+            c.stopping = true;
+            c.map.keys().cloned().collect()
+        };
         for id in &ids {
             let _ = self.terminate(id).await;
         }
@@ -52,7 +79,7 @@ impl LocalProvider {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        for c in self.lock().values_mut() {
+        for c in self.lock().map.values_mut() {
             let _ = c.child.start_kill();
         }
     }
@@ -73,6 +100,15 @@ impl Provider for LocalProvider {
     async fn launch(&self, req: &LaunchRequest<'_>) -> Result<Vec<ProviderWorker>> {
         let mut out = Vec::new();
         for _ in 0..req.count {
+            // Held until the process is recorded (spawning does not wait).
+            let mut children = self.lock();
+            if children.stopping {
+                return if out.is_empty() {
+                    Err(ComputeError::Stopping)
+                } else {
+                    Ok(out)
+                };
+            }
             let id = new_id();
             let mut c = Command::new(&self.cmd.program);
             c.args(&self.cmd.args)
@@ -97,20 +133,22 @@ impl Provider for LocalProvider {
                 status: InstanceStatus::Running,
                 launched_at: Some(now_ms()),
             };
-            self.lock().insert(
+            children.map.insert(
                 id,
                 LocalChild {
                     child,
                     worker: worker.clone(),
                 },
             );
+            drop(children);
             out.push(worker);
         }
         Ok(out)
     }
 
     async fn list(&self) -> Result<Vec<ProviderWorker>> {
-        let mut map = self.lock();
+        let mut children = self.lock();
+        let map = &mut children.map;
         let mut gone = Vec::new();
         map.retain(|id, c| match c.child.try_wait() {
             Ok(None) => true,
@@ -152,8 +190,8 @@ impl Provider for LocalProvider {
     }
 
     async fn terminate(&self, id: &str) -> Result<()> {
-        let map = self.lock();
-        let Some(c) = map.get(id) else {
+        let children = self.lock();
+        let Some(c) = children.map.get(id) else {
             return Err(ComputeError::NotFound(format!("no local worker `{id}`")));
         };
         if let Some(pid) = c.child.id() {
@@ -182,6 +220,34 @@ mod tests {
         };
         crate::conformance(&p, shape, dir.path(), std::time::Duration::from_secs(10)).await;
         p.shutdown(std::time::Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test]
+    async fn a_stopping_provider_launches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = LocalProvider::new(crate::stand_in_worker(dir.path()));
+        let req = LaunchRequest {
+            shape_name: "s",
+            shape: Capacity {
+                cpus: 1,
+                mem_mib: 128,
+                gpus: 0,
+            },
+            count: 1,
+            env: &[],
+        };
+        assert_eq!(p.launch(&req).await.unwrap().len(), 1);
+        assert!(!p.is_stopping());
+        p.shutdown(std::time::Duration::from_secs(5)).await;
+        assert!(p.is_stopping());
+        assert!(p.list().await.unwrap().is_empty(), "the worker was stopped");
+        let err = p.launch(&req).await.unwrap_err();
+        assert!(matches!(err, ComputeError::Stopping), "{err:?}");
+        assert!(p.list().await.unwrap().is_empty(), "nothing was started");
+        let q = LocalProvider::new(crate::stand_in_worker(dir.path()));
+        q.stop_launching();
+        assert!(matches!(q.launch(&req).await, Err(ComputeError::Stopping)));
+        assert!(q.list().await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -270,9 +270,12 @@ impl RunningServer {
         Ok(created.then_some(token))
     }
 
-    /// Stops cleanly: local workers hand their jobs back first (while the
-    /// API still answers them), then the loops and the API stop.
+    /// Stops cleanly: from the first moment nothing more is launched (see
+    /// [`trestle_service::compute::Compute::begin_shutdown`]); local workers
+    /// hand their jobs back (while the API still answers them), then the
+    /// loops and the API stop.
     pub async fn shutdown(self) {
+        self.app.compute.begin_shutdown();
         self.app
             .compute
             .shutdown_local(std::time::Duration::from_secs(15))

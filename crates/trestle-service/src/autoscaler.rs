@@ -389,6 +389,12 @@ impl Autoscaler {
             }
         }
         for l in &p.launches {
+            // The plan may predate the shutdown: asked again right before
+            // every launch (local providers also refuse once stopping).
+            if self.app.compute.is_stopping() {
+                tracing::info!(target: "trestle::autoscaler", "shutting down: launching nothing");
+                return;
+            }
             let Some((spec, provider)) = specs.get(&l.env) else {
                 continue;
             };
@@ -427,6 +433,10 @@ impl Autoscaler {
                     for id in ids {
                         seen.entry(id.to_string()).or_default();
                     }
+                }
+                Err(ComputeError::Stopping) => {
+                    tracing::info!(target: "trestle::autoscaler", env = %spec.name, "shutting down: launching nothing");
+                    return;
                 }
                 Err(ComputeError::Capacity(m)) => {
                     st.capacity_errors
@@ -484,7 +494,7 @@ impl BackgroundLoop for Autoscaler {
     }
     async fn tick(&self) -> crate::ServiceResult<()> {
         let topo = self.app.compute.topology();
-        if topo.envs.is_empty() {
+        if topo.envs.is_empty() || self.app.compute.is_stopping() {
             return Ok(());
         }
         let mut st = self.state.lock().await;
@@ -524,6 +534,7 @@ impl BackgroundLoop for Autoscaler {
             demand,
             envs,
             capacity_error_ttl_ms: DEFAULT_CAPACITY_ERROR_TTL_MS,
+            stopping: self.app.compute.is_stopping(),
         };
         let p = plan(&input);
         if !p.launches.is_empty() || !p.retire.is_empty() {

@@ -96,12 +96,21 @@ struct Built {
     provider: Arc<dyn Provider>,
 }
 
+/// The local providers this server built, and whether it is shutting
+/// down (one lock: a provider built while the shutdown begins is either
+/// seen by it or built already refusing launches).
+#[derive(Default)]
+struct Locals {
+    providers: Vec<Arc<LocalProvider>>,
+    stopping: bool,
+}
+
 /// The compute side of the server's state.
 pub struct Compute {
     topology: RwLock<Arc<Topology>>,
     worker_envs: Mutex<HashMap<String, Option<String>>>,
     providers: Mutex<HashMap<String, Built>>,
-    locals: Mutex<Vec<Arc<LocalProvider>>>,
+    locals: Mutex<Locals>,
     /// Launch defaults.
     pub defaults: LaunchDefaults,
     /// This server's leader leases.
@@ -248,22 +257,45 @@ impl Compute {
             })),
             _ => {
                 let p = Arc::new(LocalProvider::new(command));
-                self.locals
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(p.clone());
+                let mut locals = self.locals.lock().unwrap_or_else(|p| p.into_inner());
+                if locals.stopping {
+                    p.stop_launching();
+                }
+                locals.providers.push(p.clone());
                 p
             }
         }
     }
 
-    /// Stops every local worker this server started (they hand their jobs
-    /// back first).
+    /// Begins this server's shutdown: from now on the autoscaler plans
+    /// and launches nothing, and every local provider (built already or
+    /// later) refuses launches. Idempotent.
+    pub fn begin_shutdown(&self) {
+        let mut locals = self.locals.lock().unwrap_or_else(|p| p.into_inner());
+        locals.stopping = true;
+        for p in &locals.providers {
+            p.stop_launching();
+        }
+    }
+
+    /// True once [`Compute::begin_shutdown`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.locals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stopping
+    }
+
+    /// Begins the shutdown ([`Compute::begin_shutdown`]), then stops every
+    /// local worker this server started (they hand their jobs back
+    /// first), including one whose launch raced the shutdown.
     pub async fn shutdown_local(&self, grace: Duration) {
+        self.begin_shutdown();
         let locals: Vec<Arc<LocalProvider>> = self
             .locals
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .providers
             .clone();
         futures::future::join_all(locals.iter().map(|l| l.shutdown(grace))).await;
     }

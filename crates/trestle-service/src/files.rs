@@ -82,34 +82,27 @@ impl std::fmt::Display for Capped {
     }
 }
 
-/// Streams `data` to `rel` under `prefix`, stopping once more than `cap`
-/// bytes arrive: the bytes written, or `None` when it went over (and
-/// nothing was kept).
-async fn put_capped<S, E>(
-    app: &Service,
-    prefix: &str,
-    rel: &str,
-    data: S,
-    cap: u64,
-) -> ServiceResult<Option<u64>>
+/// `data`, failing with [`Capped::Over`] once more than `cap` bytes
+/// arrive.
+fn capped<S, E>(data: S, cap: u64) -> impl Stream<Item = Result<Bytes, Capped>> + Send + Unpin
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
 {
     use futures::StreamExt;
     let mut seen = 0u64;
-    let capped = data.map(move |chunk| match chunk {
+    data.map(move |chunk| match chunk {
         Ok(b) => {
             seen += b.len() as u64;
             if seen > cap { Err(Capped::Over) } else { Ok(b) }
         }
         Err(e) => Err(Capped::Read(e.to_string())),
-    });
-    match app.blobs.put_stream(prefix, rel, capped).await {
-        Ok(n) => Ok(Some(n)),
-        Err(e) if e.to_string().contains(&Capped::Over.to_string()) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    })
+}
+
+/// Whether object storage stopped because a [`capped`] stream went over.
+fn is_over(e: &StoreError) -> bool {
+    e.to_string().contains(&Capped::Over.to_string())
 }
 
 /// A 413 about the file at `path`.
@@ -130,13 +123,38 @@ fn charged_project(p: &Principal) -> String {
     }
 }
 
-/// Writes one file of upload `id` at `path` from `data`. The file may be
-/// at most [`UploadLimits::file_bytes`], and the uploads charged to the
-/// uploader's default project at most [`UploadLimits::project_bytes`]:
-/// the body is counted as it arrives and refused (413) the moment it goes
-/// over, plain or chunked, and nothing of it is kept. Uploads running at
-/// once on one project may each see the room before the others use it,
-/// so the quota can be passed by at most what those uploads hold.
+/// The code of the answer to a write into a sealed upload.
+pub const UPLOAD_SEALED: &str = "upload-sealed";
+
+fn sealed(id: &str) -> ServiceError {
+    ServiceError::new(
+        ErrorKind::Conflict,
+        UPLOAD_SEALED,
+        format!(
+            "upload `{id}` is the inputs of a submitted job and cannot change; \
+             create a new upload (`trestle upload DIR`) for different inputs"
+        ),
+    )
+    .in_field("id")
+}
+
+/// Writes one file of upload `id` at `path` from `data`, unless the upload
+/// is sealed (a job was submitted with it as inputs: `409
+/// upload-sealed`).
+///
+/// Size: the file may be at most [`UploadLimits::file_bytes`], and the
+/// uploads charged to the uploader's default project at most
+/// [`UploadLimits::project_bytes`]. The body is counted as it arrives and
+/// refused (413) the moment it goes over, plain or chunked, and nothing of
+/// it is kept. Uploads running at once on one project may each see the
+/// room before the others use it, so the quota can be passed by at most
+/// what those uploads hold.
+///
+/// Sealing: the file is read in full first and made visible while the
+/// store holds the upload unsealed, so a submit racing this write seals
+/// the upload either before the file appears (and the write is refused)
+/// or after (and its job sees the file): a submitted job's inputs never
+/// change.
 pub async fn put_upload_file<S, E>(
     app: &Service,
     p: &Principal,
@@ -151,6 +169,10 @@ where
     validate_upload_id("id", id)?;
     access::upload(app, p, id, Action::UploadWrite).await?;
     let rel = normalize_relative("path", path)?;
+    // Refused before the body is read, when it can be.
+    if app.store.upload_sealed(id).await? {
+        return Err(sealed(id));
+    }
     let prefix = upload_prefix(id);
     let old = app
         .blobs
@@ -164,24 +186,39 @@ where
     let used = app.store.project_upload_bytes(&project).await?;
     let room = limits.project_bytes.saturating_sub(used) + old;
     let cap = limits.file_bytes.min(room);
-    let Some(written) = put_capped(app, &prefix, &rel, data, cap).await? else {
-        let (code, message) = if cap == limits.file_bytes {
-            (
-                "file-too-large",
-                format!("a file may be at most {} bytes", limits.file_bytes),
-            )
-        } else {
-            (
-                "quota-exceeded",
-                format!(
-                    "project `{project}` holds {used} bytes of uploads of its {} byte quota; \
-                     this file does not fit",
-                    limits.project_bytes
-                ),
-            )
-        };
-        return Err(too_large(code, message));
+    let staged = match app
+        .blobs
+        .stage_stream(&prefix, &rel, capped(data, cap))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) if is_over(&e) => {
+            let (code, message) = if cap == limits.file_bytes {
+                (
+                    "file-too-large",
+                    format!("a file may be at most {} bytes", limits.file_bytes),
+                )
+            } else {
+                (
+                    "quota-exceeded",
+                    format!(
+                        "project `{project}` holds {used} bytes of uploads of its {} byte quota; \
+                         this file does not fit",
+                        limits.project_bytes
+                    ),
+                )
+            };
+            return Err(too_large(code, message));
+        }
+        Err(e) => return Err(e.into()),
     };
+    let Some(hold) = app.store.hold_unsealed_upload(id).await? else {
+        staged.abort().await;
+        return Err(sealed(id));
+    };
+    let written = staged.commit().await;
+    hold.release().await?;
+    let written = written?;
     app.store
         .add_upload_bytes(id, &project, written as i64 - old as i64)
         .await?;
@@ -246,7 +283,8 @@ pub async fn input_file(
 
 /// Writes output file `path` of attempt `attempt` of job `job` (both as
 /// given in the request, read after the check) from `data`, for the
-/// holder of that attempt's lease (`lease_token`) only.
+/// holder of that attempt's lease (`lease_token`) only, presented by the
+/// credential that registered the worker holding it.
 pub async fn put_output<S, E>(
     app: &Service,
     p: &Principal,
@@ -271,7 +309,13 @@ where
             "output uploads must carry the lease token",
         )
     })?;
-    if !app.store.lease_holds(job, attempt, token).await? {
+    // The lease must be held by a worker this credential registered; a
+    // token of another credential's worker is answered as a stale one.
+    if !app
+        .store
+        .lease_holds(job, attempt, token, &p.token_id)
+        .await?
+    {
         return Err(ServiceError::new(
             ErrorKind::Conflict,
             "stale-lease",
@@ -279,16 +323,18 @@ where
         ));
     }
     let cap = app.uploads.file_bytes;
-    if put_capped(app, &output_prefix(job, attempt), &rel, data, cap)
-        .await?
-        .is_none()
+    match app
+        .blobs
+        .put_stream(&output_prefix(job, attempt), &rel, capped(data, cap))
+        .await
     {
-        return Err(too_large(
+        Ok(_) => Ok(()),
+        Err(e) if is_over(&e) => Err(too_large(
             "file-too-large",
             format!("an output file may be at most {cap} bytes"),
-        ));
+        )),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
 /// One output file of job `job`: of attempt `attempt`, or of the latest

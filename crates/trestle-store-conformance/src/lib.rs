@@ -2,7 +2,8 @@
 //! `trestle-store` library: [`queue`] (jobs, leases, reports, workers),
 //! [`identity`] (users, projects, tokens, sessions, audit), [`workflows`]
 //! (events, dependencies, arrays, pipelines) and [`scale`] (compute
-//! environments, queues, routed leases, leader leases).
+//! environments, queues, routed leases, leader leases) and [`security`]
+//! (leases bound to their workers, sealed uploads).
 //!
 //! Each suite lists its checks in `CHECKS` and runs one by name with
 //! `run`. `tests/conformance.rs` turns every check into two tests, one on a
@@ -16,4 +17,5 @@ pub mod fixtures;
 pub mod identity;
 pub mod queue;
 pub mod scale;
+pub mod security;
 pub mod workflows;

@@ -78,6 +78,9 @@ async fn worker(s: &dyn Store, id: &str, cpus: u32) {
     )
     .await
     .expect("register worker");
+    s.bind_worker(id, &format!("t-{id}"))
+        .await
+        .expect("bind worker");
 }
 
 async fn lease(s: &dyn Store, w: &str, free: Capacity, max: u32, now: i64) -> Vec<Lease> {
@@ -363,7 +366,11 @@ async fn reports_are_fenced(s: &dyn Store) {
     .await;
     assert_eq!(out.stale.len(), 1);
     assert_eq!(state(s, ids[0]).await, JobState::Succeeded);
-    assert!(!s.lease_holds(l.job_id, l.attempt, &l.token).await.unwrap());
+    assert!(
+        !s.lease_holds(l.job_id, l.attempt, &l.token, "t-w1")
+            .await
+            .unwrap()
+    );
 }
 
 async fn retries_then_fails(s: &dyn Store) {
@@ -373,7 +380,11 @@ async fn retries_then_fails(s: &dyn Store) {
         .await
         .unwrap();
     let l1 = lease(s, "w1", cap(1, 4096), 1, T0).await.remove(0);
-    assert!(s.lease_holds(l1.job_id, 1, &l1.token).await.unwrap());
+    assert!(
+        s.lease_holds(l1.job_id, 1, &l1.token, "t-w1")
+            .await
+            .unwrap()
+    );
     let out = send(
         s,
         "w1",

@@ -20,6 +20,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "identity" => trestle_store_conformance::identity::run(name, s).await,
         "workflows" => trestle_store_conformance::workflows::run(name, s).await,
         "scale" => trestle_store_conformance::scale::run(name, s).await,
+        "security" => trestle_store_conformance::security::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
     db.finish().await;
@@ -98,16 +99,23 @@ suite!(scale:
     leader_leases,
 );
 
+suite!(security:
+    leases_are_bound_to_their_worker,
+    submits_seal_their_uploads,
+    a_held_upload_delays_the_seal,
+);
+
 /// Every check of every suite has its tests here, and every test here
 /// names a check (listed once).
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 4] = [
+    let suites: [(&str, &[&str], &[&str]); 5] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),
         ("scale", c::scale::CHECKS, scale::TESTED),
+        ("security", c::security::CHECKS, security::TESTED),
     ];
     let mut total = 0;
     for (suite, checks, tested) in suites {

@@ -173,7 +173,11 @@ async fn upgrade(version: i64, backend: Backend) {
         .iter()
         .find(|(id, _, _)| *id == job("running"))
         .unwrap();
-    assert!(s.lease_holds(*running, *attempt, token).await.unwrap());
+    assert!(
+        s.lease_holds(*running, *attempt, token, "t-worker")
+            .await
+            .unwrap()
+    );
     let out = report(
         s,
         vec![finished(at(*running, *attempt, token), 0, now)],

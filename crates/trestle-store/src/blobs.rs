@@ -16,6 +16,49 @@ use trestle_core::paths::normalize_relative;
 /// streamed as a multipart upload, so memory stays bounded.
 const SINGLE_PUT_LIMIT: usize = 8 * 1024 * 1024;
 
+/// An object read but not yet visible ([`Blobs::stage_stream`]): it
+/// appears at once, whole, on [`Staged::commit`] (the store's atomic put,
+/// or the completion of its multipart upload), and never if it is
+/// aborted or dropped.
+pub struct Staged {
+    store: Arc<dyn ObjectStore>,
+    path: ObjPath,
+    size: u64,
+    body: StagedBody,
+}
+
+enum StagedBody {
+    Small(PutPayload),
+    Parts(Box<WriteMultipart>),
+}
+
+impl Staged {
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Makes the object visible; returns its size.
+    pub async fn commit(self) -> Result<u64> {
+        match self.body {
+            StagedBody::Small(payload) => {
+                self.store.put(&self.path, payload).await.map_err(obj_err)?;
+            }
+            StagedBody::Parts(w) => {
+                w.finish().await.map_err(obj_err)?;
+            }
+        }
+        Ok(self.size)
+    }
+
+    /// Drops the object (a multipart upload is aborted).
+    pub async fn abort(self) {
+        if let StagedBody::Parts(w) = self.body {
+            let _ = w.abort().await;
+        }
+    }
+}
+
 /// Object storage, confined to Trestle's key layout.
 #[derive(Clone)]
 pub struct Blobs {
@@ -114,6 +157,17 @@ impl Blobs {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        self.stage_stream(prefix, rel, body).await?.commit().await
+    }
+
+    /// Reads a stream of chunks into an object that is not visible until
+    /// [`Staged::commit`]: a small one stays in memory, a large one is
+    /// uploaded in parts (all but the last sent, and waited for, here).
+    pub async fn stage_stream<S, E>(&self, prefix: &str, rel: &str, body: S) -> Result<Staged>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
         let path = Self::key(prefix, rel)?;
         let mut body = body;
         let mut buf: Vec<Bytes> = Vec::new();
@@ -127,9 +181,12 @@ impl Blobs {
                     buf.push(chunk);
                 }
                 None => {
-                    let payload: PutPayload = buf.into_iter().collect();
-                    self.store.put(&path, payload).await.map_err(obj_err)?;
-                    return Ok(size as u64);
+                    return Ok(Staged {
+                        store: self.store.clone(),
+                        path,
+                        size: size as u64,
+                        body: StagedBody::Small(buf.into_iter().collect()),
+                    });
                 }
             }
         }
@@ -148,12 +205,24 @@ impl Blobs {
                 }
                 None => break,
             };
-            w.wait_for_capacity(4).await.map_err(obj_err)?;
+            if let Err(e) = w.wait_for_capacity(4).await {
+                let _ = w.abort().await;
+                return Err(obj_err(e));
+            }
             size += chunk.len();
             w.put(chunk);
         }
-        w.finish().await.map_err(obj_err)?;
-        Ok(size as u64)
+        // Every full part is sent before the commit; it sends the rest.
+        if let Err(e) = w.wait_for_capacity(0).await {
+            let _ = w.abort().await;
+            return Err(obj_err(e));
+        }
+        Ok(Staged {
+            store: self.store.clone(),
+            path,
+            size: size as u64,
+            body: StagedBody::Parts(Box::new(w)),
+        })
     }
 
     /// Writes a small object from memory.
@@ -265,5 +334,56 @@ mod tests {
         let n = blobs.put_stream("p", "big.bin", body).await.unwrap();
         assert_eq!(n, 10 * 1024 * 1024);
         assert_eq!(blobs.list("p").await.unwrap()[0].size, 10 * 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn staged_objects_appear_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path().to_str().unwrap()).unwrap();
+        for (name, mib) in [("small.bin", 1u64), ("big.bin", 10)] {
+            let chunk = Bytes::from(vec![7u8; 1024 * 1024]);
+            let body = futures::stream::iter(
+                (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
+            let staged = blobs.stage_stream("p", name, body).await.unwrap();
+            assert_eq!(staged.size(), mib * 1024 * 1024);
+            assert!(
+                blobs
+                    .list("p")
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|f| f.path != name),
+                "{name} is not visible before its commit"
+            );
+            assert_eq!(staged.commit().await.unwrap(), mib * 1024 * 1024);
+            let files = blobs.list("p").await.unwrap();
+            let f = files.iter().find(|f| f.path == name).expect("committed");
+            assert_eq!(f.size, mib * 1024 * 1024);
+        }
+        for (name, mib) in [("gone-small.bin", 1u64), ("gone-big.bin", 10)] {
+            let chunk = Bytes::from(vec![1u8; 1024 * 1024]);
+            let body = futures::stream::iter(
+                (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
+            blobs
+                .stage_stream("p", name, body)
+                .await
+                .unwrap()
+                .abort()
+                .await;
+        }
+        let names: Vec<String> = blobs
+            .list("p")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(
+            names,
+            vec!["big.bin", "small.bin"],
+            "aborted objects never appear"
+        );
     }
 }

@@ -9,6 +9,14 @@ use trestle_core::audit::{AuditAnswer, AuditFilter, AuditRecord};
 use trestle_core::identity::TokenKind;
 use trestle_core::identity::authz::{MemberRole, Membership, Role, Scope};
 
+/// An upload held unsealed ([`IdentityStore::hold_unsealed_upload`]);
+/// dropping it without [`UploadHold::release`] releases it too.
+#[async_trait]
+pub trait UploadHold: Send {
+    /// Ends the hold.
+    async fn release(self: Box<Self>) -> Result<()>;
+}
+
 /// A user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -177,6 +185,14 @@ pub trait IdentityStore: Send + Sync {
     async fn project_upload_bytes(&self, project: &str) -> Result<u64>;
     /// Who created an upload (`None`: unknown upload).
     async fn upload_owner(&self, id: &str) -> Result<Option<String>>;
+    /// True once a job was submitted with the upload as its inputs (the
+    /// submit seals it in its transaction): its files never change again.
+    async fn upload_sealed(&self, id: &str) -> Result<bool>;
+    /// Holds upload `id` unsealed (`None`: it is sealed, or unknown) until
+    /// the hold is released: a submit naming it waits, so whatever is
+    /// written into the upload while the hold lasts lands before the seal.
+    /// Keep it short (the time to make one written file visible).
+    async fn hold_unsealed_upload(&self, id: &str) -> Result<Option<Box<dyn UploadHold>>>;
     /// Records which credential registered a worker.
     async fn bind_worker(&self, worker_id: &str, token_id: &str) -> Result<()>;
     /// The credential that registered a worker (`None`: unknown worker or

@@ -170,8 +170,17 @@ pub trait JobStore: Send + Sync {
         attempt: Option<u32>,
         after: u32,
     ) -> Result<Option<LogSlice>>;
-    /// True when `token` holds the lease on the job's attempt.
-    async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool>;
+    /// True when `token` holds the lease on the job's attempt and that
+    /// lease is held by a worker that credential `registrant` registered
+    /// (a token presented with another worker's credential is as stale as
+    /// an unknown one).
+    async fn lease_holds(
+        &self,
+        job_id: i64,
+        attempt: u32,
+        token: &str,
+        registrant: &str,
+    ) -> Result<bool>;
     /// Job counts per (queue, state).
     async fn counts(&self) -> Result<Vec<(String, JobState, u64)>>;
     /// Runnable demand for jobs of at most `max_cpus` CPUs, looking at no

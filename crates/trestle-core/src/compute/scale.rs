@@ -123,6 +123,10 @@ pub struct ScaleInput {
     pub envs: Vec<EnvSnapshot>,
     /// How long a capacity error counts, ms.
     pub capacity_error_ttl_ms: i64,
+    /// The server is shutting down: the plan launches nothing (not even
+    /// for `min_vcpus`) and retires nothing (the shutdown stops every
+    /// worker the server started).
+    pub stopping: bool,
 }
 
 /// Why workers are launched.
@@ -374,6 +378,9 @@ fn choose(w: &Work<'_>, r: &Resources) -> Choice {
 /// Decides what to launch and what to retire.
 pub fn plan(input: &ScaleInput) -> Plan {
     let mut plan = Plan::default();
+    if input.stopping {
+        return plan;
+    }
     let mut works: Vec<Work<'_>> = input
         .envs
         .iter()

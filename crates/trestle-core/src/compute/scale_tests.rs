@@ -69,6 +69,7 @@ fn input(queues: Vec<QueueRoute>, demand: Vec<DemandBucket>, envs: Vec<EnvSnapsh
         demand,
         envs,
         capacity_error_ttl_ms: DEFAULT_CAPACITY_ERROR_TTL_MS,
+        stopping: false,
     }
 }
 
@@ -117,6 +118,40 @@ fn launches_enough_workers_packing_jobs() {
     ));
     assert_eq!(launched(&p, "a", "c2"), 3, "{p:?}");
     assert!(p.retire.is_empty() && p.unplaceable.is_empty());
+}
+
+#[test]
+fn a_stopping_server_launches_and_retires_nothing() {
+    let mut idle = env(
+        "a",
+        vec![shape("c2", 2, 4096, 0, 0.1)],
+        0,
+        16,
+        AllocationStrategy::BestFit,
+    );
+    idle.instances = vec![live("i1", 2, 2, Some(NOW - 3_600_000))];
+    let below_min = env(
+        "b",
+        vec![shape("c2", 2, 4096, 0, 0.1)],
+        4,
+        16,
+        AllocationStrategy::BestFit,
+    );
+    let mut i = input(
+        vec![route("q", 0, &["b"])],
+        vec![demand("q", 1, 1000, 50)],
+        vec![idle, below_min],
+    );
+    let running = plan(&i);
+    assert!(launched(&running, "b", "c2") > 0, "{running:?}");
+    assert_eq!(running.retire.len(), 1, "{running:?}");
+    i.stopping = true;
+    let p = plan(&i);
+    assert!(
+        p.launches.is_empty(),
+        "demand and min_vcpus launch nothing: {p:?}"
+    );
+    assert!(p.retire.is_empty(), "{p:?}");
 }
 
 #[test]

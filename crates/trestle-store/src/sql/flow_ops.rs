@@ -27,6 +27,8 @@ impl SqlStore {
         now: i64,
     ) -> Result<(i64, Vec<i64>)> {
         let mut tx = self.write.begin().await?;
+        let specs = p.steps.iter().map(|s| &s.spec).chain([&p.parent]);
+        super::uploads::seal_inputs(&mut tx, specs, now).await?;
         let parent = insert_job(&mut tx, self.dialect, &p.parent, now).await?;
         let n = p.steps.len() as i64;
         sqlx::query(

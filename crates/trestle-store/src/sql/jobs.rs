@@ -40,6 +40,7 @@ impl SqlStore {
     /// [`crate::JobStore::submit`].
     pub(super) async fn submit(&self, specs: &[JobSpec], now: i64) -> Result<Vec<i64>> {
         let mut tx = self.write.begin().await?;
+        super::uploads::seal_inputs(&mut tx, specs, now).await?;
         let ids = insert_jobs(&mut tx, self.dialect, specs, now).await?;
         super::flow::after_submit(&mut tx, self.dialect, specs, &ids, now).await?;
         tx.commit().await?;

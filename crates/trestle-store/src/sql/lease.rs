@@ -243,15 +243,24 @@ impl SqlStore {
         Ok(n)
     }
 
-    /// [`crate::JobStore::lease_holds`].
-    pub(super) async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool> {
+    /// [`crate::JobStore::lease_holds`]: one statement, the lease's worker
+    /// joined for the credential that registered it.
+    pub(super) async fn lease_holds(
+        &self,
+        job_id: i64,
+        attempt: u32,
+        token: &str,
+        registrant: &str,
+    ) -> Result<bool> {
         Ok(sqlx::query(
-            "SELECT 1 AS ok FROM jobs WHERE id = $1 AND attempt_seq = $2 AND lease_token = $3 \
-             AND state IN ('STARTING', 'RUNNING')",
+            "SELECT 1 AS ok FROM jobs JOIN workers ON workers.id = jobs.lease_worker \
+             WHERE jobs.id = $1 AND jobs.attempt_seq = $2 AND jobs.lease_token = $3 \
+             AND workers.registered_by = $4 AND jobs.state IN ('STARTING', 'RUNNING')",
         )
         .bind(job_id)
         .bind(i64::from(attempt))
         .bind(token)
+        .bind(registrant)
         .fetch_optional(&self.write)
         .await?
         .is_some())
@@ -298,6 +307,7 @@ async fn lose_attempts(
             job_id: r.try_get("id")?,
             attempt: r.try_get::<i64, _>("attempt_seq")? as u32,
             token: None,
+            worker: None,
             reason: AttemptReason::Lost,
             exit_code: None,
             message: Some(message),

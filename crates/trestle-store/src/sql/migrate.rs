@@ -24,6 +24,10 @@ const SQLITE: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_login_attempts.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_sealed_uploads.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -45,6 +49,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../migrations/postgres/0007_login_attempts.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_sealed_uploads.sql"),
     ),
 ];
 

@@ -21,6 +21,7 @@ mod rows;
 mod scale;
 mod tokens;
 mod updates;
+mod uploads;
 mod users;
 mod workers;
 

@@ -41,11 +41,16 @@ macro_rules! attempt_rows {
 }
 
 /// The fence every report passes: the job's current attempt is that one,
-/// under that token, and still active.
+/// under that token, leased to the reporting worker (parameter `$w`), and
+/// still active. A token presented by another worker is as stale as an
+/// unknown one.
 macro_rules! held_by_u {
-    () => {
-        "id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
-         AND state IN ('STARTING', 'RUNNING')"
+    ($w:literal) => {
+        concat!(
+            "id = u_id AND attempt_seq = u_at AND lease_token = u_tok AND lease_worker = ",
+            $w,
+            " AND state IN ('STARTING', 'RUNNING')"
+        )
     };
 }
 
@@ -57,13 +62,14 @@ macro_rules! heartbeat_sql {
             " SET lease_expires_at = $2 FROM ",
             attempt_rows!($d),
             " WHERE ",
-            held_by_u!(),
+            held_by_u!("$3"),
             " RETURNING id, attempt_seq, lease_token, cancel_requested"
         )
     };
 }
 per_dialect!(
-    /// Extends the leases of `$1` (`[job, attempt, token]` rows) to `$2`.
+    /// Extends the leases of `$1` (`[job, attempt, token]` rows) held by
+    /// worker `$3` to `$2`.
     HEARTBEAT = heartbeat_sql
 );
 
@@ -76,13 +82,14 @@ macro_rules! started_sql {
              lease_expires_at = $2 FROM ",
             attempt_rows!($d, ", ", int_at!($d, 3), " AS u_t"),
             " WHERE ",
-            held_by_u!(),
+            held_by_u!("$3"),
             " RETURNING id, attempt_seq, lease_token, submitted_at, cancel_requested"
         )
     };
 }
 per_dialect!(
-    /// Marks `$1` (`[job, attempt, token, time]` rows) running.
+    /// Marks `$1` (`[job, attempt, token, time]` rows) held by worker `$3`
+    /// running.
     STARTED = started_sql
 );
 
@@ -114,12 +121,12 @@ macro_rules! held_sql {
             " JOIN ",
             attempt_rows!($d),
             " ON ",
-            held_by_u!()
+            held_by_u!("$2")
         )
     };
 }
 per_dialect!(
-    /// Which of `$1` (`[job, attempt, token]` rows) are still held.
+    /// Which of `$1` (`[job, attempt, token]` rows) worker `$2` still holds.
     HELD = held_sql
 );
 
@@ -150,7 +157,7 @@ macro_rules! ending_sql {
     ($d:ident) => {
         concat!(
             "SELECT id, attempt_seq, attempts_used, interruptions, max_attempts, \
-             cancel_requested, lease_token, submitted_at, spec FROM jobs",
+             cancel_requested, lease_token, lease_worker, submitted_at, spec FROM jobs",
             by_id!($d),
             " WHERE state IN ('STARTING', 'RUNNING') AND id IN ",
             ids_in!($d, 1)
@@ -256,6 +263,9 @@ pub(super) struct Ending<'a> {
     pub attempt: u32,
     /// With a token, only the lease holder may end the attempt.
     pub token: Option<&'a str>,
+    /// With a worker, only while the lease is that worker's (a report;
+    /// the server's own endings, expiry and release, name none).
+    pub worker: Option<&'a str>,
     pub reason: AttemptReason,
     pub exit_code: Option<i32>,
     pub message: Option<&'a str>,
@@ -292,6 +302,7 @@ struct Decision {
 struct Current {
     attempt: u32,
     token: Option<String>,
+    worker: Option<String>,
     attempts_used: u32,
     interruptions: u32,
     max_attempts: u32,
@@ -382,6 +393,7 @@ pub(super) async fn end_attempts(
             Current {
                 attempt: r.try_get::<i64, _>("attempt_seq")? as u32,
                 token: r.try_get("lease_token")?,
+                worker: r.try_get("lease_worker")?,
                 attempts_used: r.try_get::<i64, _>("attempts_used")? as u32,
                 interruptions: r.try_get::<i64, _>("interruptions")? as u32,
                 max_attempts: r.try_get::<i64, _>("max_attempts")? as u32,
@@ -401,7 +413,8 @@ pub(super) async fn end_attempts(
         let Some(cur) = current.remove(&end.job_id) else {
             continue;
         };
-        let holder = end.token.is_none_or(|t| cur.token.as_deref() == Some(t));
+        let holder = end.token.is_none_or(|t| cur.token.as_deref() == Some(t))
+            && end.worker.is_none_or(|w| cur.worker.as_deref() == Some(w));
         if cur.attempt != end.attempt || !holder {
             current.insert(end.job_id, cur);
             continue;
@@ -490,7 +503,8 @@ impl SqlStore {
         let mut tx = self.write.begin().await?;
         self.touch_in(&mut tx, worker_id, now).await?;
         let expires = now + lease_ms;
-        self.heartbeats(&mut tx, req, expires, &mut out).await?;
+        self.heartbeats(&mut tx, worker_id, req, expires, &mut out)
+            .await?;
         let mut started = Vec::new();
         let mut logs = Vec::new();
         let mut ends = Vec::new();
@@ -508,6 +522,7 @@ impl SqlStore {
                     job_id: at.job_id,
                     attempt: at.attempt,
                     token: Some(at.token.as_str()),
+                    worker: Some(worker_id),
                     reason: *reason,
                     exit_code: *exit_code,
                     message: message.as_deref(),
@@ -517,9 +532,9 @@ impl SqlStore {
             }
         }
         let started = self.fold_starts(&mut tx, started, &mut ends).await?;
-        self.starts(&mut tx, &started, expires, now, &mut out)
+        self.starts(&mut tx, worker_id, &started, expires, now, &mut out)
             .await?;
-        self.logs(&mut tx, &logs, &mut out).await?;
+        self.logs(&mut tx, worker_id, &logs, &mut out).await?;
         let ended = end_attempts(&mut tx, self.dialect, &ends, now).await?;
         for (end, state) in ends.iter().zip(&ended.states) {
             match state {
@@ -587,10 +602,12 @@ impl SqlStore {
         Ok(left)
     }
 
-    /// Extends the leases heartbeated; the others are stale.
+    /// Extends the leases heartbeated that `worker_id` holds; the others
+    /// are stale.
     async fn heartbeats(
         &self,
         tx: &mut Tx<'_>,
+        worker_id: &str,
         req: &UpdatesRequest,
         expires: i64,
         out: &mut UpdateOutcome,
@@ -606,6 +623,7 @@ impl SqlStore {
         let rows = sqlx::query(self.dialect.pick(&HEARTBEAT))
             .bind(row_list(&beats)?)
             .bind(expires)
+            .bind(worker_id)
             .fetch_all(&mut **tx)
             .await?;
         let mut held = HashMap::with_capacity(rows.len());
@@ -625,10 +643,12 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Marks attempts running (their jobs RUNNING, with the event).
+    /// Marks attempts `worker_id` holds running (their jobs RUNNING, with
+    /// the event); the others are stale.
     async fn starts(
         &self,
         tx: &mut Tx<'_>,
+        worker_id: &str,
         started: &[(&AttemptRef, i64)],
         expires: i64,
         now: i64,
@@ -644,6 +664,7 @@ impl SqlStore {
         let done = sqlx::query(self.dialect.pick(&STARTED))
             .bind(row_list(&rows)?)
             .bind(expires)
+            .bind(worker_id)
             .fetch_all(&mut **tx)
             .await?;
         let mut held = HashMap::with_capacity(done.len());
@@ -680,10 +701,12 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Stores log chunks of attempts still held; the others are stale.
+    /// Stores log chunks of attempts `worker_id` still holds; the others
+    /// are stale.
     async fn logs(
         &self,
         tx: &mut Tx<'_>,
+        worker_id: &str,
         logs: &[(&AttemptRef, u32, &str)],
         out: &mut UpdateOutcome,
     ) -> Result<()> {
@@ -698,6 +721,7 @@ impl SqlStore {
         asked.dedup();
         let rows = sqlx::query(self.dialect.pick(&HELD))
             .bind(row_list(&asked)?)
+            .bind(worker_id)
             .fetch_all(&mut **tx)
             .await?;
         let mut held = HashMap::with_capacity(rows.len());
@@ -737,12 +761,12 @@ mod tests {
              started_at = COALESCE(started_at, u_t), lease_expires_at = $2 FROM \
              (SELECT (value ->> 0) AS u_id, (value ->> 1) AS u_at, (value ->> 2) AS u_tok, \
              (value ->> 3) AS u_t FROM json_each($1)) AS u WHERE id = u_id AND \
-             attempt_seq = u_at AND lease_token = u_tok AND state IN ('STARTING', 'RUNNING') \
-             RETURNING id, attempt_seq, lease_token, submitted_at, cancel_requested"
+             attempt_seq = u_at AND lease_token = u_tok AND lease_worker = $3 \
+             AND state IN ('STARTING', 'RUNNING') RETURNING id, attempt_seq, lease_token, submitted_at, cancel_requested"
         );
         assert!(Dialect::Postgres.pick(&HELD).ends_with(
             "AS u_tok FROM jsonb_array_elements(CAST($1 AS JSONB)) AS j(value)) AS u ON \
-             id = u_id AND attempt_seq = u_at AND lease_token = u_tok \
+             id = u_id AND attempt_seq = u_at AND lease_token = u_tok AND lease_worker = $2 \
              AND state IN ('STARTING', 'RUNNING')"
         ));
     }

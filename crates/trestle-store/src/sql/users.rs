@@ -375,6 +375,17 @@ impl IdentityStore for SqlStore {
         Ok(row.map(|r| r.try_get("owner")).transpose()?)
     }
 
+    async fn upload_sealed(&self, id: &str) -> Result<bool> {
+        SqlStore::upload_sealed(self, id).await
+    }
+
+    async fn hold_unsealed_upload(
+        &self,
+        id: &str,
+    ) -> Result<Option<Box<dyn crate::identity::UploadHold>>> {
+        SqlStore::hold_unsealed_upload(self, id).await
+    }
+
     async fn bind_worker(&self, worker_id: &str, token_id: &str) -> Result<()> {
         let n = sqlx::query("UPDATE workers SET registered_by = $1 WHERE id = $2")
             .bind(token_id)

@@ -175,8 +175,14 @@ impl JobStore for SqlStore {
     ) -> Result<Option<LogSlice>> {
         SqlStore::read_log(self, job_id, attempt, after).await
     }
-    async fn lease_holds(&self, job_id: i64, attempt: u32, token: &str) -> Result<bool> {
-        SqlStore::lease_holds(self, job_id, attempt, token).await
+    async fn lease_holds(
+        &self,
+        job_id: i64,
+        attempt: u32,
+        token: &str,
+        registrant: &str,
+    ) -> Result<bool> {
+        SqlStore::lease_holds(self, job_id, attempt, token, registrant).await
     }
     async fn counts(&self) -> Result<Vec<(String, JobState, u64)>> {
         SqlStore::counts(self).await
