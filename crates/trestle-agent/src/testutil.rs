@@ -41,5 +41,6 @@ pub fn lease(job_id: i64, cpus: u32) -> Lease {
         token: format!("t{job_id}"),
         spec,
         expires_at: 0,
+        full_log: false,
     }
 }

@@ -184,18 +184,22 @@ pub async fn upload_outputs(
             (file, result)
         })
         .buffer_unordered(PARALLEL_UPLOADS);
+    let mut skipped = changes.skipped;
     while let Some((file, result)) = results.next().await {
         match result {
             Ok(()) => {}
             Err(e) if e.status() == Some(409) => return Ok(UploadOutcome::Stale),
+            // Larger than the server takes: the job's other outputs count.
+            Err(e) if e.status() == Some(413) => skipped.push(format!("{}: {e}", file.rel)),
             Err(e) => {
                 return Err(AgentError::Upload(format!("{}: {e}", file.rel)));
             }
         }
     }
+    skipped.sort();
     Ok(UploadOutcome::Done {
         uploaded,
-        skipped: changes.skipped,
+        skipped,
         empty: false,
     })
 }

@@ -176,6 +176,7 @@ impl Fake {
                                 token,
                                 spec,
                                 expires_at: 0,
+                                full_log: false,
                             });
                         }
                         if !leases.is_empty() || Instant::now() >= deadline {

@@ -32,6 +32,9 @@ pub struct QueueConfig {
     /// How much of each attempt's log is kept, in bytes (default
     /// [`trestle_core::batch::logs::DEFAULT_LOG_LIMIT_BYTES`]).
     pub log_limit: Option<u64>,
+    /// Keep each attempt's whole output as an output file too (object
+    /// storage), whatever the log limit cuts.
+    pub full_log: bool,
 }
 
 /// The user drop-folder jobs belong to unless `drop_owner` says otherwise
@@ -50,6 +53,7 @@ impl QueueConfig {
             drop_project: None,
             max_user_priority: trestle_core::batch::limits::DEFAULT_MAX_USER_PRIORITY,
             log_limit: None,
+            full_log: false,
         }
     }
 }
@@ -82,6 +86,11 @@ impl FlowConfig {
             .find(|q| q.name == queue)
             .map(|q| q.max_user_priority)
             .unwrap_or(trestle_core::batch::limits::DEFAULT_MAX_USER_PRIORITY)
+    }
+
+    /// Whether `queue` keeps full logs in object storage.
+    pub fn keeps_full_log(&self, queue: &str) -> bool {
+        self.queues.iter().any(|q| q.name == queue && q.full_log)
     }
 
     /// The log limits of the configured queues.

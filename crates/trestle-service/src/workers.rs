@@ -144,6 +144,10 @@ pub async fn lease(
                 &exclude,
             )
             .await?;
+        let mut leases = leases;
+        for l in &mut leases {
+            l.full_log = app.flow.keeps_full_log(&l.spec.queue);
+        }
         let now = tokio::time::Instant::now();
         if !leases.is_empty() || now >= deadline {
             return Ok(LeaseResponse {

@@ -64,8 +64,8 @@ fn put(
 fn scenario(db: Option<String>) {
     let env = Env::new();
     let mut extra = String::from(
-        "[queues.default]\nlog_limit = \"1M\"\n[queues.urgent]\nmax_user_priority = 100\n\
-         [storage]\nupload_file_limit = \"1M\"\nproject_quota = \"3M\"\n",
+        "[queues.default]\nlog_limit = \"1M\"\nfull_log = true\n[queues.urgent]\nmax_user_priority = 100\n\
+         [storage]\nupload_file_limit = \"4M\"\nproject_quota = \"12M\"\n",
     );
     if let Some(db) = db {
         extra = format!("database = \"{db}\"\n{extra}");
@@ -272,7 +272,7 @@ fn scenario(db: Option<String>) {
         .unwrap()
         .to_string();
     for chunked in [false, true] {
-        let (code, body) = put(&env, &base, &alice, &upload, "big.bin", 2 << 20, chunked);
+        let (code, body) = put(&env, &base, &alice, &upload, "big.bin", 5 << 20, chunked);
         assert!(
             code == 413 || (chunked && code == 0),
             "chunked {chunked}: {code} {body}"
@@ -293,15 +293,15 @@ fn scenario(db: Option<String>) {
             &alice,
             &upload,
             &format!("part{i}.bin"),
-            900_000,
+            3_500_000,
             i == 1,
         );
         assert_eq!(code, 204, "{body}");
     }
     // Writing a file again counts its new size, not both.
-    let (code, body) = put(&env, &base, &alice, &upload, "part0.bin", 900_000, false);
+    let (code, body) = put(&env, &base, &alice, &upload, "part0.bin", 3_500_000, false);
     assert_eq!(code, 204, "{body}");
-    let (code, body) = put(&env, &base, &alice, &upload, "part3.bin", 900_000, false);
+    let (code, body) = put(&env, &base, &alice, &upload, "part3.bin", 3_500_000, false);
     assert_eq!(code, 413, "{body}");
     assert_eq!(code_of(&body), "quota-exceeded", "{body}");
     assert!(body.contains("genomics"), "{body}");
@@ -311,7 +311,7 @@ fn scenario(db: Option<String>) {
         .as_str()
         .unwrap()
         .to_string();
-    let (code, body) = put(&env, &base, &bob, &theirs, "a.bin", 900_000, false);
+    let (code, body) = put(&env, &base, &bob, &theirs, "a.bin", 3_500_000, false);
     assert_eq!(code, 204, "{body}");
 
     // A job printing 3 MB keeps the newest 1 MiB, with a marker.
@@ -339,6 +339,39 @@ fn scenario(db: Option<String>) {
         "the newest output is kept"
     );
     assert!(log.starts_with("[trestle: ") && log.contains("bytes of earlier output were dropped"));
+    // The queue keeps the whole output in object storage too.
+    let (_, outs) = get(&base, &alice, &format!("/jobs/{id}/outputs"));
+    let outs: Value = serde_json::from_str(&outs).unwrap();
+    let full = outs["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "trestle-full.log")
+        .unwrap_or_else(|| panic!("no full log in {outs}"));
+    assert!(full["size"].as_u64().unwrap() > 3_000_000, "{full}");
+
+    // An output file over the limit is left out, said in the log; the
+    // job's other outputs are kept and it still succeeds.
+    let id = ok_as(
+        &env,
+        &alice,
+        &[
+            "submit",
+            "--",
+            "sh",
+            "-c",
+            "head -c 5000000 /dev/zero > big.out; echo small > small.out",
+        ],
+    );
+    let id = id.trim().to_string();
+    wait_state(&env, &id, "SUCCEEDED", Duration::from_secs(60));
+    let log = ok_as(&env, &alice, &["logs", &id]);
+    assert!(log.contains("output not uploaded: big.out"), "{log}");
+    let (_, outs) = get(&base, &alice, &format!("/jobs/{id}/outputs"));
+    assert!(
+        outs.contains("small.out") && !outs.contains("big.out"),
+        "{outs}"
+    );
 }
 
 #[test]

@@ -107,7 +107,8 @@ pub fn job_env(lease: &Lease, scratch: &Path) -> Vec<(String, String)> {
     env
 }
 
-/// The `#SBATCH --output/--error` files of a job, if it has any.
+/// The files a job's output is written to besides its log: `#SBATCH
+/// --output/--error`, or the full log when its queue keeps one.
 fn output_files(lease: &Lease) -> (Option<PathBuf>, Option<PathBuf>) {
     let host = crate::config::host_name();
     let ctx = RunContext {
@@ -117,6 +118,8 @@ fn output_files(lease: &Lease) -> (Option<PathBuf>, Option<PathBuf>) {
     };
     match trestle_core::batch::slurm::output_files(&ctx) {
         Some((out, err)) => (Some(out.into()), err.map(PathBuf::from)),
+        // The queue keeps the whole output, which its log may cut.
+        None if lease.full_log => (Some(trestle_core::api::FULL_LOG_FILE.into()), None),
         None => (None, None),
     }
 }

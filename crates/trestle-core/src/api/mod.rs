@@ -229,7 +229,16 @@ pub struct Lease {
     pub spec: JobSpec,
     /// When the lease runs out unless extended.
     pub expires_at: i64,
+    /// Keep the attempt's whole output as an output file
+    /// ([`FULL_LOG_FILE`]) besides the log, which may be cut to its
+    /// queue's limit (`[queues.NAME] full_log`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_log: bool,
 }
+
+/// The output file that holds an attempt's whole output when its queue
+/// keeps full logs.
+pub const FULL_LOG_FILE: &str = "trestle-full.log";
 
 /// Answer to a lease request.
 #[derive(Debug, Clone, Serialize, Deserialize)]

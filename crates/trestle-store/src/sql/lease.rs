@@ -202,6 +202,7 @@ impl SqlStore {
                     token: token.clone(),
                     spec,
                     expires_at,
+                    full_log: false,
                 });
             }
         }

@@ -11,6 +11,7 @@
 //!
 //! max_user_priority = 0        # users may only lower priorities (default)
 //! log_limit = "16M"            # newest 16 MiB of each attempt's log kept
+//! full_log = true              # and all of it as output `trestle-full.log`
 //!
 //! [queues.gpu]
 //! enabled = false              # jobs wait (PENDING) until re-enabled
@@ -42,6 +43,9 @@ pub struct QueueFile {
     /// How much of each attempt's log is kept: bytes or a size (`"16M"`,
     /// the default).
     pub log_limit: Option<trestle_core::batch::spec::Quantity>,
+    /// Keep each attempt's whole output as the output file
+    /// `trestle-full.log` too (default false).
+    pub full_log: Option<bool>,
     /// Higher-priority queues are served first (default 0).
     pub priority: Option<i64>,
     /// Compute environments that run its jobs, in order of preference
@@ -120,6 +124,7 @@ pub fn build(tables: &BTreeMap<String, QueueFile>, base: &Path) -> Result<Vec<Qu
         out.push(QueueConfig {
             max_user_priority,
             log_limit,
+            full_log: q.full_log.unwrap_or(false),
             name: name.clone(),
             enabled: q.enabled.unwrap_or(true),
             drop_folder,
