@@ -72,7 +72,7 @@ pub fn document(ops: &[Op]) -> Value {
                     "type": "object", "required": ["code", "message"],
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}},
                 "JobRequest": obj(&["name", "queue", "key", "command", "env", "cpus", "memory", "gpus", "timeout", "attempts", "success_string", "retry_exit_codes", "inputs", "workdir", "priority", "tags", "array", "after", "slurm", "job_id", "retry", "job_success_string", "ssm_document", "commands"]),
-                "JobView": obj(&["id", "name", "queue", "state", "reason", "attempts_used", "max_attempts", "exit_code", "worker", "submitted_at", "started_at", "finished_at", "spec", "attempts", "kind", "parent", "array_index", "children", "dependencies", "steps"]),
+                "JobView": obj(&["id", "name", "queue", "state", "reason", "attempts_used", "max_attempts", "exit_code", "worker", "submitted_at", "started_at", "finished_at", "spec", "attempts", "kind", "parent", "array_index", "children", "dependencies", "steps", "abridged", "env_hidden"]),
                 "JobList": obj(&["jobs", "next_before"]),
                 "DamagedJobs": obj(&["jobs", "skipped"]),
                 "BatchSubmit": obj(&["jobs"]),

@@ -17,6 +17,7 @@ pub const SCHEMAS: &[(&str, &[&str])] = &[
             "has_password",
             "created_at",
             "last_seen_at",
+            "attributes",
         ],
     ),
     (

@@ -68,7 +68,7 @@ fn job_request() -> Value {
             "retry_exit_codes": {"type": "array", "items": {"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX}},
             "inputs": {"type": "string", "pattern": SLUG_PATTERN},
             "workdir": {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\\\]+$", "description": "relative, inside the scratch directory (no `..`)"},
-            "priority": {"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX},
+            "priority": {"type": "integer", "minimum": trestle_core::batch::limits::MIN_PRIORITY, "maximum": trestle_core::batch::limits::MAX_PRIORITY},
             "tags": {"type": "object", "propertyNames": {"minLength": 1, "maxLength": 128}, "additionalProperties": {"type": "string", "maxLength": 1024}},
             "project": {"type": "string", "pattern": NAME_PATTERN},
             "array": {"type": "string", "pattern": "^[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?$"},

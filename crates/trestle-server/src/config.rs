@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub local: Option<LocalEnvConfig>,
     /// Security and audit settings.
     pub security: trestle_service::security::SecurityConfig,
+    /// Sign-in through identity providers (`[identity]`).
+    pub identity: trestle_service::external::IdentitySettings,
     /// Upload limits (`[storage]`).
     pub uploads: trestle_service::files::UploadLimits,
     /// Queue settings (`[queues.NAME]`): disabled queues, drop folders.
@@ -64,6 +66,7 @@ impl ServerConfig {
             local: None,
             security: Default::default(),
             uploads: Default::default(),
+            identity: Default::default(),
             queues: Vec::new(),
             compute_envs: Vec::new(),
             queue_specs: Vec::new(),

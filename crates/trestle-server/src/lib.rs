@@ -154,6 +154,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         audit,
         security: Arc::new(cfg.security.clone()),
         uploads: cfg.uploads,
+        identity: Arc::new(cfg.identity.clone()),
         flow: Arc::new(workflows::FlowConfig {
             queues: cfg.queues.clone(),
             local: cfg.local.as_ref().map(|l| (l.shape, l.max_vcpus)),

@@ -20,6 +20,7 @@ pub mod compute_admin;
 pub mod drop;
 pub mod error;
 pub mod events;
+pub mod external;
 pub mod files;
 pub mod jobs;
 pub mod leader;

@@ -214,7 +214,20 @@ pub async fn login(
             "wrong user name or password",
         ));
     };
-    if let Some(t) = req.token {
+    grant(app, user, req.token, ip, slot, now).await
+}
+
+/// What a sign-in gives `user`, once they proved who they are (a password,
+/// an identity provider): the token asked for, or a browser session.
+pub async fn grant(
+    app: &Service,
+    user: trestle_store::identity::UserRecord,
+    token: Option<NewToken>,
+    ip: IpAddr,
+    slot: &AuditSlot,
+    now: i64,
+) -> ServiceResult<LoginOutcome> {
+    if let Some(t) = token {
         if t.worker || t.user.as_deref().is_some_and(|u| u != user.name) {
             return Err(ServiceError::bad(
                 "invalid-token-request",

@@ -38,6 +38,8 @@ pub struct Service {
     pub audit: AuditWriter,
     /// Security and audit settings.
     pub security: Arc<SecurityConfig>,
+    /// Sign-in through identity providers: mapping rules, deprovisioning.
+    pub identity: Arc<crate::external::IdentitySettings>,
     /// How much users may upload.
     pub uploads: crate::files::UploadLimits,
     /// Queues and capacity, for workflows.

@@ -145,7 +145,9 @@ pub async fn show(app: &Service, p: &Principal, name: &str) -> ServiceResult<Use
         .user(name)
         .await?
         .ok_or_else(|| ServiceError::not_found(&what))?;
-    Ok(u.view())
+    let mut view = u.view();
+    view.attributes = app.store.user_attributes(name).await?;
+    Ok(view)
 }
 
 /// Changes a user: role, organisation, default project, password,

@@ -13,6 +13,7 @@
 //! committed fixtures (`fixtures/`).
 
 pub mod db;
+pub mod external;
 pub mod fixtures;
 pub mod identity;
 pub mod queue;

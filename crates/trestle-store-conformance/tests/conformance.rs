@@ -21,6 +21,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "workflows" => trestle_store_conformance::workflows::run(name, s).await,
         "scale" => trestle_store_conformance::scale::run(name, s).await,
         "security" => trestle_store_conformance::security::run(name, s).await,
+        "external" => trestle_store_conformance::external::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
     db.finish().await;
@@ -105,17 +106,22 @@ suite!(security:
     a_held_upload_delays_the_seal,
 );
 
+suite!(external:
+    provisioning_manages_its_memberships,
+);
+
 /// Every check of every suite has its tests here, and every test here
 /// names a check (listed once).
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 5] = [
+    let suites: [(&str, &[&str], &[&str]); 6] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),
         ("scale", c::scale::CHECKS, scale::TESTED),
         ("security", c::security::CHECKS, security::TESTED),
+        ("external", c::external::CHECKS, external::TESTED),
     ];
     let mut total = 0;
     for (suite, checks, tested) in suites {

@@ -50,8 +50,37 @@ impl UserRecord {
             has_password: self.password_hash.is_some(),
             created_at: self.created_at,
             last_seen_at: self.last_seen_at,
+            attributes: None,
         }
     }
+}
+
+/// A user as an identity provider's mapping rules make them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provision {
+    /// User name.
+    pub name: String,
+    /// Role the rules give.
+    pub role: Role,
+    /// Attributes to keep (their `source` manages the memberships).
+    pub attributes: trestle_core::identity::external::UserAttributes,
+    /// Project -> member role: the memberships the rules manage.
+    pub memberships: std::collections::BTreeMap<String, MemberRole>,
+}
+
+/// What provisioning changed, for the audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The user was created.
+    pub created: bool,
+    /// The role before, when it changed.
+    pub role_was: Option<Role>,
+    /// Managed memberships added or changed.
+    pub added: Vec<String>,
+    /// Managed memberships removed.
+    pub removed: Vec<String>,
+    /// Projects the rules name that do not exist (skipped).
+    pub missing_projects: Vec<String>,
 }
 
 /// Changes to a user; `None` leaves a field as it is.
@@ -176,6 +205,18 @@ pub trait IdentityStore: Send + Sync {
     -> Result<()>;
     /// Removes a member; false when they were not one.
     async fn remove_member(&self, project: &str, user: &str) -> Result<bool>;
+    /// Creates or updates a user from an identity provider, with their
+    /// managed memberships, in one transaction (see
+    /// [`trestle_core::identity::external`]). Memberships added by hand
+    /// are left alone.
+    async fn provision_user(&self, p: &Provision, now: i64) -> Result<Provisioned>;
+    /// The attributes kept of a user (`None`: no such user).
+    async fn user_attributes(
+        &self,
+        name: &str,
+    ) -> Result<Option<trestle_core::identity::external::UserAttributes>>;
+    /// Enabled users of a provider: (name, subject).
+    async fn external_users(&self, source: &str) -> Result<Vec<(String, String)>>;
     /// Records who created an upload.
     async fn create_upload(&self, id: &str, owner: &str, now: i64) -> Result<()>;
     /// Adds `delta` bytes (negative: removes) to what upload `id` holds,

@@ -13,6 +13,7 @@ use trestle_core::parse::{parse_duration, parse_memory_mib};
 use trestle_server::config::{LocalEnvConfig, ServerConfig};
 
 mod compute;
+mod identity;
 mod queues;
 mod security;
 
@@ -57,6 +58,9 @@ pub struct FileConfig {
     /// `[s3]`: options for `s3://` object storage.
     #[serde(default)]
     pub s3: compute::S3File,
+    /// `[identity]`: mapping rules for users from identity providers.
+    #[serde(default)]
+    pub identity: identity::IdentityFile,
     /// `[storage]`: upload limits.
     #[serde(default)]
     pub storage: StorageFile,
@@ -217,6 +221,7 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
         cfg.worker_timeout = secs("worker_timeout", &t)?;
     }
     cfg.security = security::security_config(file.security, file.audit)?;
+    cfg.identity = identity::build(file.identity)?;
     if let Some(t) = &file.storage.upload_file_limit {
         cfg.uploads.file_bytes = size_bytes("storage.upload_file_limit", t)?;
     }

@@ -28,6 +28,11 @@ pub struct UserView {
     /// Last time any of the user's credentials was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<i64>,
+    /// Where the user comes from and what is kept of them (email, Unix
+    /// account, groups), each with its origin (only in `GET
+    /// /api/v1/users/{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<crate::identity::external::UserAttributes>,
 }
 
 /// `POST /api/v1/users`.

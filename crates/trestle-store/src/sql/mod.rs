@@ -8,6 +8,7 @@
 
 mod audit;
 mod events;
+mod external;
 mod flow;
 mod flow_ops;
 mod flow_views;

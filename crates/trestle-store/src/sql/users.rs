@@ -281,7 +281,8 @@ impl IdentityStore for SqlStore {
             return Err(StoreError::NotFound(format!("project `{project}`")));
         }
         let updated = sqlx::query(
-            "UPDATE project_members SET role = $1 WHERE project = $2 AND user_name = $3",
+            "UPDATE project_members SET role = $1, managed_by = NULL \
+             WHERE project = $2 AND user_name = $3",
         )
         .bind(role.as_str())
         .bind(project)
@@ -365,6 +366,25 @@ impl IdentityStore for SqlStore {
         .fetch_one(&self.read)
         .await?;
         Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
+    }
+
+    async fn provision_user(
+        &self,
+        p: &crate::identity::Provision,
+        now: i64,
+    ) -> Result<crate::identity::Provisioned> {
+        self.provision(p, now).await
+    }
+
+    async fn user_attributes(
+        &self,
+        name: &str,
+    ) -> Result<Option<trestle_core::identity::external::UserAttributes>> {
+        self.attributes_of(name).await
+    }
+
+    async fn external_users(&self, source: &str) -> Result<Vec<(String, String)>> {
+        self.users_of(source).await
     }
 
     async fn upload_owner(&self, id: &str) -> Result<Option<String>> {

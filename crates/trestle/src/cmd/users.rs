@@ -173,7 +173,10 @@ pub async fn run(cmd: UserCmd, conn: &Conn) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&u)?);
             } else {
-                print_users(&[u]);
+                print_users(std::slice::from_ref(&u));
+                if let Some(a) = &u.attributes {
+                    print_attributes(a);
+                }
             }
         }
         UserCmd::Disable { names } => {
@@ -258,4 +261,41 @@ pub async fn run(cmd: UserCmd, conn: &Conn) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The kept attributes of a user, each with where it came from.
+fn print_attributes(a: &trestle_core::identity::external::UserAttributes) {
+    let origin = |k: &str| {
+        a.origins
+            .get(k)
+            .map(|o| format!("  ({o})"))
+            .unwrap_or_default()
+    };
+    println!();
+    println!("source:        {}", a.source);
+    if let Some(s) = &a.subject {
+        println!("subject:       {s}");
+    }
+    let rows = [
+        ("display name", "display_name", a.display_name.clone()),
+        ("email", "email", a.email.clone()),
+        ("unix account", "unix_name", a.unix_name.clone()),
+        ("uid", "uid", a.uid.map(|u| u.to_string())),
+    ];
+    for (label, key, v) in rows {
+        if let Some(v) = v {
+            println!("{:<15}{v}{}", format!("{label}:"), origin(key));
+        }
+    }
+    if !a.groups.is_empty() {
+        println!(
+            "{:<15}{}{}",
+            "groups:",
+            a.groups.join(", "),
+            origin("groups")
+        );
+    }
+    if let Some(r) = a.origins.get("role") {
+        println!("{:<15}from {r}", "role:");
+    }
 }
