@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod principal;
 pub mod projects;
 pub mod queues;
+pub mod recovery;
 pub mod security;
 pub mod sessions;
 pub mod state;

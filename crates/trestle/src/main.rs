@@ -136,6 +136,11 @@ enum Cmd {
     },
     /// Which server runs each cluster-wide background loop.
     Leaders(cmd::jobs::JsonArgs),
+    /// Break-glass recovery on the server host (direct database access).
+    Admin {
+        #[command(subcommand)]
+        cmd: cmd::admin::AdminCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -186,6 +191,7 @@ fn main() -> ExitCode {
             Cmd::Ce { cmd } => cmd::compute::ce(cmd, &cli.conn).await,
             Cmd::Queue { cmd } => cmd::compute::queue(cmd, &cli.conn).await,
             Cmd::Leaders(a) => cmd::compute::leaders(a.json, &cli.conn).await,
+            Cmd::Admin { cmd } => cmd::admin::run(cmd).await,
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! The CLI's commands, one module per group.
 
+pub mod admin;
 pub mod audit;
 pub mod bench;
 pub mod compute;

@@ -1,0 +1,121 @@
+//! Break-glass recovery (issue: an admin who revoked their own last admin
+//! token was locked out for good): `trestle admin recover` on the server
+//! host makes a fresh admin token from the database, audited, on SQLite and
+//! PostgreSQL.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn scenario(db: Option<String>) {
+    let env = Env::new();
+    let extra = db
+        .map(|d| format!("database = \"{d}\"\n"))
+        .unwrap_or_default();
+    let (_up, admin) = up(&env, &extra);
+    let admin = admin.expect("admin token");
+    let base = format!("{}/api/v1", env.url());
+    let cfg = env.path().join("trestle.toml");
+
+    // The admin revokes every admin token there is: locked out.
+    let tokens = env.json(&["token", "list", "--all", "--json"]);
+    for t in tokens.as_array().unwrap() {
+        if t["user"] == "admin" {
+            env.ok(&["token", "revoke", t["id"].as_str().unwrap()]);
+        }
+    }
+    let (code, _) = http("GET", &format!("{base}/users"), Some(&admin), None);
+    assert_eq!(code, 401, "the old token is dead");
+
+    // Recovery on the server host, with the server still running.
+    let out = env
+        .cmd()
+        .args([
+            "admin",
+            "recover",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["user"], "admin");
+    let fresh = r["token"].as_str().unwrap().to_string();
+    let (code, body) = http("GET", &format!("{base}/users"), Some(&fresh), None);
+    assert_eq!(code, 200, "{body}");
+
+    // Recovering a named admin that does not exist creates one.
+    let out = env
+        .cmd()
+        .args([
+            "admin",
+            "recover",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--user",
+            "ops",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["created"], true);
+    let (code, body) = http("GET", &format!("{base}/users/ops"), Some(&fresh), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""role":"admin""#), "{body}");
+
+    // Both recoveries are in the audit trail.
+    let out = env
+        .cmd()
+        .env("TRESTLE_TOKEN", &fresh)
+        .args(["audit", "query", "--action", "admin.recover", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("user:admin") && text.contains("user:ops"),
+        "{text}"
+    );
+
+    // A bad user name is refused with the field named.
+    let out = env
+        .cmd()
+        .args([
+            "admin",
+            "recover",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--user",
+            "Not A Name",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_locked_out_admin_recovers_on_sqlite() {
+    scenario(None);
+}
+
+#[test]
+fn a_locked_out_admin_recovers_on_postgres() {
+    scenario(Some(fresh_postgres("recover")));
+}
