@@ -8,6 +8,26 @@ mod common;
 use common::*;
 use serde_json::Value;
 
+/// Runs `trestle admin recover --config CFG ARGS...`: the JSON answer, or
+/// `None` when it failed.
+fn recover(env: &Env, cfg: &std::path::Path, args: &[&str]) -> Option<Value> {
+    let out = env
+        .cmd()
+        .args([
+            "admin",
+            "recover",
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
 fn scenario(db: Option<String>) {
     let env = Env::new();
     let extra = db

@@ -61,6 +61,15 @@ fn put(
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// Runs `script` as `token`'s job to success: its id and log.
+fn run_script(env: &Env, token: &str, script: &str) -> (String, String) {
+    let id = ok_as(env, token, &["submit", "--", "sh", "-c", script]);
+    let id = id.trim().to_string();
+    wait_state(env, &id, "SUCCEEDED", Duration::from_secs(60));
+    let log = ok_as(env, token, &["logs", &id]);
+    (id, log)
+}
+
 fn scenario(db: Option<String>) {
     let env = Env::new();
     let mut extra = String::from(
@@ -315,20 +324,11 @@ fn scenario(db: Option<String>) {
     assert_eq!(code, 204, "{body}");
 
     // A job printing 3 MB keeps the newest 1 MiB, with a marker.
-    let id = ok_as(
+    let (id, log) = run_script(
         &env,
         &alice,
-        &[
-            "submit",
-            "--",
-            "sh",
-            "-c",
-            "head -c 3000000 /dev/zero | tr '\\0' a; echo; echo the-last-line",
-        ],
+        "head -c 3000000 /dev/zero | tr '\\0' a; echo; echo the-last-line",
     );
-    let id = id.trim().to_string();
-    wait_state(&env, &id, "SUCCEEDED", Duration::from_secs(60));
-    let log = ok_as(&env, &alice, &["logs", &id]);
     assert!(
         log.len() <= (1 << 20) + 65 * 1024,
         "{} bytes kept",
@@ -352,20 +352,11 @@ fn scenario(db: Option<String>) {
 
     // An output file over the limit is left out, said in the log; the
     // job's other outputs are kept and it still succeeds.
-    let id = ok_as(
+    let (id, log) = run_script(
         &env,
         &alice,
-        &[
-            "submit",
-            "--",
-            "sh",
-            "-c",
-            "head -c 5000000 /dev/zero > big.out; echo small > small.out",
-        ],
+        "head -c 5000000 /dev/zero > big.out; echo small > small.out",
     );
-    let id = id.trim().to_string();
-    wait_state(&env, &id, "SUCCEEDED", Duration::from_secs(60));
-    let log = ok_as(&env, &alice, &["logs", &id]);
     assert!(log.contains("output not uploaded: big.out"), "{log}");
     let (_, outs) = get(&base, &alice, &format!("/jobs/{id}/outputs"));
     assert!(
