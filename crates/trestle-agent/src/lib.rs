@@ -25,6 +25,7 @@
 mod backoff;
 mod check;
 mod config;
+mod credential;
 mod error;
 mod heartbeat;
 mod lease;
@@ -47,6 +48,7 @@ pub use config::{
     DEFAULT_MAX_LOG_CHUNK, DEFAULT_POLL_WAIT_MS, KEEP_SCRATCH_ENV, WorkerConfig, detect_capacity,
     host_name,
 };
+pub use credential::{CREDENTIAL_ENV, take_credential};
 pub use error::AgentError;
 
 use crate::backoff::Backoff;

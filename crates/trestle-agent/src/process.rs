@@ -22,8 +22,25 @@ pub const SPAWN_FAILURE_EXIT: i32 = 127;
 const DRAIN: Duration = Duration::from_secs(2);
 /// Size of each pipe read.
 const READ_BUF: usize = 32 * 1024;
-/// Environment variables of the worker that jobs must not see.
-const HIDDEN_ENV: &[&str] = &["TRESTLE_TOKEN"];
+/// Environment variables of the worker that jobs must not see: its
+/// credential (see [`crate::credential`]), the client configuration of
+/// whoever started it, and cloud credentials it may hold for its server's
+/// object storage (`trestle up` with S3).
+const HIDDEN_ENV: &[&str] = &[
+    "TRESTLE_TOKEN",
+    "TRESTLE_TOKEN_FILE",
+    "TRESTLE_TOKEN_FD",
+    "TRESTLE_CLIENT_CONFIG",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_RUNTIME_DIR",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "SSH_AUTH_SOCK",
+];
 
 /// Where a process's output and start go.
 pub trait OutputSink: Send {

@@ -74,15 +74,27 @@ impl Finish {
 
 pub use trestle_core::clock::now_ms;
 
-/// The variables a job gets on top of the worker's environment: its own
-/// `env`, then `TRESTLE_*` describing the attempt.
+/// Thread-count variables of the usual numeric libraries, set to the
+/// job's CPUs (as Slurm sites do) unless the job sets them itself.
+pub const THREAD_ENV: &[&str] = &[
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+];
+
+/// The variables a job gets on top of the worker's environment: `HOME`
+/// (its scratch directory: never the home of whoever runs the worker) and
+/// the thread counts of [`THREAD_ENV`], then its own `env` (which may
+/// override them), then `TRESTLE_*` describing the attempt.
 pub fn job_env(lease: &Lease, scratch: &Path) -> Vec<(String, String)> {
     let spec = &lease.spec;
-    let mut env: Vec<(String, String)> = spec
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let cpus = spec.resources.cpus.max(1).to_string();
+    let mut env: Vec<(String, String)> = vec![("HOME".to_string(), scratch.display().to_string())];
+    env.extend(THREAD_ENV.iter().map(|k| (k.to_string(), cpus.clone())));
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend([
         ("TRESTLE_JOB_ID".to_string(), lease.job_id.to_string()),
         ("TRESTLE_ATTEMPT".to_string(), lease.attempt.to_string()),
@@ -440,6 +452,14 @@ mod tests {
         assert_eq!(get("TRESTLE_JOB_NAME"), Some("test-job"));
         assert_eq!(get("TRESTLE_QUEUE"), Some("default"));
         assert_eq!(get("TRESTLE_SCRATCH"), Some("/w/job-42-3"));
+        assert_eq!(get("HOME"), Some("/w/job-42-3"), "its own home");
+        assert_eq!(get("OMP_NUM_THREADS"), Some("2"));
+        assert_eq!(get("OPENBLAS_NUM_THREADS"), Some("2"));
+        // The job's own settings win (the last value of a name counts).
+        l.spec.env.insert("OMP_NUM_THREADS".into(), "1".into());
+        let env = job_env(&l, Path::new("/w"));
+        let last = env.iter().rev().find(|(k, _)| k == "OMP_NUM_THREADS");
+        assert_eq!(last.map(|(_, v)| v.as_str()), Some("1"));
     }
 
     #[test]
