@@ -28,6 +28,7 @@ mod config;
 mod credential;
 mod error;
 mod heartbeat;
+mod isolation;
 mod lease;
 mod process;
 mod program;
@@ -50,6 +51,7 @@ pub use config::{
 };
 pub use credential::{CREDENTIAL_ENV, take_credential};
 pub use error::AgentError;
+pub use isolation::{DEFAULT_TASK_PIDS_MAX, IsolationSetting};
 
 use crate::backoff::Backoff;
 use crate::session::Session;
@@ -134,6 +136,23 @@ where
 {
     config.validate()?;
     let created_root = prepare_work_dir(&mut config)?;
+    let isolation = match isolation::Isolation::new(
+        config.isolation,
+        &config.work_dir,
+        config.task_pids_max,
+        config.cgroups,
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            remove_root(&config, created_root);
+            return Err(e);
+        }
+    };
+    tracing::info!(
+        mode = isolation.mode(),
+        limits = %isolation.limits(),
+        "task isolation"
+    );
     let client = Client::new(config.servers.clone(), config.token.clone())?;
     let registration = WorkerRegistration {
         host: host_name(),
@@ -188,6 +207,7 @@ where
         attempts,
         reporter,
         scratch,
+        isolation,
     });
     let mut tasks = JoinSet::new();
     let end = lease_loop(&session, &ctx, &mut tasks, fatal_rx, shutdown.as_mut()).await;
@@ -374,6 +394,7 @@ async fn wind_down(
     // The last reporter handle goes with the context: the reporter delivers
     // what is queued and ends.
     ctx.scratch.clear();
+    ctx.isolation.clear();
     drop(ctx);
     if tokio::time::timeout_at(deadline, &mut reporter_task)
         .await

@@ -74,6 +74,8 @@ pub struct ProcessSpec {
     pub stdout_file: Option<PathBuf>,
     /// Also append stderr to this file (`#SBATCH --error`).
     pub stderr_file: Option<PathBuf>,
+    /// Account, sandbox, cgroup and limits the process starts with.
+    pub isolation: crate::isolation::ExecIsolation,
 }
 
 /// How the process ended.
@@ -388,7 +390,39 @@ impl OutputFiles {
 fn build_command(
     spec: &ProcessSpec,
 ) -> std::io::Result<(tokio::process::Command, Option<std::io::PipeReader>)> {
+    let iso = &spec.isolation;
     let mut cmd = match &spec.command {
+        // In the sandbox: bwrap and its arguments, then the command.
+        Command::Argv(argv) if !iso.wrapper.is_empty() => {
+            let Some(prog) = argv.first() else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the command is empty",
+                ));
+            };
+            let path = job_path(spec);
+            let found = path.and_then(|p| crate::program::resolve(prog, &p));
+            // The sandbox sees the same programs: one that is not there
+            // fails here as it would without the sandbox (exit 127).
+            let Some(full) = found.or_else(|| {
+                let p = spec.cwd.join(prog);
+                (prog.contains('/') && p.is_file()).then_some(p)
+            }) else {
+                return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+            };
+            let mut c = tokio::process::Command::new(&iso.wrapper[0]);
+            c.args(&iso.wrapper[1..]).arg(full);
+            c.args(&argv[1..]);
+            c
+        }
+        Command::Shell(script) if !iso.wrapper.is_empty() => {
+            let mut c = tokio::process::Command::new(&iso.wrapper[0]);
+            c.args(&iso.wrapper[1..])
+                .arg("/bin/sh")
+                .arg("-c")
+                .arg(script);
+            c
+        }
         Command::Argv(argv) => {
             let Some((prog, args)) = argv.split_first() else {
                 return Err(std::io::Error::new(
@@ -396,14 +430,7 @@ fn build_command(
                     "the command is empty",
                 ));
             };
-            // The job's own PATH if it sets one, else the worker's.
-            let path = spec
-                .env
-                .iter()
-                .rev()
-                .find(|(k, _)| k == "PATH")
-                .map(|(_, v)| OsString::from(v))
-                .or_else(|| std::env::var_os("PATH"));
+            let path = job_path(spec);
             let found = path.and_then(|p| crate::program::resolve(prog, &p));
             let mut c = match found {
                 Some(full) => {
@@ -422,10 +449,33 @@ fn build_command(
             c
         }
     };
-    for name in HIDDEN_ENV {
-        cmd.env_remove(name);
+    if iso.clean_env {
+        cmd.env_clear();
+        for name in crate::isolation::KEPT_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+    } else {
+        for name in HIDDEN_ENV {
+            cmd.env_remove(name);
+        }
     }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
+    if !(iso.account.is_none()
+        && iso.cgroup_fds.is_empty()
+        && iso.rlimits.is_empty()
+        && iso.cpus.is_empty())
+    {
+        let exec = iso.clone();
+        let cpuset = crate::isolation::cpu_set(&exec.cpus);
+        // SAFETY: the closure only makes syscalls on data prepared here
+        // (no allocation, no locks) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || crate::isolation::apply_in_child(&exec, cpuset.as_ref()));
+        }
+    }
+    cmd.envs(iso.env.iter().map(|(k, v)| (k, v)))
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
         .process_group(0)
@@ -437,6 +487,16 @@ fn build_command(
     let (reader, writer) = std::io::pipe()?;
     cmd.stdout(writer.try_clone()?).stderr(writer);
     Ok((cmd, Some(reader)))
+}
+
+/// The job's own PATH if it sets one, else the worker's.
+fn job_path(spec: &ProcessSpec) -> Option<OsString> {
+    spec.env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"))
 }
 
 fn program(command: &Command) -> &str {

@@ -177,6 +177,7 @@ impl Fake {
                                 spec,
                                 expires_at: 0,
                                 full_log: false,
+                                run_as: None,
                             });
                         }
                         if !leases.is_empty() || Instant::now() >= deadline {
@@ -387,6 +388,9 @@ fn config(url: &str, work: &std::path::Path) -> WorkerConfig {
     c.work_dir = work.join("scratch");
     c.poll_wait_ms = 200;
     c.keep_scratch = false;
+    // These jobs have no owner; as root (the test machine) the default
+    // would refuse them for want of a Unix account. The sandbox runs them.
+    c.isolation = trestle_agent::IsolationSetting::Sandbox;
     c
 }
 

@@ -156,6 +156,14 @@ fn main() -> ExitCode {
             }
         }
     }
+    if matches!(cli.cmd, Cmd::Up(_) | Cmd::Server(_)) {
+        // The server's database, objects and logs are its own: no task of
+        // another Unix user on this host may read them.
+        // SAFETY: umask(2) has no preconditions.
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
     let server_side = matches!(cli.cmd, Cmd::Up(_) | Cmd::Server(_) | Cmd::Worker(_));
     let default_filter = if server_side { "info" } else { "warn" };
     tracing_subscriber::fmt()

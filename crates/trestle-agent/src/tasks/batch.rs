@@ -31,6 +31,8 @@ pub struct AttemptCtx {
     pub reporter: ReporterHandle,
     /// Scratch directories.
     pub scratch: ScratchPool,
+    /// How tasks are isolated.
+    pub isolation: crate::isolation::Isolation,
 }
 
 /// How an attempt ends, for its `finished` update.
@@ -369,6 +371,17 @@ async fn execute(
     if let Err(reason) = ctx.attempts.admit(key, &mut stop).await {
         return Finish::stopped(reason);
     }
+    let task = match ctx.isolation.prepare(lease, scratch, &cwd) {
+        Ok(t) => t,
+        Err(why) => {
+            sink.log(format!("trestle: {why}\n")).await;
+            return Some(Finish {
+                reason: AttemptReason::WorkerError,
+                exit_code: None,
+                message: Some(why),
+            });
+        }
+    };
     let timeout = (spec.timeout_secs > 0).then(|| Duration::from_secs(spec.timeout_secs));
     let (stdout_file, stderr_file) = output_files(lease);
     let process = ProcessSpec {
@@ -382,8 +395,10 @@ async fn execute(
         kill_grace: ctx.config.kill_grace,
         stdout_file,
         stderr_file,
+        isolation: task.exec.clone(),
     };
     let result = run_process(&process, sink, &mut stop).await;
+    let out_of_memory = ctx.isolation.finish(task).await;
     // The process is gone: the next attempt may start while this one
     // uploads and reports.
     ctx.attempts.release_capacity(key);
@@ -419,6 +434,18 @@ async fn execute(
                 ..Finish::worker_error(&e)
             });
         }
+    }
+    if out_of_memory && result.exit_code != Some(0) {
+        let msg = format!(
+            "killed for using more than its memory limit of {} MiB (out of memory)",
+            spec.resources.mem_mib
+        );
+        sink.log(format!("trestle: {msg}\n")).await;
+        return Some(Finish {
+            reason: AttemptReason::OutOfMemory,
+            exit_code: result.exit_code,
+            message: Some(msg),
+        });
     }
     Some(Finish {
         reason: attempt_reason(&result.end()),

@@ -234,6 +234,25 @@ pub struct Lease {
     /// queue's limit (`[queues.NAME] full_log`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full_log: bool,
+    /// The Unix account the task runs as on a worker that runs as root
+    /// (decided by [`crate::identity::unix::unix_account`]); absent when
+    /// nothing maps its owner, and from servers before issue 12.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<RunAs>,
+}
+
+/// A Unix account to run a task as. The worker resolves `user` on its
+/// host; `uid`/`gid`, when the identity provider states them, must agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAs {
+    /// The Unix user name.
+    pub user: String,
+    /// Its uid, when known to the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Its primary gid, when known to the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
 }
 
 /// The output file that holds an attempt's whole output when its queue

@@ -24,6 +24,9 @@ pub enum AttemptReason {
     Released,
     /// The worker could not stage inputs, start the command or upload outputs.
     WorkerError,
+    /// The kernel killed the task for using more than its memory limit
+    /// (Slurm's `OUT_OF_MEMORY`).
+    OutOfMemory,
 }
 
 impl AttemptReason {
@@ -38,6 +41,7 @@ impl AttemptReason {
             AttemptReason::Cancelled => "cancelled",
             AttemptReason::Released => "released",
             AttemptReason::WorkerError => "worker-error",
+            AttemptReason::OutOfMemory => "out-of-memory",
         }
     }
 
@@ -52,6 +56,7 @@ impl AttemptReason {
             AttemptReason::Cancelled,
             AttemptReason::Released,
             AttemptReason::WorkerError,
+            AttemptReason::OutOfMemory,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

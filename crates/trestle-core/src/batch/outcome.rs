@@ -76,8 +76,12 @@ pub fn next_state(end: &AttemptEnd<'_>) -> JobState {
         }
         _ => {}
     }
-    if end.reason == AttemptReason::ExitCode
-        && !end.retry_exit_codes.is_empty()
+    // An out-of-memory kill retries like an exit code (137, SIGKILL's)
+    // would: only with attempts left, and only among the codes listed.
+    if matches!(
+        end.reason,
+        AttemptReason::ExitCode | AttemptReason::OutOfMemory
+    ) && !end.retry_exit_codes.is_empty()
         && !end
             .exit_code
             .is_some_and(|c| end.retry_exit_codes.contains(&c))

@@ -3,6 +3,7 @@
 //! choose; how the API shows them is in [`crate::api::identity`].
 
 pub mod authz;
+pub mod unix;
 
 use crate::error::{Result, ValidationError};
 use crate::identity::authz::{MemberRole, Role};
