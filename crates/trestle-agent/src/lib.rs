@@ -161,6 +161,10 @@ where
         compute_env: config.compute_env.clone(),
         instance: config.instance_id.clone(),
         version: trestle_core::VERSION.to_string(),
+        isolation: Some(trestle_core::api::WorkerIsolation {
+            mode: isolation.mode().to_string(),
+            limits: isolation.limits(),
+        }),
     };
     let session = Arc::new(Session::new(client.clone(), registration));
     let mut shutdown = std::pin::pin!(shutdown);

@@ -120,6 +120,7 @@ impl Fake {
                         capacity: reg.capacity,
                         compute_env: reg.compute_env,
                         instance: reg.instance,
+                        isolation: reg.isolation,
                         running_jobs: vec![],
                         started_at: 0,
                         last_heartbeat: 0,

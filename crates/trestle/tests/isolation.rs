@@ -217,6 +217,13 @@ fn per_user(isolation: &str) {
         log.lines().any(|l| l.trim() == users.uid(0).to_string()),
         "alice's job runs as her account: {log}"
     );
+    let ws = env.json(&["workers", "--json"]);
+    let mode = if isolation == "auto" {
+        "user+sandbox"
+    } else {
+        "user"
+    };
+    assert_eq!(ws[0]["isolation"]["mode"], mode, "{ws}");
 
     let marker = format!("iso-{isolation}-{}", std::process::id());
     let (log, scratch) = neighbours(&env, &alice, &bob, &marker);
@@ -268,6 +275,19 @@ fn in_the_sandbox_a_task_sees_only_its_own_scratch_and_processes() {
     // Only its own processes: the shell, ps, grep (and the sandbox's init).
     let after_ps = log.split("\nps\n").nth(1).unwrap_or_default();
     assert!(after_ps.starts_with("0\n"), "saw alice's job: {log}");
+    // The worker says how it isolates (cgroup v1 on the test machine).
+    let table = env.ok(&["workers"]);
+    assert!(table.contains("ISOLATION"), "{table}");
+    assert!(table.contains("sandbox, cgroup"), "{table}");
+    let ws = env.json(&["workers", "--json"]);
+    assert_eq!(ws[0]["isolation"]["mode"], "sandbox", "{ws}");
+    assert!(
+        ws[0]["isolation"]["limits"]
+            .as_str()
+            .unwrap()
+            .contains("memory"),
+        "{ws}"
+    );
     // Its /tmp is its own.
     let t = env.ok(&[
         "submit",

@@ -168,6 +168,19 @@ pub struct WorkerRegistration {
     pub instance: Option<String>,
     /// Software version.
     pub version: String,
+    /// How it isolates its tasks (absent from workers before issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<WorkerIsolation>,
+}
+
+/// How a worker isolates its tasks, as it reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerIsolation {
+    /// `user+sandbox`, `user`, `sandbox` or `none`.
+    pub mode: String,
+    /// How limits are enforced: `cgroup v1 (memory, pids, cpuset)`, or
+    /// `rlimits (no cgroup: ...)`.
+    pub limits: String,
 }
 
 /// A worker as the API shows it.
@@ -187,6 +200,9 @@ pub struct WorkerView {
     /// The id its provider knows it by (a Slurm job id), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// How it isolates its tasks, as it reported at registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<WorkerIsolation>,
     /// Jobs it holds leases on.
     pub running_jobs: Vec<i64>,
     /// Registration time.

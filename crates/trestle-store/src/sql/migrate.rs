@@ -28,6 +28,10 @@ const SQLITE: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_sealed_uploads.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_worker_isolation.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -53,6 +57,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../migrations/postgres/0008_sealed_uploads.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_worker_isolation.sql"),
     ),
 ];
 
