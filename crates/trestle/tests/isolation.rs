@@ -339,6 +339,14 @@ fn limits_out_of_memory_and_a_fork_bomb_stop_at_their_limit() {
     );
     let j = wait_state(&env, hog.trim(), "FAILED", T);
     assert_eq!(j["attempts"][0]["reason"], "out-of-memory", "{j}");
+    assert_eq!(j["reason"], "out-of-memory", "{j}");
+    assert_eq!(j["attempts"].as_array().unwrap().len(), 1, "no retry: {j}");
+    let slurm = env.ok(&["jobs", "--format", "slurm"]);
+    let row = slurm
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(hog.trim()))
+        .unwrap_or_else(|| panic!("{slurm}"));
+    assert!(row.contains(" OOM "), "{slurm}");
     let n = wait_state(&env, neighbour.trim(), "SUCCEEDED", T);
     assert_eq!(n["attempts"][0]["reason"], "success");
 

@@ -62,6 +62,17 @@ impl AttemptReason {
         .find(|r| r.as_str() == s)
     }
 
+    /// The Slurm job state of a job whose last attempt ended so, and its
+    /// `squeue` code, where Slurm has a state of its own for it
+    /// (`OUT_OF_MEMORY`/`OOM`, `TIMEOUT`/`TO`).
+    pub fn slurm_state(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            AttemptReason::OutOfMemory => Some(("OUT_OF_MEMORY", "OOM")),
+            AttemptReason::Timeout => Some(("TIMEOUT", "TO")),
+            _ => None,
+        }
+    }
+
     /// Interruptions (the worker went away or gave the job back) do not use
     /// up one of the job's attempts.
     pub fn is_interruption(self) -> bool {
