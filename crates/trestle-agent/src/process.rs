@@ -177,6 +177,16 @@ pub async fn run_process<S: OutputSink>(
         .and_then(|p| i32::try_from(p).ok())
         .filter(|p| *p > 1);
     let mut guard = GroupGuard(pgid);
+    if spec.isolation.account.is_none()
+        && spec.isolation.cgroup_fds.is_empty()
+        && spec.isolation.rlimits.is_empty()
+        && let (Some(pid), Some(set)) = (pgid, crate::isolation::cpu_set(&spec.isolation.cpus))
+    {
+        // SAFETY: `set` is a valid cpu_set_t; the pid is our child's.
+        unsafe {
+            libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
     sink.started().await;
 
     let mut stdout = match merged.map(|r| pipe::Receiver::from_owned_fd(r.into())) {
@@ -461,11 +471,10 @@ fn build_command(
             cmd.env_remove(name);
         }
     }
-    if !(iso.account.is_none()
-        && iso.cgroup_fds.is_empty()
-        && iso.rlimits.is_empty()
-        && iso.cpus.is_empty())
-    {
+    // Only what must happen between fork and exec makes the child fork
+    // (std otherwise uses the cheaper posix_spawn); CPUs alone are pinned
+    // right after the spawn (see `run_process`).
+    if !(iso.account.is_none() && iso.cgroup_fds.is_empty() && iso.rlimits.is_empty()) {
         let exec = iso.clone();
         let cpuset = crate::isolation::cpu_set(&exec.cpus);
         // SAFETY: the closure only makes syscalls on data prepared here

@@ -191,6 +191,37 @@ fn the_workers_credential_is_in_no_environment_and_jobs_have_their_own_home() {
         String::from_utf8_lossy(&cmdline).contains("worker"),
         "the parent is the worker"
     );
+    cpus_as_requested(&env, None);
+}
+
+/// A `--cpus 1` job runs on one CPU (when the host has more) and its
+/// numeric libraries are told so.
+fn cpus_as_requested(env: &Env, token: Option<&str>) {
+    let host_cpus = std::thread::available_parallelism().unwrap().get();
+    let args = [
+        "submit",
+        "--cpus",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "grep Cpus_allowed_list /proc/self/status; echo omp=$OMP_NUM_THREADS",
+    ];
+    let id = match token {
+        Some(t) => ok_as(env, t, &args),
+        None => env.ok(&args),
+    };
+    let log = finished_log(env, id.trim());
+    assert!(log.contains("omp=1"), "{log}");
+    let list = log
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or_else(|| panic!("{log}"))
+        .trim()
+        .to_string();
+    if host_cpus > 1 {
+        assert!(list.parse::<usize>().is_ok(), "one CPU, not {list}: {log}");
+    }
 }
 
 /// Per-user execution on a root worker, with `isolation` (`user`, or
@@ -311,6 +342,7 @@ fn limits_out_of_memory_and_a_fork_bomb_stop_at_their_limit() {
         &format!("[isolation]\nusers = {{ alice = \"{}\" }}\n", users.0[0]),
     );
     let alice = add_user(&env, "alice");
+    cpus_as_requested(&env, Some(&alice));
     let neighbour = ok_as(
         &env,
         &alice,

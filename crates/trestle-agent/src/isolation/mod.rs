@@ -73,6 +73,8 @@ pub struct Isolation {
     cpus: Mutex<CpuPool>,
     /// Accounts looked up so far.
     accounts: Mutex<HashMap<String, user::Account>>,
+    /// `--isolation none`: no limits either (CPUs are still pinned).
+    off: bool,
 }
 
 /// What one task runs with (see [`Isolation::prepare`]); give it back with
@@ -172,6 +174,7 @@ impl Isolation {
             pids_max,
             cpus: Mutex::new(CpuPool::of_this_process()),
             accounts: Mutex::default(),
+            off: setting == IsolationSetting::None,
         })
     }
 
@@ -186,9 +189,12 @@ impl Isolation {
         }
     }
 
-    /// How limits are enforced: `cgroup v1 (memory, pids, cpuset)`, or
-    /// `rlimits (no cgroup: why)`.
+    /// How limits are enforced: `cgroup v1 (memory, pids, cpuset)`,
+    /// `rlimits (no cgroup: why)`, or `none`.
     pub fn limits(&self) -> String {
+        if self.off {
+            return "none".into();
+        }
         match &self.cgroups {
             Ok(c) => c.describe(),
             Err(why) => format!("rlimits (no cgroup: {why})"),
@@ -273,14 +279,19 @@ impl Isolation {
                     }
                 }
             }
+            Err(_) if self.off => {}
             Err(_) => {
                 // RLIMIT_NPROC counts every process of the uid (with a
-                // shared uid, the worker's threads too).
+                // shared uid, the worker's threads too). RLIMIT_DATA
+                // counts private writable memory (heap and anonymous
+                // maps), not code or shared libraries as RLIMIT_AS would.
                 task.exec
                     .rlimits
                     .push((libc::RLIMIT_NPROC as i32, self.pids_max));
                 if mem_bytes > 0 {
-                    task.exec.rlimits.push((libc::RLIMIT_AS as i32, mem_bytes));
+                    task.exec
+                        .rlimits
+                        .push((libc::RLIMIT_DATA as i32, mem_bytes));
                 }
             }
         }
