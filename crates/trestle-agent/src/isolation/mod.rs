@@ -298,6 +298,21 @@ impl Isolation {
         Ok(task)
     }
 
+    /// Takes a scratch directory back from the account of an earlier task
+    /// before anything is staged into it (per-user execution): the worker
+    /// then writes only into a directory no task's user owns.
+    pub fn reclaim(&self, scratch: &Path) -> Result<(), AgentError> {
+        if !self.per_user {
+            return Ok(());
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::os::unix::fs::lchown(scratch, Some(0), Some(0))
+            .and_then(|()| {
+                std::fs::set_permissions(scratch, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|e| AgentError::io("cannot take back the scratch directory", scratch, e))
+    }
+
     /// A task is over (its process group is gone): its cgroup and CPUs go
     /// back to the pools. True when the kernel killed it for its memory.
     pub async fn finish(&self, task: TaskIsolation) -> bool {

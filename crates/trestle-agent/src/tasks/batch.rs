@@ -200,7 +200,10 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
         seq: 0,
     };
     let scratch = match ctx.scratch.acquire(lease.job_id, lease.attempt).await {
-        Ok(dir) => Ok(dir),
+        Ok(dir) => match ctx.isolation.reclaim(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) => Err(Finish::worker_error(&e)),
+        },
         Err(e) => Err(Finish::worker_error(&e)),
     };
     let mut left_empty = false;
