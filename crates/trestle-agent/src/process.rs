@@ -147,7 +147,20 @@ pub async fn run_process<S: OutputSink>(
     }
     // The command (holding the pipes' write ends) is dropped right after
     // the spawn, so the reads see end-of-file once the job's processes exit.
-    let spawn = || build_command(spec).and_then(|(mut c, merged)| Ok((c.spawn()?, merged)));
+    // CPUs without anything else to do between fork and exec: the child
+    // inherits the spawning thread's affinity, so this thread takes the
+    // task's CPUs for the spawn only (two syscalls, and std keeps its
+    // posix_spawn).
+    let pin = spec.isolation.account.is_none()
+        && spec.isolation.cgroup_fds.is_empty()
+        && spec.isolation.rlimits.is_empty();
+    let cpus = crate::isolation::cpu_set(&spec.isolation.cpus).filter(|_| pin);
+    let spawn = || {
+        let _pinned = cpus
+            .as_ref()
+            .and_then(crate::isolation::ThreadAffinity::set);
+        build_command(spec).and_then(|(mut c, merged)| Ok((c.spawn()?, merged)))
+    };
     let spawned = match spawn() {
         // A remembered program path may be stale: look it up again.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -177,16 +190,7 @@ pub async fn run_process<S: OutputSink>(
         .and_then(|p| i32::try_from(p).ok())
         .filter(|p| *p > 1);
     let mut guard = GroupGuard(pgid);
-    if spec.isolation.account.is_none()
-        && spec.isolation.cgroup_fds.is_empty()
-        && spec.isolation.rlimits.is_empty()
-        && let (Some(pid), Some(set)) = (pgid, crate::isolation::cpu_set(&spec.isolation.cpus))
-    {
-        // SAFETY: `set` is a valid cpu_set_t; the pid is our child's.
-        unsafe {
-            libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
-    }
+
     sink.started().await;
 
     let mut stdout = match merged.map(|r| pipe::Receiver::from_owned_fd(r.into())) {

@@ -432,6 +432,38 @@ pub fn apply_in_child(e: &ExecIsolation, cpuset: Option<&libc::cpu_set_t>) -> st
     Ok(())
 }
 
+/// The calling thread's CPU affinity, changed until this is dropped.
+pub struct ThreadAffinity(libc::cpu_set_t);
+
+impl ThreadAffinity {
+    /// Runs the calling thread on `set` until the guard is dropped; `None`
+    /// (nothing changed) when the affinity cannot be read or set.
+    pub fn set(set: &libc::cpu_set_t) -> Option<ThreadAffinity> {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: a zeroed cpu_set_t is valid; both calls get valid
+        // pointers of `size` bytes; pid 0 is the calling thread.
+        unsafe {
+            let mut old: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, size, &mut old) != 0
+                || libc::sched_setaffinity(0, size, set) != 0
+            {
+                return None;
+            }
+            Some(ThreadAffinity(old))
+        }
+    }
+}
+
+impl Drop for ThreadAffinity {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask read in `set`, for the calling thread
+        // (the guard never leaves the thread's stack frame).
+        unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0);
+        }
+    }
+}
+
 /// The affinity mask of `cpus` (`None` when empty).
 pub fn cpu_set(cpus: &[usize]) -> Option<libc::cpu_set_t> {
     if cpus.is_empty() {
