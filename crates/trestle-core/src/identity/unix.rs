@@ -120,6 +120,28 @@ pub fn unix_account(
     })
 }
 
+/// The warning an admin sees when an installation of more than one user
+/// runs tasks without isolation: `workers` are the isolation modes the
+/// workers reported (`None`: a worker from before issue 12). `None` when
+/// there is nothing to warn about.
+pub fn isolation_warning(users: usize, workers: &[Option<&str>]) -> Option<String> {
+    if users < 2 {
+        return None;
+    }
+    let bare = workers
+        .iter()
+        .filter(|m| m.is_none_or(|m| m == "none"))
+        .count();
+    (bare > 0).then(|| {
+        format!(
+            "{bare} of {} workers run tasks without isolation, and this installation has {users} users: \
+             their tasks can read each other's files and the worker's. Run workers as root with \
+             [isolation] accounts, or where bubblewrap works (see docs/security.md).",
+            workers.len()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +172,15 @@ mod tests {
         assert_eq!(b.user, "svc-gen");
         assert_eq!(unix_account("bob", Some("other"), None, &t), None);
         assert_eq!(unix_account("bob", None, None, &t), None);
+    }
+
+    #[test]
+    fn warns_only_for_several_users_and_bare_workers() {
+        assert_eq!(isolation_warning(1, &[Some("none")]), None);
+        assert_eq!(isolation_warning(3, &[Some("sandbox"), Some("user")]), None);
+        let w = isolation_warning(3, &[Some("sandbox"), Some("none"), None]).unwrap();
+        assert!(w.starts_with("2 of 3 workers"), "{w}");
+        assert_eq!(isolation_warning(3, &[]), None);
     }
 
     #[test]
