@@ -236,10 +236,26 @@ impl Cgroups {
 
     /// A task cgroup with `limits` written into it, ready to join.
     pub fn acquire(&self, limits: &Limits) -> std::io::Result<TaskCgroup> {
-        let name = match self.free().pop() {
-            Some(n) => n,
-            None => format!("t{}", self.next.fetch_add(1, Ordering::Relaxed)),
-        };
+        let pooled = self.free().pop();
+        if let Some(name) = pooled {
+            match self.open(name.clone(), limits) {
+                Ok(cg) => return Ok(cg),
+                Err(e) => {
+                    // A limit below what a pooled cgroup still holds (page
+                    // cache, v1) cannot be written: use a fresh one.
+                    tracing::debug!(cgroup = %name, error = %e, "not reusing a task cgroup");
+                    for (_, base) in &self.bases {
+                        let _ = std::fs::remove_dir(base.join(&name));
+                    }
+                }
+            }
+        }
+        let name = format!("t{}", self.next.fetch_add(1, Ordering::Relaxed));
+        self.open(name, limits)
+    }
+
+    /// The task cgroup `name` (made when missing) with `limits` written.
+    fn open(&self, name: String, limits: &Limits) -> std::io::Result<TaskCgroup> {
         let mut dirs = Vec::new();
         for (ctrl, base) in &self.bases {
             let dir = base.join(&name);
