@@ -145,6 +145,15 @@ pub async fn run_process<S: OutputSink>(
         result.stopped = Some(reason);
         return result;
     }
+    // Opened before the task runs: none of its processes can have put a
+    // link where the worker writes.
+    let mut files = match OutputFiles::open(spec).await {
+        Ok(f) => f,
+        Err(e) => {
+            sink.log(format!("trestle: {e}\n")).await;
+            OutputFiles::default()
+        }
+    };
     // The command (holding the pipes' write ends) is dropped right after
     // the spawn, so the reads see end-of-file once the job's processes exit.
     // CPUs without anything else to do between fork and exec: the child
@@ -216,13 +225,6 @@ pub async fn run_process<S: OutputSink>(
     let mut kill_at: Option<Instant> = None;
     let mut drain_until: Option<Instant> = None;
     let mut stop_open = true;
-    let mut files = match OutputFiles::open(spec).await {
-        Ok(f) => f,
-        Err(e) => {
-            sink.log(format!("trestle: {e}\n")).await;
-            OutputFiles::default()
-        }
-    };
 
     loop {
         if exited && stdout.is_none() && stderr.is_none() {
@@ -349,26 +351,40 @@ struct OutputFiles {
 
 impl OutputFiles {
     async fn open(spec: &ProcessSpec) -> Result<OutputFiles, String> {
-        async fn open_one(cwd: &std::path::Path, p: &PathBuf) -> Result<tokio::fs::File, String> {
+        /// Opens (never through a symbolic link) and, for a task that runs
+        /// as another account, hands the file to it.
+        async fn open_one(
+            cwd: &std::path::Path,
+            p: &PathBuf,
+            owner: Option<(u32, u32)>,
+        ) -> Result<tokio::fs::File, String> {
             let path = cwd.join(p);
             if let Some(parent) = path.parent() {
                 tokio::fs::create_dir_all(parent).await.map_err(|e| {
                     format!("cannot create {}: {}", parent.display(), describe_io(&e))
                 })?;
             }
-            tokio::fs::OpenOptions::new()
+            let file = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
                 .await
-                .map_err(|e| format!("cannot open {}: {}", path.display(), describe_io(&e)))
+                .map_err(|e| format!("cannot open {}: {}", path.display(), describe_io(&e)))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| {
+                    format!("cannot hand over {}: {}", path.display(), describe_io(&e))
+                })?;
+            }
+            Ok(file)
         }
+        let owner = spec.isolation.account.as_ref().map(|(u, g, _)| (*u, *g));
         let mut f = OutputFiles::default();
         if let Some(p) = &spec.stdout_file {
-            f.out = Some(open_one(&spec.cwd, p).await?);
+            f.out = Some(open_one(&spec.cwd, p, owner).await?);
         }
         if let Some(p) = &spec.stderr_file {
-            f.err = Some(open_one(&spec.cwd, p).await?);
+            f.err = Some(open_one(&spec.cwd, p, owner).await?);
         }
         Ok(f)
     }
