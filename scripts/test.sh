@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: installs and starts what the tests need when it is
-# missing (PostgreSQL, curl, Chromium, a single-node Slurm, moto_server),
+# missing (PostgreSQL, curl, bubblewrap, Chromium, a single-node Slurm, moto_server),
 # then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +59,11 @@ ensure_chromium() {
   fi
 }
 
+# The task sandbox (tests/isolation.rs, the agent's worker tests): bubblewrap.
+ensure_bubblewrap() {
+  command -v bwrap >/dev/null || { say "installing bubblewrap"; apt_install bubblewrap; }
+}
+
 # A private single-node Slurm (its own config, ports and munge socket).
 ensure_slurm() {
   ./scripts/slurm.sh start
@@ -105,6 +110,7 @@ ensure_schemathesis() {
 }
 
 ensure_tools
+ensure_bubblewrap
 ensure_postgres
 ensure_chromium
 ensure_slurm

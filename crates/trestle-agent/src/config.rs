@@ -53,6 +53,13 @@ pub struct WorkerConfig {
     /// On shutdown, how long to wait for jobs to stop and reports to be
     /// delivered before giving up on them.
     pub shutdown_grace: Duration,
+    /// How tasks are isolated (`--isolation`, default `auto`).
+    pub isolation: crate::isolation::IsolationSetting,
+    /// Most processes and threads per task (a cgroup's `pids.max`, else
+    /// `RLIMIT_NPROC`).
+    pub task_pids_max: u64,
+    /// Limit tasks with cgroups where the host allows (else rlimits).
+    pub cgroups: bool,
 }
 
 impl WorkerConfig {
@@ -77,6 +84,9 @@ impl WorkerConfig {
             log_flush: Duration::from_millis(250),
             kill_grace: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(30),
+            isolation: crate::isolation::IsolationSetting::Auto,
+            task_pids_max: crate::isolation::DEFAULT_TASK_PIDS_MAX,
+            cgroups: true,
         }
     }
 

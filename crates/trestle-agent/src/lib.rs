@@ -25,8 +25,10 @@
 mod backoff;
 mod check;
 mod config;
+mod credential;
 mod error;
 mod heartbeat;
+mod isolation;
 mod lease;
 mod process;
 mod program;
@@ -47,7 +49,9 @@ pub use config::{
     DEFAULT_MAX_LOG_CHUNK, DEFAULT_POLL_WAIT_MS, KEEP_SCRATCH_ENV, WorkerConfig, detect_capacity,
     host_name,
 };
+pub use credential::{CREDENTIAL_ENV, take_credential};
 pub use error::AgentError;
+pub use isolation::{DEFAULT_TASK_PIDS_MAX, IsolationSetting};
 
 use crate::backoff::Backoff;
 use crate::session::Session;
@@ -132,6 +136,23 @@ where
 {
     config.validate()?;
     let created_root = prepare_work_dir(&mut config)?;
+    let isolation = match isolation::Isolation::new(
+        config.isolation,
+        &config.work_dir,
+        config.task_pids_max,
+        config.cgroups,
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            remove_root(&config, created_root);
+            return Err(e);
+        }
+    };
+    tracing::info!(
+        mode = isolation.mode(),
+        limits = %isolation.limits(),
+        "task isolation"
+    );
     let client = Client::new(config.servers.clone(), config.token.clone())?;
     let registration = WorkerRegistration {
         host: host_name(),
@@ -140,6 +161,10 @@ where
         compute_env: config.compute_env.clone(),
         instance: config.instance_id.clone(),
         version: trestle_core::VERSION.to_string(),
+        isolation: Some(trestle_core::api::WorkerIsolation {
+            mode: isolation.mode().to_string(),
+            limits: isolation.limits(),
+        }),
     };
     let session = Arc::new(Session::new(client.clone(), registration));
     let mut shutdown = std::pin::pin!(shutdown);
@@ -186,6 +211,7 @@ where
         attempts,
         reporter,
         scratch,
+        isolation,
     });
     let mut tasks = JoinSet::new();
     let end = lease_loop(&session, &ctx, &mut tasks, fatal_rx, shutdown.as_mut()).await;
@@ -372,6 +398,7 @@ async fn wind_down(
     // The last reporter handle goes with the context: the reporter delivers
     // what is queued and ends.
     ctx.scratch.clear();
+    ctx.isolation.clear();
     drop(ctx);
     if tokio::time::timeout_at(deadline, &mut reporter_task)
         .await

@@ -22,8 +22,25 @@ pub const SPAWN_FAILURE_EXIT: i32 = 127;
 const DRAIN: Duration = Duration::from_secs(2);
 /// Size of each pipe read.
 const READ_BUF: usize = 32 * 1024;
-/// Environment variables of the worker that jobs must not see.
-const HIDDEN_ENV: &[&str] = &["TRESTLE_TOKEN"];
+/// Environment variables of the worker that jobs must not see: its
+/// credential (see [`crate::credential`]), the client configuration of
+/// whoever started it, and cloud credentials it may hold for its server's
+/// object storage (`trestle up` with S3).
+const HIDDEN_ENV: &[&str] = &[
+    "TRESTLE_TOKEN",
+    "TRESTLE_TOKEN_FILE",
+    "TRESTLE_TOKEN_FD",
+    "TRESTLE_CLIENT_CONFIG",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_RUNTIME_DIR",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "SSH_AUTH_SOCK",
+];
 
 /// Where a process's output and start go.
 pub trait OutputSink: Send {
@@ -57,6 +74,8 @@ pub struct ProcessSpec {
     pub stdout_file: Option<PathBuf>,
     /// Also append stderr to this file (`#SBATCH --error`).
     pub stderr_file: Option<PathBuf>,
+    /// Account, sandbox, cgroup and limits the process starts with.
+    pub isolation: crate::isolation::ExecIsolation,
 }
 
 /// How the process ended.
@@ -126,9 +145,31 @@ pub async fn run_process<S: OutputSink>(
         result.stopped = Some(reason);
         return result;
     }
+    // Opened before the task runs: none of its processes can have put a
+    // link where the worker writes.
+    let mut files = match OutputFiles::open(spec).await {
+        Ok(f) => f,
+        Err(e) => {
+            sink.log(format!("trestle: {e}\n")).await;
+            OutputFiles::default()
+        }
+    };
     // The command (holding the pipes' write ends) is dropped right after
     // the spawn, so the reads see end-of-file once the job's processes exit.
-    let spawn = || build_command(spec).and_then(|(mut c, merged)| Ok((c.spawn()?, merged)));
+    // CPUs without anything else to do between fork and exec: the child
+    // inherits the spawning thread's affinity, so this thread takes the
+    // task's CPUs for the spawn only (two syscalls, and std keeps its
+    // posix_spawn).
+    let pin = spec.isolation.account.is_none()
+        && spec.isolation.cgroup_fds.is_empty()
+        && spec.isolation.rlimits.is_empty();
+    let cpus = crate::isolation::cpu_set(&spec.isolation.cpus).filter(|_| pin);
+    let spawn = || {
+        let _pinned = cpus
+            .as_ref()
+            .and_then(crate::isolation::ThreadAffinity::set);
+        build_command(spec).and_then(|(mut c, merged)| Ok((c.spawn()?, merged)))
+    };
     let spawned = match spawn() {
         // A remembered program path may be stale: look it up again.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -158,6 +199,7 @@ pub async fn run_process<S: OutputSink>(
         .and_then(|p| i32::try_from(p).ok())
         .filter(|p| *p > 1);
     let mut guard = GroupGuard(pgid);
+
     sink.started().await;
 
     let mut stdout = match merged.map(|r| pipe::Receiver::from_owned_fd(r.into())) {
@@ -183,13 +225,6 @@ pub async fn run_process<S: OutputSink>(
     let mut kill_at: Option<Instant> = None;
     let mut drain_until: Option<Instant> = None;
     let mut stop_open = true;
-    let mut files = match OutputFiles::open(spec).await {
-        Ok(f) => f,
-        Err(e) => {
-            sink.log(format!("trestle: {e}\n")).await;
-            OutputFiles::default()
-        }
-    };
 
     loop {
         if exited && stdout.is_none() && stderr.is_none() {
@@ -316,26 +351,40 @@ struct OutputFiles {
 
 impl OutputFiles {
     async fn open(spec: &ProcessSpec) -> Result<OutputFiles, String> {
-        async fn open_one(cwd: &std::path::Path, p: &PathBuf) -> Result<tokio::fs::File, String> {
+        /// Opens (never through a symbolic link) and, for a task that runs
+        /// as another account, hands the file to it.
+        async fn open_one(
+            cwd: &std::path::Path,
+            p: &PathBuf,
+            owner: Option<(u32, u32)>,
+        ) -> Result<tokio::fs::File, String> {
             let path = cwd.join(p);
             if let Some(parent) = path.parent() {
                 tokio::fs::create_dir_all(parent).await.map_err(|e| {
                     format!("cannot create {}: {}", parent.display(), describe_io(&e))
                 })?;
             }
-            tokio::fs::OpenOptions::new()
+            let file = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
                 .await
-                .map_err(|e| format!("cannot open {}: {}", path.display(), describe_io(&e)))
+                .map_err(|e| format!("cannot open {}: {}", path.display(), describe_io(&e)))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| {
+                    format!("cannot hand over {}: {}", path.display(), describe_io(&e))
+                })?;
+            }
+            Ok(file)
         }
+        let owner = spec.isolation.account.as_ref().map(|(u, g, _)| (*u, *g));
         let mut f = OutputFiles::default();
         if let Some(p) = &spec.stdout_file {
-            f.out = Some(open_one(&spec.cwd, p).await?);
+            f.out = Some(open_one(&spec.cwd, p, owner).await?);
         }
         if let Some(p) = &spec.stderr_file {
-            f.err = Some(open_one(&spec.cwd, p).await?);
+            f.err = Some(open_one(&spec.cwd, p, owner).await?);
         }
         Ok(f)
     }
@@ -371,7 +420,39 @@ impl OutputFiles {
 fn build_command(
     spec: &ProcessSpec,
 ) -> std::io::Result<(tokio::process::Command, Option<std::io::PipeReader>)> {
+    let iso = &spec.isolation;
     let mut cmd = match &spec.command {
+        // In the sandbox: bwrap and its arguments, then the command.
+        Command::Argv(argv) if !iso.wrapper.is_empty() => {
+            let Some(prog) = argv.first() else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the command is empty",
+                ));
+            };
+            let path = job_path(spec);
+            let found = path.and_then(|p| crate::program::resolve(prog, &p));
+            // The sandbox sees the same programs: one that is not there
+            // fails here as it would without the sandbox (exit 127).
+            let Some(full) = found.or_else(|| {
+                let p = spec.cwd.join(prog);
+                (prog.contains('/') && p.is_file()).then_some(p)
+            }) else {
+                return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+            };
+            let mut c = tokio::process::Command::new(&iso.wrapper[0]);
+            c.args(&iso.wrapper[1..]).arg(full);
+            c.args(&argv[1..]);
+            c
+        }
+        Command::Shell(script) if !iso.wrapper.is_empty() => {
+            let mut c = tokio::process::Command::new(&iso.wrapper[0]);
+            c.args(&iso.wrapper[1..])
+                .arg("/bin/sh")
+                .arg("-c")
+                .arg(script);
+            c
+        }
         Command::Argv(argv) => {
             let Some((prog, args)) = argv.split_first() else {
                 return Err(std::io::Error::new(
@@ -379,14 +460,7 @@ fn build_command(
                     "the command is empty",
                 ));
             };
-            // The job's own PATH if it sets one, else the worker's.
-            let path = spec
-                .env
-                .iter()
-                .rev()
-                .find(|(k, _)| k == "PATH")
-                .map(|(_, v)| OsString::from(v))
-                .or_else(|| std::env::var_os("PATH"));
+            let path = job_path(spec);
             let found = path.and_then(|p| crate::program::resolve(prog, &p));
             let mut c = match found {
                 Some(full) => {
@@ -405,10 +479,32 @@ fn build_command(
             c
         }
     };
-    for name in HIDDEN_ENV {
-        cmd.env_remove(name);
+    if iso.clean_env {
+        cmd.env_clear();
+        for name in crate::isolation::KEPT_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                cmd.env(name, v);
+            }
+        }
+    } else {
+        for name in HIDDEN_ENV {
+            cmd.env_remove(name);
+        }
     }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
+    // Only what must happen between fork and exec makes the child fork
+    // (std otherwise uses the cheaper posix_spawn); CPUs alone are pinned
+    // right after the spawn (see `run_process`).
+    if !(iso.account.is_none() && iso.cgroup_fds.is_empty() && iso.rlimits.is_empty()) {
+        let exec = iso.clone();
+        let cpuset = crate::isolation::cpu_set(&exec.cpus);
+        // SAFETY: the closure only makes syscalls on data prepared here
+        // (no allocation, no locks) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || crate::isolation::apply_in_child(&exec, cpuset.as_ref()));
+        }
+    }
+    cmd.envs(iso.env.iter().map(|(k, v)| (k, v)))
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
         .process_group(0)
@@ -420,6 +516,16 @@ fn build_command(
     let (reader, writer) = std::io::pipe()?;
     cmd.stdout(writer.try_clone()?).stderr(writer);
     Ok((cmd, Some(reader)))
+}
+
+/// The job's own PATH if it sets one, else the worker's.
+fn job_path(spec: &ProcessSpec) -> Option<OsString> {
+    spec.env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"))
 }
 
 fn program(command: &Command) -> &str {

@@ -37,6 +37,7 @@ fn spec(command: Command) -> ProcessSpec {
         kill_grace: Duration::from_millis(500),
         stdout_file: None,
         stderr_file: None,
+        isolation: Default::default(),
     }
 }
 

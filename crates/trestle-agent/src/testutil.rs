@@ -42,5 +42,6 @@ pub fn lease(job_id: i64, cpus: u32) -> Lease {
         spec,
         expires_at: 0,
         full_log: false,
+        run_as: None,
     }
 }

@@ -120,6 +120,7 @@ impl Fake {
                         capacity: reg.capacity,
                         compute_env: reg.compute_env,
                         instance: reg.instance,
+                        isolation: reg.isolation,
                         running_jobs: vec![],
                         started_at: 0,
                         last_heartbeat: 0,
@@ -177,6 +178,7 @@ impl Fake {
                                 spec,
                                 expires_at: 0,
                                 full_log: false,
+                                run_as: None,
                             });
                         }
                         if !leases.is_empty() || Instant::now() >= deadline {
@@ -387,6 +389,9 @@ fn config(url: &str, work: &std::path::Path) -> WorkerConfig {
     c.work_dir = work.join("scratch");
     c.poll_wait_ms = 200;
     c.keep_scratch = false;
+    // These jobs have no owner; as root (the test machine) the default
+    // would refuse them for want of a Unix account. The sandbox runs them.
+    c.isolation = trestle_agent::IsolationSetting::Sandbox;
     c
 }
 
@@ -617,4 +622,36 @@ async fn told_to_upgrade_a_worker_drains_its_running_jobs_then_exits() {
     );
     assert!(fake.log(1).contains("finished"));
     assert_eq!(fake.st().deregistered.len(), 1, "it deregistered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cgroups_limits_fall_back_to_rlimits_and_the_status_says_so() {
+    let (fake, url) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // 100 MiB of memory: a 400 MiB string cannot be made.
+    fake.add_job(
+        1,
+        spec(Command::Argv(vec![
+            "perl".into(),
+            "-e".into(),
+            "$x = 'x' x (400 * 1024 * 1024); print length($x), \"\\n\"".into(),
+        ])),
+    );
+    fake.add_job(2, sh("echo small"));
+    let mut cfg = config(&url, dir.path());
+    cfg.cgroups = false;
+    cfg.idle_exit = Some(Duration::from_millis(600));
+    let exit = trestle_agent::run_until(cfg, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(exit, WorkerExit::Idle);
+    let (reason, code, _) = fake.finished(1).unwrap();
+    assert_eq!(reason, AttemptReason::ExitCode, "the allocation failed");
+    assert_ne!(code, Some(0));
+    assert!(!fake.log(1).contains("419430400"), "{}", fake.log(1));
+    assert_eq!(fake.finished(2).unwrap().0, AttemptReason::Success);
+    let st = fake.st();
+    let iso = st.registrations[0].isolation.clone().unwrap();
+    assert_eq!(iso.mode, "sandbox");
+    assert!(iso.limits.starts_with("rlimits (no cgroup"), "{iso:?}");
 }

@@ -272,6 +272,8 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                     "gpus": {"type": "integer", "minimum": 0, "maximum": u32::MAX}}},
                 "compute_env": {"type": "string"},
                 "instance": {"type": "string"},
+                "isolation": {"type": "object", "required": ["mode", "limits"], "properties": {
+                    "mode": {"type": "string"}, "limits": {"type": "string"}}},
                 "version": {"type": "string", "pattern": "^[0-9]+\\.[0-9]+(\\.[0-9]+)?([-+].*)?$"}
             }}),
         ),

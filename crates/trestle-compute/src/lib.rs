@@ -140,11 +140,13 @@ pub trait Provider: Send + Sync {
 pub(crate) use trestle_core::clock::now_ms;
 
 /// A stand-in worker for [`conformance`]: a shell that records its
-/// environment and arguments in `report_dir/<instance id>`, then waits
+/// credential (from `TRESTLE_TOKEN`, or descriptor 3 when
+/// `TRESTLE_TOKEN_FD` is set) and arguments in `report_dir/<instance id>`, then waits
 /// until SIGTERM. Providers are built with it in place of `trestle`.
 pub fn stand_in_worker(report_dir: &Path) -> WorkerCommand {
     let script = format!(
-        "printf '%s\\n%s\\n' \"$TRESTLE_TOKEN\" \"$*\" > {dir}/\"${INSTANCE_ID_ENV}\".tmp && \
+        "tok=\"$TRESTLE_TOKEN\"; if [ -n \"$TRESTLE_TOKEN_FD\" ]; then tok=$(cat <&3); fi; \
+         printf '%s\\n%s\\n' \"$tok\" \"$*\" > {dir}/\"${INSTANCE_ID_ENV}\".tmp && \
          mv {dir}/\"${INSTANCE_ID_ENV}\".tmp {dir}/\"${INSTANCE_ID_ENV}\"; \
          trap 'exit 0' TERM; while :; do sleep 0.1; done",
         dir = shell_quote(&report_dir.display().to_string()),
@@ -161,8 +163,8 @@ pub fn stand_in_worker(report_dir: &Path) -> WorkerCommand {
 /// `settle` is how long a launched worker may take to start or vanish.
 ///
 /// Checks: `launch` returns what it started with the right shape; `list`
-/// shows it; the worker starts with its credential in the environment and
-/// its provider id in `TRESTLE_INSTANCE_ID`, the shape in its arguments,
+/// shows it; the worker starts with its credential (in its environment, or
+/// on an inherited descriptor) and its provider id in `TRESTLE_INSTANCE_ID`, the shape in its arguments,
 /// and no secret in `argv`; `terminate` stops it and `list` forgets it;
 /// unknown ids are `NotFound`; launching nothing is fine.
 pub async fn conformance(p: &dyn Provider, shape: Capacity, report_dir: &Path, settle: Duration) {
@@ -206,7 +208,7 @@ pub async fn conformance(p: &dyn Provider, shape: Capacity, report_dir: &Path, s
         assert_eq!(l.shape, shape);
         assert_eq!(l.shape_name.as_deref(), Some("s1"));
     }
-    // Each worker starts with its credential and its id in the environment.
+    // Each worker starts with its credential and its id.
     let deadline = tokio::time::Instant::now() + settle;
     for w in &launched {
         let file = report_dir.join(&w.id);
@@ -226,7 +228,7 @@ pub async fn conformance(p: &dyn Provider, shape: Capacity, report_dir: &Path, s
         assert_eq!(
             lines.next(),
             Some(secret.as_str()),
-            "credential in the environment"
+            "the worker is given its credential"
         );
         let args = lines.next().unwrap_or_default();
         assert!(

@@ -85,6 +85,39 @@ impl LocalProvider {
     }
 }
 
+/// The variable the autoscaler passes a worker's credential in.
+const TOKEN_ENV: &str = "TRESTLE_TOKEN";
+/// The variable telling the worker which descriptor holds its credential.
+const TOKEN_FD_ENV: &str = "TRESTLE_TOKEN_FD";
+/// The descriptor a launched worker reads its credential from.
+const TOKEN_FD: i32 = 3;
+
+/// A pipe holding `token` (it fits the pipe's buffer, so nothing blocks),
+/// its write end closed: the reader sees the token, then end-of-file.
+fn token_pipe(token: &str) -> std::io::Result<std::io::PipeReader> {
+    use std::io::Write;
+    let (reader, mut writer) = std::io::pipe()?;
+    writer.write_all(token.as_bytes())?;
+    Ok(reader)
+}
+
+/// In the child before exec: makes `fd` available as `target`, without
+/// close-on-exec.
+fn inherit_as(fd: i32, target: i32) -> std::io::Result<()> {
+    // SAFETY: plain descriptor syscalls on descriptors this process owns.
+    let rc = unsafe {
+        if fd == target {
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, target)
+        }
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn new_id() -> String {
     let mut b = [0u8; 6];
     rand::rng().fill_bytes(&mut b);
@@ -110,6 +143,20 @@ impl Provider for LocalProvider {
                 };
             }
             let id = new_id();
+            // The credential goes through a pipe on descriptor 3, never
+            // through the environment (a process's starting environment
+            // stays readable in /proc/PID/environ for its whole life).
+            let (token, env): (Vec<_>, Vec<_>) = req
+                .env
+                .iter()
+                .chain(self.cmd.env.iter())
+                .partition(|(k, _)| k == TOKEN_ENV);
+            let token_pipe = match token.first() {
+                Some((_, t)) => Some(token_pipe(t).map_err(|e| {
+                    ComputeError::Launch(format!("cannot pass the worker's credential: {e}"))
+                })?),
+                None => None,
+            };
             let mut c = Command::new(&self.cmd.program);
             c.args(&self.cmd.args)
                 .arg("--cpus")
@@ -118,14 +165,26 @@ impl Provider for LocalProvider {
                 .arg(req.shape.mem_mib.to_string())
                 .arg("--gpus")
                 .arg(req.shape.gpus.to_string())
-                .envs(self.cmd.env.iter().map(|(k, v)| (k, v)))
-                .envs(req.env.iter().map(|(k, v)| (k, v)))
+                .envs(env.into_iter().map(|(k, v)| (k, v)))
+                .env_remove(TOKEN_ENV)
                 .env(INSTANCE_ID_ENV, &id)
                 .stdin(std::process::Stdio::null())
                 .kill_on_drop(false);
+            if let Some(reader) = &token_pipe {
+                use std::os::fd::AsRawFd;
+                let fd = reader.as_raw_fd();
+                c.env(TOKEN_FD_ENV, TOKEN_FD.to_string());
+                // SAFETY: dup2 and fcntl are async-signal-safe; the closure
+                // allocates nothing.
+                unsafe {
+                    c.pre_exec(move || inherit_as(fd, TOKEN_FD));
+                }
+            }
             let child = c.spawn().map_err(|e| {
                 ComputeError::Launch(format!("{}: {e}", self.cmd.program.display()))
             })?;
+            // The child has its copy; ours closes here.
+            drop(token_pipe);
             let worker = ProviderWorker {
                 id: id.clone(),
                 shape_name: Some(req.shape_name.to_string()),

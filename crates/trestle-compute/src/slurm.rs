@@ -24,8 +24,18 @@ use trestle_core::Capacity;
 
 /// How long one Slurm command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-/// Variables a pilot inherits from the server besides its credentials.
-const PASS_THROUGH: &[&str] = &["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ"];
+/// Variables a pilot inherits from the server besides its credentials
+/// (with the worker's isolation settings, as local workers inherit them).
+const PASS_THROUGH: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TRESTLE_ISOLATION",
+    "TRESTLE_TASK_PIDS_MAX",
+];
 
 /// Settings of one Slurm CE's pilots.
 #[derive(Debug, Clone)]

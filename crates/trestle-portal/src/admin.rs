@@ -37,6 +37,17 @@ pub async fn workers(State(app): State<Service>, v: Viewer) -> Response {
         Ok(w) => w,
         Err(r) => return *r,
     };
+    let users = app
+        .store
+        .list_users()
+        .await
+        .map(|u| u.iter().filter(|u| u.disabled_at.is_none()).count())
+        .unwrap_or(0);
+    let modes: Vec<Option<&str>> = list
+        .iter()
+        .map(|w| w.isolation.as_ref().map(|i| i.mode.as_str()))
+        .collect();
+    let unisolated = trestle_core::identity::unix::isolation_warning(users, &modes);
     let envs = app.store.compute_envs().await.unwrap_or_default();
     let queues = app.store.queue_records().await.unwrap_or_default();
     let mut events = BTreeMap::new();
@@ -135,13 +146,18 @@ pub async fn workers(State(app): State<Service>, v: Viewer) -> Response {
         }
         section aria-labelledby="w-h" {
             h2 id="w-h" { "Workers" }
+            @if let Some(w) = &unisolated { div class="error" role="alert" { (w) } }
             @if list.is_empty() { p class="empty" { "No workers are registered." } } @else {
                 div class="scroll" { table {
                     thead { tr { th scope="col" { "Worker" } th scope="col" { "Host" } th scope="col" { "Environment" }
-                        th scope="col" { "Capacity" } th scope="col" { "Running" } th scope="col" { "Since" } } }
+                        th scope="col" { "Capacity" } th scope="col" { "Isolation" } th scope="col" { "Running" } th scope="col" { "Since" } } }
                     tbody { @for w in &list { tr {
                         td { (w.id) } td { (w.host) } td { (w.compute_env.as_deref().unwrap_or("-")) }
                         td { (w.capacity.cpus) " CPU, " (w.capacity.mem_mib) " MiB" }
+                        td { @match &w.isolation {
+                            Some(i) => { (i.mode) br; span class="hint" { (i.limits) } },
+                            None => "unknown",
+                        } }
                         td { @for j in &w.running_jobs { a href={ "/ui/jobs/" (j) } { (j) } " " } }
                         td { (when(w.started_at)) }
                     } } }

@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub uploads: trestle_service::files::UploadLimits,
     /// Queue settings (`[queues.NAME]`): disabled queues, drop folders.
     pub queues: Vec<trestle_service::workflows::QueueConfig>,
+    /// Which Unix account each user's tasks run as on workers that run
+    /// as root (`[isolation]`).
+    pub isolation: trestle_core::identity::unix::UnixAccounts,
     /// Compute environments declared in the config file
     /// (`[compute_environments.NAME]`), stored at start.
     pub compute_envs: Vec<trestle_core::compute::ComputeEnvSpec>,
@@ -68,6 +71,7 @@ impl ServerConfig {
             uploads: Default::default(),
             identity: Default::default(),
             queues: Vec::new(),
+            isolation: Default::default(),
             compute_envs: Vec::new(),
             queue_specs: Vec::new(),
             leader_lease: Duration::from_secs(10),

@@ -159,6 +159,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             queues: cfg.queues.clone(),
             local: cfg.local.as_ref().map(|l| (l.shape, l.max_vcpus)),
             wake: Arc::new(Notify::new()),
+            isolation: cfg.isolation.clone(),
         }),
         compute: Arc::new(compute::Compute::new(defaults, leadership.clone())),
     };

@@ -67,6 +67,9 @@ pub struct FlowConfig {
     pub local: Option<(Capacity, u32)>,
     /// Woken when workflow work may be waiting (submissions, cancels).
     pub wake: Arc<Notify>,
+    /// Which Unix account each user's tasks run as on root workers
+    /// (`[isolation]`).
+    pub isolation: trestle_core::identity::unix::UnixAccounts,
 }
 
 impl FlowConfig {
@@ -86,6 +89,22 @@ impl FlowConfig {
             .find(|q| q.name == queue)
             .map(|q| q.max_user_priority)
             .unwrap_or(trestle_core::batch::limits::DEFAULT_MAX_USER_PRIORITY)
+    }
+
+    /// The Unix account a leased task runs as on a root worker (`None`:
+    /// its owner has no mapping, and a root worker refuses it).
+    ///
+    /// The identity issue's attribute plugs in here: pass the owner's
+    /// `unix_name`/`uid` as the `attribute` of
+    /// [`trestle_core::identity::unix::unix_account`].
+    pub fn run_as(&self, spec: &trestle_core::JobSpec) -> Option<trestle_core::api::RunAs> {
+        let owner = spec.owner.as_deref()?;
+        trestle_core::identity::unix::unix_account(
+            owner,
+            spec.project.as_deref(),
+            None,
+            &self.isolation,
+        )
     }
 
     /// Whether `queue` keeps full logs in object storage.

@@ -147,6 +147,7 @@ pub async fn lease(
         let mut leases = leases;
         for l in &mut leases {
             l.full_log = app.flow.keeps_full_log(&l.spec.queue);
+            l.run_as = app.flow.run_as(&l.spec);
         }
         let now = tokio::time::Instant::now();
         if !leases.is_empty() || now >= deadline {

@@ -241,6 +241,7 @@ pub async fn populate(s: &SqlStore) -> Manifest {
             compute_env: None,
             instance: None,
             version: "fixture".into(),
+            isolation: None,
         },
         T0,
     )

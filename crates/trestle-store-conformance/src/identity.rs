@@ -774,6 +774,7 @@ async fn sessions_and_ownership(s: &dyn Store) {
             compute_env: None,
             instance: None,
             version: "t".into(),
+            isolation: None,
         },
         T0,
     )

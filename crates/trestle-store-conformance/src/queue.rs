@@ -73,6 +73,7 @@ async fn worker(s: &dyn Store, id: &str, cpus: u32) {
             compute_env: None,
             instance: None,
             version: "test".into(),
+            isolation: None,
         },
         T0,
     )
@@ -658,6 +659,7 @@ async fn workers_and_tokens(s: &dyn Store) {
                 compute_env: None,
                 instance: None,
                 version: "t".into(),
+                isolation: None,
             },
             T0,
         )

@@ -75,6 +75,7 @@ async fn worker(s: &dyn Store, id: &str, env: Option<&str>) {
             compute_env: env.map(str::to_string),
             instance: Some(format!("i-{id}")),
             version: "t".into(),
+            isolation: None,
         },
         T0,
     )

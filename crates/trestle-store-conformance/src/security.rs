@@ -55,6 +55,7 @@ async fn worker(s: &dyn Store, id: &str) {
             compute_env: None,
             instance: None,
             version: "test".into(),
+            isolation: None,
         },
         T0,
     )

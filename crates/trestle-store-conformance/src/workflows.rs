@@ -70,6 +70,7 @@ async fn worker(s: &dyn Store, id: &str) {
             compute_env: None,
             instance: None,
             version: "test".into(),
+            isolation: None,
         },
         T0,
     )

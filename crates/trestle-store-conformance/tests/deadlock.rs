@@ -65,6 +65,7 @@ async fn opposite_report_batches_over_two_arrays_do_not_deadlock() {
                 compute_env: None,
                 instance: None,
                 version: "test".into(),
+                isolation: None,
             },
             T0,
         )

@@ -46,6 +46,7 @@ async fn worker(s: &SqlStore) {
             compute_env: None,
             instance: None,
             version: "test".into(),
+            isolation: None,
         },
         T0,
     )

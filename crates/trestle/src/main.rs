@@ -144,7 +144,31 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Worker(_)) {
+        // Before any thread exists: the worker's credential leaves its
+        // environment (and /proc/PID/environ) before it starts any task.
+        // SAFETY: still single-threaded (no runtime, no logging yet).
+        match unsafe { trestle_agent::take_credential() } {
+            Ok(token) => {
+                if cli.conn.token.is_none() {
+                    cli.conn.token = token;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if matches!(cli.cmd, Cmd::Up(_) | Cmd::Server(_)) {
+        // The server's database, objects and logs are its own: no task of
+        // another Unix user on this host may read them.
+        // SAFETY: umask(2) has no preconditions.
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
     let server_side = matches!(cli.cmd, Cmd::Up(_) | Cmd::Server(_) | Cmd::Worker(_));
     let default_filter = if server_side { "info" } else { "warn" };
     tracing_subscriber::fmt()

@@ -18,6 +18,28 @@ mod queues;
 mod security;
 
 /// `trestle.toml` as written (every key optional).
+/// `[isolation]` in `trestle.toml`:
+///
+/// ```toml
+/// [isolation]
+/// users = { alice = "alice", bob = "bsmith" }   # Trestle user -> Unix user
+/// projects = { genomics = "svc-genomics" }      # service account per project
+/// ```
+///
+/// A worker that runs as root runs each task as its owner's account (the
+/// user's own first, then the project's) and refuses tasks of users with
+/// none: it never runs a task as root.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsolationFile {
+    /// Trestle user name -> Unix user name.
+    #[serde(default)]
+    pub users: std::collections::BTreeMap<String, String>,
+    /// Project name -> Unix service account.
+    #[serde(default)]
+    pub projects: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -55,6 +77,10 @@ pub struct FileConfig {
     /// URLs launched workers use to reach the servers (default: this
     /// server's address).
     pub advertise_urls: Option<Vec<String>>,
+    /// `[isolation]`: the Unix account of each user's tasks on workers
+    /// that run as root.
+    #[serde(default)]
+    pub isolation: IsolationFile,
     /// `[s3]`: options for `s3://` object storage.
     #[serde(default)]
     pub s3: compute::S3File,
@@ -179,6 +205,19 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
     let data_dir = data_dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+    // Tasks of every user reach their scratch below it (`scratch/`), but
+    // none may list it or read the server's files (created under umask
+    // 077, see main).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o711));
+        for db in ["trestle.db", "trestle.db-wal", "trestle.db-shm"] {
+            let p = data_dir.join(db);
+            if p.exists() {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
     let mut cfg = ServerConfig::embedded(&data_dir);
     let listen = o
         .listen
@@ -222,6 +261,17 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
     }
     cfg.security = security::security_config(file.security, file.audit)?;
     cfg.identity = identity::build(file.identity)?;
+    cfg.isolation = trestle_core::identity::unix::UnixAccounts {
+        users: file.isolation.users,
+        projects: file.isolation.projects,
+    };
+    if let Err(e) = cfg.isolation.validate() {
+        bail!(
+            "{}: {}",
+            e.field.as_deref().unwrap_or("isolation"),
+            e.message
+        );
+    }
     if let Some(t) = &file.storage.upload_file_limit {
         cfg.uploads.file_bytes = size_bytes("storage.upload_file_limit", t)?;
     }

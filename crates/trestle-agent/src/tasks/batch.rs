@@ -31,6 +31,8 @@ pub struct AttemptCtx {
     pub reporter: ReporterHandle,
     /// Scratch directories.
     pub scratch: ScratchPool,
+    /// How tasks are isolated.
+    pub isolation: crate::isolation::Isolation,
 }
 
 /// How an attempt ends, for its `finished` update.
@@ -74,15 +76,27 @@ impl Finish {
 
 pub use trestle_core::clock::now_ms;
 
-/// The variables a job gets on top of the worker's environment: its own
-/// `env`, then `TRESTLE_*` describing the attempt.
+/// Thread-count variables of the usual numeric libraries, set to the
+/// job's CPUs (as Slurm sites do) unless the job sets them itself.
+pub const THREAD_ENV: &[&str] = &[
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+];
+
+/// The variables a job gets on top of the worker's environment: `HOME`
+/// (its scratch directory: never the home of whoever runs the worker) and
+/// the thread counts of [`THREAD_ENV`], then its own `env` (which may
+/// override them), then `TRESTLE_*` describing the attempt.
 pub fn job_env(lease: &Lease, scratch: &Path) -> Vec<(String, String)> {
     let spec = &lease.spec;
-    let mut env: Vec<(String, String)> = spec
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let cpus = spec.resources.cpus.max(1).to_string();
+    let mut env: Vec<(String, String)> = vec![("HOME".to_string(), scratch.display().to_string())];
+    env.extend(THREAD_ENV.iter().map(|k| (k.to_string(), cpus.clone())));
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend([
         ("TRESTLE_JOB_ID".to_string(), lease.job_id.to_string()),
         ("TRESTLE_ATTEMPT".to_string(), lease.attempt.to_string()),
@@ -186,7 +200,10 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
         seq: 0,
     };
     let scratch = match ctx.scratch.acquire(lease.job_id, lease.attempt).await {
-        Ok(dir) => Ok(dir),
+        Ok(dir) => match ctx.isolation.reclaim(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) => Err(Finish::worker_error(&e)),
+        },
         Err(e) => Err(Finish::worker_error(&e)),
     };
     let mut left_empty = false;
@@ -357,6 +374,17 @@ async fn execute(
     if let Err(reason) = ctx.attempts.admit(key, &mut stop).await {
         return Finish::stopped(reason);
     }
+    let task = match ctx.isolation.prepare(lease, scratch, &cwd) {
+        Ok(t) => t,
+        Err(why) => {
+            sink.log(format!("trestle: {why}\n")).await;
+            return Some(Finish {
+                reason: AttemptReason::WorkerError,
+                exit_code: None,
+                message: Some(why),
+            });
+        }
+    };
     let timeout = (spec.timeout_secs > 0).then(|| Duration::from_secs(spec.timeout_secs));
     let (stdout_file, stderr_file) = output_files(lease);
     let process = ProcessSpec {
@@ -370,8 +398,10 @@ async fn execute(
         kill_grace: ctx.config.kill_grace,
         stdout_file,
         stderr_file,
+        isolation: task.exec.clone(),
     };
     let result = run_process(&process, sink, &mut stop).await;
+    let out_of_memory = ctx.isolation.finish(task).await;
     // The process is gone: the next attempt may start while this one
     // uploads and reports.
     ctx.attempts.release_capacity(key);
@@ -408,6 +438,18 @@ async fn execute(
             });
         }
     }
+    if out_of_memory && result.exit_code != Some(0) {
+        let msg = format!(
+            "killed for using more than its memory limit of {} MiB (out of memory)",
+            spec.resources.mem_mib
+        );
+        sink.log(format!("trestle: {msg}\n")).await;
+        return Some(Finish {
+            reason: AttemptReason::OutOfMemory,
+            exit_code: result.exit_code,
+            message: Some(msg),
+        });
+    }
     Some(Finish {
         reason: attempt_reason(&result.end()),
         exit_code: result.exit_code,
@@ -440,6 +482,14 @@ mod tests {
         assert_eq!(get("TRESTLE_JOB_NAME"), Some("test-job"));
         assert_eq!(get("TRESTLE_QUEUE"), Some("default"));
         assert_eq!(get("TRESTLE_SCRATCH"), Some("/w/job-42-3"));
+        assert_eq!(get("HOME"), Some("/w/job-42-3"), "its own home");
+        assert_eq!(get("OMP_NUM_THREADS"), Some("2"));
+        assert_eq!(get("OPENBLAS_NUM_THREADS"), Some("2"));
+        // The job's own settings win (the last value of a name counts).
+        l.spec.env.insert("OMP_NUM_THREADS".into(), "1".into());
+        let env = job_env(&l, Path::new("/w"));
+        let last = env.iter().rev().find(|(k, _)| k == "OMP_NUM_THREADS");
+        assert_eq!(last.map(|(_, v)| v.as_str()), Some("1"));
     }
 
     #[test]

@@ -168,6 +168,19 @@ pub struct WorkerRegistration {
     pub instance: Option<String>,
     /// Software version.
     pub version: String,
+    /// How it isolates its tasks (absent from workers before issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<WorkerIsolation>,
+}
+
+/// How a worker isolates its tasks, as it reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerIsolation {
+    /// `user+sandbox`, `user`, `sandbox` or `none`.
+    pub mode: String,
+    /// How limits are enforced: `cgroup v1 (memory, pids, cpuset)`, or
+    /// `rlimits (no cgroup: ...)`.
+    pub limits: String,
 }
 
 /// A worker as the API shows it.
@@ -187,6 +200,9 @@ pub struct WorkerView {
     /// The id its provider knows it by (a Slurm job id), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// How it isolates its tasks, as it reported at registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<WorkerIsolation>,
     /// Jobs it holds leases on.
     pub running_jobs: Vec<i64>,
     /// Registration time.
@@ -234,6 +250,25 @@ pub struct Lease {
     /// queue's limit (`[queues.NAME] full_log`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full_log: bool,
+    /// The Unix account the task runs as on a worker that runs as root
+    /// (decided by [`crate::identity::unix::unix_account`]); absent when
+    /// nothing maps its owner, and from servers before issue 12.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<RunAs>,
+}
+
+/// A Unix account to run a task as. The worker resolves `user` on its
+/// host; `uid`/`gid`, when the identity provider states them, must agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAs {
+    /// The Unix user name.
+    pub user: String,
+    /// Its uid, when known to the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Its primary gid, when known to the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
 }
 
 /// The output file that holds an attempt's whole output when its queue

@@ -24,6 +24,9 @@ pub enum AttemptReason {
     Released,
     /// The worker could not stage inputs, start the command or upload outputs.
     WorkerError,
+    /// The kernel killed the task for using more than its memory limit
+    /// (Slurm's `OUT_OF_MEMORY`).
+    OutOfMemory,
 }
 
 impl AttemptReason {
@@ -38,6 +41,7 @@ impl AttemptReason {
             AttemptReason::Cancelled => "cancelled",
             AttemptReason::Released => "released",
             AttemptReason::WorkerError => "worker-error",
+            AttemptReason::OutOfMemory => "out-of-memory",
         }
     }
 
@@ -52,9 +56,21 @@ impl AttemptReason {
             AttemptReason::Cancelled,
             AttemptReason::Released,
             AttemptReason::WorkerError,
+            AttemptReason::OutOfMemory,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
+    }
+
+    /// The Slurm job state of a job whose last attempt ended so, and its
+    /// `squeue` code, where Slurm has a state of its own for it
+    /// (`OUT_OF_MEMORY`/`OOM`, `TIMEOUT`/`TO`).
+    pub fn slurm_state(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            AttemptReason::OutOfMemory => Some(("OUT_OF_MEMORY", "OOM")),
+            AttemptReason::Timeout => Some(("TIMEOUT", "TO")),
+            _ => None,
+        }
     }
 
     /// Interruptions (the worker went away or gave the job back) do not use

@@ -76,8 +76,12 @@ pub fn next_state(end: &AttemptEnd<'_>) -> JobState {
         }
         _ => {}
     }
-    if end.reason == AttemptReason::ExitCode
-        && !end.retry_exit_codes.is_empty()
+    // An out-of-memory kill retries like an exit code (137, SIGKILL's)
+    // would: only with attempts left, and only among the codes listed.
+    if matches!(
+        end.reason,
+        AttemptReason::ExitCode | AttemptReason::OutOfMemory
+    ) && !end.retry_exit_codes.is_empty()
         && !end
             .exit_code
             .is_some_and(|c| end.retry_exit_codes.contains(&c))
@@ -94,6 +98,7 @@ pub fn next_state(end: &AttemptEnd<'_>) -> JobState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::job::AttemptState;
 
     fn end(reason: AttemptReason, counted: u32, max: u32) -> AttemptEnd<'static> {
         AttemptEnd {
@@ -123,6 +128,32 @@ mod tests {
         );
         e.reason = AttemptReason::Success;
         assert_eq!(next_state(&e), JobState::Succeeded);
+    }
+
+    #[test]
+    fn out_of_memory_fails_and_retries_only_as_the_policy_says() {
+        let mut e = end(AttemptReason::OutOfMemory, 1, 1);
+        e.exit_code = None;
+        assert_eq!(next_state(&e), JobState::Failed, "no attempts left");
+        e.max_attempts = 3;
+        assert_eq!(next_state(&e), JobState::Runnable, "attempts: 3 retries");
+        e.retry_exit_codes = &[75];
+        assert_eq!(next_state(&e), JobState::Failed, "only exit 75 retries");
+        e.retry_exit_codes = &[137];
+        e.exit_code = Some(137);
+        assert_eq!(next_state(&e), JobState::Runnable);
+        assert_eq!(
+            AttemptState::from_reason(AttemptReason::OutOfMemory),
+            AttemptState::Failed
+        );
+        assert_eq!(
+            AttemptReason::parse("out-of-memory"),
+            Some(AttemptReason::OutOfMemory)
+        );
+        assert_eq!(
+            AttemptReason::OutOfMemory.slurm_state(),
+            Some(("OUT_OF_MEMORY", "OOM"))
+        );
     }
 
     #[test]

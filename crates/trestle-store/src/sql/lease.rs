@@ -203,6 +203,7 @@ impl SqlStore {
                     spec,
                     expires_at,
                     full_log: false,
+                    run_as: None,
                 });
             }
         }

@@ -121,6 +121,9 @@ pub(super) fn worker(row: &AnyRow) -> Result<WorkerView> {
         },
         compute_env: row.try_get("compute_env")?,
         instance: row.try_get("instance")?,
+        isolation: row
+            .try_get::<Option<String>, _>("isolation")?
+            .and_then(|t| serde_json::from_str(&t).ok()),
         running_jobs: Vec::new(),
         started_at: row.try_get("started_at")?,
         last_heartbeat: row.try_get("last_heartbeat")?,

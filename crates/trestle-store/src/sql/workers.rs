@@ -18,8 +18,8 @@ impl WorkerStore for SqlStore {
     ) -> Result<WorkerView> {
         sqlx::query(
             "INSERT INTO workers (id, host, pid, cpus, mem_mib, gpus, compute_env, version, \
-             started_at, last_heartbeat, instance) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+             started_at, last_heartbeat, instance, isolation) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)",
         )
         .bind(id)
         .bind(reg.host.as_str())
@@ -31,6 +31,11 @@ impl WorkerStore for SqlStore {
         .bind(reg.version.as_str())
         .bind(now)
         .bind(reg.instance.clone())
+        .bind(
+            reg.isolation
+                .as_ref()
+                .and_then(|i| serde_json::to_string(i).ok()),
+        )
         .execute(&self.write)
         .await
         .map_err(|e| conflict_or(e, &format!("worker `{id}`"), "id"))?;
@@ -41,6 +46,7 @@ impl WorkerStore for SqlStore {
             capacity: reg.capacity,
             compute_env: reg.compute_env.clone(),
             instance: reg.instance.clone(),
+            isolation: reg.isolation.clone(),
             running_jobs: Vec::new(),
             started_at: now,
             last_heartbeat: now,
@@ -62,8 +68,8 @@ impl WorkerStore for SqlStore {
 
     async fn list_workers(&self) -> Result<Vec<WorkerView>> {
         let rows = sqlx::query(
-            "SELECT id, host, pid, cpus, mem_mib, gpus, compute_env, instance, started_at, \
-             last_heartbeat FROM workers ORDER BY started_at, id",
+            "SELECT id, host, pid, cpus, mem_mib, gpus, compute_env, instance, isolation, \
+             started_at, last_heartbeat FROM workers ORDER BY started_at, id",
         )
         .fetch_all(&self.read)
         .await?;

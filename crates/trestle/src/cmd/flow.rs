@@ -291,6 +291,18 @@ fn slurm_state(s: JobState) -> &'static str {
     }
 }
 
+/// The `ST` code of a job: a failed job's own Slurm state when its reason
+/// has one (`OOM` for out-of-memory, `TO` for a timeout).
+fn squeue_state(s: JobState, reason: Option<&str>) -> &'static str {
+    let special = reason
+        .and_then(trestle_core::AttemptReason::parse)
+        .and_then(trestle_core::AttemptReason::slurm_state);
+    match (s, special) {
+        (JobState::Failed, Some((_, code))) => code,
+        _ => slurm_state(s),
+    }
+}
+
 /// The job table as `squeue` prints it.
 pub fn squeue(jobs: &[JobView], now: i64) -> String {
     let rows: Vec<Vec<String>> = jobs
@@ -337,7 +349,7 @@ pub fn squeue(jobs: &[JobView], now: i64) -> String {
                 j.queue.clone(),
                 j.name.chars().take(20).collect(),
                 user,
-                slurm_state(j.state).into(),
+                squeue_state(j.state, j.reason.as_deref()).into(),
                 elapsed,
                 "1".into(),
                 where_or_why,
@@ -434,6 +446,10 @@ mod tests {
         );
         assert_eq!(slurm_state(JobState::Runnable), "PD");
         assert_eq!(slurm_state(JobState::Running), "R");
+        assert_eq!(squeue_state(JobState::Failed, Some("out-of-memory")), "OOM");
+        assert_eq!(squeue_state(JobState::Failed, Some("timeout")), "TO");
+        assert_eq!(squeue_state(JobState::Failed, Some("exit-code")), "F");
+        assert_eq!(squeue_state(JobState::Running, Some("out-of-memory")), "R");
         assert!(parse_states(Some("running,FAILED")).is_ok());
         assert!(parse_states(Some("nope")).is_err());
     }

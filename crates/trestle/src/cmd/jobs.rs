@@ -409,6 +409,10 @@ pub async fn workers(a: JsonArgs, conn: &Conn) -> Result<ExitCode> {
                 w.capacity.cpus.to_string(),
                 format!("{} MiB", w.capacity.mem_mib),
                 w.running_jobs.len().to_string(),
+                w.isolation
+                    .as_ref()
+                    .map(|i| format!("{}, {}", i.mode, i.limits))
+                    .unwrap_or_else(|| "unknown".into()),
                 format!("{} ago", duration((now - w.last_heartbeat).max(0))),
             ]
         })
@@ -424,6 +428,7 @@ pub async fn workers(a: JsonArgs, conn: &Conn) -> Result<ExitCode> {
                 "CPUS",
                 "MEMORY",
                 "RUNNING",
+                "ISOLATION",
                 "LAST HEARTBEAT"
             ],
             &rows

@@ -44,6 +44,13 @@ pub struct WorkerArgs {
     /// jobs; grows by itself when jobs are short; 0 turns it off).
     #[arg(long, default_value_t = 0)]
     pub prefetch: u32,
+    /// How tasks are isolated: `auto` (per-user when run as root, the
+    /// bubblewrap sandbox where it works), `user`, `sandbox` or `none`.
+    #[arg(long, env = "TRESTLE_ISOLATION", default_value = "auto")]
+    pub isolation: String,
+    /// Most processes and threads per task.
+    #[arg(long, env = "TRESTLE_TASK_PIDS_MAX", default_value_t = trestle_agent::DEFAULT_TASK_PIDS_MAX)]
+    pub task_pids_max: u64,
     /// Keep every attempt's scratch directory after it ends (for debugging).
     #[arg(long, env = trestle_agent::KEEP_SCRATCH_ENV)]
     pub keep_scratch: bool,
@@ -83,6 +90,16 @@ pub async fn run(a: WorkerArgs, conn: &Conn) -> Result<ExitCode> {
     cfg.keep_scratch = a.keep_scratch;
     cfg.instance_id = a.instance_id.filter(|i| !i.is_empty());
     cfg.prefetch = a.prefetch;
+    cfg.isolation = match trestle_agent::IsolationSetting::parse(&a.isolation) {
+        Some(i) => i,
+        None => {
+            return usage(format!(
+                "--isolation: `{}` is not one of auto, user, sandbox, none",
+                a.isolation
+            ));
+        }
+    };
+    cfg.task_pids_max = a.task_pids_max;
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         super::up::wait_for_signal().await;

@@ -75,7 +75,11 @@ impl Env {
             .env_remove("TRESTLE_URL")
             .env_remove("TRESTLE_TOKEN")
             .env_remove("TRESTLE_CLIENT_CONFIG")
-            .env("TRESTLE_LOG", "warn");
+            .env("TRESTLE_LOG", "warn")
+            // Tests run as root, where workers run every task as its
+            // owner's Unix account, and these tests' users have none:
+            // `tests/isolation.rs` turns isolation on (set_var).
+            .env("TRESTLE_ISOLATION", "none");
         for (k, v) in self.vars.lock().unwrap().iter() {
             c.env(k, v);
         }
