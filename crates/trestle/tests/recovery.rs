@@ -49,48 +49,14 @@ fn scenario(db: Option<String>) {
     assert_eq!(code, 401, "the old token is dead");
 
     // Recovery on the server host, with the server still running.
-    let out = env
-        .cmd()
-        .args([
-            "admin",
-            "recover",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = recover(&env, &cfg, &[]).expect("recovery");
     assert_eq!(r["user"], "admin");
     let fresh = r["token"].as_str().unwrap().to_string();
     let (code, body) = http("GET", &format!("{base}/users"), Some(&fresh), None);
     assert_eq!(code, 200, "{body}");
 
     // Recovering a named admin that does not exist creates one.
-    let out = env
-        .cmd()
-        .args([
-            "admin",
-            "recover",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--user",
-            "ops",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = recover(&env, &cfg, &["--user", "ops"]).expect("recovery of ops");
     assert_eq!(r["created"], true);
     let (code, body) = http("GET", &format!("{base}/users/ops"), Some(&fresh), None);
     assert_eq!(code, 200, "{body}");
@@ -115,19 +81,7 @@ fn scenario(db: Option<String>) {
     );
 
     // A bad user name is refused with the field named.
-    let out = env
-        .cmd()
-        .args([
-            "admin",
-            "recover",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--user",
-            "Not A Name",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    assert!(recover(&env, &cfg, &["--user", "Not A Name"]).is_none());
 }
 
 #[test]
