@@ -271,14 +271,21 @@ fn per_user(isolation: &str) {
         "alice's scratch is hers only"
     );
 
-    // No account: never run as root.
+    // No account: never run as root. `user` refuses the job; `auto` runs
+    // it as `nobody` (so that a root `trestle up` runs jobs unmapped).
     let c = ok_as(&env, &carol, &["submit", "--", "id", "-u"]);
-    let j = wait_state(&env, c.trim(), "FAILED", T);
-    let logs = env.ok(&["logs", c.trim()]);
-    assert!(
-        logs.contains("no Unix account for user carol"),
-        "{logs} {j}"
-    );
+    if isolation == "user" {
+        let j = wait_state(&env, c.trim(), "FAILED", T);
+        let logs = env.ok(&["logs", c.trim()]);
+        assert!(
+            logs.contains("no Unix account for user carol"),
+            "{logs} {j}"
+        );
+    } else {
+        wait_state(&env, c.trim(), "SUCCEEDED", T);
+        let logs = env.ok(&["logs", c.trim()]);
+        assert_eq!(logs.trim(), "65534", "carol's job runs as nobody: {logs}");
+    }
 }
 
 #[test]

@@ -75,7 +75,14 @@ pub struct Isolation {
     accounts: Mutex<HashMap<String, user::Account>>,
     /// `--isolation none`: no limits either (CPUs are still pinned).
     off: bool,
+    /// Whom tasks of owners with no Unix account run as (`auto` on a root
+    /// worker: `nobody`, so that a root `trestle up` runs its users' jobs
+    /// without any mapping, never as root); `None`: such tasks are refused.
+    unmapped_as: Option<trestle_core::api::RunAs>,
 }
+
+/// The account `auto` runs tasks of unmapped owners as on a root worker.
+pub const UNMAPPED_ACCOUNT: &str = "nobody";
 
 /// What one task runs with (see [`Isolation::prepare`]); give it back with
 /// [`Isolation::finish`].
@@ -114,6 +121,15 @@ pub const KEPT_ENV: &[&str] = &[
     "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "LC_ALL", "LC_CTYPE",
 ];
 
+/// Whether every directory above `dir` lets other accounts through
+/// (`o+x`).
+fn others_can_reach(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    dir.ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
 impl Isolation {
     /// The isolation `setting` asks for on this host, for a worker whose
     /// scratch root is `work_dir`. Errors: a mode this host cannot give
@@ -129,6 +145,19 @@ impl Isolation {
             IsolationSetting::None => (false, false),
             IsolationSetting::User => (true, false),
             IsolationSetting::Sandbox => (false, true),
+            // Tasks of other accounts must reach their scratch: under a
+            // private directory (a 0700 home, mktemp -d) they cannot, and
+            // `auto` runs them unisolated, saying why, rather than failing
+            // every job.
+            IsolationSetting::Auto if root && !others_can_reach(work_dir) => {
+                tracing::warn!(
+                    dir = %work_dir.display(),
+                    "task isolation is off: tasks of other Unix accounts cannot reach this scratch \
+                     directory (a parent is not searchable by others); put the data or scratch \
+                     directory elsewhere (e.g. under /var/lib) or pass --isolation"
+                );
+                (false, false)
+            }
             IsolationSetting::Auto => (root, true),
         };
         if per_user && !root {
@@ -175,6 +204,13 @@ impl Isolation {
             cpus: Mutex::new(CpuPool::of_this_process()),
             accounts: Mutex::default(),
             off: setting == IsolationSetting::None,
+            unmapped_as: (setting == IsolationSetting::Auto && per_user).then(|| {
+                trestle_core::api::RunAs {
+                    user: UNMAPPED_ACCOUNT.to_string(),
+                    uid: None,
+                    gid: None,
+                }
+            }),
         })
     }
 
@@ -216,7 +252,7 @@ impl Isolation {
         };
         if self.per_user {
             let owner = lease.spec.owner.as_deref().unwrap_or("(unknown)");
-            let Some(run_as) = &lease.run_as else {
+            let Some(run_as) = lease.run_as.as_ref().or(self.unmapped_as.as_ref()) else {
                 return Err(format!(
                     "no Unix account for user {owner}: this worker runs as root and runs no task as root \
                      (map the user in the server's [isolation] users, or its project in [isolation] projects)"
