@@ -136,6 +136,11 @@ enum Cmd {
     },
     /// Which server runs each cluster-wide background loop.
     Leaders(cmd::jobs::JsonArgs),
+    /// Users from identity providers: sync the LDAP directory now (admins).
+    Identity {
+        #[command(subcommand)]
+        cmd: cmd::directory::IdentityCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -186,6 +191,7 @@ fn main() -> ExitCode {
             Cmd::Ce { cmd } => cmd::compute::ce(cmd, &cli.conn).await,
             Cmd::Queue { cmd } => cmd::compute::queue(cmd, &cli.conn).await,
             Cmd::Leaders(a) => cmd::compute::leaders(a.json, &cli.conn).await,
+            Cmd::Identity { cmd } => cmd::directory::run(cmd, &cli.conn).await,
         }
     });
     match result {

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bench;
 pub mod compute;
+pub mod directory;
 pub mod flow;
 pub mod identity;
 pub mod jobs;
