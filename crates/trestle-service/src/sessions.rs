@@ -160,7 +160,11 @@ pub async fn check_password(
 /// Reserves a login attempt of `user` from `ip` (the throttle of
 /// [`check_password`], which directory sign-ins share); returns the key
 /// whose attempts a right password forgets.
-pub(crate) async fn reserve_attempt(app: &Service, user: &str, ip: IpAddr) -> ServiceResult<String> {
+pub(crate) async fn reserve_attempt(
+    app: &Service,
+    user: &str,
+    ip: IpAddr,
+) -> ServiceResult<String> {
     let key = format!("{user}|{ip}");
     let window = app.security.login_window.as_millis() as i64;
     let n = app

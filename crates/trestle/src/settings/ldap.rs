@@ -194,19 +194,36 @@ mod tests {
         assert_eq!(d.config().bind_password.expose(), "pw");
         assert_eq!(d.config().sync_interval, Duration::from_secs(900));
         let e = err("bind_password = \"hunter2\"\n");
-        assert!(e.starts_with("ldap.bind_password:") && !e.contains("hunter2"), "{e}");
+        assert!(
+            e.starts_with("ldap.bind_password:") && !e.contains("hunter2"),
+            "{e}"
+        );
         assert!(err("").starts_with("ldap.bind_password_file:"));
-        assert!(err("bind_password_env = \"TRESTLE_TEST_LDAP_UNSET\"\n")
-            .starts_with("ldap.bind_password_env:"));
-        assert!(err("bind_password_file = \"/nonexistent/pw\"\n")
-            .starts_with("ldap.bind_password_file:"));
+        assert!(
+            err("bind_password_env = \"TRESTLE_TEST_LDAP_UNSET\"\n")
+                .starts_with("ldap.bind_password_env:")
+        );
+        assert!(
+            err("bind_password_file = \"/nonexistent/pw\"\n")
+                .starts_with("ldap.bind_password_file:")
+        );
         let pw = "bind_password_env = \"TRESTLE_TEST_LDAP_PW_SETTINGS\"\n";
-        assert!(err(&format!("{pw}user_filter = \"(uid={{username}}\"\n"))
-            .starts_with("ldap.user_filter:"));
-        assert!(err(&format!("{pw}group_base = \"ou=g,dc=x\"\ngroup_filter = \"member=(\"\n"))
-            .starts_with("ldap.group_filter:"));
-        assert!(err(&format!("{pw}group_base = \"ou=g,dc=x\"\nmember_of_attr = \"memberOf\"\n"))
-            .starts_with("ldap.group_base:"));
+        assert!(
+            err(&format!("{pw}user_filter = \"(uid={{username}}\"\n"))
+                .starts_with("ldap.user_filter:")
+        );
+        assert!(
+            err(&format!(
+                "{pw}group_base = \"ou=g,dc=x\"\ngroup_filter = \"member=(\"\n"
+            ))
+            .starts_with("ldap.group_filter:")
+        );
+        assert!(
+            err(&format!(
+                "{pw}group_base = \"ou=g,dc=x\"\nmember_of_attr = \"memberOf\"\n"
+            ))
+            .starts_with("ldap.group_base:")
+        );
         assert!(err(&format!("{pw}sync_interval = \"soon\"\n")).starts_with("ldap.sync_interval"));
     }
 }
