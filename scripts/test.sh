@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: installs and starts what the tests need when it is
-# missing (PostgreSQL, curl, Chromium, a single-node Slurm, moto_server),
+# missing (PostgreSQL, curl, Chromium, slapd, a single-node Slurm, moto_server),
 # then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +59,15 @@ ensure_chromium() {
   fi
 }
 
+# OpenLDAP for the LDAP tests: each test starts a private slapd with its
+# own config, port and database (never the system's service).
+ensure_slapd() {
+  if [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null || ! command -v openssl >/dev/null; then
+    say "installing slapd, ldap-utils and openssl"
+    apt_install slapd ldap-utils openssl
+  fi
+}
+
 # A private single-node Slurm (its own config, ports and munge socket).
 ensure_slurm() {
   ./scripts/slurm.sh start
@@ -107,6 +116,7 @@ ensure_schemathesis() {
 ensure_tools
 ensure_postgres
 ensure_chromium
+ensure_slapd
 ensure_slurm
 ensure_moto
 ensure_schemathesis

@@ -78,6 +78,27 @@ fn token_of(env: &Env, user: &str, password: &str) -> String {
         .to_string()
 }
 
+/// A sign-in through the portal's form: (status, response headers).
+fn portal_login(env: &Env, user: &str, password: &str) -> (u16, String) {
+    let enc = |v: &str| v.replace('%', "%25").replace('\'', "%27").replace(' ', "+");
+    let form = format!("user={}&password={}&next=%2F", enc(user), enc(password));
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
+        .args(["-H", "Content-Type: application/x-www-form-urlencoded"])
+        .args(["--data-binary", &form])
+        .arg(format!("{}/ui/login", env.url()))
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head)
+}
+
 fn get(env: &Env, token: &str, path: &str) -> (u16, Value) {
     let (code, text) = http(
         "GET",
@@ -170,6 +191,17 @@ fn sign_in_and_sync(db: Option<String>, groups: &str) {
     assert_eq!(u["role"], "guest", "{u}");
     assert!(!members(&env, &admin).contains(&"bob".to_string()));
 
+    // And through the portal's form: a session cookie; a wrong password
+    // is the form again.
+    let (code, head) = portal_login(&env, "bob", "bob's password");
+    assert_eq!(code, 303, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("set-cookie: trestle_session="),
+        "{head}"
+    );
+    assert_eq!(portal_login(&env, "ada", "not ada's").0, 422);
+
     // carol signs in with the CLI, which stores a token as it does for
     // local accounts.
     let carol_cfg = env.path().join("carol-client.toml");
@@ -246,6 +278,19 @@ fn sign_in_and_sync(db: Option<String>, groups: &str) {
         assert_eq!(login(&env, "bob", &format!("wrong {i}")).0, 401);
     }
     assert_eq!(login(&env, "bob", "bob's password").0, 429);
+
+    // A directory that suddenly lists none of several users (a service
+    // account that lost its read rights looks alike) deprovisions nobody.
+    dir.delete(&user_dn("ada"));
+    dir.delete(&user_dn("bob"));
+    let out = env.run(&["identity", "sync"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nobody was deprovisioned"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(&env, &ada, "whoami").0, 200);
 
     // With the directory down, sign-ins answer 503 and a sync changes
     // nobody.
