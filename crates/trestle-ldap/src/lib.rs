@@ -234,8 +234,14 @@ impl Directory {
             .await
             .map_err(|e| failed(e.to_string()))?;
         match res.rc {
+            // Referrals (Active Directory sends them from subtree searches)
+            // and intermediate messages are not entries.
             0 => Ok(Some(
-                entries.into_iter().map(SearchEntry::construct).collect(),
+                entries
+                    .into_iter()
+                    .filter(|e| !e.is_ref() && !e.is_intermediate())
+                    .map(SearchEntry::construct)
+                    .collect(),
             )),
             NO_SUCH_OBJECT => Ok(None),
             rc => Err(failed(describe(rc, &res.text))),

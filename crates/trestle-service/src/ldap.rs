@@ -160,6 +160,14 @@ impl BackgroundLoop for LdapSync {
         self.every
     }
     async fn tick(&self) -> ServiceResult<()> {
-        sync_now(&self.app).await.map(|_| ())
+        // In a task of its own, so that a panic decoding a malformed
+        // directory answer fails this sync, not the loop.
+        let app = self.app.clone();
+        match tokio::spawn(async move { sync_now(&app).await }).await {
+            Ok(r) => r.map(|_| ()),
+            Err(e) => Err(ServiceError::internal(format!(
+                "the directory sync stopped: {e}"
+            ))),
+        }
     }
 }

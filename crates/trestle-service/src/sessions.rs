@@ -212,7 +212,9 @@ pub enum LoginOutcome {
 /// A password login from `ip`; `slot` learns who logged in. Too many
 /// recent attempts for the user from that address are `TooMany` (retry
 /// after the configured window; see [`check_password`]); a wrong user or
-/// password is `Unauthenticated` with code `invalid-credentials`.
+/// password is `Unauthenticated` with code `invalid-credentials`. With
+/// `[ldap]`, names that are not local accounts sign in against the
+/// directory ([`crate::ldap::login`], same throttle, same answers).
 pub async fn login(
     app: &Service,
     req: LoginRequest,
