@@ -296,22 +296,34 @@ pub fn fill_filter(filter: &str, values: &[(&str, &str)]) -> String {
 }
 
 /// The value of a DN's first RDN: `cn=hpc-users,ou=groups,dc=x` is
-/// `hpc-users` (escaped commas kept, backslashes dropped).
+/// `hpc-users` (RFC 4514 escapes undone: `\,` and `\2C` are a comma).
 pub fn first_rdn_value(dn: &str) -> Option<String> {
-    let mut rdn = String::new();
-    let mut escaped = false;
-    for c in dn.chars() {
-        if escaped {
-            rdn.push(c);
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == ',' || c == '+' {
-            break;
-        } else {
-            rdn.push(c);
+    let mut bytes = Vec::new();
+    let b = dn.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\'
+                if i + 2 < b.len()
+                    && b[i + 1].is_ascii_hexdigit()
+                    && b[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+                bytes.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'\\' if i + 1 < b.len() => {
+                bytes.push(b[i + 1]);
+                i += 2;
+            }
+            b',' | b'+' => break,
+            c => {
+                bytes.push(c);
+                i += 1;
+            }
         }
     }
+    let rdn = String::from_utf8(bytes).ok()?;
     let (_, value) = rdn.split_once('=')?;
     let value = value.trim();
     (!value.is_empty()).then(|| value.to_string())
@@ -450,6 +462,10 @@ mod tests {
             Some("hpc-users")
         );
         assert_eq!(first_rdn_value("cn=a\\,b,ou=g").as_deref(), Some("a,b"));
+        assert_eq!(
+            first_rdn_value("cn=a\\2Cb\\c3\\a9,ou=g").as_deref(),
+            Some("a,bé")
+        );
         assert_eq!(first_rdn_value("garbage"), None);
     }
 
