@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs and starts what the tests need when it is
-# missing (PostgreSQL, curl, bubblewrap, Chromium, a single-node Slurm, moto_server),
+# missing (PostgreSQL, curl, bubblewrap, Chromium, slapd, a single-node Slurm,
+# moto_server, schemathesis),
 # then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +65,15 @@ ensure_bubblewrap() {
   command -v bwrap >/dev/null || { say "installing bubblewrap"; apt_install bubblewrap; }
 }
 
+# OpenLDAP for the LDAP tests: each test starts a private slapd with its
+# own config, port and database (never the system's service).
+ensure_slapd() {
+  if [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null || ! command -v openssl >/dev/null; then
+    say "installing slapd, ldap-utils and openssl"
+    apt_install slapd ldap-utils openssl
+  fi
+}
+
 # A private single-node Slurm (its own config, ports and munge socket).
 ensure_slurm() {
   ./scripts/slurm.sh start
@@ -113,6 +123,7 @@ ensure_tools
 ensure_bubblewrap
 ensure_postgres
 ensure_chromium
+ensure_slapd
 ensure_slurm
 ensure_moto
 ensure_schemathesis

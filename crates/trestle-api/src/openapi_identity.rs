@@ -77,4 +77,8 @@ pub const SCHEMAS: &[(&str, &[&str])] = &[
         &["period_secs", "tokens", "users", "disabled"],
     ),
     ("DisableUnused", &["period"]),
+    (
+        "DirectorySync",
+        &["source", "remapped", "changed", "deprovisioned"],
+    ),
 ];

@@ -6,7 +6,8 @@
 
 use crate::ops::{Access, Op, audit_of, operations};
 use crate::routes::{
-    audit, compute, events, files, jobs, login, pipelines, projects, system, tokens, users, workers,
+    audit, compute, directory, events, files, jobs, login, pipelines, projects, system, tokens,
+    users, workers,
 };
 use axum::Json;
 use axum::extract::{OriginalUri, Request};
@@ -94,6 +95,8 @@ operations! {
         "End the browser session", None, "none";
     get "/whoami" => login::whoami, Any, None, "whoami", None,
         "The caller: user, credential, projects", None, "WhoAmI";
+    post "/admin/identity/sync" => directory::sync, User, Some(Action::UserUpdate), "identity.sync", None,
+        "Sync the users held from the LDAP directory now: groups mapped again, users gone from it disabled (admins; 404 without [ldap])", None, "DirectorySync";
     get "/users" => users::list, User, Some(Action::UserList), "user.list", None,
         "List users (admins)", None, "UserView[]";
     post "/users" => users::create, User, Some(Action::UserCreate), "user.create", None,

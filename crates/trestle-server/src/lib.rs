@@ -138,6 +138,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         scratch_dir: cfg.scratch_dir.clone(),
     };
     config::seed_config(&*store, &cfg).await?;
+    if let Some(dir) = &cfg.identity.ldap {
+        dir.check()
+            .await
+            .map_err(|e| ServerError::Config(format!("{}: {e}", e.field())))?;
+    }
     let app = Service {
         store,
         blobs,
@@ -188,6 +193,12 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         led.push(Arc::new(trestle_service::audit_queries::UnusedPolicy {
             app: app.clone(),
             after,
+        }));
+    }
+    if let Some(dir) = &cfg.identity.ldap {
+        led.push(Arc::new(trestle_service::ldap::LdapSync {
+            app: app.clone(),
+            every: dir.config().sync_interval,
         }));
     }
     for l in &led {

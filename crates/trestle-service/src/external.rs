@@ -34,6 +34,8 @@ pub struct IdentitySettings {
     pub mapping: MappingRules,
     /// What a deprovisioned user's running work does.
     pub on_deprovision: RunningWork,
+    /// `[ldap]`: the directory users sign in against, if configured.
+    pub ldap: Option<std::sync::Arc<trestle_ldap::Directory>>,
 }
 
 /// Makes the provider's user `who` a Trestle user (creating them at first

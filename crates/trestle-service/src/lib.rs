@@ -23,6 +23,7 @@ pub mod events;
 pub mod external;
 pub mod files;
 pub mod jobs;
+pub mod ldap;
 pub mod leader;
 pub mod loops;
 pub mod metrics;

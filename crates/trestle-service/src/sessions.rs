@@ -149,6 +149,22 @@ pub async fn check_password(
     password: String,
     hash: Option<String>,
 ) -> ServiceResult<bool> {
+    let key = reserve_attempt(app, user, ip).await?;
+    let ok = verify_password(password, hash).await;
+    if ok {
+        app.store.clear_login_attempts(&key).await?;
+    }
+    Ok(ok)
+}
+
+/// Reserves a login attempt of `user` from `ip` (the throttle of
+/// [`check_password`], which directory sign-ins share); returns the key
+/// whose attempts a right password forgets.
+pub(crate) async fn reserve_attempt(
+    app: &Service,
+    user: &str,
+    ip: IpAddr,
+) -> ServiceResult<String> {
     let key = format!("{user}|{ip}");
     let window = app.security.login_window.as_millis() as i64;
     let n = app
@@ -158,11 +174,16 @@ pub async fn check_password(
     if n > app.security.login_max_failures {
         return Err(too_many(app, user, ip));
     }
-    let ok = verify_password(password, hash).await;
-    if ok {
-        app.store.clear_login_attempts(&key).await?;
-    }
-    Ok(ok)
+    Ok(key)
+}
+
+/// The answer to a wrong user name or password, whichever was wrong.
+pub(crate) fn invalid_credentials() -> ServiceError {
+    ServiceError::new(
+        ErrorKind::Unauthenticated,
+        "invalid-credentials",
+        "wrong user name or password",
+    )
 }
 
 /// What a successful login gives.
@@ -191,7 +212,9 @@ pub enum LoginOutcome {
 /// A password login from `ip`; `slot` learns who logged in. Too many
 /// recent attempts for the user from that address are `TooMany` (retry
 /// after the configured window; see [`check_password`]); a wrong user or
-/// password is `Unauthenticated` with code `invalid-credentials`.
+/// password is `Unauthenticated` with code `invalid-credentials`. With
+/// `[ldap]`, names that are not local accounts sign in against the
+/// directory ([`crate::ldap::login`], same throttle, same answers).
 pub async fn login(
     app: &Service,
     req: LoginRequest,
@@ -199,6 +222,11 @@ pub async fn login(
     slot: &AuditSlot,
 ) -> ServiceResult<LoginOutcome> {
     validate_name("user", &req.user)?;
+    // [ldap]: names Trestle does not hold as local accounts sign in
+    // against the directory.
+    if let Some(dir) = crate::ldap::directory_for(app, &req.user).await? {
+        return crate::ldap::login(app, &dir, req, ip, slot).await;
+    }
     let now = crate::now_ms();
     let user = app
         .store
@@ -208,11 +236,7 @@ pub async fn login(
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = check_password(app, &req.user, ip, req.password, hash).await?;
     let Some(user) = user.filter(|_| ok) else {
-        return Err(ServiceError::new(
-            ErrorKind::Unauthenticated,
-            "invalid-credentials",
-            "wrong user name or password",
-        ));
+        return Err(invalid_credentials());
     };
     grant(app, user, req.token, ip, slot, now).await
 }

@@ -141,6 +141,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::admin::AdminCmd,
     },
+    /// Users from identity providers: sync the LDAP directory now (admins).
+    Identity {
+        #[command(subcommand)]
+        cmd: cmd::directory::IdentityCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -216,6 +221,7 @@ fn main() -> ExitCode {
             Cmd::Queue { cmd } => cmd::compute::queue(cmd, &cli.conn).await,
             Cmd::Leaders(a) => cmd::compute::leaders(a.json, &cli.conn).await,
             Cmd::Admin { cmd } => cmd::admin::run(cmd).await,
+            Cmd::Identity { cmd } => cmd::directory::run(cmd, &cli.conn).await,
         }
     });
     match result {

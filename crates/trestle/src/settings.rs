@@ -14,6 +14,7 @@ use trestle_server::config::{LocalEnvConfig, ServerConfig};
 
 mod compute;
 mod identity;
+mod ldap;
 mod queues;
 mod security;
 
@@ -90,6 +91,8 @@ pub struct FileConfig {
     /// `[storage]`: upload limits.
     #[serde(default)]
     pub storage: StorageFile,
+    /// `[ldap]`: a directory users sign in against.
+    pub ldap: Option<ldap::LdapFile>,
 }
 
 /// `[storage]` in `trestle.toml`.
@@ -286,6 +289,7 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
     let base = std::env::current_dir()
         .map(|d| d.join(&base))
         .unwrap_or(base);
+    cfg.identity.ldap = ldap::build(file.ldap, &base)?;
     cfg.queues = queues::build(&file.queues, &base)?;
     cfg.compute_envs = compute::envs(&file.compute_environments)?;
     let local_on = file.local.enabled.unwrap_or(local_default);

@@ -78,6 +78,8 @@ pub fn build(f: IdentityFile) -> Result<IdentitySettings> {
     Ok(IdentitySettings {
         mapping,
         on_deprovision,
+        // Set from `[ldap]` by the caller.
+        ldap: None,
     })
 }
 
