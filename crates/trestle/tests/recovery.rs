@@ -93,3 +93,18 @@ fn a_locked_out_admin_recovers_on_sqlite() {
 fn a_locked_out_admin_recovers_on_postgres() {
     scenario(Some(fresh_postgres("recover")));
 }
+
+#[test]
+fn a_malformed_mapping_rule_stops_the_server_with_the_rule_named() {
+    let env = Env::new();
+    let cfg = env.write_config("[[identity.rules]]\ngroup = \"hpc-users\"\n");
+    let out = env
+        .cmd()
+        .args(["server", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("identity.rules[0]"), "{err}");
+    assert!(err.contains("neither a role nor a project"), "{err}");
+}
