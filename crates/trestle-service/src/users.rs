@@ -199,6 +199,20 @@ pub async fn update(
     match req.password {
         Some(pw) => {
             validate_password("password", &pw)?;
+            // The provider checks these users' passwords; a local one would
+            // outlive their leaving it.
+            if let Some(a) = app.store.user_attributes(name).await?
+                && a.source != trestle_core::identity::external::LOCAL
+            {
+                return Err(ServiceError::bad(
+                    "external-user",
+                    "password",
+                    format!(
+                        "`{name}` signs in through {}; their password is set there",
+                        a.source
+                    ),
+                ));
+            }
             if own {
                 check_current_password(app, &current, req.current_password, caller.ip).await?;
                 change = PasswordChange::Own;

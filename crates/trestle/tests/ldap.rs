@@ -173,6 +173,17 @@ fn sign_in_and_sync(db: Option<String>, groups: &str) {
     assert!(members(&env, &admin).contains(&"ada".to_string()));
     let (code, me) = get(&env, &ada, "whoami");
     assert_eq!((code, me["user"]["name"].clone()), (200, json!("ada")));
+    // Her password is the directory's: no local one, not even by an admin.
+    for who in [&ada, &admin] {
+        let (code, body) = http(
+            "PATCH",
+            &format!("{}/api/v1/users/ada", env.url()),
+            Some(who),
+            Some(r#"{"password":"a local password 123"}"#),
+        );
+        assert_eq!(code, 400, "{body}");
+        assert!(body.contains("external-user"), "{body}");
+    }
 
     // Wrong, empty and unknown: exactly like a wrong local password.
     for (user, pw) in [("ada", "wrong"), ("ada", ""), ("nobody", "whatever")] {
