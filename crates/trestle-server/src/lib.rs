@@ -159,6 +159,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         audit,
         security: Arc::new(cfg.security.clone()),
         uploads: cfg.uploads,
+        accounts: Arc::default(),
         identity: Arc::new(cfg.identity.clone()),
         flow: Arc::new(workflows::FlowConfig {
             queues: cfg.queues.clone(),

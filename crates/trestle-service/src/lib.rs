@@ -11,6 +11,7 @@
 //! asked through [`access`].
 
 pub mod access;
+pub mod accounts;
 pub mod audit;
 pub mod audit_queries;
 pub mod authn;

@@ -94,15 +94,19 @@ impl FlowConfig {
     /// The Unix account a leased task runs as on a root worker (`None`:
     /// its owner has no mapping, and a root worker refuses it).
     ///
-    /// The identity issue's attribute plugs in here: pass the owner's
-    /// `unix_name`/`uid` as the `attribute` of
-    /// [`trestle_core::identity::unix::unix_account`].
-    pub fn run_as(&self, spec: &trestle_core::JobSpec) -> Option<trestle_core::api::RunAs> {
+    /// `attribute` is the Unix account the owner's identity provider gave
+    /// them ([`crate::accounts::unix_attribute`]); it wins over the
+    /// `[isolation]` tables.
+    pub fn run_as(
+        &self,
+        spec: &trestle_core::JobSpec,
+        attribute: Option<&trestle_core::identity::unix::UnixAttribute>,
+    ) -> Option<trestle_core::api::RunAs> {
         let owner = spec.owner.as_deref()?;
         trestle_core::identity::unix::unix_account(
             owner,
             spec.project.as_deref(),
-            None,
+            attribute,
             &self.isolation,
         )
     }

@@ -40,6 +40,8 @@ pub struct Service {
     pub security: Arc<SecurityConfig>,
     /// Sign-in through identity providers: mapping rules, deprovisioning.
     pub identity: Arc<crate::external::IdentitySettings>,
+    /// Users' Unix accounts from their identity providers, cached.
+    pub accounts: Arc<crate::accounts::AccountCache>,
     /// How much users may upload.
     pub uploads: crate::files::UploadLimits,
     /// Queues and capacity, for workflows.

@@ -147,7 +147,11 @@ pub async fn lease(
         let mut leases = leases;
         for l in &mut leases {
             l.full_log = app.flow.keeps_full_log(&l.spec.queue);
-            l.run_as = app.flow.run_as(&l.spec);
+            let attribute = match l.spec.owner.as_deref() {
+                Some(owner) => crate::accounts::unix_attribute(app, owner).await?,
+                None => None,
+            };
+            l.run_as = app.flow.run_as(&l.spec, attribute.as_ref());
         }
         let now = tokio::time::Instant::now();
         if !leases.is_empty() || now >= deadline {
