@@ -40,6 +40,8 @@ pub struct Service {
     pub security: Arc<SecurityConfig>,
     /// Sign-in through identity providers: mapping rules, deprovisioning.
     pub identity: Arc<crate::external::IdentitySettings>,
+    /// OpenID Connect providers (`[[oidc]]`), discovered at start-up.
+    pub oidc: Arc<crate::oidc::OidcProviders>,
     /// How much users may upload.
     pub uploads: crate::files::UploadLimits,
     /// Queues and capacity, for workflows.

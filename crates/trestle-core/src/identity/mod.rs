@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod external;
+pub mod oidc;
 
 use crate::error::{Result, ValidationError};
 use crate::identity::authz::{MemberRole, Role};

@@ -32,6 +32,10 @@ const SQLITE: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/sqlite/0009_external_identity.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_oidc_logins.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -61,6 +65,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         9,
         include_str!("../../migrations/postgres/0009_external_identity.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_oidc_logins.sql"),
     ),
 ];
 
