@@ -195,6 +195,14 @@ pub fn is_loopback_redirect(uri: &str) -> bool {
         && u.fragment().is_none()
 }
 
+/// Whether `s` has the form of an S256 challenge: 43 characters of
+/// base64url.
+pub fn is_pkce_challenge(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Begins a CLI sign-in at provider `name`: the CLI listens on the
 /// loopback `redirect_uri` and holds the verifier of `code_challenge`.
 pub async fn begin_cli(
@@ -211,11 +219,7 @@ pub async fn begin_cli(
             "a CLI sign-in redirects to http://127.0.0.1:PORT/ (or [::1], localhost) only",
         ));
     }
-    if code_challenge.len() != 43
-        || !code_challenge
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !is_pkce_challenge(code_challenge) {
         return Err(ServiceError::bad(
             "invalid-code-challenge",
             "code_challenge",

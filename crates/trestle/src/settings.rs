@@ -14,6 +14,7 @@ use trestle_server::config::{LocalEnvConfig, ServerConfig};
 
 mod compute;
 mod identity;
+mod oidc;
 mod queues;
 mod security;
 
@@ -64,6 +65,9 @@ pub struct FileConfig {
     /// `[storage]`: upload limits.
     #[serde(default)]
     pub storage: StorageFile,
+    /// `[[oidc]]`: OpenID Connect providers.
+    #[serde(default)]
+    pub oidc: Vec<oidc::OidcFile>,
 }
 
 /// `[storage]` in `trestle.toml`.
@@ -222,6 +226,7 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
     }
     cfg.security = security::security_config(file.security, file.audit)?;
     cfg.identity = identity::build(file.identity)?;
+    cfg.oidc = oidc::build(file.oidc)?;
     if let Some(t) = &file.storage.upload_file_limit {
         cfg.uploads.file_bytes = size_bytes("storage.upload_file_limit", t)?;
     }
