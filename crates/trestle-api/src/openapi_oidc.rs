@@ -53,7 +53,10 @@ mod tests {
     /// The schema's length bounds and character class, applied by hand.
     fn challenge_schema_accepts(s: &str) -> bool {
         let c = &schema("OidcBegin")["properties"]["code_challenge"];
-        let (min, max) = (c["minLength"].as_u64().unwrap(), c["maxLength"].as_u64().unwrap());
+        let (min, max) = (
+            c["minLength"].as_u64().unwrap(),
+            c["maxLength"].as_u64().unwrap(),
+        );
         assert_eq!(c["pattern"], "^[A-Za-z0-9_-]+$");
         let n = s.chars().count() as u64;
         n >= min

@@ -53,7 +53,10 @@ fn login_form(user: &str, next: &str, errors: &[(&str, String)]) -> Markup {
 
 /// `GET /ui/login`: the password form, and a "Sign in with ..." button
 /// per OpenID provider.
-pub async fn form(State(app): State<Service>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn form(
+    State(app): State<Service>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let next = safe_next(q.get("next").map_or("/", String::as_str));
     let main = html! { (login_form("", next, &[])) (super::oidc::buttons(&app, next)) };
     html_response(StatusCode::OK, page(None, Nav::None, "Log in", main))

@@ -172,8 +172,9 @@ pub async fn callback(
             out
         }
         Ok((LoginOutcome::Token { .. }, _)) => refusal("This sign-in asked for a token."),
-        Err(e) if e.kind == trestle_service::ErrorKind::Unauthenticated
-            || e.kind == trestle_service::ErrorKind::Forbidden =>
+        Err(e)
+            if e.kind == trestle_service::ErrorKind::Unauthenticated
+                || e.kind == trestle_service::ErrorKind::Forbidden =>
         {
             refusal(&e.message)
         }

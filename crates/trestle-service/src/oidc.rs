@@ -220,16 +220,13 @@ fn algorithms_of(k: &Jwk) -> &'static [Algorithm] {
 
 /// The claims of `token` if one of `keys` (the one its `kid` names, or
 /// any when it names none) signed it; `None` when no key fits.
-pub fn verify_signature(
-    keys: &JwkSet,
-    token: &str,
-) -> Result<Option<Map<String, Value>>, Refused> {
+pub fn verify_signature(keys: &JwkSet, token: &str) -> Result<Option<Map<String, Value>>, Refused> {
     let bad = |m: &str| Refused {
         code: "oidc-bad-signature",
         message: m.to_string(),
     };
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|_| bad("the ID token is not a signed JWT"))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| bad("the ID token is not a signed JWT"))?;
     let candidates: Vec<&Jwk> = keys
         .keys
         .iter()
@@ -353,7 +350,9 @@ impl Provider {
             return Err(ServiceError::new(
                 ErrorKind::Unauthenticated,
                 "oidc-code-refused",
-                format!("the identity provider refused the sign-in: {err} {why}").trim_end().to_string(),
+                format!("the identity provider refused the sign-in: {err} {why}")
+                    .trim_end()
+                    .to_string(),
             ));
         }
         let id = answer.id_token.ok_or_else(|| {
@@ -409,8 +408,8 @@ mod tests {
     fn key(kid: &str) -> (EncodingKey, Value) {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-            .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
         let point = pair.public_key().as_ref();
         let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
         let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
@@ -464,7 +463,7 @@ mod tests {
         let t = jsonwebtoken::encode(
             &h,
             &json!({"sub": "u1"}),
-            &EncodingKey::from_secret(jwk["x"].as_str().unwrap().as_bytes()),
+            &EncodingKey::from_secret(jwk["x"].as_str().unwrap().as_bytes()).unwrap(),
         )
         .unwrap();
         assert!(verify_signature(&keys, &t).unwrap().is_none());
@@ -512,12 +511,22 @@ mod tests {
         assert!(p.verify(&claims(&|_| {}), "n-1", now).await.is_ok());
         for (f, want) in [
             (
-                Box::new(|c: &mut Value| c["aud"] = json!("someone-else")) as Box<dyn Fn(&mut Value)>,
+                Box::new(|c: &mut Value| c["aud"] = json!("someone-else"))
+                    as Box<dyn Fn(&mut Value)>,
                 "oidc-wrong-audience",
             ),
-            (Box::new(|c: &mut Value| c["exp"] = json!(now - 600)), "oidc-expired"),
-            (Box::new(|c: &mut Value| c["nonce"] = json!("replayed")), "oidc-bad-nonce"),
-            (Box::new(|c: &mut Value| c["iss"] = json!("https://evil")), "oidc-wrong-issuer"),
+            (
+                Box::new(|c: &mut Value| c["exp"] = json!(now - 600)),
+                "oidc-expired",
+            ),
+            (
+                Box::new(|c: &mut Value| c["nonce"] = json!("replayed")),
+                "oidc-bad-nonce",
+            ),
+            (
+                Box::new(|c: &mut Value| c["iss"] = json!("https://evil")),
+                "oidc-wrong-issuer",
+            ),
         ] {
             let e = p.verify(&claims(&*f), "n-1", now).await.unwrap_err();
             assert_eq!(e.code, want);
@@ -528,7 +537,10 @@ mod tests {
         // refetch failing is an outage, not a sign-in.
         let (other, _) = key("k9");
         let t = sign(&other, "k9", &json!({"sub": "u1"}));
-        assert_eq!(p.verify(&t, "n-1", now).await.unwrap_err().code, "oidc-unavailable");
+        assert_eq!(
+            p.verify(&t, "n-1", now).await.unwrap_err().code,
+            "oidc-unavailable"
+        );
     }
 
     #[test]

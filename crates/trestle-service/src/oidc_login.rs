@@ -284,7 +284,9 @@ pub async fn finish(
             v
         }
     };
-    let (id_token, access) = p.exchange(&cb.code, &pending.redirect_uri, &verifier).await?;
+    let (id_token, access) = p
+        .exchange(&cb.code, &pending.redirect_uri, &verifier)
+        .await?;
     let mut claims = p.verify(&id_token, &pending.nonce, now / 1000).await?;
     if let Some(at) = access
         && let Some(more) = p.userinfo(&at).await?

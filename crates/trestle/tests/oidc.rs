@@ -148,8 +148,7 @@ async fn at_provider(b: &Browser, login: &str, done: &str) {
             tokio::time::sleep(Duration::from_millis(300)).await;
             continue;
         }
-        if url.contains("/interaction/") && body.contains("Continue") && !body.contains("Sign-in")
-        {
+        if url.contains("/interaction/") && body.contains("Continue") && !body.contains("Sign-in") {
             b.click("button[type=submit]").await;
             tokio::time::sleep(Duration::from_millis(300)).await;
             continue;
@@ -191,14 +190,19 @@ async fn portal_sign_in_provisions_the_user_with_a_new_session() {
 
     let b = Browser::start().await;
     b.goto(&format!("{base}/ui/login?next=/ui/jobs")).await;
-    b.wait_text("a.sso-button", "Sign in with Campus", Duration::from_secs(10))
-        .await;
+    b.wait_text(
+        "a.sso-button",
+        "Sign in with Campus",
+        Duration::from_secs(10),
+    )
+    .await;
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     b.screenshot(&shots.join("login-sso.png")).await;
     b.click("a.sso-button").await;
     at_provider(&b, "ada-4711", "Jobs").await;
-    b.wait_text("main h1", "Jobs", Duration::from_secs(10)).await;
+    b.wait_text("main h1", "Jobs", Duration::from_secs(10))
+        .await;
     assert!(b.url().await.ends_with("/ui/jobs"), "{}", b.url().await);
     let first = session_of(&b.cookies().await);
     assert_eq!(whoami_with_cookie(&env, &first), 200);
@@ -255,7 +259,10 @@ async fn portal_sign_in_provisions_the_user_with_a_new_session() {
         &["Cookie: trestle_oidc_state=forged".to_string()],
         None,
     );
-    assert_eq!(status, 401, "a state cookie is not enough: the state is stored");
+    assert_eq!(
+        status, 401,
+        "a state cookie is not enough: the state is stored"
+    );
     // A provider's refusal is shown, not a crash.
     let (status, _, body) = curl(
         "GET",
@@ -273,7 +280,10 @@ async fn portal_sign_in_provisions_the_user_with_a_new_session() {
 
 /// Starts `trestle login --sso`, returns the process and the provider URL
 /// it printed.
-fn start_cli_login(env: &Env, extra: &[&str]) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+fn start_cli_login(
+    env: &Env,
+    extra: &[&str],
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
     let mut cmd = env.cmd();
     cmd.args(["login", "--sso"])
         .args(extra)
@@ -376,7 +386,11 @@ async fn cli_sign_in_stores_a_token_and_survives_a_key_rotation() {
         &["Content-Type: application/json".to_string()],
         Some(&wrong.to_string()),
     );
-    assert_eq!((status, code_of(&body)), (401, "oidc-bad-verifier".into()), "{body}");
+    assert_eq!(
+        (status, code_of(&body)),
+        (401, "oidc-bad-verifier".into()),
+        "{body}"
+    );
     // Only loopback redirects for the CLI.
     let evil = serde_json::json!({"redirect_uri": "https://evil.example/cb",
         "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"});
@@ -400,10 +414,16 @@ async fn cli_sign_in_stores_a_token_and_survives_a_key_rotation() {
     let said = wait_ok(child, rx);
     assert!(said.contains("signed in as eve (guest)"), "{said}");
     let log = std::fs::read_to_string(env.path().join("server.log")).unwrap();
-    assert!(log.contains("refetched the provider's signing keys"), "{log}");
+    assert!(
+        log.contains("refetched the provider's signing keys"),
+        "{log}"
+    );
     let eve = json_as(&env, &admin, &["user", "show", "eve", "--json"]);
     assert_eq!(eve["role"], "guest");
-    assert_eq!(eve["attributes"]["origins"]["role"], "default role", "{eve}");
+    assert_eq!(
+        eve["attributes"]["origins"]["role"], "default role",
+        "{eve}"
+    );
     let me = env.json(&["whoami", "--json"]);
     assert_eq!(me["user"]["name"], "eve", "{me}");
     assert_eq!(me["projects"], serde_json::json!([]), "{me}");
@@ -424,7 +444,10 @@ fn bad_settings_are_refused_at_start_up_with_the_setting_named() {
     assert!(!err.contains(SECRET), "{err}");
     // A missing secret.
     let text = settings(&env, &dead).replace(
-        &format!("client_secret_file = \"{}\"", env.path().join("campus.secret").display()),
+        &format!(
+            "client_secret_file = \"{}\"",
+            env.path().join("campus.secret").display()
+        ),
         "client_secret_env = \"TRESTLE_TEST_NO_SUCH_SECRET\"",
     );
     let cfg = env.write_config(&text);

@@ -236,8 +236,10 @@ mod tests {
     }
 
     fn good() -> Map<String, Value> {
-        claims(json!({"iss": "https://idp", "aud": "trestle", "sub": "u1", "exp": 1100,
-            "iat": 1000, "nonce": "n-1"}))
+        claims(
+            json!({"iss": "https://idp", "aud": "trestle", "sub": "u1", "exp": 1100,
+            "iat": 1000, "nonce": "n-1"}),
+        )
     }
 
     fn want() -> Expected<'static> {
@@ -292,8 +294,11 @@ mod tests {
     #[test]
     fn userinfo_about_someone_else_is_refused() {
         let mut c = good();
-        merge_userinfo(&mut c, claims(json!({"sub": "u1", "groups": ["a"], "nonce": "x"})))
-            .unwrap();
+        merge_userinfo(
+            &mut c,
+            claims(json!({"sub": "u1", "groups": ["a"], "nonce": "x"})),
+        )
+        .unwrap();
         assert_eq!(c["groups"], json!(["a"]));
         assert_eq!(c["nonce"], json!("n-1"), "the ID token's claims win");
         let e = merge_userinfo(&mut c, claims(json!({"sub": "u2"}))).unwrap_err();
@@ -307,8 +312,10 @@ mod tests {
             unix_name: Some("unix".into()),
             ..ClaimNames::default()
         };
-        let c = claims(json!({"sub": "u1", "preferred_username": "Ada", "email": "ada@uni",
-            "name": "Ada L", "groups": ["hpc", 3], "uid_number": "12001", "unix": "alove"}));
+        let c = claims(
+            json!({"sub": "u1", "preferred_username": "Ada", "email": "ada@uni",
+            "name": "Ada L", "groups": ["hpc", 3], "uid_number": "12001", "unix": "alove"}),
+        );
         let who = identity_from_claims("campus", &names, &c).unwrap();
         assert_eq!(who.source, "oidc:campus");
         assert_eq!(who.username, "ada");

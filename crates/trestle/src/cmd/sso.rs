@@ -54,7 +54,9 @@ async fn wait_for_callback(listener: tokio::net::TcpListener) -> Result<Vec<(Str
             .unwrap_or("");
         let Some(query) = target.strip_prefix("/callback?") else {
             let _ = s
-                .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
                 .await;
             continue;
         };
@@ -73,8 +75,8 @@ async fn wait_for_callback(listener: tokio::net::TcpListener) -> Result<Vec<(Str
 }
 
 fn open_browser(url: &str) {
-    let graphical = std::env::var_os("DISPLAY").is_some()
-        || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let graphical =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     let program = std::env::var("BROWSER").ok().or_else(|| {
         graphical.then(|| {
             if cfg!(target_os = "macos") {
@@ -117,7 +119,11 @@ pub async fn sso_token(
         Some(p) if providers.iter().any(|v| v.name == p) => p.to_string(),
         Some(p) => bail!(
             "--provider: the server has no identity provider `{p}` (it has: {})",
-            if providers.is_empty() { "none".into() } else { names() }
+            if providers.is_empty() {
+                "none".into()
+            } else {
+                names()
+            }
         ),
         None => match providers.as_slice() {
             [one] => one.name.clone(),
@@ -128,7 +134,10 @@ pub async fn sso_token(
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("--port: cannot listen on 127.0.0.1:{port}"))?;
-    let redirect_uri = format!("http://127.0.0.1:{}/callback", listener.local_addr()?.port());
+    let redirect_uri = format!(
+        "http://127.0.0.1:{}/callback",
+        listener.local_addr()?.port()
+    );
     let verifier = new_verifier();
     let begin = OidcBegin {
         redirect_uri,

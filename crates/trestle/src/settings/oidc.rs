@@ -172,7 +172,8 @@ mod tests {
         build(f.oidc)
     }
 
-    const BASE: &str = "[[oidc]]\nname = \"campus\"\nissuer = \"https://idp.example\"\nclient_id = \"trestle\"\n";
+    const BASE: &str =
+        "[[oidc]]\nname = \"campus\"\nissuer = \"https://idp.example\"\nclient_id = \"trestle\"\n";
 
     #[test]
     fn secrets_by_reference_only_and_named_errors() {
