@@ -298,12 +298,22 @@ fn start_cli_login(
         }
     });
     let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let l = rx
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-            .expect("the CLI printed no provider URL");
-        if let Some(u) = l.strip_prefix("open: ") {
-            return (child, u.to_string(), rx);
+    let url = loop {
+        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(l) => {
+                if let Some(u) = l.strip_prefix("open: ") {
+                    break Some(u.to_string());
+                }
+            }
+            Err(_) => break None,
+        }
+    };
+    match url {
+        Some(u) => (child, u, rx),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the CLI printed no provider URL");
         }
     }
 }

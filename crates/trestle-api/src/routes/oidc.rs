@@ -8,7 +8,7 @@ use crate::error::ApiResult;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use trestle_core::api::identity::{LoginResponse, NewToken};
+use trestle_core::api::identity::LoginResponse;
 use trestle_core::api::oidc::{OidcBegin, OidcFinish, OidcProviderView, OidcStarted};
 use trestle_service::Service;
 use trestle_service::ServiceError;
@@ -55,7 +55,7 @@ pub async fn finish(
     body: Bytes,
 ) -> ApiResult<Json<LoginResponse>> {
     let req: OidcFinish = parse_body(&body)?;
-    let token = req.token.unwrap_or_else(NewToken::default);
+    let token = req.token.unwrap_or_default();
     let cb = Callback {
         state: req.state,
         code: req.code,
