@@ -96,6 +96,11 @@ impl Drop for Idp {
 
 /// The `[[oidc]]` and `[identity]` settings of the tests.
 fn settings(env: &Env, issuer: &str) -> String {
+    settings_with(env, issuer, "")
+}
+
+/// The settings with more `[[oidc]]` keys.
+fn settings_with(env: &Env, issuer: &str, more: &str) -> String {
     let secret = env.path().join("campus.secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     format!(
@@ -108,6 +113,7 @@ client_id = "{CLIENT_ID}"
 client_secret_file = "{}"
 scopes = ["openid", "profile", "email", "groups", "unix"]
 uid_claim = "uid_number"
+{more}
 
 [identity]
 [[identity.rules]]
@@ -465,4 +471,52 @@ fn bad_settings_are_refused_at_start_up_with_the_setting_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("oidc[0].client_secret_env"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_pending_logins_and_end_sessions_everywhere() {
+    let db = fresh_postgres("oidc_two");
+    let shared = tempfile::tempdir().unwrap();
+    let (a, b) = (Env::new(), Env::new());
+    // The provider's redirect comes back to B although A began the login,
+    // as behind a load balancer.
+    let idp = Idp::start(
+        free_port(),
+        &[format!("{}/ui/login/oidc/campus/callback", b.url())],
+        "key-1",
+    );
+    let start = |env: &Env| {
+        let text = format!(
+            "database = \"{db}\"\nobjects = \"{}\"\n[local]\nenabled = false\n{}",
+            shared.path().join("objects").display(),
+            settings_with(
+                env,
+                &idp.issuer(),
+                &format!("redirect_url = \"{}\"", b.url())
+            )
+        );
+        let cfg = env.write_config(&text);
+        Proc::start(
+            env,
+            &["server", "--config", cfg.to_str().unwrap()],
+            "Trestle is running at",
+        )
+    };
+    let _pa = start(&a);
+    let _pb = start(&b);
+    let br = Browser::start().await;
+    br.goto(&format!("{}/ui/login", a.url())).await;
+    br.click("a.sso-button").await;
+    at_provider(&br, "ada-4711", "Dashboard").await;
+    assert!(br.url().await.starts_with(&b.url()), "{}", br.url().await);
+    let session = session_of(&br.cookies().await);
+    assert_eq!(whoami_with_cookie(&a, &session), 200, "A knows B's session");
+    assert_eq!(whoami_with_cookie(&b, &session), 200);
+    // Logging out on B ends the session on A too.
+    br.click("header form button").await;
+    br.wait_text("main h1", "Log in", Duration::from_secs(10))
+        .await;
+    assert_eq!(whoami_with_cookie(&a, &session), 401);
+    assert_eq!(whoami_with_cookie(&b, &session), 401);
+    br.quit().await;
 }
