@@ -74,6 +74,7 @@ fn refusal(message: &str) -> Response {
 /// the provider.
 pub async fn start(
     State(app): State<Service>,
+    Extension(ip): Extension<ClientIp>,
     Extension(https): Extension<OverHttps>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -85,7 +86,7 @@ pub async fn start(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost");
     let origin = format!("{}://{host}", if https.0 { "https" } else { "http" });
-    match oidc_login::begin_portal(&app, &name, &origin, next).await {
+    match oidc_login::begin_portal(&app, &name, &origin, next, ip.0).await {
         Ok(s) => {
             let mut out = Redirect::to(&s.authorization_url).into_response();
             let max_age = oidc_login::PENDING_TTL_MS / 1000;

@@ -99,8 +99,35 @@ fn authorization_url(
     Ok(url.into())
 }
 
+/// Logins one source address may begin in `security.login_window`.
+pub const BEGINS_PER_WINDOW: u64 = 60;
+
+/// Counts a begun login against its source address: beginning one stores
+/// a row without any credentials, so a flood of them is refused (429).
+async fn throttle(app: &Service, ip: IpAddr) -> ServiceResult<()> {
+    // A space: no user name's login-attempt key looks like this one.
+    let key = format!("oidc begin|{ip}");
+    let window = app.security.login_window.as_millis() as i64;
+    let n = app
+        .store
+        .reserve_login_attempt(&key, crate::now_ms(), window)
+        .await?;
+    if n > BEGINS_PER_WINDOW {
+        return Err(ServiceError::new(
+            crate::error::ErrorKind::TooMany,
+            "too-many-attempts",
+            format!(
+                "too many sign-ins begun from {ip}; try again in {} minutes",
+                app.security.login_window.as_secs().div_ceil(60)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 async fn begin(
     app: &Service,
+    ip: IpAddr,
     p: &Provider,
     flow: LoginFlow,
     redirect_uri: String,
@@ -108,6 +135,7 @@ async fn begin(
     challenge: &str,
     next: Option<String>,
 ) -> ServiceResult<Started> {
+    throttle(app, ip).await?;
     let state = random_hex(32);
     let nonce = random_hex(16);
     let now = crate::now_ms();
@@ -158,6 +186,7 @@ pub async fn begin_portal(
     name: &str,
     origin: &str,
     next: &str,
+    ip: IpAddr,
 ) -> ServiceResult<Started> {
     let p = app.oidc.find(name)?;
     let verifier = new_verifier();
@@ -165,6 +194,7 @@ pub async fn begin_portal(
     let redirect = portal_redirect_uri(app, &p, origin);
     begin(
         app,
+        ip,
         &p,
         LoginFlow::Portal,
         redirect,
@@ -210,6 +240,7 @@ pub async fn begin_cli(
     name: &str,
     redirect_uri: &str,
     code_challenge: &str,
+    ip: IpAddr,
 ) -> ServiceResult<Started> {
     let p = app.oidc.find(name)?;
     if !is_loopback_redirect(redirect_uri) {
@@ -228,6 +259,7 @@ pub async fn begin_cli(
     }
     begin(
         app,
+        ip,
         &p,
         LoginFlow::Cli,
         redirect_uri.to_string(),

@@ -443,6 +443,22 @@ async fn cli_sign_in_stores_a_token_and_survives_a_key_rotation() {
     let me = env.json(&["whoami", "--json"]);
     assert_eq!(me["user"]["name"], "eve", "{me}");
     assert_eq!(me["projects"], serde_json::json!([]), "{me}");
+    // Beginning a login needs no credentials, so a source address may
+    // begin only so many in a window: three so far, 57 more, then 429.
+    let http = reqwest::Client::new();
+    let mut codes = Vec::new();
+    for _ in 0..58 {
+        let r = http
+            .post(format!("{base}/api/v1/login/oidc/campus/begin"))
+            .header("content-type", "application/json")
+            .body(begin.to_string())
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+    }
+    assert!(codes[..57].iter().all(|c| *c == 200), "{codes:?}");
+    assert_eq!(codes[57], 429, "{codes:?}");
     b.quit().await;
     b2.quit().await;
 }

@@ -34,11 +34,13 @@ pub async fn providers(State(app): State<Service>) -> Json<Vec<OidcProviderView>
 /// listening on a loopback port.
 pub async fn begin(
     State(app): State<Service>,
+    Extension(ip): Extension<ClientIp>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<OidcStarted>> {
     let req: OidcBegin = parse_body(&body)?;
-    let s = oidc_login::begin_cli(&app, &name, &req.redirect_uri, &req.code_challenge).await?;
+    let s =
+        oidc_login::begin_cli(&app, &name, &req.redirect_uri, &req.code_challenge, ip.0).await?;
     Ok(Json(OidcStarted {
         authorization_url: s.authorization_url,
         state: s.state,
