@@ -30,7 +30,8 @@ pub fn request_schemas() -> Vec<(&'static str, Value)> {
                 "required": ["state", "code", "code_verifier"], "properties": {
                 "state": {"type": "string", "minLength": 1, "maxLength": 512},
                 "code": {"type": "string", "minLength": 1, "maxLength": 4096},
-                "code_verifier": {"type": "string", "minLength": 43, "maxLength": 128},
+                "code_verifier": {"type": "string", "minLength": 43, "maxLength": 128, "pattern": "^[A-Za-z0-9._~-]+$"},
+                "iss": {"type": "string", "description": "the redirect's `iss` (RFC 9207), when the provider sent one"},
                 "token": {"$ref": "#/components/schemas/NewToken"}
             }}),
         ),
@@ -40,7 +41,7 @@ pub fn request_schemas() -> Vec<(&'static str, Value)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trestle_service::oidc_login::{is_loopback_redirect, is_pkce_challenge};
+    use trestle_service::oidc_login::{is_loopback_redirect, is_pkce_challenge, is_pkce_verifier};
 
     fn schema(name: &str) -> Value {
         request_schemas()
@@ -78,6 +79,31 @@ mod tests {
             &"A-_9".repeat(11)[..43],
         ] {
             assert_eq!(challenge_schema_accepts(s), is_pkce_challenge(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn the_verifier_schema_is_the_validator() {
+        let v = &schema("OidcFinish")["properties"]["code_verifier"];
+        assert_eq!(v["pattern"], "^[A-Za-z0-9._~-]+$");
+        let (min, max) = (
+            v["minLength"].as_u64().unwrap(),
+            v["maxLength"].as_u64().unwrap(),
+        );
+        for s in [
+            "a".repeat(42),
+            "a".repeat(43),
+            "a".repeat(128),
+            "a".repeat(129),
+            format!("{}~._-", "a".repeat(40)),
+            format!("{}+", "a".repeat(43)),
+        ] {
+            let n = s.len() as u64;
+            let by_schema = n >= min
+                && n <= max
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b));
+            assert_eq!(by_schema, is_pkce_verifier(&s), "{s}");
         }
     }
 

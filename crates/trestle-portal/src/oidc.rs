@@ -134,6 +134,7 @@ pub async fn callback(
         state,
         code: q.get("code").cloned().unwrap_or_default(),
         code_verifier: None,
+        iss: q.get("iss").cloned(),
     };
     let old = cookie_value(cookies(), SESSION_COOKIE).map(str::to_string);
     match oidc_login::finish(&app, &name, LoginFlow::Portal, cb, None, ip.0, &slot).await {

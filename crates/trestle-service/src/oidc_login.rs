@@ -44,6 +44,9 @@ pub struct Callback {
     pub code: String,
     /// The CLI's PKCE verifier (CLI logins only).
     pub code_verifier: Option<String>,
+    /// `iss`, when the provider sends it (RFC 9207): it must be the
+    /// provider the login began at, against mix-ups between providers.
+    pub iss: Option<String>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -225,6 +228,13 @@ pub fn is_loopback_redirect(uri: &str) -> bool {
         && u.fragment().is_none()
 }
 
+/// Whether `s` is a PKCE verifier (RFC 7636: 43-128 unreserved characters).
+pub fn is_pkce_verifier(s: &str) -> bool {
+    (43..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
 /// Whether `s` has the form of an S256 challenge: 43 characters of
 /// base64url.
 pub fn is_pkce_challenge(s: &str) -> bool {
@@ -302,10 +312,23 @@ pub async fn finish(
         .await?
         .filter(|l| l.provider == name && l.flow == flow)
         .ok_or_else(bad_state)?;
+    if cb.iss.as_ref().is_some_and(|i| *i != p.meta.issuer) {
+        return Err(refused(Refused {
+            code: "oidc-wrong-issuer",
+            message: "the sign-in came back from another identity provider than it began at".into(),
+        }));
+    }
     let verifier = match flow {
         LoginFlow::Portal => pending.pkce.clone(),
         LoginFlow::Cli => {
             let v = cb.code_verifier.unwrap_or_default();
+            if !is_pkce_verifier(&v) {
+                return Err(ServiceError::bad(
+                    "invalid-code-verifier",
+                    "code_verifier",
+                    "a PKCE verifier is 43-128 characters of A-Z a-z 0-9 - . _ ~",
+                ));
+            }
             if !trestle_core::identity::oidc::same_secret(&pkce_challenge(&v), &pending.pkce) {
                 return Err(refused(Refused {
                     code: "oidc-bad-verifier",

@@ -62,6 +62,7 @@ pub async fn finish(
         state: req.state,
         code: req.code,
         code_verifier: Some(req.code_verifier),
+        iss: req.iss,
     };
     let (outcome, _) =
         oidc_login::finish(&app, &name, LoginFlow::Cli, cb, Some(token), ip.0, &slot).await?;

@@ -43,6 +43,9 @@ pub struct OidcFinish {
     pub code: String,
     /// The PKCE verifier.
     pub code_verifier: String,
+    /// The redirect's `iss`, when the provider sent one (RFC 9207).
+    #[serde(default)]
+    pub iss: Option<String>,
     /// The token to issue (name, lifetime, scope).
     #[serde(default)]
     pub token: Option<NewToken>,

@@ -172,6 +172,7 @@ pub async fn sso_token(
         state,
         code: get("code").context("the provider's redirect carried no code")?,
         code_verifier: verifier,
+        iss: get("iss"),
         token: Some(token),
     };
     let resp: LoginResponse = c
