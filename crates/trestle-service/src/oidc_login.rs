@@ -130,7 +130,6 @@ async fn throttle(app: &Service, ip: IpAddr) -> ServiceResult<()> {
 
 async fn begin(
     app: &Service,
-    ip: IpAddr,
     p: &Provider,
     flow: LoginFlow,
     redirect_uri: String,
@@ -138,7 +137,6 @@ async fn begin(
     challenge: &str,
     next: Option<String>,
 ) -> ServiceResult<Started> {
-    throttle(app, ip).await?;
     let state = random_hex(32);
     let nonce = random_hex(16);
     let now = crate::now_ms();
@@ -195,9 +193,9 @@ pub async fn begin_portal(
     let verifier = new_verifier();
     let challenge = pkce_challenge(&verifier);
     let redirect = portal_redirect_uri(app, &p, origin);
+    throttle(app, ip).await?;
     begin(
         app,
-        ip,
         &p,
         LoginFlow::Portal,
         redirect,
@@ -267,9 +265,9 @@ pub async fn begin_cli(
             "the PKCE challenge is the base64url SHA-256 of the verifier (43 characters)",
         ));
     }
+    throttle(app, ip).await?;
     begin(
         app,
-        ip,
         &p,
         LoginFlow::Cli,
         redirect_uri.to_string(),
