@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs and starts what the tests need when it is
 # missing (PostgreSQL, curl, bubblewrap, Chromium, slapd, a single-node Slurm,
-# moto_server, schemathesis),
+# moto_server, schemathesis, an OpenID provider),
 # then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,6 +119,23 @@ ensure_schemathesis() {
   export TRESTLE_TEST_SCHEMATHESIS
 }
 
+# A real OpenID provider for the sign-in tests: npm's oidc-provider,
+# installed from crates/trestle/tests/oidc's lockfile into its node_modules
+# (ignored by git), again whenever the lockfile changes.
+ensure_oidc_provider() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    say "installing nodejs and npm"
+    apt_install nodejs npm
+  fi
+  local dir=crates/trestle/tests/oidc stamp
+  stamp=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$dir/node_modules/.trestle-lock" 2>/dev/null)" != "$stamp" ]; then
+    say "installing oidc-provider into $dir/node_modules"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+    echo "$stamp" >"$dir/node_modules/.trestle-lock"
+  fi
+}
+
 ensure_tools
 ensure_bubblewrap
 ensure_postgres
@@ -127,6 +144,7 @@ ensure_slapd
 ensure_slurm
 ensure_moto
 ensure_schemathesis
+ensure_oidc_provider
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

@@ -93,6 +93,7 @@ pub fn document(ops: &[Op]) -> Value {
         .iter()
         .chain(crate::openapi_workflows::SCHEMAS)
         .chain(crate::openapi_compute::SCHEMAS)
+        .chain(crate::openapi_oidc::SCHEMAS)
     {
         doc["components"]["schemas"][*name] = obj(props);
     }

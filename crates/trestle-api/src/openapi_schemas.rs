@@ -154,7 +154,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
     step["required"] = json!(["name", "command"]);
     step["properties"]["name"] = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"});
     step["properties"]["after"] = json!({"type": "array", "items": {"type": "string"}, "description": "names of other steps"});
-    vec![
+    let mut all = vec![
         ("JobRequest", job.clone()),
         (
             "BatchSubmit",
@@ -292,7 +292,9 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                 "kinds": {"type": "array", "items": {"enum": ["batch", "session"]}}
             }}),
         ),
-    ]
+    ];
+    all.extend(crate::openapi_oidc::request_schemas());
+    all
 }
 
 /// Path parameters' schemas by name (`{id}` of a job is a positive number).

@@ -6,8 +6,8 @@
 
 use crate::ops::{Access, Op, audit_of, operations};
 use crate::routes::{
-    audit, compute, directory, events, files, jobs, login, pipelines, projects, system, tokens,
-    users, workers,
+    audit, compute, directory, events, files, jobs, login, oidc, pipelines, projects, system,
+    tokens, users, workers,
 };
 use axum::Json;
 use axum::extract::{OriginalUri, Request};
@@ -91,6 +91,12 @@ operations! {
         "This document (OpenAPI 3.1)", None, "object";
     post "/login" => login::login, Public, None, "login", None,
         "Log in with a password: a session cookie, or an API token", Some("LoginRequest"), "LoginResponse";
+    get "/login/oidc" => oidc::providers, Public, None, "login.oidc-providers", None,
+        "The OpenID Connect providers users may sign in with", None, "OidcProviderView[]";
+    post "/login/oidc/{name}/begin" => oidc::begin, Public, None, "login.oidc-begin", Some("oidc"),
+        "Begin a CLI sign-in at a provider: its authorization URL for a loopback redirect and a PKCE challenge", Some("OidcBegin"), "OidcStarted";
+    post "/login/oidc/{name}" => oidc::finish, Public, None, "login.oidc", Some("oidc"),
+        "Finish a CLI sign-in: the provider's code and state with the PKCE verifier, for an API token", Some("OidcFinish"), "LoginResponse";
     post "/logout" => login::logout, User, None, "logout", None,
         "End the browser session", None, "none";
     get "/whoami" => login::whoami, Any, None, "whoami", None,

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod dashboard;
 pub mod jobs;
 pub mod login;
+pub mod oidc;
 pub mod submit;
 
 use axum::Router;
@@ -36,6 +37,8 @@ pub fn routes(samples: std::sync::Arc<dashboard::Samples>) -> Router<Service> {
         .route("/ui", get(dashboard::page_handler))
         .route("/ui/login", get(login::form).post(login::submit))
         .route("/ui/logout", post(login::logout))
+        .route("/ui/login/oidc/{name}", get(oidc::start))
+        .route("/ui/login/oidc/{name}/callback", get(oidc::callback))
         .route("/ui/jobs", get(jobs::list))
         .route("/ui/jobs/{id}", get(jobs::show))
         .route("/ui/jobs/{id}/cancel", post(jobs::cancel))

@@ -18,7 +18,7 @@ use trestle_service::principal::{SESSION_COOKIE, cookie_value};
 use trestle_service::sessions::{self, LoginOutcome, end_session_cookie, session_cookie};
 
 /// Only local paths are followed after a login.
-fn safe_next(next: &str) -> &str {
+pub(crate) fn safe_next(next: &str) -> &str {
     if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
         next
     } else {
@@ -51,13 +51,15 @@ fn login_form(user: &str, next: &str, errors: &[(&str, String)]) -> Markup {
     }
 }
 
-/// `GET /ui/login`.
-pub async fn form(Query(q): Query<HashMap<String, String>>) -> Response {
+/// `GET /ui/login`: the password form, and a "Sign in with ..." button
+/// per OpenID provider.
+pub async fn form(
+    State(app): State<Service>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let next = safe_next(q.get("next").map_or("/", String::as_str));
-    html_response(
-        StatusCode::OK,
-        page(None, Nav::None, "Log in", login_form("", next, &[])),
-    )
+    let main = html! { (login_form("", next, &[])) (super::oidc::buttons(&app, next)) };
+    html_response(StatusCode::OK, page(None, Nav::None, "Log in", main))
 }
 
 /// The page refusing a login form posted from another site.
@@ -138,7 +140,12 @@ pub async fn submit(
     }
     html_response(
         StatusCode::UNPROCESSABLE_ENTITY,
-        page(None, Nav::None, "Log in", login_form(user, next, &errors)),
+        page(
+            None,
+            Nav::None,
+            "Log in",
+            html! { (login_form(user, next, &errors)) (super::oidc::buttons(&app, next)) },
+        ),
     )
 }
 

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub security: trestle_service::security::SecurityConfig,
     /// Sign-in through identity providers (`[identity]`).
     pub identity: trestle_service::external::IdentitySettings,
+    /// OpenID Connect providers (`[[oidc]]`), discovered at start.
+    pub oidc: Vec<trestle_service::oidc::ProviderSettings>,
     /// Upload limits (`[storage]`).
     pub uploads: trestle_service::files::UploadLimits,
     /// Queue settings (`[queues.NAME]`): disabled queues, drop folders.
@@ -70,6 +72,7 @@ impl ServerConfig {
             security: Default::default(),
             uploads: Default::default(),
             identity: Default::default(),
+            oidc: Vec::new(),
             queues: Vec::new(),
             isolation: Default::default(),
             compute_envs: Vec::new(),

@@ -109,6 +109,10 @@ pub struct RunningServer {
 
 /// Opens storage, binds, and starts the API and the background loops.
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
+    // Before anything is opened: an unreachable issuer is a bad setting.
+    let oidc = trestle_service::oidc::discover(&cfg.oidc)
+        .await
+        .map_err(ServerError::Config)?;
     let store = SqlStore::connect(&cfg.database_url).await?;
     let blobs = Blobs::open_with(&cfg.objects_url, &cfg.objects_options)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -161,6 +165,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         uploads: cfg.uploads,
         accounts: Arc::default(),
         identity: Arc::new(cfg.identity.clone()),
+        oidc: Arc::new(oidc),
         flow: Arc::new(workflows::FlowConfig {
             queues: cfg.queues.clone(),
             local: cfg.local.as_ref().map(|l| (l.shape, l.max_vcpus)),

@@ -28,6 +28,9 @@ pub mod ldap;
 pub mod leader;
 pub mod loops;
 pub mod metrics;
+// OpenID Connect sign-in (issue 11).
+pub mod oidc;
+pub mod oidc_login;
 pub mod principal;
 pub mod projects;
 pub mod queues;

@@ -42,6 +42,8 @@ pub struct Service {
     pub identity: Arc<crate::external::IdentitySettings>,
     /// Users' Unix accounts from their identity providers, cached.
     pub accounts: Arc<crate::accounts::AccountCache>,
+    /// OpenID Connect providers (`[[oidc]]`), discovered at start-up.
+    pub oidc: Arc<crate::oidc::OidcProviders>,
     /// How much users may upload.
     pub uploads: crate::files::UploadLimits,
     /// Queues and capacity, for workflows.

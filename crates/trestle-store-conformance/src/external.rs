@@ -12,12 +12,16 @@ use trestle_store::Store;
 use trestle_store::identity::{Provision, UserChanges, UserRecord};
 
 /// Names of every check.
-pub const CHECKS: &[&str] = &["provisioning_manages_its_memberships"];
+pub const CHECKS: &[&str] = &[
+    "provisioning_manages_its_memberships",
+    "oidc_logins_are_taken_once",
+];
 
 /// Runs one named check.
 pub async fn run(name: &str, s: Arc<dyn Store>) {
     match name {
         "provisioning_manages_its_memberships" => provisioning(&*s).await,
+        "oidc_logins_are_taken_once" => crate::oidc::taken_once(&*s).await,
         other => panic!("unknown external conformance check `{other}`"),
     }
 }

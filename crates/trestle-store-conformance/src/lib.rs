@@ -16,6 +16,7 @@ pub mod db;
 pub mod external;
 pub mod fixtures;
 pub mod identity;
+pub mod oidc;
 pub mod queue;
 pub mod scale;
 pub mod security;

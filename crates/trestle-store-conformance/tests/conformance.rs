@@ -108,6 +108,7 @@ suite!(security:
 
 suite!(external:
     provisioning_manages_its_memberships,
+    oidc_logins_are_taken_once,
 );
 
 /// Every check of every suite has its tests here, and every test here

@@ -258,6 +258,18 @@ pub trait IdentityStore: Send + Sync {
     async fn reserve_login_attempt(&self, key: &str, now: i64, window: i64) -> Result<u64>;
     /// Forgets a key's attempts (after a successful login).
     async fn clear_login_attempts(&self, key: &str) -> Result<()>;
+
+    // OpenID Connect sign-in (issue 11).
+    /// Stores a pending OpenID Connect login under `key` (the hash of its
+    /// state), deleting the expired ones.
+    async fn put_oidc_login(&self, key: &str, p: &crate::oidc::PendingLogin) -> Result<()>;
+    /// Takes (deletes and returns) the pending login under `key`: a second
+    /// take of the same key finds nothing. `None` also when it expired.
+    async fn take_oidc_login(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<crate::oidc::PendingLogin>>;
 }
 
 /// The audit trail.

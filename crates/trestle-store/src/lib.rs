@@ -13,6 +13,7 @@ use trestle_core::{Capacity, JobSpec, JobState};
 pub mod blobs;
 pub mod damaged;
 pub mod identity;
+pub mod oidc;
 pub mod scale;
 mod sql;
 pub mod workflow;

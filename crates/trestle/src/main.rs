@@ -95,7 +95,7 @@ enum Cmd {
     Workers(cmd::jobs::JsonArgs),
     /// Measure throughput and submit-to-start latency through the API.
     Bench(cmd::bench::BenchArgs),
-    /// Log in (password or token) and store a token in the client config.
+    /// Log in (password, token, or --sso through the identity provider) and store a token in the client config.
     Login(cmd::identity::LoginArgs),
     /// Show the user and projects of the configured credential.
     Whoami(cmd::jobs::JsonArgs),

@@ -15,6 +15,7 @@ use trestle_server::config::{LocalEnvConfig, ServerConfig};
 mod compute;
 mod identity;
 mod ldap;
+mod oidc;
 mod queues;
 mod security;
 
@@ -93,6 +94,9 @@ pub struct FileConfig {
     pub storage: StorageFile,
     /// `[ldap]`: a directory users sign in against.
     pub ldap: Option<ldap::LdapFile>,
+    /// `[[oidc]]`: OpenID Connect providers.
+    #[serde(default)]
+    pub oidc: Vec<oidc::OidcFile>,
 }
 
 /// `[storage]` in `trestle.toml`.
@@ -275,6 +279,7 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
             e.message
         );
     }
+    cfg.oidc = oidc::build(file.oidc)?;
     if let Some(t) = &file.storage.upload_file_limit {
         cfg.uploads.file_bytes = size_bytes("storage.upload_file_limit", t)?;
     }

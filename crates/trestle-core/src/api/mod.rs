@@ -3,6 +3,7 @@
 
 pub mod compute;
 pub mod identity;
+pub mod oidc;
 pub mod workflow;
 
 use crate::batch::job::{AttemptReason, AttemptState, JobSpec, JobState};

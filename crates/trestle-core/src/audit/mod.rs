@@ -466,6 +466,15 @@ fn classify_portal(method: &str, path: &str) -> (String, Option<String>) {
     let job = seg.get(1).map(|v| format!("job:{v}"));
     let (action, resource) = match (seg.first().copied(), seg.len()) {
         (None, _) => ("portal.dashboard", None),
+        // OpenID Connect sign-in (issue 11): to the provider, and back.
+        (Some("login"), n) if n >= 3 && seg[1] == "oidc" => (
+            if n >= 4 {
+                "portal.login-oidc-callback"
+            } else {
+                "portal.login-oidc"
+            },
+            Some(format!("oidc:{}", seg[2])),
+        ),
         (Some("login"), _) if post => ("portal.login", None),
         (Some("login"), _) => ("portal.login-form", None),
         (Some("logout"), _) => ("portal.logout", None),

@@ -39,6 +39,17 @@ fn classifies_requests() {
     assert_eq!(c("GET", "/"), ("portal.dashboard".into(), None));
     assert_eq!(c("POST", "/ui/login"), ("portal.login".into(), None));
     assert_eq!(
+        c("GET", "/ui/login/oidc/campus/callback"),
+        (
+            "portal.login-oidc-callback".into(),
+            Some("oidc:campus".into())
+        )
+    );
+    assert_eq!(
+        c("GET", "/ui/login/oidc/campus").0,
+        "portal.login-oidc".to_string()
+    );
+    assert_eq!(
         c("POST", "/ui/jobs/12/cancel"),
         ("portal.job.cancel".into(), Some("job:12".into()))
     );

@@ -4,6 +4,7 @@
 
 pub mod authz;
 pub mod external;
+pub mod oidc;
 pub mod unix;
 
 use crate::error::{Result, ValidationError};

@@ -33,6 +33,10 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0009_external_identity.sql"),
     ),
     (
+        10,
+        include_str!("../../migrations/sqlite/0010_oidc_logins.sql"),
+    ),
+    (
         12,
         include_str!("../../migrations/sqlite/0012_worker_isolation.sql"),
     ),
@@ -65,6 +69,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         9,
         include_str!("../../migrations/postgres/0009_external_identity.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_oidc_logins.sql"),
     ),
     (
         12,

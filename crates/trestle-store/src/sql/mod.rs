@@ -17,6 +17,7 @@ mod lease;
 mod logs;
 mod migrate;
 mod multirow;
+mod oidc;
 mod projects;
 mod rows;
 mod scale;

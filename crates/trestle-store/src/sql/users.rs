@@ -530,4 +530,17 @@ impl IdentityStore for SqlStore {
             .await?;
         Ok(())
     }
+
+    // OpenID Connect sign-in (issue 11): see `oidc.rs`.
+    async fn put_oidc_login(&self, key: &str, p: &crate::oidc::PendingLogin) -> Result<()> {
+        self.put_pending_login(key, p).await
+    }
+
+    async fn take_oidc_login(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<crate::oidc::PendingLogin>> {
+        self.take_pending_login(key, now).await
+    }
 }

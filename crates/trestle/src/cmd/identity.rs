@@ -26,6 +26,17 @@ pub struct LoginArgs {
     /// Lifetime of the token the login creates (default 30d).
     #[arg(long, default_value = "30d")]
     pub ttl: String,
+    /// Sign in through the university's identity provider (OpenID
+    /// Connect): a browser round trip to a port on 127.0.0.1.
+    #[arg(long, conflicts_with_all = ["user", "password_stdin"])]
+    pub sso: bool,
+    /// With --sso: the provider (needed when the server has several).
+    #[arg(long, requires = "sso")]
+    pub provider: Option<String>,
+    /// With --sso: the loopback port the browser comes back to (default:
+    /// any free one; the provider must allow it).
+    #[arg(long, requires = "sso", default_value_t = 0)]
+    pub port: u16,
 }
 
 /// `trestle token ...`.
@@ -115,6 +126,20 @@ pub async fn login(a: LoginArgs, conn: &Conn) -> Result<ExitCode> {
     let (urls, token) = endpoint(conn);
     let url = urls.join(",");
     let token = match &a.user {
+        None if a.sso => {
+            let token = NewToken {
+                name: Some(format!("trestle login --sso on {}", host_name())),
+                ttl: Some(a.ttl.clone()),
+                ..NewToken::default()
+            };
+            let resp =
+                super::sso::sso_token(urls.clone(), a.provider.as_deref(), a.port, token).await?;
+            let created = resp
+                .token
+                .context("the server answered the sign-in without a token")?;
+            eprintln!("signed in as {} ({})", resp.user.name, resp.user.role);
+            created.token
+        }
         Some(user) => {
             let password = read_password(a.password_stdin)?;
             let c = Client::new(urls.clone(), None)?;

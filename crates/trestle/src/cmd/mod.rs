@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod pipeline;
 pub mod projects;
 pub mod sbatch;
+pub mod sso;
 pub mod submit;
 pub mod up;
 pub mod upload;

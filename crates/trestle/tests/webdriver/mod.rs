@@ -239,6 +239,22 @@ impl Browser {
 }
 
 impl Browser {
+    /// The cookies the current page's address gets, HttpOnly ones too:
+    /// (name, value).
+    pub async fn cookies(&self) -> Vec<(String, String)> {
+        let v = self.call("GET", "/cookie", None).await;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+                        (s("name"), s("value"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Ends the browser session (the browser exits).
     pub async fn quit(&self) {
         self.call("DELETE", "", None).await;
