@@ -44,9 +44,11 @@ pub struct WorkerArgs {
     /// jobs; grows by itself when jobs are short; 0 turns it off).
     #[arg(long, default_value_t = 0)]
     pub prefetch: u32,
-    /// How tasks are isolated: `auto` (per-user when run as root, the
-    /// bubblewrap sandbox where it works), `user`, `sandbox` or `none`.
-    #[arg(long, env = "TRESTLE_ISOLATION", default_value = "auto")]
+    /// How tasks are isolated: `none` (the default until isolation meets
+    /// its cost target, see docs/benchmarks.md), `auto` (per-user when run
+    /// as root, the bubblewrap sandbox where it works), `user` or
+    /// `sandbox`.
+    #[arg(long, env = "TRESTLE_ISOLATION", default_value = "none")]
     pub isolation: String,
     /// Most processes and threads per task.
     #[arg(long, env = "TRESTLE_TASK_PIDS_MAX", default_value_t = trestle_agent::DEFAULT_TASK_PIDS_MAX)]
