@@ -20,4 +20,5 @@ pub mod oidc;
 pub mod queue;
 pub mod scale;
 pub mod security;
+mod support;
 pub mod workflows;

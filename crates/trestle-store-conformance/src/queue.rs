@@ -3,9 +3,9 @@
 //! empty store. `tests/conformance.rs` runs each check as its own test on
 //! SQLite and on PostgreSQL.
 
+use crate::support::{r, spec, worker};
 use std::sync::Arc;
 use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
-use trestle_core::batch::spec::JobRequest;
 use trestle_core::{AttemptReason, AttemptState, Capacity, JobSpec, JobState};
 use trestle_store::{EventFilter, JobFilter, LeaseParams, Store, StoreError};
 
@@ -50,38 +50,12 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
 
 const T0: i64 = 1_700_000_000_000;
 
-fn spec(json: &str) -> JobSpec {
-    let req: JobRequest = serde_json::from_str(json).expect("test spec parses");
-    req.validate().expect("test spec is valid")
-}
-
 fn cap(cpus: u32, mem_mib: u64) -> Capacity {
     Capacity {
         cpus,
         mem_mib,
         gpus: 0,
     }
-}
-
-async fn worker(s: &dyn Store, id: &str, cpus: u32) {
-    s.register_worker(
-        id,
-        &WorkerRegistration {
-            host: "host".into(),
-            pid: 1,
-            capacity: cap(cpus, 64 * 1024),
-            compute_env: None,
-            instance: None,
-            version: "test".into(),
-            isolation: None,
-        },
-        T0,
-    )
-    .await
-    .expect("register worker");
-    s.bind_worker(id, &format!("t-{id}"))
-        .await
-        .expect("bind worker");
 }
 
 async fn lease(s: &dyn Store, w: &str, free: Capacity, max: u32, now: i64) -> Vec<Lease> {
@@ -96,14 +70,6 @@ async fn lease(s: &dyn Store, w: &str, free: Capacity, max: u32, now: i64) -> Ve
     })
     .await
     .expect("lease")
-}
-
-fn r(l: &Lease) -> AttemptRef {
-    AttemptRef {
-        job_id: l.job_id,
-        attempt: l.attempt,
-        token: l.token.clone(),
-    }
 }
 
 fn finished(at: AttemptRef, reason: AttemptReason, code: Option<i32>, time: i64) -> Update {

@@ -4,12 +4,12 @@
 //! takes a fresh, empty store; `tests/conformance.rs` runs each on SQLite
 //! and on PostgreSQL.
 
+use crate::support::{r, spec};
 use std::sync::Arc;
 use std::time::Duration;
-use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
+use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest};
 use trestle_core::batch::pipeline::PipelineRequest;
-use trestle_core::batch::spec::JobRequest;
-use trestle_core::{AttemptReason, Capacity, JobSpec, JobState};
+use trestle_core::{AttemptReason, Capacity, JobState};
 use trestle_store::{LeaseParams, Store};
 
 /// Names of every check, for harnesses that enumerate them.
@@ -31,39 +31,12 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
 
 const T0: i64 = 1_700_000_000_000;
 
-fn spec(json: &str) -> JobSpec {
-    let req: JobRequest = serde_json::from_str(json).expect("test spec parses");
-    req.validate().expect("test spec is valid")
-}
-
 fn cap(cpus: u32) -> Capacity {
     Capacity {
         cpus,
         mem_mib: 64 * 1024,
         gpus: 0,
     }
-}
-
-/// Registers worker `id`, bound to credential `t-{id}`.
-async fn worker(s: &dyn Store, id: &str) {
-    s.register_worker(
-        id,
-        &WorkerRegistration {
-            host: "host".into(),
-            pid: 1,
-            capacity: cap(4),
-            compute_env: None,
-            instance: None,
-            version: "test".into(),
-            isolation: None,
-        },
-        T0,
-    )
-    .await
-    .expect("register worker");
-    s.bind_worker(id, &format!("t-{id}"))
-        .await
-        .expect("bind worker");
 }
 
 async fn lease(s: &dyn Store, w: &str, max: u32, now: i64) -> Vec<Lease> {
@@ -78,14 +51,6 @@ async fn lease(s: &dyn Store, w: &str, max: u32, now: i64) -> Vec<Lease> {
     })
     .await
     .expect("lease")
-}
-
-fn r(l: &Lease) -> AttemptRef {
-    AttemptRef {
-        job_id: l.job_id,
-        attempt: l.attempt,
-        token: l.token.clone(),
-    }
 }
 
 /// A start, a log chunk and a successful end of `l`'s attempt.
@@ -123,8 +88,8 @@ async fn send(
 /// the attempt is stale, exactly as for a token that does not exist; the
 /// holder still reports.
 async fn leases_are_bound_to_their_worker(s: &dyn Store) {
-    worker(s, "w1").await;
-    worker(s, "w2").await;
+    crate::support::worker(s, "w1", 4).await;
+    crate::support::worker(s, "w2", 4).await;
     let ids = s
         .submit(
             &[spec(r#"{"command":["a"]}"#), spec(r#"{"command":["b"]}"#)],

@@ -5,12 +5,12 @@
 //! `tests/conformance.rs` runs each check as its own test on SQLite and on
 //! PostgreSQL.
 
+use crate::support::spec;
 use std::sync::Arc;
-use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest, WorkerRegistration};
+use trestle_core::api::{AttemptRef, Lease, Update, UpdatesRequest};
 use trestle_core::batch::pipeline::PipelineRequest;
-use trestle_core::batch::spec::JobRequest;
 use trestle_core::batch::workflow::JobKind;
-use trestle_core::{AttemptReason, Capacity, JobSpec, JobState};
+use trestle_core::{AttemptReason, Capacity, JobState};
 use trestle_store::{EventFilter, LeaseParams, Store, StoreError};
 
 /// Names of every check.
@@ -43,11 +43,6 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
 
 const T0: i64 = 1_700_000_000_000;
 
-fn spec(json: &str) -> JobSpec {
-    let req: JobRequest = serde_json::from_str(json).expect("test spec parses");
-    req.validate().expect("test spec is valid")
-}
-
 async fn submit(s: &dyn Store, json: &str) -> i64 {
     s.submit(&[spec(json)], T0).await.expect("submit")[0]
 }
@@ -58,24 +53,6 @@ fn cap(cpus: u32) -> Capacity {
         mem_mib: 64 * 1024,
         gpus: 0,
     }
-}
-
-async fn worker(s: &dyn Store, id: &str) {
-    s.register_worker(
-        id,
-        &WorkerRegistration {
-            host: "host".into(),
-            pid: 1,
-            capacity: cap(64),
-            compute_env: None,
-            instance: None,
-            version: "test".into(),
-            isolation: None,
-        },
-        T0,
-    )
-    .await
-    .expect("register worker");
 }
 
 async fn lease(s: &dyn Store, max: u32) -> Vec<Lease> {
@@ -150,7 +127,7 @@ async fn run_all(s: &dyn Store, reason: AttemptReason) -> Vec<i64> {
 }
 
 async fn events_record_every_change(s: &dyn Store) {
-    worker(s, "w1").await;
+    crate::support::worker(s, "w1", 64).await;
     let a = submit(s, r#"{"command":["a"]}"#).await;
     let b = submit(s, r#"{"command":["b"],"queue":"other"}"#).await;
     let l = lease(s, 1).await.remove(0);
@@ -262,7 +239,7 @@ async fn events_record_every_change(s: &dyn Store) {
 }
 
 async fn dependencies_resolve_with_the_finish(s: &dyn Store) {
-    worker(s, "w1").await;
+    crate::support::worker(s, "w1", 64).await;
     let a = submit(s, r#"{"command":["a"]}"#).await;
     let ok = submit(
         s,
@@ -365,7 +342,7 @@ async fn dependencies_resolve_with_the_finish(s: &dyn Store) {
 }
 
 async fn after_waits_for_a_start(s: &dyn Store) {
-    worker(s, "w1").await;
+    crate::support::worker(s, "w1", 64).await;
     let a = submit(s, r#"{"command":["a"]}"#).await;
     let b = submit(
         s,
@@ -398,7 +375,7 @@ async fn after_waits_for_a_start(s: &dyn Store) {
 }
 
 async fn arrays_are_created_lazily(s: &dyn Store) {
-    worker(s, "w1").await;
+    crate::support::worker(s, "w1", 64).await;
     let other = submit(s, r#"{"command":["other"],"priority":5}"#).await;
     let mut sweep = spec(r#"{"command":["sweep"],"array":"0-99999"}"#);
     sweep.owner = Some("ada".into());
@@ -469,7 +446,7 @@ async fn arrays_are_created_lazily(s: &dyn Store) {
 }
 
 async fn array_parallel_limit_and_failure(s: &dyn Store) {
-    worker(s, "w1").await;
+    crate::support::worker(s, "w1", 64).await;
     let p = submit(s, r#"{"command":["x"],"array":"1,3,5-7%2"}"#).await;
     let after = submit(
         s,
@@ -515,7 +492,7 @@ async fn array_parallel_limit_and_failure(s: &dyn Store) {
 }
 
 async fn cancelling_a_group(s: &dyn Store) {
-    worker(s, "w1").await;
+    crate::support::worker(s, "w1", 64).await;
     let p = submit(s, r#"{"command":["x"],"array":"0-9%3"}"#).await;
     let dep = submit(
         s,
@@ -571,7 +548,7 @@ async fn cancelling_a_group(s: &dyn Store) {
 }
 
 async fn pipelines_run_in_order(s: &dyn Store) {
-    worker(s, "w1").await;
+    crate::support::worker(s, "w1", 64).await;
     let req: PipelineRequest = serde_json::from_str(
         r#"{"name":"cfd","steps":[
             {"name":"pre","command":"pre"},
@@ -605,7 +582,7 @@ async fn pipelines_run_in_order(s: &dyn Store) {
 }
 
 async fn tick_holds(s: &dyn Store) {
-    worker(s, "w1").await;
+    crate::support::worker(s, "w1", 64).await;
     let a = submit(s, r#"{"command":["a"],"queue":"gpu"}"#).await;
     let b = submit(s, r#"{"command":["b"],"key":"drop:q:case1"}"#).await;
     let t = s
