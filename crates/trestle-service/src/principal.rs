@@ -54,7 +54,7 @@ impl Principal {
 pub fn new_token() -> String {
     let mut b = [0u8; 24];
     rand::rng().fill_bytes(&mut b);
-    format!("trs_{}", hex::encode(b))
+    format!("{}{}", trestle_core::identity::TOKEN_PREFIX, hex::encode(b))
 }
 
 /// The stored form of a token (and of a session secret).

@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod identity;
 pub mod oidc;
+pub mod tunnel;
 pub mod workflow;
 
 use crate::batch::job::{AttemptReason, AttemptState, JobSpec, JobState};

@@ -11,6 +11,10 @@ use crate::error::{Result, ValidationError};
 use crate::identity::authz::{MemberRole, Role};
 use serde::{Deserialize, Serialize};
 
+/// The prefix of every Trestle API token (`trs_` and 48 hex digits), so
+/// that log masking and the workspace proxy recognise one.
+pub const TOKEN_PREFIX: &str = "trs_";
+
 /// Checks a user, project, index or organisation name: 1-64 lower-case
 /// letters, digits, `-`, `_` or `.`, starting with a letter or digit.
 pub fn validate_name(field: &str, s: &str) -> Result<()> {
