@@ -60,6 +60,9 @@ pub struct WorkerConfig {
     pub task_pids_max: u64,
     /// Limit tasks with cgroups where the host allows (else rlimits).
     pub cgroups: bool,
+    /// Keep a workspace tunnel to every server (default on; see
+    /// [`crate::tunnel`]).
+    pub tunnel: bool,
 }
 
 impl WorkerConfig {
@@ -87,6 +90,7 @@ impl WorkerConfig {
             isolation: crate::isolation::IsolationSetting::Auto,
             task_pids_max: crate::isolation::DEFAULT_TASK_PIDS_MAX,
             cgroups: true,
+            tunnel: true,
         }
     }
 

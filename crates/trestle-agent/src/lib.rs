@@ -38,6 +38,7 @@ mod session;
 mod stage;
 mod state;
 mod tasks;
+pub mod tunnel;
 mod upload;
 mod upstream;
 
@@ -205,6 +206,11 @@ where
         Backoff::default(),
     );
     let scratch = scratch::ScratchPool::new(&config.work_dir, config.keep_scratch);
+    let tunnel_targets = Arc::new(tunnel::TargetRegistry::new());
+    let _tunnels = config.tunnel.then(|| {
+        let s = session.clone();
+        TunnelGuard::start(&client, Arc::new(move || s.id()), tunnel_targets.clone())
+    });
     let ctx = Arc::new(AttemptCtx {
         client,
         config,
@@ -212,10 +218,38 @@ where
         reporter,
         scratch,
         isolation,
+        tunnel_targets,
     });
     let mut tasks = JoinSet::new();
     let end = lease_loop(&session, &ctx, &mut tasks, fatal_rx, shutdown.as_mut()).await;
     wind_down(end, &session, ctx, tasks, reporter_task, created_root).await
+}
+
+/// The worker's tunnels, ended when dropped (when the worker returns).
+struct TunnelGuard {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl TunnelGuard {
+    fn start(
+        client: &Client,
+        id: tunnel::WorkerId,
+        targets: Arc<tunnel::TargetRegistry>,
+    ) -> TunnelGuard {
+        let (stop, rx) = watch::channel(false);
+        let tasks = tunnel::spawn(client, id, targets, rx);
+        TunnelGuard { stop, tasks }
+    }
+}
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 /// Creates the work directory and makes its path absolute (jobs see it in

@@ -124,6 +124,7 @@ impl Fake {
                         running_jobs: vec![],
                         started_at: 0,
                         last_heartbeat: 0,
+                        tunnel: false,
                     },
                 )
             }

@@ -40,6 +40,17 @@ pub fn document(ops: &[Op]) -> Value {
                 "4XX": {"description": "bad input", "content": {"application/json": {"schema": schema_ref("ErrorBody")}}}
             }
         });
+        // An upgrade (`Upgrade: trestle-tunnel`, `trestle-shell`, ...)
+        // answers 101 and then carries raw bytes.
+        if *resp == "upgrade" {
+            op["responses"]["101"] = json!({"description": "switching protocols; raw bytes follow"});
+            if let Some(r) = op["responses"].as_object_mut() {
+                r.remove("2XX");
+            }
+            if let Some(ps) = op["parameters"].as_array_mut() {
+                ps.push(json!({"name": "Upgrade", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1}}));
+            }
+        }
         op["x-audit-action"] = json!(o.audit);
         if o.path.ends_with("/attempts/{attempt}/outputs/{*path}")
             && let Some(ps) = op["parameters"].as_array_mut()
@@ -81,7 +92,7 @@ pub fn document(ops: &[Op]) -> Value {
                 "FileList": obj(&["files", "attempt"]),
                 "UploadCreated": obj(&["id"]),
                 "WorkerRegistration": obj(&["host", "pid", "capacity", "compute_env", "version"]),
-                "WorkerView": obj(&["id", "host", "pid", "capacity", "compute_env", "running_jobs", "started_at", "last_heartbeat"]),
+                "WorkerView": obj(&["id", "host", "pid", "capacity", "compute_env", "running_jobs", "started_at", "last_heartbeat", "tunnel"]),
                 "LeaseRequest": obj(&["free", "max_jobs", "wait_ms", "prefetch"]),
                 "LeaseResponse": obj(&["leases", "lease_ms"]),
                 "UpdatesRequest": obj(&["heartbeat", "updates"]),

@@ -57,6 +57,8 @@ operations! {
         "Deregister a worker, handing back its jobs", None, "none";
     post "/workers/{id}/lease" => workers::lease, Any, Some(Action::WorkerOperate), "worker.lease", Some("worker"),
         "Lease jobs that fit (long-poll)", Some("LeaseRequest"), "LeaseResponse";
+    get "/workers/{id}/tunnel" => workers::tunnel, Any, Some(Action::WorkerTunnel), "worker.tunnel", Some("worker"),
+        "Open the worker's workspace tunnel (`Upgrade: trestle-tunnel`; yamux, streams opened by the server)", None, "upgrade";
     post "/workers/{id}/updates" => workers::updates, Any, Some(Action::WorkerOperate), "worker.updates", Some("worker"),
         "Heartbeats and attempt reports", Some("UpdatesRequest"), "UpdatesResponse";
     get "/healthz" => system::healthz, Probe, None, "probe.health", None,

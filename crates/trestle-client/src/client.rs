@@ -68,7 +68,7 @@ impl JobQuery {
 #[derive(Debug, Clone)]
 pub struct Client {
     pub(crate) http: reqwest::Client,
-    bases: Arc<[Url]>,
+    pub(crate) bases: Arc<[Url]>,
     current: Arc<AtomicUsize>,
     request_timeout: Duration,
 }
@@ -429,7 +429,7 @@ pub(crate) fn transfer_error(e: &reqwest::Error) -> ClientError {
 }
 
 /// The innermost reason of a connect error ("Connection refused").
-fn connect_reason(e: &reqwest::Error) -> String {
+pub(crate) fn connect_reason(e: &reqwest::Error) -> String {
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

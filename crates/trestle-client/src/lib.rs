@@ -20,6 +20,7 @@ mod client;
 mod error;
 mod files;
 mod generic;
+mod upgrade;
 pub mod urls;
 mod workflows;
 
@@ -27,4 +28,5 @@ pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_REQUEST_TIMEOUT, JobQuery, LEA
 pub use error::ClientError;
 pub use files::{Download, Progress};
 pub use reqwest::Method;
+pub use upgrade::{UPGRADE_TIMEOUT, Upgraded};
 pub use workflows::{EventQuery, SseEvent, SseParser};

@@ -42,8 +42,13 @@ pub enum ServerError {
 
 /// Builds the router over a state: the REST API, the portal, and what
 /// wraps them both (the audit record of portal requests, the JSON
-/// fallbacks, the body limit, the panic guard).
-pub fn router(app: Service, samples: Arc<trestle_portal::dashboard::Samples>) -> Router {
+/// fallbacks, the body limit, the panic guard), with the workers' tunnels
+/// to this server available to every handler (an `Extension`).
+pub fn router(
+    app: Service,
+    samples: Arc<trestle_portal::dashboard::Samples>,
+    tunnels: trestle_proxy::Tunnels,
+) -> Router {
     use trestle_api::routes::system;
     let portal = trestle_portal::routes(samples).layer(axum::middleware::from_fn_with_state(
         app.clone(),
@@ -54,6 +59,7 @@ pub fn router(app: Service, samples: Arc<trestle_portal::dashboard::Samples>) ->
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(trestle_api::ops::MAX_BODY))
+        .layer(axum::Extension(tunnels))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -100,6 +106,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Shared state (for embedding and tests).
     pub app: Service,
+    /// The workers' workspace tunnels to this server.
+    pub tunnels: trestle_proxy::Tunnels,
     shutdown: watch::Sender<bool>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     loops: Vec<tokio::task::JoinHandle<()>>,
@@ -232,7 +240,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         rx.clone(),
     ));
     let leader_task = leadership.clone().spawn(rx.clone());
-    let router = router(app.clone(), samples);
+    let tunnels = trestle_proxy::Tunnels::new();
+    let router = router(app.clone(), samples, tunnels.clone());
     let mut http_rx = rx;
     // Small request/response pairs (leases, reports) must not wait for
     // Nagle's algorithm.
@@ -258,6 +267,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
     Ok(RunningServer {
         addr,
         app,
+        tunnels,
         shutdown,
         http,
         loops,
@@ -300,6 +310,9 @@ impl RunningServer {
             .shutdown_local(std::time::Duration::from_secs(15))
             .await;
         let _ = self.shutdown.send(true);
+        // Upgraded connections outlive graceful shutdown: end them, and
+        // the workers reconnect to another server (or to this one, back).
+        self.tunnels.close_all();
         for l in self.loops {
             let _ = l.await;
         }

@@ -58,6 +58,29 @@ pub async fn check_worker(app: &Service, p: &Principal, worker_id: &str) -> Serv
     )
 }
 
+/// Checks that the caller may open worker `worker_id`'s workspace tunnel:
+/// only the worker credential that registered it. Other workers get a 404,
+/// users (admins included) a 403: the tunnel receives the traffic of the
+/// workspaces the worker hosts.
+pub async fn check_worker_tunnel(
+    app: &Service,
+    p: &Principal,
+    worker_id: &str,
+) -> ServiceResult<()> {
+    let owner = match p.subject {
+        Subject::Worker { .. } => worker_registrant(app, worker_id).await?,
+        Subject::User(_) => None,
+    };
+    check(
+        p,
+        Action::WorkerTunnel,
+        Resource::Worker {
+            registered_by: owner.as_deref(),
+        },
+        &format!("worker `{worker_id}`"),
+    )
+}
+
 /// Loads a job the caller may do `action` on; a job they may not see is a
 /// 404, exactly like one that does not exist.
 pub async fn job(app: &Service, p: &Principal, id: i64, action: Action) -> ServiceResult<JobView> {

@@ -94,6 +94,14 @@ pub async fn register(
     Ok(view)
 }
 
+/// Checks that the caller may open worker `id`'s workspace tunnel (its own
+/// worker credential only) and that the worker is not being told to
+/// drain. The tunnel itself is the proxy's (`trestle-proxy`).
+pub async fn open_tunnel(app: &Service, p: &Principal, id: &str) -> ServiceResult<()> {
+    access::check_worker_tunnel(app, p, id).await?;
+    check_registered(app, id).await
+}
+
 /// Deregisters worker `id`, handing back whatever it still holds.
 pub async fn deregister(app: &Service, p: &Principal, id: &str) -> ServiceResult<()> {
     access::check_worker(app, p, id).await?;

@@ -33,6 +33,10 @@ pub struct AttemptCtx {
     pub scratch: ScratchPool,
     /// How tasks are isolated.
     pub isolation: crate::isolation::Isolation,
+    /// The workspaces this worker hosts, as its tunnels reach them (filled
+    /// by the session task kind).
+    #[allow(dead_code)] // Read by the session task kind.
+    pub tunnel_targets: Arc<crate::tunnel::TargetRegistry>,
 }
 
 /// How an attempt ends, for its `finished` update.

@@ -211,6 +211,10 @@ pub struct WorkerView {
     pub started_at: i64,
     /// Last time it talked to the server.
     pub last_heartbeat: i64,
+    /// Whether it has a workspace tunnel to the server that answered (each
+    /// server knows only its own tunnels; a worker keeps one to each).
+    #[serde(default)]
+    pub tunnel: bool,
 }
 
 /// `POST /api/v1/workers/{id}/lease`: ask for jobs that fit.

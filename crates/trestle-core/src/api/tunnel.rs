@@ -22,6 +22,17 @@ pub const SHELL_PROTOCOL: &str = "trestle-shell";
 /// The `Upgrade` protocol of a port forward (`ws forward`): raw bytes.
 pub const TCP_PROTOCOL: &str = "trestle-tcp";
 
+/// How often each end of a tunnel pings the other (yamux keepalive), in
+/// seconds.
+pub const KEEPALIVE_SECS: u64 = 5;
+/// A tunnel over which nothing (not even a ping) arrived for this many
+/// seconds is dead, on either end: a dead peer is noticed within
+/// `DEAD_AFTER_SECS + KEEPALIVE_SECS` (25 s).
+pub const DEAD_AFTER_SECS: u64 = 20;
+/// Per-stream flow-control window in bytes: large enough that one stream
+/// fills a loopback link, while an idle stream buffers nothing.
+pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+
 /// The longest header or answer line accepted, newline included.
 pub const MAX_HEADER: usize = 16 * 1024;
 /// The largest payload of one [`Frame`].
@@ -277,7 +288,11 @@ impl FrameDecoder {
         if self.buf.len() < FRAME_HEAD + len {
             return Ok(None);
         }
-        let payload: Vec<u8> = self.buf.drain(..FRAME_HEAD + len).skip(FRAME_HEAD).collect();
+        let payload: Vec<u8> = self
+            .buf
+            .drain(..FRAME_HEAD + len)
+            .skip(FRAME_HEAD)
+            .collect();
         let frame = match kind {
             DATA => Frame::Data(payload),
             RESIZE => Frame::Resize {
@@ -346,7 +361,10 @@ mod tests {
     fn frames_round_trip_in_any_split() {
         let frames = vec![
             Frame::Data(b"echo hi\r".to_vec()),
-            Frame::Resize { cols: 132, rows: 43 },
+            Frame::Resize {
+                cols: 132,
+                rows: 43,
+            },
             Frame::Signal(Signal::Int),
             Frame::Data(Vec::new()),
             Frame::Signal(Signal::Kill),

@@ -196,6 +196,10 @@ pub enum Action {
     WorkerRegister,
     /// Lease, report, deregister as a registered worker.
     WorkerOperate,
+    /// Open the worker's workspace tunnel: only the credential that
+    /// registered the worker, never a user (admins included), since the
+    /// tunnel receives the traffic of the workspaces it hosts.
+    WorkerTunnel,
     /// Upload an attempt's outputs (fenced by the lease token too).
     OutputUpload,
     /// List users.
@@ -240,7 +244,7 @@ pub enum Action {
 
 impl Action {
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 31] = [
         Action::JobSubmit,
         Action::JobRead,
         Action::JobCancel,
@@ -251,6 +255,7 @@ impl Action {
         Action::WorkersList,
         Action::WorkerRegister,
         Action::WorkerOperate,
+        Action::WorkerTunnel,
         Action::OutputUpload,
         Action::UserList,
         Action::UserRead,
@@ -298,6 +303,7 @@ impl Action {
             self,
             Action::WorkerRegister
                 | Action::WorkerOperate
+                | Action::WorkerTunnel
                 | Action::JobInputsRead
                 | Action::OutputUpload
         )
@@ -455,7 +461,7 @@ fn decide_worker(token_id: &str, action: Action, resource: Resource<'_>) -> Deci
     }
     match (action, resource) {
         (Action::WorkerRegister, _) | (Action::OutputUpload, _) => Decision::Allow,
-        (Action::WorkerOperate, Resource::Worker { registered_by }) => {
+        (Action::WorkerOperate | Action::WorkerTunnel, Resource::Worker { registered_by }) => {
             if registered_by == Some(token_id) {
                 Decision::Allow
             } else {
@@ -481,6 +487,9 @@ fn decide_worker(token_id: &str, action: Action, resource: Resource<'_>) -> Deci
 }
 
 fn decide_user(u: &UserSubject, action: Action, resource: Resource<'_>) -> Decision {
+    if action == Action::WorkerTunnel {
+        return forbid("only the worker's own credential may open its tunnel");
+    }
     if u.role == Role::Admin {
         return Decision::Allow;
     }
@@ -523,7 +532,10 @@ fn decide_user(u: &UserSubject, action: Action, resource: Resource<'_>) -> Decis
             _ => HIDDEN,
         },
         Action::WorkersList | Action::ComputeRead => Decision::Allow,
-        Action::WorkerRegister | Action::WorkerOperate | Action::OutputUpload => forbid(
+        Action::WorkerRegister
+        | Action::WorkerOperate
+        | Action::WorkerTunnel
+        | Action::OutputUpload => forbid(
             "only worker credentials may do this; create one with `trestle token create --worker`",
         ),
         Action::UserRead | Action::UserSelfUpdate => match resource {

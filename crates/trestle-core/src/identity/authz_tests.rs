@@ -320,9 +320,18 @@ fn admin_only_actions() {
             }
         }
     }
-    // Admins may do anything with a full token, and read with a read-only one.
+    // Admins may do anything with a full token, and read with a read-only
+    // one, except open a worker's tunnel (which receives other users'
+    // workspace traffic): only the worker's own credential may.
     for (res, _) in all_resources() {
         for action in Action::ALL {
+            if action == Action::WorkerTunnel {
+                assert_eq!(
+                    code(&decide(&user(Role::Admin, Scope::Full), action, res)),
+                    'F'
+                );
+                continue;
+            }
             assert!(decide(&user(Role::Admin, Scope::Full), action, res).is_allowed());
             assert_eq!(
                 decide(&user(Role::Admin, Scope::ReadOnly), action, res).is_allowed(),
@@ -342,8 +351,8 @@ fn workers_only_lease_report_stage_and_upload() {
             let d = decide(&w, action, res);
             let expected = match (action, res) {
                 (Action::WorkerRegister | Action::OutputUpload, _) => 'A',
-                (Action::WorkerOperate, Resource::Worker { .. }) => 'A', // registered by t1
-                (Action::JobInputsRead, Resource::Job { .. }) => 'N',    // not leased by it: hidden
+                (Action::WorkerOperate | Action::WorkerTunnel, Resource::Worker { .. }) => 'A', // registered by t1
+                (Action::JobInputsRead, Resource::Job { .. }) => 'N', // not leased by it: hidden
                 _ => 'F',
             };
             assert_eq!(code(&d), expected, "worker {action:?} on {res:?}");
@@ -355,6 +364,11 @@ fn workers_only_lease_report_stage_and_upload() {
     assert_eq!(
         decide(&w, Action::WorkerOperate, other),
         Decision::Deny(Denial::NotFound)
+    );
+    assert_eq!(
+        decide(&w, Action::WorkerTunnel, other),
+        Decision::Deny(Denial::NotFound),
+        "another worker's tunnel looks like one that does not exist"
     );
     let held = Resource::Job {
         owner: Some("v"),
@@ -374,6 +388,7 @@ fn users_are_not_workers() {
         for action in [
             Action::WorkerRegister,
             Action::WorkerOperate,
+            Action::WorkerTunnel,
             Action::OutputUpload,
         ] {
             let d = decide(

@@ -127,5 +127,6 @@ pub(super) fn worker(row: &AnyRow) -> Result<WorkerView> {
         running_jobs: Vec::new(),
         started_at: row.try_get("started_at")?,
         last_heartbeat: row.try_get("last_heartbeat")?,
+        tunnel: false,
     })
 }

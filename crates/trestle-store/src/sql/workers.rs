@@ -50,6 +50,7 @@ impl WorkerStore for SqlStore {
             running_jobs: Vec::new(),
             started_at: now,
             last_heartbeat: now,
+            tunnel: false,
         })
     }
 
