@@ -43,7 +43,8 @@ pub fn document(ops: &[Op]) -> Value {
         // An upgrade (`Upgrade: trestle-tunnel`, `trestle-shell`, ...)
         // answers 101 and then carries raw bytes.
         if *resp == "upgrade" {
-            op["responses"]["101"] = json!({"description": "switching protocols; raw bytes follow"});
+            op["responses"]["101"] =
+                json!({"description": "switching protocols; raw bytes follow"});
             if let Some(r) = op["responses"].as_object_mut() {
                 r.remove("2XX");
             }

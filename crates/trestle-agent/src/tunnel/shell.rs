@@ -236,7 +236,9 @@ pub(super) async fn run(
             _ => pty_open = false,
         }
     }
-    let _ = s_w.write_all(&Frame::Exit(exit_code(status)).to_bytes()).await;
+    let _ = s_w
+        .write_all(&Frame::Exit(exit_code(status)).to_bytes())
+        .await;
     let _ = s_w.flush().await;
     let _ = s_w.shutdown().await;
 }

@@ -9,8 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::{Extension, Json};
 use trestle_core::api::tunnel::TUNNEL_PROTOCOL;
-use trestle_proxy::Tunnels;
 use trestle_core::api::{LeaseResponse, UpdatesResponse, WorkerView};
+use trestle_proxy::Tunnels;
 use trestle_service::workers as svc;
 use trestle_service::{Principal, Service};
 
@@ -65,7 +65,9 @@ pub async fn tunnel(
     tokio::spawn(async move {
         match on.await {
             Ok(io) => tunnels.accept(&id, hyper_util::rt::TokioIo::new(io)).await,
-            Err(e) => tracing::debug!(worker = %id, error = %e, "a tunnel upgrade did not complete"),
+            Err(e) => {
+                tracing::debug!(worker = %id, error = %e, "a tunnel upgrade did not complete")
+            }
         }
     });
     let mut resp = Response::new(Body::empty());
