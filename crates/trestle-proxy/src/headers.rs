@@ -59,7 +59,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// True if an `Authorization` value carries a Trestle token, whatever
 /// the scheme it is sent with (`Bearer trs_...`, `token trs_...`).
 pub fn carries_trestle_token(value: &HeaderValue) -> bool {
-    value.to_str().map_or(false, |v| {
+    value.to_str().is_ok_and(|v| {
         v.split_whitespace()
             .any(|part| part.starts_with(TOKEN_PREFIX))
     })
@@ -106,9 +106,8 @@ pub fn strip_session_set_cookie(headers: &mut HeaderMap, session_cookie: &str) {
         .get_all(header::SET_COOKIE)
         .iter()
         .filter(|v| {
-            v.to_str().map_or(true, |s| {
-                s.split('=').next().map(str::trim) != Some(session_cookie)
-            })
+            v.to_str()
+                .map_or(true, |s| s.split('=').next().map(str::trim) != Some(session_cookie))
         })
         .cloned()
         .collect();
@@ -156,7 +155,7 @@ pub fn app_path(path_and_query: &str, prefix: Option<&str>) -> String {
         return path_and_query.to_string();
     };
     match path_and_query.strip_prefix(prefix) {
-        Some(rest) if rest.is_empty() => "/".to_string(),
+        Some("") => "/".to_string(),
         Some(rest) if rest.starts_with('?') => format!("/{rest}"),
         Some(rest) if rest.starts_with('/') => rest.to_string(),
         _ => path_and_query.to_string(),
