@@ -106,8 +106,9 @@ pub fn strip_session_set_cookie(headers: &mut HeaderMap, session_cookie: &str) {
         .get_all(header::SET_COOKIE)
         .iter()
         .filter(|v| {
-            v.to_str()
-                .map_or(true, |s| s.split('=').next().map(str::trim) != Some(session_cookie))
+            v.to_str().map_or(true, |s| {
+                s.split('=').next().map(str::trim) != Some(session_cookie)
+            })
         })
         .cloned()
         .collect();

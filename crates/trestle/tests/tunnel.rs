@@ -1,0 +1,132 @@
+//! The workspace tunnel with the real binary: a worker dials out to the
+//! server and keeps its tunnel (`GET /api/v1/workers` says `tunnel: true`),
+//! only its own credential may open it, and it comes back after the server
+//! is killed and started again.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+/// `GET url` asking to upgrade to the tunnel protocol, as `token`:
+/// (status, body). The 101 case is left to the worker.
+fn tunnel_request(url: &str, token: &str, upgrade: bool) -> (u16, String) {
+    let mut args = vec![
+        "-s".to_string(),
+        "-o".into(),
+        "-".into(),
+        "-w".into(),
+        "\n%{http_code}".into(),
+        "-H".into(),
+        format!("Authorization: Bearer {token}"),
+        url.into(),
+    ];
+    if upgrade {
+        args.extend([
+            "-H".into(),
+            "Connection: upgrade".into(),
+            "-H".into(),
+            "Upgrade: trestle-tunnel".into(),
+            "--max-time".into(),
+            "5".into(),
+        ]);
+    }
+    let out = Command::new("curl").args(&args).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn workers(env: &Env, token: &str) -> Vec<Value> {
+    let (code, body) = http(
+        "GET",
+        &format!("{}/api/v1/workers", env.url()),
+        Some(token),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn worker_token(env: &Env) -> String {
+    env.json(&["token", "create", "--worker", "--json"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn workers_keep_a_tunnel_that_only_they_may_open_and_that_survives_a_server_restart() {
+    let env = Env::new();
+    let extra = "[local]\nenabled = false\n";
+    let (server, admin) = up(&env, extra);
+    let admin = admin.unwrap();
+    let token = worker_token(&env);
+    let _worker = Proc::start(
+        &env,
+        &[
+            "worker",
+            "--server",
+            &env.url(),
+            "--token",
+            &token,
+            "--cpus",
+            "1",
+            "--work-dir",
+            env.path().join("scratch").to_str().unwrap(),
+        ],
+        "",
+    );
+    let id = eventually(T, "the worker's tunnel", || {
+        workers(&env, &admin)
+            .into_iter()
+            .find(|w| w["tunnel"] == true)
+            .map(|w| w["id"].as_str().unwrap().to_string())
+    });
+
+    // Only the worker's own credential opens its tunnel: not an admin (the
+    // tunnel would receive other users' workspace traffic), and another
+    // worker's credential finds nothing.
+    let url = format!("{}/api/v1/workers/{id}/tunnel", env.url());
+    let (code, body) = tunnel_request(&url, &admin, true);
+    assert_eq!(code, 403, "{body}");
+    let other = worker_token(&env);
+    let (code, body) = tunnel_request(&url, &other, true);
+    assert_eq!(code, 404, "{body}");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["error"]["code"], "not-found");
+    // Its own credential without the upgrade: a 400 that names it.
+    let (code, body) = tunnel_request(&url, &token, false);
+    assert_eq!(code, 400, "{body}");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["error"]["field"], "upgrade");
+    // The connections are audited under their own action.
+    eventually(T, "the tunnel's audit records", || {
+        let audit = env.ok(&["audit", "query", "--action", "worker.tunnel", "--json"]);
+        (audit.contains("403") && audit.contains("404")).then_some(())
+    });
+
+    // Kill the server and start it again: the worker (still running)
+    // reconnects its tunnel.
+    drop(server);
+    let cfg = env.write_config(extra);
+    let _server = Proc::start(
+        &env,
+        &["up", "--config", cfg.to_str().unwrap()],
+        "Trestle is running at",
+    );
+    eventually(T, "the tunnel after the restart", || {
+        workers(&env, &admin)
+            .into_iter()
+            .any(|w| w["tunnel"] == true)
+            .then_some(())
+    });
+}
