@@ -161,7 +161,12 @@ async fn worker(server: String, socket: String, tcp: Option<u16>) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["server", port] => server(port.parse().expect("a port")).await,
         ["worker", url, socket] => worker(url.to_string(), socket.to_string(), None).await,
         ["worker", url, socket, port] => {

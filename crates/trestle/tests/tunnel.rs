@@ -130,3 +130,94 @@ fn workers_keep_a_tunnel_that_only_they_may_open_and_that_survives_a_server_rest
             .then_some(())
     });
 }
+
+/// `trestle server` over the shared database and object store.
+fn server_config(env: &Env, db: &str, objects: &std::path::Path) -> std::path::PathBuf {
+    env.write_config(&format!(
+        "database = \"{db}\"\nobjects = \"{}\"\n[local]\nenabled = false\n",
+        objects.display()
+    ))
+}
+
+fn start_server(env: &Env, cfg: &std::path::Path) -> Proc {
+    Proc::start(
+        env,
+        &["server", "--config", cfg.to_str().unwrap()],
+        "Trestle is running at",
+    )
+}
+
+fn has_tunnel(env: &Env, token: &str, id: &str) -> bool {
+    workers(env, token)
+        .iter()
+        .any(|w| w["id"] == id && w["tunnel"] == true)
+}
+
+#[test]
+fn with_two_servers_the_worker_keeps_a_tunnel_to_each() {
+    let db = fresh_postgres("tunnel_two");
+    let shared = tempfile::tempdir().unwrap();
+    let objects = shared.path().join("objects");
+    let (a, b) = (Env::new(), Env::new());
+    let (cfg_a, cfg_b) = (
+        server_config(&a, &db, &objects),
+        server_config(&b, &db, &objects),
+    );
+    let server_a = start_server(&a, &cfg_a);
+    let admin = server_a
+        .stdout()
+        .iter()
+        .find_map(|l| l.strip_prefix("admin token: ").map(str::to_string))
+        .expect("the first server prints the admin token");
+    let _server_b = start_server(&b, &cfg_b);
+    let out = a.ok(&[
+        "--url",
+        &a.url(),
+        "--token",
+        &admin,
+        "token",
+        "create",
+        "--worker",
+        "--json",
+    ]);
+    let token = serde_json::from_str::<Value>(&out).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let both = format!("{},{}", a.url(), b.url());
+    let _worker = Proc::start(
+        &a,
+        &[
+            "worker",
+            "--server",
+            &both,
+            "--token",
+            &token,
+            "--cpus",
+            "1",
+            "--work-dir",
+            a.path().join("scratch").to_str().unwrap(),
+        ],
+        "",
+    );
+    // Each server knows only its own tunnels, and both have one: a request
+    // for a workspace arriving at either finds the worker.
+    let id = eventually(T, "a tunnel to the first server", || {
+        workers(&a, &admin)
+            .into_iter()
+            .find(|w| w["tunnel"] == true)
+            .map(|w| w["id"].as_str().unwrap().to_string())
+    });
+    eventually(T, "a tunnel to the second server", || {
+        has_tunnel(&b, &admin, &id).then_some(())
+    });
+    // Killing one server leaves the other's tunnel alone; started again,
+    // it gets its own back.
+    drop(server_a);
+    assert!(has_tunnel(&b, &admin, &id));
+    let _server_a = start_server(&a, &cfg_a);
+    eventually(T, "the first server's tunnel again", || {
+        has_tunnel(&a, &admin, &id).then_some(())
+    });
+    assert!(has_tunnel(&b, &admin, &id));
+}
