@@ -107,18 +107,15 @@ async fn forward(
             },
         )
         .await?;
-    let counters = stream.counters();
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .handshake::<_, Body>(TokioIo::new(stream))
         .await
         .map_err(|e| ProxyError::Unavailable(e.to_string()))?;
     let workspace = route.workspace;
-    let conn_sink = sink.clone();
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(workspace, error = %e, "proxied connection ended with an error");
         }
-        conn_sink.bytes(workspace, counters.outbound(), counters.inbound());
     });
     let mut resp = sender
         .send_request(req)
@@ -131,7 +128,6 @@ async fn forward(
             ));
         };
         let app_upgrade = hyper::upgrade::on(&mut resp);
-        let ws_sink = sink.clone();
         tokio::spawn(async move {
             let (client, app) = match tokio::join!(client_upgrade, app_upgrade) {
                 (Ok(c), Ok(a)) => (c, a),
@@ -146,9 +142,7 @@ async fn forward(
                 }
             };
             let (mut client, mut app) = (TokioIo::new(client), TokioIo::new(app));
-            if let Ok((up, down)) = tokio::io::copy_bidirectional(&mut client, &mut app).await {
-                ws_sink.bytes(workspace, up, down);
-            }
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut app).await;
         });
         let (mut parts, _) = resp.into_parts();
         strip_session_set_cookie(&mut parts.headers, &route.session_cookie);

@@ -26,7 +26,9 @@ pub use crate::error::ProxyError;
 pub use crate::http::{Route, forward_http};
 pub use crate::io::Counters;
 pub use crate::relay::{relay, relay_stream, upgrade_relay};
-pub use crate::tunnels::{DEAD_AFTER, KEEPALIVE, OPEN_TIMEOUT, Stream, Tunnels, yamux_config};
+pub use crate::tunnels::{
+    ACTIVITY_EVERY, DEAD_AFTER, KEEPALIVE, OPEN_TIMEOUT, Stream, Tunnels, yamux_config,
+};
 
 use ::http::Method;
 
@@ -38,8 +40,10 @@ pub trait ActivitySink: Send + Sync {
     /// is sent; `path` is the path the client asked for.
     fn request(&self, workspace: i64, method: &Method, path: &str);
 
-    /// A proxied connection, WebSocket or relay ended, having carried `up`
-    /// bytes to the workspace and `down` bytes from it.
+    /// A proxied connection, WebSocket or relay carried `up` bytes to the
+    /// workspace and `down` bytes from it: told at most once a second
+    /// ([`ACTIVITY_EVERY`]) per connection while bytes flow, and when it
+    /// ends, so a long-lived WebSocket counts while it is used.
     fn bytes(&self, workspace: i64, up: u64, down: u64) {
         let _ = (workspace, up, down);
     }

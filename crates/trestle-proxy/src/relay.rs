@@ -25,27 +25,21 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let stream = tunnels.open(worker_id, &open).await?;
-    Ok(relay_stream(tunnels, stream, client_io).await)
+    Ok(relay_stream(stream, client_io).await)
 }
 
-/// Copies between an opened stream and `client_io` (see [`relay`]).
-pub async fn relay_stream<IO>(
-    tunnels: &Tunnels,
-    mut stream: Stream,
-    mut client_io: IO,
-) -> (u64, u64)
+/// Copies between an opened stream and `client_io` (see [`relay`]);
+/// returns the bytes sent to the workspace and received from it.
+pub async fn relay_stream<IO>(mut stream: Stream, mut client_io: IO) -> (u64, u64)
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let workspace = stream.workspace();
-    let (up, down) = tokio::io::copy_bidirectional(&mut client_io, &mut stream)
+    tokio::io::copy_bidirectional(&mut client_io, &mut stream)
         .await
         .unwrap_or_else(|_| {
             let c = stream.counters();
             (c.outbound(), c.inbound())
-        });
-    tunnels.activity().bytes(workspace, up, down);
-    (up, down)
+        })
 }
 
 /// Answers an upgrade request for a shell or port forward: checks that it
@@ -75,11 +69,10 @@ pub async fn upgrade_relay(
         Err(e) => return e.into_response(),
     };
     let on = hyper::upgrade::on(&mut req);
-    let tunnels = tunnels.clone();
     tokio::spawn(async move {
         match on.await {
             Ok(up) => {
-                relay_stream(&tunnels, stream, TokioIo::new(up)).await;
+                relay_stream(stream, TokioIo::new(up)).await;
             }
             Err(e) => tracing::debug!(error = %e, "the client did not complete the upgrade"),
         }

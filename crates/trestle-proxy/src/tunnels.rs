@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{Notify, watch};
 use tokio_yamux::{Config, Control, Session, StreamHandle};
@@ -225,17 +225,71 @@ impl Tunnels {
             handle,
             workspace: open.workspace,
             counters: Counters::default(),
+            meter: Meter {
+                sink: self.activity(),
+                up: 0,
+                down: 0,
+                reported: Instant::now(),
+            },
         })
     }
 }
 
+/// How often a busy stream tells the [`ActivitySink`] what it carried.
+pub const ACTIVITY_EVERY: Duration = Duration::from_secs(1);
+
+/// Bytes not yet reported to the activity sink.
+struct Meter {
+    sink: Arc<dyn ActivitySink>,
+    up: u64,
+    down: u64,
+    reported: Instant,
+}
+
+impl Meter {
+    fn add(&mut self, workspace: i64, up: usize, down: usize) {
+        self.up += up as u64;
+        self.down += down as u64;
+        if self.reported.elapsed() >= ACTIVITY_EVERY {
+            self.flush(workspace);
+        }
+    }
+
+    fn flush(&mut self, workspace: i64) {
+        if self.up > 0 || self.down > 0 {
+            self.sink.bytes(workspace, self.up, self.down);
+        }
+        self.up = 0;
+        self.down = 0;
+        self.reported = Instant::now();
+    }
+}
+
 /// One open stream to a workspace, after its header was accepted: raw
-/// bytes both ways. Counts what it carries.
-#[derive(Debug)]
+/// bytes both ways. Counts what it carries, and tells the tunnels'
+/// [`ActivitySink`] at most every [`ACTIVITY_EVERY`] while it carries
+/// bytes, and when it is dropped.
 pub struct Stream {
     handle: StreamHandle,
     workspace: i64,
     counters: Counters,
+    meter: Meter,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("workspace", &self.workspace)
+            .field("inbound", &self.counters.inbound())
+            .field("outbound", &self.counters.outbound())
+            .finish()
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.meter.flush(self.workspace);
+    }
 }
 
 impl Stream {
@@ -260,7 +314,11 @@ impl AsyncRead for Stream {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.handle).poll_read(cx, buf);
         let n = buf.filled().len() - before;
-        self.counters.add_in(n);
+        if n > 0 {
+            self.counters.add_in(n);
+            let ws = self.workspace;
+            self.meter.add(ws, 0, n);
+        }
         r
     }
 }
@@ -272,8 +330,12 @@ impl AsyncWrite for Stream {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.handle).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &r {
+        if let Poll::Ready(Ok(n)) = &r
+            && *n > 0
+        {
             self.counters.add_out(*n);
+            let ws = self.workspace;
+            self.meter.add(ws, *n, 0);
         }
         r
     }

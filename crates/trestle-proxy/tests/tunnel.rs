@@ -194,14 +194,48 @@ async fn forward_route(
     upgrade_relay(&t.0, WORKER, open, TCP_PROTOCOL, req).await
 }
 
+/// What the proxy told the activity sink.
+#[derive(Default)]
+struct Recorder {
+    requests: std::sync::Mutex<Vec<(i64, String, String)>>,
+    bytes: std::sync::Mutex<Vec<(i64, u64, u64)>>,
+}
+
+impl trestle_proxy::ActivitySink for Recorder {
+    fn request(&self, workspace: i64, method: &axum::http::Method, path: &str) {
+        self.requests
+            .lock()
+            .unwrap()
+            .push((workspace, method.to_string(), path.to_string()));
+    }
+
+    fn bytes(&self, workspace: i64, up: u64, down: u64) {
+        self.bytes.lock().unwrap().push((workspace, up, down));
+    }
+}
+
+impl Recorder {
+    /// Bytes reported (up, down) so far.
+    fn total(&self) -> (u64, u64) {
+        self.bytes
+            .lock()
+            .unwrap()
+            .iter()
+            .fold((0, 0), |(u, d), (_, a, b)| (u + a, d + b))
+    }
+}
+
 struct Server {
     tunnels: Tunnels,
+    activity: Arc<Recorder>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     async fn start(addr: SocketAddr) -> Server {
         let tunnels = Tunnels::new();
+        let activity = Arc::new(Recorder::default());
+        tunnels.set_activity(activity.clone());
         let router = Router::new()
             .route("/api/v1/workers/{id}/tunnel", get(tunnel_route))
             .route("/ws/{ws}/{*rest}", any(proxy_route))
@@ -212,7 +246,11 @@ impl Server {
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        Server { tunnels, task }
+        Server {
+            tunnels,
+            activity,
+            task,
+        }
     }
 
     /// Kills it: the listener and every tunnel go.
@@ -394,6 +432,13 @@ async fn websockets_are_relayed() {
     assert_eq!(resp.status(), 101);
     ws.send(Message::text("hello")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+    // A long-lived WebSocket reports its traffic while it is open.
+    let activity = s.server.as_ref().unwrap().activity.clone();
+    tokio::time::sleep(trestle_proxy::ACTIVITY_EVERY + Duration::from_millis(100)).await;
+    ws.send(Message::text("again")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("again"));
+    let (up, down) = activity.total();
+    assert!(up > 0 && down > 0, "reported while open: {up} {down}");
     let big = vec![7u8; 1024 * 1024];
     ws.send(Message::binary(big.clone())).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(big));

@@ -91,7 +91,7 @@ async fn run(
                     }
                     failures = 0;
                     backoff.reset();
-                    let why = serve(io, &targets, &mut stop).await;
+                    let why = serve(io, &targets, &mut stop, || worker_id() != id).await;
                     if *stop.borrow() {
                         return;
                     }
@@ -136,11 +136,13 @@ fn pause_after(server: &str, e: &ClientError, failures: u32, backoff: &mut Backo
     }
 }
 
-/// Serves the streams of one connection until it ends; returns why.
+/// Serves the streams of one connection until it ends, or `stale` says
+/// the worker registered again under another id; returns why.
 async fn serve(
     io: trestle_client::Upgraded,
     targets: &Arc<dyn TunnelTargets>,
     stop: &mut watch::Receiver<bool>,
+    stale: impl Fn() -> bool,
 ) -> String {
     let io = Watched::new(io);
     let last = io.last_read();
@@ -160,6 +162,9 @@ async fn serve(
             _ = tick.tick() => {
                 if last.idle() > dead_after {
                     return format!("nothing received for {DEAD_AFTER_SECS} s");
+                }
+                if stale() {
+                    return "the worker registered again under another id".into();
                 }
             }
             () = stopped(stop) => return "worker stopping".into(),
