@@ -114,6 +114,29 @@ fn workers_keep_a_tunnel_that_only_they_may_open_and_that_survives_a_server_rest
         (audit.contains("403") && audit.contains("404")).then_some(())
     });
 
+    // A worker told not to keep one has none.
+    let _plain = Proc::start(
+        &env,
+        &[
+            "worker",
+            "--server",
+            &env.url(),
+            "--token",
+            &worker_token(&env),
+            "--cpus",
+            "1",
+            "--no-tunnel",
+            "--work-dir",
+            env.path().join("scratch2").to_str().unwrap(),
+        ],
+        "",
+    );
+    let plain = eventually(T, "the second worker", || {
+        workers(&env, &admin).into_iter().find(|w| w["id"] != id)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!has_tunnel(&env, &admin, plain["id"].as_str().unwrap()));
+
     // Kill the server and start it again: the worker (still running)
     // reconnects its tunnel.
     drop(server);
@@ -124,10 +147,7 @@ fn workers_keep_a_tunnel_that_only_they_may_open_and_that_survives_a_server_rest
         "Trestle is running at",
     );
     eventually(T, "the tunnel after the restart", || {
-        workers(&env, &admin)
-            .into_iter()
-            .any(|w| w["tunnel"] == true)
-            .then_some(())
+        has_tunnel(&env, &admin, &id).then_some(())
     });
 }
 

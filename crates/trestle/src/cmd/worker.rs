@@ -56,6 +56,10 @@ pub struct WorkerArgs {
     /// Keep every attempt's scratch directory after it ends (for debugging).
     #[arg(long, env = trestle_agent::KEEP_SCRATCH_ENV)]
     pub keep_scratch: bool,
+    /// Do not keep a workspace tunnel to the servers (this worker then
+    /// hosts no reachable workspaces).
+    #[arg(long, env = "TRESTLE_NO_TUNNEL")]
+    pub no_tunnel: bool,
 }
 
 /// Runs a worker until it is idle for `--idle-exit`, or SIGINT/SIGTERM
@@ -90,6 +94,7 @@ pub async fn run(a: WorkerArgs, conn: &Conn) -> Result<ExitCode> {
     }
     cfg.compute_env = a.compute_env;
     cfg.keep_scratch = a.keep_scratch;
+    cfg.tunnel = !a.no_tunnel;
     cfg.instance_id = a.instance_id.filter(|i| !i.is_empty());
     cfg.prefetch = a.prefetch;
     cfg.isolation = match trestle_agent::IsolationSetting::parse(&a.isolation) {
