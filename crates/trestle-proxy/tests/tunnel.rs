@@ -478,10 +478,15 @@ async fn read_shell<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-/// Opens a shell (the test route reads the command from a header).
+/// Opens a shell in workspace 1 (the test route reads the command from a
+/// header).
 async fn open_shell(s: &Setup, command: &[&str]) -> trestle_client::Upgraded {
+    open_shell_in(s, 1, command).await
+}
+
+async fn open_shell_in(s: &Setup, ws: i64, command: &[&str]) -> trestle_client::Upgraded {
     let resp = http()
-        .get(format!("http://{}/api/v1/workspaces/1/shell", s.addr))
+        .get(format!("http://{}/api/v1/workspaces/{ws}/shell", s.addr))
         .header(header::CONNECTION, "upgrade")
         .header(header::UPGRADE, SHELL_PROTOCOL)
         .header("x-command", serde_json::to_string(command).unwrap())
@@ -550,6 +555,38 @@ async fn shells_run_in_a_pty_with_resize_and_exit_codes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(s.activity.attached(), 0, "shells detach when they end");
+
+    // As root, a workspace whose app runs as another account gets its
+    // shells as that account.
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } == 0 {
+        s.registry.insert(
+            3,
+            SessionTarget {
+                socket: "/nonexistent".into(),
+                cwd: "/tmp".into(),
+                env: vec![],
+                activity: Arc::new(Activity::new()),
+                run_as: Some((65534, 65534)),
+            },
+        );
+        let mut io = open_shell_in(
+            &s,
+            3,
+            &[
+                "sh",
+                "-c",
+                "echo \"uid=$(id -u) gid=$(id -g) tty=$(stat -c %u $(tty))\"",
+            ],
+        )
+        .await;
+        let (mut dec, mut out) = (FrameDecoder::new(), String::new());
+        assert_eq!(
+            read_shell(&mut io, &mut dec, &mut out, |_| false).await,
+            Some(0)
+        );
+        assert!(out.contains("uid=65534 gid=65534 tty=65534"), "{out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

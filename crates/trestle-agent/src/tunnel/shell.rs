@@ -81,6 +81,15 @@ fn spawn(
         .current_dir(&target.cwd)
         .kill_on_drop(true);
     if let Some((uid, gid)) = target.run_as {
+        // The terminal belongs to the account, as sshd's do, so that
+        // programs reopening it by name (tmux, script) can.
+        // SAFETY: fchown on a descriptor this function owns.
+        if unsafe { libc::fchown(pts.as_raw_fd(), uid, gid) } != 0 {
+            return Err(format!(
+                "cannot give the PTY to uid {uid}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
         // std drops the supplementary groups when root changes uid.
         cmd = cmd.gid(gid).uid(uid);
     }
