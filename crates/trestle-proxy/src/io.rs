@@ -5,10 +5,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
-/// When a [`Watched`] connection last received bytes.
+/// When a [`Watched`] connection last received bytes (on tokio's clock,
+/// so tests may pause it).
 #[derive(Debug, Clone)]
 pub(crate) struct LastRead {
     base: Instant,

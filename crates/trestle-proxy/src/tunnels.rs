@@ -348,3 +348,61 @@ impl AsyncWrite for Stream {
         Pin::new(&mut self.handle).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_tunnel_is_dropped_within_25_seconds() {
+        let tunnels = Tunnels::new();
+        // The peer holds the connection open but never answers a ping.
+        let (io, _peer) = tokio::io::duplex(1 << 20);
+        let t = tunnels.clone();
+        let start = tokio::time::Instant::now();
+        let task = tokio::spawn(async move { t.accept("w-1", io).await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(tunnels.connected("w-1"));
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the tunnel ends")
+            .unwrap();
+        let took = start.elapsed();
+        assert!(
+            took >= DEAD_AFTER && took <= DEAD_AFTER + KEEPALIVE,
+            "dropped after {took:?}"
+        );
+        assert!(!tunnels.connected("w-1"));
+        assert!(matches!(
+            tunnels
+                .open(
+                    "w-1",
+                    &StreamOpen {
+                        workspace: 1,
+                        channel: trestle_core::api::tunnel::Channel::Http
+                    }
+                )
+                .await,
+            Err(ProxyError::NoTunnel(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newer_tunnel_replaces_the_older() {
+        let tunnels = Tunnels::new();
+        let (old, _p1) = tokio::io::duplex(1 << 16);
+        let (new, _p2) = tokio::io::duplex(1 << 16);
+        let t = tunnels.clone();
+        let first = tokio::spawn(async move { t.accept("w-1", old).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let t = tunnels.clone();
+        let _second = tokio::spawn(async move { t.accept("w-1", new).await });
+        tokio::time::timeout(Duration::from_secs(1), first)
+            .await
+            .expect("the older tunnel ends at once")
+            .unwrap();
+        assert!(tunnels.connected("w-1"), "the newer one stays");
+        assert_eq!(tunnels.workers(), vec!["w-1".to_string()]);
+        tunnels.close_all();
+    }
+}

@@ -138,12 +138,15 @@ fn pause_after(server: &str, e: &ClientError, failures: u32, backoff: &mut Backo
 
 /// Serves the streams of one connection until it ends, or `stale` says
 /// the worker registered again under another id; returns why.
-async fn serve(
-    io: trestle_client::Upgraded,
+async fn serve<IO>(
+    io: IO,
     targets: &Arc<dyn TunnelTargets>,
     stop: &mut watch::Receiver<bool>,
     stale: impl Fn() -> bool,
-) -> String {
+) -> String
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let io = Watched::new(io);
     let last = io.last_read();
     let mut session = Session::new_server(io, yamux_config());
@@ -169,5 +172,36 @@ async fn serve(
             }
             () = stopped(stop) => return "worker stopping".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tunnel::TargetRegistry;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_server_is_given_up_within_25_seconds() {
+        let (io, _peer) = tokio::io::duplex(1 << 20);
+        let targets: Arc<dyn TunnelTargets> = Arc::new(TargetRegistry::new());
+        let (_stop, mut rx) = watch::channel(false);
+        let start = tokio::time::Instant::now();
+        let why = serve(io, &targets, &mut rx, || false).await;
+        let took = start.elapsed();
+        assert!(why.contains("nothing received"), "{why}");
+        let dead = Duration::from_secs(DEAD_AFTER_SECS);
+        assert!(
+            took >= dead && took <= dead + Duration::from_secs(KEEPALIVE_SECS),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_worker_id_ends_the_tunnel() {
+        let (io, _peer) = tokio::io::duplex(1 << 20);
+        let targets: Arc<dyn TunnelTargets> = Arc::new(TargetRegistry::new());
+        let (_stop, mut rx) = watch::channel(false);
+        let why = serve(io, &targets, &mut rx, || true).await;
+        assert!(why.contains("another id"), "{why}");
     }
 }
