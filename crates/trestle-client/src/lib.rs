@@ -20,6 +20,7 @@ mod client;
 mod error;
 mod files;
 mod generic;
+mod shell;
 mod upgrade;
 pub mod urls;
 mod workflows;
@@ -28,5 +29,6 @@ pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_REQUEST_TIMEOUT, JobQuery, LEA
 pub use error::ClientError;
 pub use files::{Download, Progress};
 pub use reqwest::Method;
+pub use shell::{ShellInput, run_shell};
 pub use upgrade::{UPGRADE_TIMEOUT, Upgraded};
 pub use workflows::{EventQuery, SseEvent, SseParser};

@@ -535,19 +535,32 @@ async fn shells_run_in_a_pty_with_resize_and_exit_codes() {
     );
     assert!(out.contains("30 100"), "{out}");
 
-    // A signal reaches the foreground process: SIGINT ends `sleep`, and
-    // the shell reports 128 + 2.
-    let mut io = open_shell(&s, &["sh", "-c", "echo ready; exec sleep 30"]).await;
-    let (mut dec, mut out) = (FrameDecoder::new(), String::new());
-    read_shell(&mut io, &mut dec, &mut out, |o| o.contains("ready")).await;
-    io.write_all(&Frame::Signal(trestle_core::api::tunnel::Signal::Int).to_bytes())
+    // The CLI's pump: keystrokes in, output out. A signal reaches the
+    // foreground process: SIGINT ends `sleep`, and the shell reports
+    // 128 + 2.
+    let io = open_shell(&s, &["sh", "-c", "read x; echo got-$x; exec sleep 30"]).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let (out_w, mut out_r) = tokio::io::duplex(1 << 16);
+    let pump = tokio::spawn(trestle_client::run_shell(io, rx, out_w));
+    tx.send(trestle_client::ShellInput::Data(b"abc\n".to_vec()))
         .await
         .unwrap();
-    assert_eq!(
-        read_shell(&mut io, &mut dec, &mut out, |_| false).await,
-        Some(130)
-    );
-    drop(io);
+    let mut seen = String::new();
+    let mut buf = [0u8; 1024];
+    while !seen.contains("got-abc") {
+        let n = tokio::time::timeout(Duration::from_secs(20), out_r.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    tx.send(trestle_client::ShellInput::Signal(
+        trestle_core::api::tunnel::Signal::Int,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(pump.await.unwrap().unwrap(), 130);
     for _ in 0..100 {
         if s.activity.attached() == 0 {
             break;
