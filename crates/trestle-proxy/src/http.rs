@@ -12,7 +12,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
-use trestle_core::api::tunnel::{Channel, StreamOpen};
+use trestle_core::api::tunnel::{COPY_BUF, Channel, StreamOpen};
 
 /// Where a request goes and what the proxy adds to it. The caller (the
 /// workspace route) has already decided that the requester may reach the
@@ -142,7 +142,9 @@ async fn forward(
                 }
             };
             let (mut client, mut app) = (TokioIo::new(client), TokioIo::new(app));
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut app).await;
+            let _ =
+                tokio::io::copy_bidirectional_with_sizes(&mut client, &mut app, COPY_BUF, COPY_BUF)
+                    .await;
         });
         let (mut parts, _) = resp.into_parts();
         strip_session_set_cookie(&mut parts.headers, &route.session_cookie);

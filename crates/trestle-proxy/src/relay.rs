@@ -10,7 +10,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use trestle_core::api::tunnel::StreamOpen;
+use trestle_core::api::tunnel::{COPY_BUF, StreamOpen};
 
 /// Opens a stream to worker `worker_id` for `open` and copies bytes between
 /// it and `client_io` until both directions end. Returns the bytes sent to
@@ -34,7 +34,7 @@ pub async fn relay_stream<IO>(mut stream: Stream, mut client_io: IO) -> (u64, u6
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    tokio::io::copy_bidirectional(&mut client_io, &mut stream)
+    tokio::io::copy_bidirectional_with_sizes(&mut client_io, &mut stream, COPY_BUF, COPY_BUF)
         .await
         .unwrap_or_else(|_| {
             let c = stream.counters();

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_yamux::StreamHandle;
 use trestle_core::api::tunnel::{
-    BAD_HEADER, Channel, MAX_HEADER, StreamAnswer, StreamOpen, UNAVAILABLE, UNKNOWN_WORKSPACE,
-    decode_line, encode_line,
+    BAD_HEADER, COPY_BUF, Channel, MAX_HEADER, StreamAnswer, StreamOpen, UNAVAILABLE,
+    UNKNOWN_WORKSPACE, decode_line, encode_line,
 };
 
 /// The longest wait for a stream's header.
@@ -101,5 +101,5 @@ async fn splice<IO: AsyncRead + AsyncWrite + Unpin>(mut s: StreamHandle, mut io:
     if answer(&mut s, &StreamAnswer::ok()).await.is_err() {
         return;
     }
-    let _ = tokio::io::copy_bidirectional(&mut s, &mut io).await;
+    let _ = tokio::io::copy_bidirectional_with_sizes(&mut s, &mut io, COPY_BUF, COPY_BUF).await;
 }

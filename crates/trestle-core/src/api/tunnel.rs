@@ -33,6 +33,11 @@ pub const DEAD_AFTER_SECS: u64 = 20;
 /// fills a loopback link, while an idle stream buffers nothing.
 pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 
+/// The buffer each direction of a relay copies through: larger than
+/// tokio's 8 KiB default, so bulk transfers travel in fewer, larger yamux
+/// frames.
+pub const COPY_BUF: usize = 64 * 1024;
+
 /// The longest header or answer line accepted, newline included.
 pub const MAX_HEADER: usize = 16 * 1024;
 /// The largest payload of one [`Frame`].
