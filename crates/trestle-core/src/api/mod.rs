@@ -5,6 +5,7 @@ pub mod compute;
 pub mod identity;
 pub mod oidc;
 pub mod workflow;
+pub mod workspace;
 
 use crate::batch::job::{AttemptReason, AttemptState, JobSpec, JobState};
 use crate::batch::placement::Capacity;

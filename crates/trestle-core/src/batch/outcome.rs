@@ -110,6 +110,7 @@ mod tests {
             retry_exit_codes: &[],
             cancel_requested: false,
             task: TaskKind::Batch,
+            session: None,
         }
     }
 

@@ -114,7 +114,9 @@ impl WorkspaceConfigRequest {
             .type_ref
             .as_deref()
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ValidationError::new("missing-field", "type", "`type` (NAME@VERSION) is required"))?;
+            .ok_or_else(|| {
+                ValidationError::new("missing-field", "type", "`type` (NAME@VERSION) is required")
+            })?;
         match (r.split_once('@'), &self.type_version) {
             (Some((n, v)), _) => Ok((n.to_string(), v.to_string())),
             (None, Some(v)) => Ok((r.to_string(), v.clone())),
@@ -128,11 +130,10 @@ impl WorkspaceConfigRequest {
 
     /// Validates the request against the type version it names.
     pub fn validate(self, ty: &WorkspaceType) -> Result<WorkspaceConfig> {
-        let name = self
-            .name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| ValidationError::new("missing-field", "name", "`name` is required"))?;
+        let name =
+            self.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+                ValidationError::new("missing-field", "name", "`name` is required")
+            })?;
         check_name("name", &name)?;
         let roles = |field: &str, v: &[String]| -> Result<Vec<Role>> {
             v.iter()
@@ -142,7 +143,9 @@ impl WorkspaceConfigRequest {
                         ValidationError::new(
                             "invalid-role",
                             &format!("{field}[{i}]"),
-                            format!("`{r}` is not a role (admin, researcher, internal-guest, guest)"),
+                            format!(
+                                "`{r}` is not a role (admin, researcher, internal-guest, guest)"
+                            ),
                         )
                     })
                 })
@@ -154,7 +157,8 @@ impl WorkspaceConfigRequest {
         // be values of the declared parameters.
         super::params::resolve(&ty.params, &self.params, &BTreeMap::new(), "params")?;
         let dur = |field: &str, v: &Option<String>, default: u64| -> Result<u64> {
-            v.as_deref().map_or(Ok(default), |t| parse_duration(field, t, false))
+            v.as_deref()
+                .map_or(Ok(default), |t| parse_duration(field, t, false))
         };
         let idle_timeout_secs = dur("idle_timeout", &self.idle_timeout, 3600)?;
         let max_lifetime_secs = dur("max_lifetime", &self.max_lifetime, 8 * 3600)?;
@@ -172,7 +176,11 @@ impl WorkspaceConfigRequest {
         };
         let cpus = self.cpus.unwrap_or(ty.cpus);
         if cpus == 0 {
-            return Err(ValidationError::new("invalid-cpus", "cpus", "a workspace needs at least one CPU"));
+            return Err(ValidationError::new(
+                "invalid-cpus",
+                "cpus",
+                "a workspace needs at least one CPU",
+            ));
         }
         let mem_mib = match &self.memory {
             Some(t) => parse_memory_mib("memory", t)?,
@@ -257,7 +265,12 @@ mod tests {
         assert!(c.allows(Role::Researcher));
         assert!(!c.allows(Role::Guest));
         assert!(!c.allows(Role::Admin));
-        let none = WorkspaceConfigRequest { allow_roles: vec![], ..req() }.validate(&lab()).unwrap();
+        let none = WorkspaceConfigRequest {
+            allow_roles: vec![],
+            ..req()
+        }
+        .validate(&lab())
+        .unwrap();
         assert!(Role::ALL.iter().all(|r| !none.allows(*r)));
     }
 
@@ -273,14 +286,41 @@ mod tests {
         let mut p = BTreeMap::new();
         p.insert("nope".to_string(), "1".to_string());
         let cases: Vec<(WorkspaceConfigRequest, &str)> = vec![
-            (WorkspaceConfigRequest { allow_roles: vec!["boss".into()], ..req() }, "allow_roles[0]"),
+            (
+                WorkspaceConfigRequest {
+                    allow_roles: vec!["boss".into()],
+                    ..req()
+                },
+                "allow_roles[0]",
+            ),
             (WorkspaceConfigRequest { params: p, ..req() }, "params.nope"),
-            (WorkspaceConfigRequest { max_lifetime: Some("0".into()), ..req() }, "max_lifetime"),
-            (WorkspaceConfigRequest { name: Some("a\nb".into()), ..req() }, "name"),
-            (WorkspaceConfigRequest { cost_per_hour: Some(-1.0), ..req() }, "cost_per_hour"),
+            (
+                WorkspaceConfigRequest {
+                    max_lifetime: Some("0".into()),
+                    ..req()
+                },
+                "max_lifetime",
+            ),
+            (
+                WorkspaceConfigRequest {
+                    name: Some("a\nb".into()),
+                    ..req()
+                },
+                "name",
+            ),
+            (
+                WorkspaceConfigRequest {
+                    cost_per_hour: Some(-1.0),
+                    ..req()
+                },
+                "cost_per_hour",
+            ),
         ];
         for (r, field) in cases {
-            assert_eq!(r.validate(&lab()).unwrap_err().field.as_deref(), Some(field));
+            assert_eq!(
+                r.validate(&lab()).unwrap_err().field.as_deref(),
+                Some(field)
+            );
         }
     }
 }

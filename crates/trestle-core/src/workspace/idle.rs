@@ -97,7 +97,8 @@ pub fn extend(
             human_secs(max_extension_secs.saturating_sub(extended_secs)),
         ));
     }
-    let deadline = started.saturating_add((lifetime_secs.saturating_add(total) as i64).saturating_mul(1000));
+    let deadline =
+        started.saturating_add((lifetime_secs.saturating_add(total) as i64).saturating_mul(1000));
     Ok((deadline, total))
 }
 
@@ -137,7 +138,10 @@ mod tests {
         assert_eq!(verdict(69_999, &a, 60, i64::MAX), Verdict::Keep);
         assert_eq!(verdict(70_000, &a, 60, i64::MAX), Verdict::Idle);
         assert_eq!(verdict(70_000, &a, 0, i64::MAX), Verdict::Keep);
-        let busy = Activity { app_busy: true, ..a };
+        let busy = Activity {
+            app_busy: true,
+            ..a
+        };
         assert_eq!(verdict(1_000_000, &busy, 60, i64::MAX), Verdict::Keep);
         let shell = Activity { attached: 1, ..a };
         assert_eq!(verdict(1_000_000, &shell, 60, i64::MAX), Verdict::Keep);

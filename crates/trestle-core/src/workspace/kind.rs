@@ -176,7 +176,9 @@ pub const DEFAULT_START_TIMEOUT_SECS: u64 = 120;
 fn required<'a>(v: &'a Option<String>, field: &str) -> Result<&'a str> {
     v.as_deref()
         .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| ValidationError::new("missing-field", field, format!("`{field}` is required")))
+        .ok_or_else(|| {
+            ValidationError::new("missing-field", field, format!("`{field}` is required"))
+        })
 }
 
 impl WorkspaceTypeRequest {
@@ -272,7 +274,11 @@ impl WorkspaceTypeRequest {
         };
         let cpus = self.cpus.unwrap_or(1);
         if cpus == 0 {
-            return Err(ValidationError::new("invalid-cpus", "cpus", "a workspace needs at least one CPU"));
+            return Err(ValidationError::new(
+                "invalid-cpus",
+                "cpus",
+                "a workspace needs at least one CPU",
+            ));
         }
         Ok(WorkspaceType {
             name,
@@ -371,13 +377,55 @@ mod tests {
     fn bad_types_name_the_field() {
         let base = shipped().remove(0);
         let cases: Vec<(WorkspaceTypeRequest, &str)> = vec![
-            (WorkspaceTypeRequest { name: None, ..base.clone() }, "name"),
-            (WorkspaceTypeRequest { version: Some("a b".into()), ..base.clone() }, "version"),
-            (WorkspaceTypeRequest { command: vec!["x".into()], ..base.clone() }, "command"),
-            (WorkspaceTypeRequest { command: vec!["{socket} {bad}".into()], ..base.clone() }, "command[0]"),
-            (WorkspaceTypeRequest { ready_path: Some("api".into()), ..base.clone() }, "ready_path"),
-            (WorkspaceTypeRequest { start_timeout: Some("5h".into()), ..base.clone() }, "start_timeout"),
-            (WorkspaceTypeRequest { memory: Some("lots".into()), ..base.clone() }, "memory"),
+            (
+                WorkspaceTypeRequest {
+                    name: None,
+                    ..base.clone()
+                },
+                "name",
+            ),
+            (
+                WorkspaceTypeRequest {
+                    version: Some("a b".into()),
+                    ..base.clone()
+                },
+                "version",
+            ),
+            (
+                WorkspaceTypeRequest {
+                    command: vec!["x".into()],
+                    ..base.clone()
+                },
+                "command",
+            ),
+            (
+                WorkspaceTypeRequest {
+                    command: vec!["{socket} {bad}".into()],
+                    ..base.clone()
+                },
+                "command[0]",
+            ),
+            (
+                WorkspaceTypeRequest {
+                    ready_path: Some("api".into()),
+                    ..base.clone()
+                },
+                "ready_path",
+            ),
+            (
+                WorkspaceTypeRequest {
+                    start_timeout: Some("5h".into()),
+                    ..base.clone()
+                },
+                "start_timeout",
+            ),
+            (
+                WorkspaceTypeRequest {
+                    memory: Some("lots".into()),
+                    ..base.clone()
+                },
+                "memory",
+            ),
         ];
         for (req, field) in cases {
             let e = req.validate().unwrap_err();

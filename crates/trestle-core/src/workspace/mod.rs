@@ -18,6 +18,23 @@ pub use kind::{Approval, WorkspaceType};
 pub use state::WorkspaceState;
 
 use crate::error::{Result, ValidationError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a workspace was launched from, kept with it: later edits of the
+/// configuration or new type versions do not change a workspace that
+/// exists (a revoked version is shown as revoked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Launch {
+    /// The configuration as it was at launch.
+    pub config: WorkspaceConfig,
+    /// The type version.
+    #[serde(rename = "type")]
+    pub kind: WorkspaceType,
+    /// The parameter values (type defaults, then the configuration's,
+    /// then the user's).
+    pub params: BTreeMap<String, String>,
+}
 
 /// The longest name of a type, configuration or workspace.
 pub const MAX_NAME: usize = 64;
@@ -37,7 +54,10 @@ pub fn check_name(field: &str, name: &str) -> Result<()> {
         return Err(ValidationError::new(
             "invalid-name",
             field,
-            format!("a name is at most {MAX_NAME} characters, got {}", name.chars().count()),
+            format!(
+                "a name is at most {MAX_NAME} characters, got {}",
+                name.chars().count()
+            ),
         ));
     }
     if name.chars().any(char::is_control) {
@@ -54,7 +74,9 @@ pub fn check_name(field: &str, name: &str) -> Result<()> {
         return Err(ValidationError::new(
             "invalid-name",
             field,
-            format!("`{name}` is not a valid name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit"),
+            format!(
+                "`{name}` is not a valid name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit"
+            ),
         ));
     }
     Ok(())

@@ -62,7 +62,10 @@ impl ParamSpec {
             return Err(ValidationError::new(
                 "invalid-param",
                 &format!("{field}.name"),
-                format!("`{}` is not a parameter name: use a-z, 0-9 and `_`", self.name),
+                format!(
+                    "`{}` is not a parameter name: use a-z, 0-9 and `_`",
+                    self.name
+                ),
             ));
         }
         if let ParamKind::Choice { choices } = &self.kind
@@ -83,7 +86,10 @@ impl ParamSpec {
     pub fn value(&self, field: &str, text: &str) -> Result<String> {
         let bad = |msg: String| ValidationError::new("invalid-param", field, msg);
         if text.chars().any(char::is_control) {
-            return Err(bad(format!("`{}` cannot contain control characters", self.name)));
+            return Err(bad(format!(
+                "`{}` cannot contain control characters",
+                self.name
+            )));
         }
         match &self.kind {
             ParamKind::String => {
@@ -97,7 +103,10 @@ impl ParamSpec {
             }
             ParamKind::Int { min, max } => {
                 let n: i64 = text.trim().parse().map_err(|_| {
-                    bad(format!("`{}` must be a whole number, got `{text}`", self.name))
+                    bad(format!(
+                        "`{}` must be a whole number, got `{text}`",
+                        self.name
+                    ))
                 })?;
                 if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
                     return Err(bad(format!(
@@ -112,7 +121,10 @@ impl ParamSpec {
             ParamKind::Bool => match text.trim() {
                 "true" | "yes" | "1" | "on" => Ok("true".into()),
                 "false" | "no" | "0" | "off" => Ok("false".into()),
-                _ => Err(bad(format!("`{}` must be true or false, got `{text}`", self.name))),
+                _ => Err(bad(format!(
+                    "`{}` must be true or false, got `{text}`",
+                    self.name
+                ))),
             },
             ParamKind::Choice { choices } => {
                 if choices.iter().any(|c| c == text) {
@@ -313,7 +325,10 @@ mod tests {
         u.remove("m");
         u.insert("n".to_string(), "many".to_string());
         let e = resolve(&specs, &c, &u, "param").unwrap_err();
-        assert_eq!((e.code.as_str(), e.field.as_deref()), ("invalid-param", Some("param.n")));
+        assert_eq!(
+            (e.code.as_str(), e.field.as_deref()),
+            ("invalid-param", Some("param.n"))
+        );
     }
 
     #[test]

@@ -165,16 +165,24 @@ pub fn apply(state: WorkspaceState, req: Request) -> Result<Step, String> {
     };
     match (req, state) {
         (Request::Stop, Pending | Starting | Running) => Ok(step(Stopping, true, false, false)),
-        (Request::Stop, Stopping | Stopped) => Err("the workspace is already stopped or stopping".into()),
+        (Request::Stop, Stopping | Stopped) => {
+            Err("the workspace is already stopped or stopping".into())
+        }
         (Request::Start, Stopped | Failed) => Ok(step(Pending, false, true, false)),
-        (Request::Start, Pending | Starting | Running) => Err("the workspace is already running".into()),
-        (Request::Start, Stopping) => Err("the workspace is stopping; start it once it is STOPPED".into()),
+        (Request::Start, Pending | Starting | Running) => {
+            Err("the workspace is already running".into())
+        }
+        (Request::Start, Stopping) => {
+            Err("the workspace is stopping; start it once it is STOPPED".into())
+        }
         (Request::Terminate, Pending | Starting | Running | Stopping) => {
             Ok(step(Terminating, true, false, true))
         }
         (Request::Terminate, Stopped | Failed) => Ok(step(Terminated, false, false, true)),
         (_, Terminating | Terminated) => Err("the workspace is terminated".into()),
-        (Request::Stop, Failed) => Err("the workspace has failed; start it again or terminate it".into()),
+        (Request::Stop, Failed) => {
+            Err("the workspace has failed; start it again or terminate it".into())
+        }
     }
 }
 
@@ -211,12 +219,23 @@ pub fn observe(state: WorkspaceState, s: &Session) -> Option<(WorkspaceState, Op
             if s.home_saved {
                 Some((Stopped, None))
             } else if let Some(e) = &s.save_error {
-                Some((Stopped, Some(format!("the home could not be saved ({e}); the previous saved copy is kept"))))
-            } else if s.reason == Some(AttemptReason::Cancelled) && s.job == JobState::Cancelled && !s.ready {
+                Some((
+                    Stopped,
+                    Some(format!(
+                        "the home could not be saved ({e}); the previous saved copy is kept"
+                    )),
+                ))
+            } else if s.reason == Some(AttemptReason::Cancelled)
+                && s.job == JobState::Cancelled
+                && !s.ready
+            {
                 // Stopped before it ever ran: there was nothing to save.
                 Some((Stopped, None))
             } else {
-                Some((Stopped, Some("the home was not saved; the previous saved copy is kept".into())))
+                Some((
+                    Stopped,
+                    Some("the home was not saved; the previous saved copy is kept".into()),
+                ))
             }
         }
         Terminating if ended => Some((Terminated, None)),
@@ -232,7 +251,9 @@ fn failure(s: &Session) -> String {
         }
         Some(AttemptReason::Timeout) => "the session ran past its limit".into(),
         Some(AttemptReason::OutOfMemory) => "the app ran out of memory".into(),
-        Some(AttemptReason::WorkerError) => "the worker could not start the workspace; see the log".into(),
+        Some(AttemptReason::WorkerError) => {
+            "the worker could not start the workspace; see the log".into()
+        }
         Some(AttemptReason::Cancelled) => "the session was cancelled".into(),
         _ => match s.exit_code {
             Some(c) => format!("the app exited with code {c}; its output is in the log"),
@@ -277,24 +298,57 @@ mod tests {
     #[test]
     fn sessions() {
         assert_eq!(observe(Pending, &session(JobState::Runnable)), None);
-        assert_eq!(observe(Pending, &session(JobState::Running)).unwrap().0, Starting);
-        let ready = Session { ready: true, ..session(JobState::Running) };
+        assert_eq!(
+            observe(Pending, &session(JobState::Running)).unwrap().0,
+            Starting
+        );
+        let ready = Session {
+            ready: true,
+            ..session(JobState::Running)
+        };
         assert_eq!(observe(Starting, &ready).unwrap().0, Running);
         assert_eq!(observe(Running, &ready), None);
-        let lost = Session { reason: Some(AttemptReason::Lost), ..session(JobState::Failed) };
+        let lost = Session {
+            reason: Some(AttemptReason::Lost),
+            ..session(JobState::Failed)
+        };
         let (to, why) = observe(Running, &lost).unwrap();
         assert_eq!(to, Failed);
         assert!(why.unwrap().contains("worker lost"));
-        let slow = Session { reason: Some(AttemptReason::Timeout), ..session(JobState::Failed) };
-        assert!(observe(Starting, &slow).unwrap().1.unwrap().contains("start timeout"));
-        let saved = Session { home_saved: true, ready: true, ..session(JobState::Cancelled) };
+        let slow = Session {
+            reason: Some(AttemptReason::Timeout),
+            ..session(JobState::Failed)
+        };
+        assert!(
+            observe(Starting, &slow)
+                .unwrap()
+                .1
+                .unwrap()
+                .contains("start timeout")
+        );
+        let saved = Session {
+            home_saved: true,
+            ready: true,
+            ..session(JobState::Cancelled)
+        };
         assert_eq!(observe(Stopping, &saved), Some((Stopped, None)));
         let bad = Session {
             save_error: Some("disk full".into()),
             ready: true,
             ..session(JobState::Cancelled)
         };
-        assert!(observe(Stopping, &bad).unwrap().1.unwrap().contains("previous saved copy"));
-        assert_eq!(observe(Terminating, &session(JobState::Cancelled)).unwrap().0, Terminated);
+        assert!(
+            observe(Stopping, &bad)
+                .unwrap()
+                .1
+                .unwrap()
+                .contains("previous saved copy")
+        );
+        assert_eq!(
+            observe(Terminating, &session(JobState::Cancelled))
+                .unwrap()
+                .0,
+            Terminated
+        );
     }
 }
