@@ -110,7 +110,6 @@ mod tests {
             retry_exit_codes: &[],
             cancel_requested: false,
             task: TaskKind::Batch,
-            session: None,
         }
     }
 

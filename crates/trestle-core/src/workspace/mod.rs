@@ -11,6 +11,7 @@ pub mod config;
 pub mod idle;
 pub mod kind;
 pub mod params;
+pub mod session;
 pub mod state;
 
 pub use config::WorkspaceConfig;
