@@ -84,7 +84,10 @@ impl std::fmt::Display for Capped {
 
 /// `data`, failing with [`Capped::Over`] once more than `cap` bytes
 /// arrive.
-pub(crate) fn capped<S, E>(data: S, cap: u64) -> impl Stream<Item = Result<Bytes, Capped>> + Send + Unpin
+pub(crate) fn capped<S, E>(
+    data: S,
+    cap: u64,
+) -> impl Stream<Item = Result<Bytes, Capped>> + Send + Unpin
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,

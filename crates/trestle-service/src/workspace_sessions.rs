@@ -16,11 +16,11 @@ use bytes::Bytes;
 use futures::Stream;
 use futures::stream::BoxStream;
 use std::time::Duration;
-use trestle_core::api::workspace::{SessionEvent, SessionReport};
 use trestle_core::api::AttemptRef;
+use trestle_core::api::workspace::{SessionEvent, SessionReport};
+use trestle_core::workspace::WorkspaceState;
 use trestle_core::workspace::idle::{Activity, Verdict, verdict};
 use trestle_core::workspace::state::{Request, Session, StopCause, observe};
-use trestle_core::workspace::WorkspaceState;
 use trestle_store::workspace::{WorkspaceFilter, WorkspaceRecord};
 
 /// Records a workspace event (the notifications issue routes them).
@@ -42,18 +42,27 @@ pub async fn delete_home(app: &Service, id: i64) {
             }
         }
         Ok(None) => {}
-        Err(e) => tracing::warn!(workspace = id, error = %e, "could not forget a terminated workspace's home"),
+        Err(e) => {
+            tracing::warn!(workspace = id, error = %e, "could not forget a terminated workspace's home")
+        }
     }
 }
 
 /// Checks that `p` is the worker holding the attempt's lease.
 async fn fenced(app: &Service, p: &Principal, worker: &str, at: &AttemptRef) -> ServiceResult<()> {
     access::check_worker(app, p, worker).await?;
-    if !app.store.lease_holds(at.job_id, at.attempt, &at.token, &p.token_id).await? {
+    if !app
+        .store
+        .lease_holds(at.job_id, at.attempt, &at.token, &p.token_id)
+        .await?
+    {
         return Err(ServiceError::new(
             ErrorKind::Conflict,
             "stale-lease",
-            format!("attempt {} of job {} no longer holds its lease", at.attempt, at.job_id),
+            format!(
+                "attempt {} of job {} no longer holds its lease",
+                at.attempt, at.job_id
+            ),
         ));
     }
     Ok(())
@@ -67,20 +76,40 @@ async fn by_job(app: &Service, job: i64) -> ServiceResult<WorkspaceRecord> {
 }
 
 /// A report from the worker hosting a session.
-pub async fn report(app: &Service, p: &Principal, worker: &str, r: SessionReport) -> ServiceResult<()> {
+pub async fn report(
+    app: &Service,
+    p: &Principal,
+    worker: &str,
+    r: SessionReport,
+) -> ServiceResult<()> {
     fenced(app, p, worker, &r.at).await?;
     let job = r.at.job_id;
     match r.event {
         SessionEvent::Ready { secret } => {
             if secret.len() < 16 || secret.len() > 512 {
-                return Err(ServiceError::bad("invalid-secret", "event.secret", "a per-launch secret has 16 to 512 characters"));
+                return Err(ServiceError::bad(
+                    "invalid-secret",
+                    "event.secret",
+                    "a per-launch secret has 16 to 512 characters",
+                ));
             }
             app.store.ws_session_ready(job, &secret).await?;
             let w = by_job(app, job).await?;
             advance(app, w).await?;
         }
-        SessionEvent::Activity { last_app, busy, last_attached, attached } => {
-            let a = Activity { last_app, app_busy: busy, last_attached, attached, ..Default::default() };
+        SessionEvent::Activity {
+            last_app,
+            busy,
+            last_attached,
+            attached,
+        } => {
+            let a = Activity {
+                last_app,
+                app_busy: busy,
+                last_attached,
+                attached,
+                ..Default::default()
+            };
             app.store.ws_app_activity(job, &a).await?;
         }
         SessionEvent::SaveFailed { error } => {
@@ -94,7 +123,13 @@ pub async fn report(app: &Service, p: &Principal, worker: &str, r: SessionReport
 /// Saves the home the worker sends for session `at` (a tar archive),
 /// within the configuration's size limit. The new copy replaces the old
 /// one only once it is whole; a failed save keeps the previous copy.
-pub async fn put_home<S, E>(app: &Service, p: &Principal, worker: &str, at: AttemptRef, data: S) -> ServiceResult<u64>
+pub async fn put_home<S, E>(
+    app: &Service,
+    p: &Principal,
+    worker: &str,
+    at: AttemptRef,
+    data: S,
+) -> ServiceResult<u64>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
@@ -103,10 +138,17 @@ where
     let w = by_job(app, at.job_id).await?;
     let cap = w.launch.config.home_limit_mib.saturating_mul(1024 * 1024);
     let rel = format!("{}-{}.tar", at.job_id, at.attempt);
-    let staged = match app.blobs.stage_stream(&home_prefix(w.id), &rel, capped(data, cap)).await {
+    let staged = match app
+        .blobs
+        .stage_stream(&home_prefix(w.id), &rel, capped(data, cap))
+        .await
+    {
         Ok(s) => s,
         Err(e) if is_over(&e) => {
-            let msg = format!("the home is larger than its limit of {} MiB", w.launch.config.home_limit_mib);
+            let msg = format!(
+                "the home is larger than its limit of {} MiB",
+                w.launch.config.home_limit_mib
+            );
             app.store.ws_save_failed(at.job_id, &msg).await?;
             return Err(too_large("home-too-large", msg));
         }
@@ -114,7 +156,10 @@ where
     };
     let bytes = staged.commit().await?;
     let key = format!("{}/{rel}", home_prefix(w.id));
-    if let Some(old) = app.store.ws_home_saved(at.job_id, &key, bytes, crate::now_ms()).await?
+    if let Some(old) = app
+        .store
+        .ws_home_saved(at.job_id, &key, bytes, crate::now_ms())
+        .await?
         && let Some(old_rel) = old.strip_prefix(&format!("{}/", home_prefix(w.id)))
     {
         let _ = app.blobs.delete(&home_prefix(w.id), old_rel).await;
@@ -131,8 +176,13 @@ pub async fn get_home(
 ) -> ServiceResult<(u64, BoxStream<'static, trestle_store::Result<Bytes>>)> {
     fenced(app, p, worker, &at).await?;
     let w = by_job(app, at.job_id).await?;
-    let key = w.home_key.ok_or_else(|| ServiceError::not_found(format!("a saved home of workspace {}", w.id)))?;
-    let rel = key.strip_prefix(&format!("{}/", home_prefix(w.id))).unwrap_or(&key).to_string();
+    let key = w
+        .home_key
+        .ok_or_else(|| ServiceError::not_found(format!("a saved home of workspace {}", w.id)))?;
+    let rel = key
+        .strip_prefix(&format!("{}/", home_prefix(w.id)))
+        .unwrap_or(&key)
+        .to_string();
     Ok(app.blobs.get_stream(&home_prefix(w.id), &rel).await?)
 }
 
@@ -140,7 +190,9 @@ pub async fn get_home(
 /// record as stored.
 pub async fn advance(app: &Service, mut w: WorkspaceRecord) -> ServiceResult<WorkspaceRecord> {
     let Some(job_id) = w.job_id else { return Ok(w) };
-    let Some(job) = app.store.job(job_id).await? else { return Ok(w) };
+    let Some(job) = app.store.job(job_id).await? else {
+        return Ok(w);
+    };
     let last = job.attempts.last();
     let s = Session {
         job: job.state,
@@ -148,9 +200,14 @@ pub async fn advance(app: &Service, mut w: WorkspaceRecord) -> ServiceResult<Wor
         exit_code: last.and_then(|a| a.exit_code),
         ready: w.ready_job == Some(job_id),
         home_saved: w.home_saved_job == Some(job_id),
-        save_error: w.save_error.clone().filter(|_| w.save_error_job == Some(job_id)),
+        save_error: w
+            .save_error
+            .clone()
+            .filter(|_| w.save_error_job == Some(job_id)),
     };
-    let Some((to, reason)) = observe(w.state, &s) else { return Ok(w) };
+    let Some((to, reason)) = observe(w.state, &s) else {
+        return Ok(w);
+    };
     let from = w.state;
     let now = crate::now_ms();
     w.state = to;
@@ -166,13 +223,19 @@ pub async fn advance(app: &Service, mut w: WorkspaceRecord) -> ServiceResult<Wor
     }
     if !app.store.set_ws_lifecycle(&w, from).await? {
         // Another server (or a user's request) moved it first.
-        return app.store.workspace(w.id).await?.ok_or_else(|| ServiceError::not_found("workspace"));
+        return app
+            .store
+            .workspace(w.id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("workspace"));
     }
     let kind = match to {
         WorkspaceState::Running => "workspace.ready",
         WorkspaceState::Stopped => "workspace.stopped",
         WorkspaceState::Terminated => "workspace.terminated",
-        WorkspaceState::Failed if from == WorkspaceState::Terminating => "workspace.terminate_failed",
+        WorkspaceState::Failed if from == WorkspaceState::Terminating => {
+            "workspace.terminate_failed"
+        }
         WorkspaceState::Failed => "workspace.failed",
         _ => "workspace.starting",
     };
@@ -206,7 +269,10 @@ impl BackgroundLoop for WorkspaceLoop {
         let live = app
             .store
             .workspaces(&WorkspaceFilter {
-                states: WorkspaceState::ALL.into_iter().filter(|s| s.has_session()).collect(),
+                states: WorkspaceState::ALL
+                    .into_iter()
+                    .filter(|s| s.has_session())
+                    .collect(),
                 limit: 5000,
                 ..Default::default()
             })
@@ -223,8 +289,16 @@ impl BackgroundLoop for WorkspaceLoop {
             if w.state != WorkspaceState::Running {
                 continue;
             }
-            let a = Activity { running_since: w.running_since.unwrap_or(now), ..w.activity };
-            let cause = match verdict(now, &a, w.launch.config.idle_timeout_secs, w.deadline.unwrap_or(i64::MAX)) {
+            let a = Activity {
+                running_since: w.running_since.unwrap_or(now),
+                ..w.activity
+            };
+            let cause = match verdict(
+                now,
+                &a,
+                w.launch.config.idle_timeout_secs,
+                w.deadline.unwrap_or(i64::MAX),
+            ) {
                 Verdict::Keep => continue,
                 Verdict::Idle => StopCause::Idle,
                 Verdict::Lifetime => StopCause::Lifetime,

@@ -10,8 +10,8 @@ use crate::principal::Principal;
 use crate::state::Service;
 use trestle_core::api::workspace::{ConfigView, LaunchRequest, TypeView, WorkspaceView};
 use trestle_core::identity::authz::Role;
-use trestle_core::identity::authz_workspace::{WsAction, WsResource, decide};
 use trestle_core::identity::authz::{Decision, Denial};
+use trestle_core::identity::authz_workspace::{WsAction, WsResource, decide};
 use trestle_core::workspace::config::WorkspaceConfigRequest;
 use trestle_core::workspace::kind::{AppKind, Approval, WorkspaceTypeRequest, shipped};
 use trestle_core::workspace::state::{Request, StopCause, apply};
@@ -42,7 +42,12 @@ impl Default for WorkspaceSettings {
 }
 
 /// Decides and maps a denial (`what` names the thing in a 404).
-pub(crate) fn check(p: &Principal, action: WsAction, r: WsResource<'_>, what: &str) -> ServiceResult<()> {
+pub(crate) fn check(
+    p: &Principal,
+    action: WsAction,
+    r: WsResource<'_>,
+    what: &str,
+) -> ServiceResult<()> {
     match decide(&p.subject, action, r) {
         Decision::Allow => Ok(()),
         Decision::Deny(Denial::NotFound) => Err(ServiceError::not_found(what)),
@@ -90,7 +95,11 @@ pub async fn import_shipped(app: &Service) -> ServiceResult<()> {
 }
 
 /// Imports a type version (admins); it starts *not approved*.
-pub async fn import_type(app: &Service, p: &Principal, req: WorkspaceTypeRequest) -> ServiceResult<TypeView> {
+pub async fn import_type(
+    app: &Service,
+    p: &Principal,
+    req: WorkspaceTypeRequest,
+) -> ServiceResult<TypeView> {
     check(p, WsAction::CatalogManage, WsResource::None, "")?;
     let spec = req.validate()?;
     let rec = TypeRecord {
@@ -107,7 +116,11 @@ pub async fn import_type(app: &Service, p: &Principal, req: WorkspaceTypeRequest
 
 /// Type versions: admins see every one, users the approved ones; only the
 /// latest version of each name unless `all_versions`.
-pub async fn types(app: &Service, p: &Principal, all_versions: bool) -> ServiceResult<Vec<TypeView>> {
+pub async fn types(
+    app: &Service,
+    p: &Principal,
+    all_versions: bool,
+) -> ServiceResult<Vec<TypeView>> {
     check(p, WsAction::CatalogRead, WsResource::None, "")?;
     let admin = p.is_admin();
     let mut out: Vec<TypeView> = Vec::new();
@@ -115,7 +128,10 @@ pub async fn types(app: &Service, p: &Principal, all_versions: bool) -> ServiceR
         if !admin && t.approval != Approval::Approved {
             continue;
         }
-        if !all_versions && let Some(last) = out.last_mut() && last.spec.name == t.spec.name {
+        if !all_versions
+            && let Some(last) = out.last_mut()
+            && last.spec.name == t.spec.name
+        {
             *last = type_view(t);
             continue;
         }
@@ -134,10 +150,19 @@ pub async fn decide_type(
 ) -> ServiceResult<TypeView> {
     check(p, WsAction::CatalogManage, WsResource::None, "")?;
     let by = p.user_name().unwrap_or("admin");
-    if !app.store.decide_ws_type(name, version, approval, by, crate::now_ms()).await? {
-        return Err(ServiceError::not_found(format!("workspace type {name}@{version}")));
+    if !app
+        .store
+        .decide_ws_type(name, version, approval, by, crate::now_ms())
+        .await?
+    {
+        return Err(ServiceError::not_found(format!(
+            "workspace type {name}@{version}"
+        )));
     }
-    let t = app.store.ws_type(name, version).await?
+    let t = app
+        .store
+        .ws_type(name, version)
+        .await?
         .ok_or_else(|| ServiceError::not_found(format!("workspace type {name}@{version}")))?;
     Ok(type_view(t))
 }
@@ -161,7 +186,11 @@ async fn config_view(app: &Service, p: &Principal, c: ConfigRecord) -> ServiceRe
 /// Creates or replaces a configuration (admins). Its type version must
 /// exist (approval is needed to launch, not to configure) and its queue
 /// too.
-pub async fn put_config(app: &Service, p: &Principal, req: WorkspaceConfigRequest) -> ServiceResult<ConfigView> {
+pub async fn put_config(
+    app: &Service,
+    p: &Principal,
+    req: WorkspaceConfigRequest,
+) -> ServiceResult<ConfigView> {
     check(p, WsAction::CatalogManage, WsResource::None, "")?;
     let (name, version) = req.type_key()?;
     let t = app.store.ws_type(&name, &version).await?.ok_or_else(|| {
@@ -199,14 +228,19 @@ pub async fn configs(app: &Service, p: &Principal) -> ServiceResult<Vec<ConfigVi
 pub async fn delete_config(app: &Service, p: &Principal, name: &str) -> ServiceResult<()> {
     check(p, WsAction::CatalogManage, WsResource::None, "")?;
     if !app.store.delete_ws_config(name).await? {
-        return Err(ServiceError::not_found(format!("workspace configuration `{name}`")));
+        return Err(ServiceError::not_found(format!(
+            "workspace configuration `{name}`"
+        )));
     }
     Ok(())
 }
 
 /// The resource facts of a workspace for `p`.
 pub(crate) fn resource<'a>(p: &Principal, w: &'a WorkspaceRecord, now: i64) -> WsResource<'a> {
-    let assisted = w.assist_by.as_deref().is_some_and(|a| Some(a) == p.user_name())
+    let assisted = w
+        .assist_by
+        .as_deref()
+        .is_some_and(|a| Some(a) == p.user_name())
         && w.assist_until.is_some_and(|u| u > now);
     WsResource::Workspace {
         owner: &w.owner,
@@ -217,9 +251,18 @@ pub(crate) fn resource<'a>(p: &Principal, w: &'a WorkspaceRecord, now: i64) -> W
 }
 
 /// Loads workspace `id` if `p` may do `action` on it (404 otherwise).
-pub async fn load(app: &Service, p: &Principal, id: i64, action: WsAction) -> ServiceResult<WorkspaceRecord> {
+pub async fn load(
+    app: &Service,
+    p: &Principal,
+    id: i64,
+    action: WsAction,
+) -> ServiceResult<WorkspaceRecord> {
     let what = format!("workspace {id}");
-    let w = app.store.workspace(id).await?.ok_or_else(|| ServiceError::not_found(&what))?;
+    let w = app
+        .store
+        .workspace(id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(&what))?;
     check(p, action, resource(p, &w, crate::now_ms()), &what)?;
     Ok(w)
 }
@@ -230,14 +273,22 @@ pub fn url(app: &Service, id: i64) -> String {
         Some(d) => format!("https://ws-{id}.{d}/"),
         None => format!(
             "{}{}",
-            app.workspaces.public_url.as_deref().unwrap_or("").trim_end_matches('/'),
+            app.workspaces
+                .public_url
+                .as_deref()
+                .unwrap_or("")
+                .trim_end_matches('/'),
             session::prefix(id)
         ),
     }
 }
 
 /// A stored workspace as `p` sees it.
-pub async fn view(app: &Service, p: &Principal, w: &WorkspaceRecord) -> ServiceResult<WorkspaceView> {
+pub async fn view(
+    app: &Service,
+    p: &Principal,
+    w: &WorkspaceRecord,
+) -> ServiceResult<WorkspaceView> {
     let now = crate::now_ms();
     let revoked = app
         .store
@@ -245,7 +296,9 @@ pub async fn view(app: &Service, p: &Principal, w: &WorkspaceRecord) -> ServiceR
         .await?
         .is_none_or(|t| t.approval == Approval::Revoked);
     let worker = match w.job_id {
-        Some(j) if w.state.has_session() => app.store.job(j).await.ok().flatten().and_then(|j| j.worker),
+        Some(j) if w.state.has_session() => {
+            app.store.job(j).await.ok().flatten().and_then(|j| j.worker)
+        }
         _ => None,
     };
     let connect = decide(&p.subject, WsAction::Connect, resource(p, w, now)).is_allowed();
@@ -283,14 +336,34 @@ pub async fn view(app: &Service, p: &Principal, w: &WorkspaceRecord) -> ServiceR
 /// version, the name, the parameters, the project and the user's limits
 /// before anything is stored, then stores the workspace and queues its
 /// session task.
-pub async fn launch(app: &Service, p: &Principal, req: LaunchRequest) -> ServiceResult<WorkspaceView> {
+pub async fn launch(
+    app: &Service,
+    p: &Principal,
+    req: LaunchRequest,
+) -> ServiceResult<WorkspaceView> {
     let Some(u) = p.user() else {
-        return Err(ServiceError::forbidden("a worker credential cannot launch workspaces"));
+        return Err(ServiceError::forbidden(
+            "a worker credential cannot launch workspaces",
+        ));
     };
-    let missing = || ServiceError::not_found(format!("workspace configuration `{}`", req.config)).in_field("config");
-    let c = app.store.ws_config(&req.config).await?.ok_or_else(missing)?;
-    check(p, WsAction::Launch, WsResource::Config { role_allowed: c.config.allows(u.role) }, "")
-        .map_err(|_| missing())?;
+    let missing = || {
+        ServiceError::not_found(format!("workspace configuration `{}`", req.config))
+            .in_field("config")
+    };
+    let c = app
+        .store
+        .ws_config(&req.config)
+        .await?
+        .ok_or_else(missing)?;
+    check(
+        p,
+        WsAction::Launch,
+        WsResource::Config {
+            role_allowed: c.config.allows(u.role),
+        },
+        "",
+    )
+    .map_err(|_| missing())?;
     let t = app
         .store
         .ws_type(&c.config.type_name, &c.config.type_version)
@@ -313,15 +386,37 @@ pub async fn launch(app: &Service, p: &Principal, req: LaunchRequest) -> Service
     check_name("name", &name)?;
     let values = params::resolve(&t.spec.params, &c.config.params, &req.params, "params")?;
     // The project is checked (and defaulted) as for any job.
-    let probe = session::session_job(0, &name, &Launch { config: c.config.clone(), kind: t.spec.clone(), params: values.clone() }, false);
-    let probe = trestle_core::JobSpec { project: req.project.clone(), ..probe };
+    let probe = session::session_job(
+        0,
+        &name,
+        &Launch {
+            config: c.config.clone(),
+            kind: t.spec.clone(),
+            params: values.clone(),
+        },
+        false,
+    );
+    let probe = trestle_core::JobSpec {
+        project: req.project.clone(),
+        ..probe
+    };
     let charged = access::charge(app, p, probe).await?;
     let mine = app
         .store
-        .workspaces(&WorkspaceFilter { owner: Some(u.name.clone()), limit: 5000, ..Default::default() })
+        .workspaces(&WorkspaceFilter {
+            owner: Some(u.name.clone()),
+            limit: 5000,
+            ..Default::default()
+        })
         .await?;
-    let running: Vec<_> = mine.iter().filter(|w| w.state.counts_as_running()).collect();
-    let of_config = running.iter().filter(|w| w.launch.config.name == c.config.name).count() as u32;
+    let running: Vec<_> = mine
+        .iter()
+        .filter(|w| w.state.counts_as_running())
+        .collect();
+    let of_config = running
+        .iter()
+        .filter(|w| w.launch.config.name == c.config.name)
+        .count() as u32;
     if of_config >= c.config.max_per_user {
         return Err(ServiceError::new(
             ErrorKind::Conflict,
@@ -343,7 +438,11 @@ pub async fn launch(app: &Service, p: &Principal, req: LaunchRequest) -> Service
         ));
     }
     let now = crate::now_ms();
-    let launch = Launch { config: c.config, kind: t.spec, params: values };
+    let launch = Launch {
+        config: c.config,
+        kind: t.spec,
+        params: values,
+    };
     let mut w = WorkspaceRecord {
         id: 0,
         name,
@@ -404,27 +503,51 @@ async fn queue_session(
     w.updated_at = crate::now_ms();
     if !app.store.set_ws_lifecycle(w, expected).await? {
         let _ = app.store.cancel(job, crate::now_ms()).await;
-        return Err(ServiceError::new(ErrorKind::Conflict, "changed", "the workspace changed meanwhile; try again"));
+        return Err(ServiceError::new(
+            ErrorKind::Conflict,
+            "changed",
+            "the workspace changed meanwhile; try again",
+        ));
     }
     Ok(())
 }
 
 /// Lists workspaces: a user's own and those shared with them; admins with
 /// `all` see everyone's.
-pub async fn list(app: &Service, p: &Principal, all: bool, include_terminated: bool) -> ServiceResult<Vec<WorkspaceView>> {
+pub async fn list(
+    app: &Service,
+    p: &Principal,
+    all: bool,
+    include_terminated: bool,
+) -> ServiceResult<Vec<WorkspaceView>> {
     let Some(u) = p.user() else {
-        return Err(ServiceError::forbidden("a worker credential cannot list workspaces"));
+        return Err(ServiceError::forbidden(
+            "a worker credential cannot list workspaces",
+        ));
     };
-    let owner = if all && p.is_admin() { None } else { None.or(Some(u.name.clone())) };
+    let owner = if all && p.is_admin() {
+        None
+    } else {
+        None.or(Some(u.name.clone()))
+    };
     let mut rows = app
         .store
-        .workspaces(&WorkspaceFilter { owner: owner.clone(), include_terminated, limit: 500, ..Default::default() })
+        .workspaces(&WorkspaceFilter {
+            owner: owner.clone(),
+            include_terminated,
+            limit: 500,
+            ..Default::default()
+        })
         .await?;
     if owner.is_some() && !u.readable_projects().is_empty() {
         // Workspaces shared with the user's projects.
         let shared = app
             .store
-            .workspaces(&WorkspaceFilter { include_terminated, limit: 500, ..Default::default() })
+            .workspaces(&WorkspaceFilter {
+                include_terminated,
+                limit: 500,
+                ..Default::default()
+            })
             .await?;
         rows.extend(shared.into_iter().filter(|w| w.shared && w.owner != u.name));
         rows.sort_by_key(|w| std::cmp::Reverse(w.id));
@@ -446,9 +569,18 @@ pub async fn show(app: &Service, p: &Principal, id: i64) -> ServiceResult<Worksp
 }
 
 /// Stops, starts or terminates workspace `id`.
-pub async fn request(app: &Service, p: &Principal, id: i64, req: Request) -> ServiceResult<WorkspaceView> {
+pub async fn request(
+    app: &Service,
+    p: &Principal,
+    id: i64,
+    req: Request,
+) -> ServiceResult<WorkspaceView> {
     let w = load(app, p, id, WsAction::Operate).await?;
-    let cause = if p.user_name() == Some(w.owner.as_str()) { StopCause::User } else { StopCause::Admin };
+    let cause = if p.user_name() == Some(w.owner.as_str()) {
+        StopCause::User
+    } else {
+        StopCause::Admin
+    };
     let w = change(app, w, req, cause).await?;
     view(app, p, &w).await
 }
@@ -462,7 +594,8 @@ pub(crate) async fn change(
     cause: StopCause,
 ) -> ServiceResult<WorkspaceRecord> {
     let from = w.state;
-    let step = apply(from, req).map_err(|m| ServiceError::new(ErrorKind::Conflict, "invalid-state", m))?;
+    let step =
+        apply(from, req).map_err(|m| ServiceError::new(ErrorKind::Conflict, "invalid-state", m))?;
     if step.new_session {
         queue_session(app, &mut w, from).await?;
         crate::workspace_sessions::event(app, &w, "workspace.started", None).await;
@@ -472,17 +605,26 @@ pub(crate) async fn change(
     w.updated_at = crate::now_ms();
     w.reason = match (req, cause) {
         (Request::Stop, StopCause::User) => None,
-        (Request::Stop, c) => Some(format!("stopped: {}", match c {
-            StopCause::Idle => "idle for its configuration's idle timeout",
-            StopCause::Lifetime => "it reached its maximum lifetime",
-            _ => "an admin stopped it",
-        })),
+        (Request::Stop, c) => Some(format!(
+            "stopped: {}",
+            match c {
+                StopCause::Idle => "idle for its configuration's idle timeout",
+                StopCause::Lifetime => "it reached its maximum lifetime",
+                _ => "an admin stopped it",
+            }
+        )),
         _ => None,
     };
     if !app.store.set_ws_lifecycle(&w, from).await? {
-        return Err(ServiceError::new(ErrorKind::Conflict, "changed", "the workspace changed meanwhile; try again"));
+        return Err(ServiceError::new(
+            ErrorKind::Conflict,
+            "changed",
+            "the workspace changed meanwhile; try again",
+        ));
     }
-    if step.cancel_session && let Some(job) = w.job_id {
+    if step.cancel_session
+        && let Some(job) = w.job_id
+    {
         app.store.cancel(job, crate::now_ms()).await?;
     }
     if step.delete_home {
@@ -502,20 +644,43 @@ pub(crate) async fn change(
 
 /// Extends a running workspace's lifetime by `by` (`1h`), within its
 /// configuration's allowance.
-pub async fn extend(app: &Service, p: &Principal, id: i64, by: &str) -> ServiceResult<WorkspaceView> {
+pub async fn extend(
+    app: &Service,
+    p: &Principal,
+    id: i64,
+    by: &str,
+) -> ServiceResult<WorkspaceView> {
     let mut w = load(app, p, id, WsAction::Operate).await?;
     let secs = trestle_core::parse::parse_duration("by", by, false)?;
     let (Some(started), WorkspaceState::Running) = (w.running_since, w.state) else {
-        return Err(ServiceError::new(ErrorKind::Conflict, "invalid-state", "only a RUNNING workspace can be extended"));
+        return Err(ServiceError::new(
+            ErrorKind::Conflict,
+            "invalid-state",
+            "only a RUNNING workspace can be extended",
+        ));
     };
     let c = &w.launch.config;
-    let (deadline, total) = trestle_core::workspace::idle::extend(started, c.max_lifetime_secs, w.extended_secs, secs, c.max_extension_secs)
-        .map_err(|m| ServiceError::bad("extension-limit", "by", m))?;
+    let (deadline, total) = trestle_core::workspace::idle::extend(
+        started,
+        c.max_lifetime_secs,
+        w.extended_secs,
+        secs,
+        c.max_extension_secs,
+    )
+    .map_err(|m| ServiceError::bad("extension-limit", "by", m))?;
     w.deadline = Some(deadline);
     w.extended_secs = total;
     w.updated_at = crate::now_ms();
-    if !app.store.set_ws_lifecycle(&w, WorkspaceState::Running).await? {
-        return Err(ServiceError::new(ErrorKind::Conflict, "changed", "the workspace changed meanwhile; try again"));
+    if !app
+        .store
+        .set_ws_lifecycle(&w, WorkspaceState::Running)
+        .await?
+    {
+        return Err(ServiceError::new(
+            ErrorKind::Conflict,
+            "changed",
+            "the workspace changed meanwhile; try again",
+        ));
     }
     view(app, p, &w).await
 }
@@ -523,7 +688,12 @@ pub async fn extend(app: &Service, p: &Principal, id: i64, by: &str) -> ServiceR
 /// Shares a workspace with its project's members, or stops sharing. Only
 /// where each workspace has its own origin: under the portal's origin a
 /// shared app's scripts would run with a member's portal session.
-pub async fn share(app: &Service, p: &Principal, id: i64, shared: bool) -> ServiceResult<WorkspaceView> {
+pub async fn share(
+    app: &Service,
+    p: &Principal,
+    id: i64,
+    shared: bool,
+) -> ServiceResult<WorkspaceView> {
     let mut w = load(app, p, id, WsAction::Operate).await?;
     if shared && app.workspaces.origin_domain.is_none() {
         return Err(ServiceError::bad(
@@ -533,13 +703,21 @@ pub async fn share(app: &Service, p: &Principal, id: i64, shared: bool) -> Servi
         ));
     }
     if shared && w.project.is_none() {
-        return Err(ServiceError::bad("no-project", "shared", "a workspace without a project has no one to share with"));
+        return Err(ServiceError::bad(
+            "no-project",
+            "shared",
+            "a workspace without a project has no one to share with",
+        ));
     }
     let from = w.state;
     w.shared = shared;
     w.updated_at = crate::now_ms();
     if !app.store.set_ws_lifecycle(&w, from).await? {
-        return Err(ServiceError::new(ErrorKind::Conflict, "changed", "the workspace changed meanwhile; try again"));
+        return Err(ServiceError::new(
+            ErrorKind::Conflict,
+            "changed",
+            "the workspace changed meanwhile; try again",
+        ));
     }
     view(app, p, &w).await
 }
@@ -557,7 +735,11 @@ pub async fn assist(app: &Service, p: &Principal, id: i64) -> ServiceResult<Work
     w.assist_until = Some(now + ASSIST_MS);
     w.updated_at = now;
     if !app.store.set_ws_lifecycle(&w, from).await? {
-        return Err(ServiceError::new(ErrorKind::Conflict, "changed", "the workspace changed meanwhile; try again"));
+        return Err(ServiceError::new(
+            ErrorKind::Conflict,
+            "changed",
+            "the workspace changed meanwhile; try again",
+        ));
     }
     tracing::warn!(workspace = id, admin = ?p.user_name(), owner = %w.owner, "admin assist granted");
     view(app, p, &w).await

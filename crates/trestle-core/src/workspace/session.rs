@@ -29,7 +29,10 @@ pub fn session_job(id: i64, name: &str, l: &Launch, restore_home: bool) -> JobSp
     tags.insert(WORKSPACE_TAG.to_string(), id.to_string());
     tags.insert("trestle.config".to_string(), c.name.clone());
     JobSpec {
-        name: format!("ws-{id}-{}", super::params::render(name, &Default::default())),
+        name: format!(
+            "ws-{id}-{}",
+            super::params::render(name, &Default::default())
+        ),
         queue: c.queue.clone(),
         key: None,
         command: Command::Argv(t.command.clone()),
@@ -89,13 +92,23 @@ mod tests {
         }
         .validate(&t)
         .unwrap();
-        let l = Launch { config, kind: t, params: BTreeMap::new() };
+        let l = Launch {
+            config,
+            kind: t,
+            params: BTreeMap::new(),
+        };
         let j = session_job(7, "lab", &l, true);
         assert_eq!(j.task, TaskKind::Session);
         assert_eq!(j.max_attempts, 1);
         assert_eq!(j.tags[WORKSPACE_TAG], "7");
         let s = j.session.unwrap();
-        assert_eq!((s.workspace, s.prefix.as_str(), s.restore_home), (7, "/ws/7/", true));
-        assert!(j.timeout_secs > 7200, "the task outlives the lifetime and extension");
+        assert_eq!(
+            (s.workspace, s.prefix.as_str(), s.restore_home),
+            (7, "/ws/7/", true)
+        );
+        assert!(
+            j.timeout_secs > 7200,
+            "the task outlives the lifetime and extension"
+        );
     }
 }
