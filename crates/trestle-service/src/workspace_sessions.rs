@@ -136,6 +136,16 @@ where
 {
     fenced(app, p, worker, &at).await?;
     let w = by_job(app, at.job_id).await?;
+    if w.state == trestle_core::workspace::WorkspaceState::Terminating {
+        return Err(ServiceError::new(
+            ErrorKind::Conflict,
+            "terminating",
+            format!(
+                "workspace {} is being terminated; its home is not kept",
+                w.id
+            ),
+        ));
+    }
     let cap = w.launch.config.home_limit_mib.saturating_mul(1024 * 1024);
     let rel = format!("{}-{}.tar", at.job_id, at.attempt);
     let staged = match app

@@ -315,11 +315,13 @@ pub fn shipped() -> Vec<WorkspaceTypeRequest> {
                 "--no-browser",
                 "--ServerApp.sock={socket}",
                 "--ServerApp.base_url={prefix}",
-                "--IdentityProvider.token={secret}",
                 "--ServerApp.root_dir={home}",
                 "--ServerApp.allow_remote_access=True",
                 "--ServerApp.disable_check_xsrf=False",
             ]),
+            // The token reaches Jupyter in its environment, which only
+            // its own user can read (not in its command line).
+            env: [("JUPYTER_TOKEN".to_string(), "{secret}".to_string())].into(),
             ready_path: Some("{prefix}api/status".into()),
             start_timeout: Some("2m".into()),
             secret_header: Some(SecretHeader {

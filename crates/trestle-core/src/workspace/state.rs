@@ -245,7 +245,8 @@ pub fn observe(state: WorkspaceState, s: &Session) -> Option<(WorkspaceState, Op
 
 fn failure(s: &Session) -> String {
     match s.reason {
-        Some(AttemptReason::Lost) => "worker lost: the hosting worker stopped answering".into(),
+        Some(AttemptReason::Lost) => "worker lost: the hosting worker stopped answering; start it again from its last saved home".into(),
+        Some(AttemptReason::Released) => "the hosting worker shut down (the home was saved); start it again".into(),
         Some(AttemptReason::Timeout) if !s.ready => {
             "the app did not become ready within its start timeout; its output is in the log".into()
         }
