@@ -97,6 +97,21 @@ pub struct FileConfig {
     /// `[[oidc]]`: OpenID Connect providers.
     #[serde(default)]
     pub oidc: Vec<oidc::OidcFile>,
+    /// `[workspaces]`: how workspaces are reached and limited.
+    #[serde(default)]
+    pub workspaces: WorkspacesFile,
+}
+
+/// `[workspaces]` in `trestle.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacesFile {
+    /// Each workspace at its own origin, `ws-{id}.` + this domain (a
+    /// wildcard DNS name pointing at the servers); unset: path mode,
+    /// `/ws/{id}/` under the server's origin (for a laptop).
+    pub origin_domain: Option<String>,
+    /// Running workspaces per user, whatever the configuration (default 4).
+    pub max_running_per_user: Option<u32>,
 }
 
 /// `[storage]` in `trestle.toml`.
@@ -286,6 +301,23 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
     if let Some(t) = &file.storage.project_quota {
         cfg.uploads.project_bytes = size_bytes("storage.project_quota", t)?;
     }
+    if let Some(d) = file.workspaces.origin_domain {
+        let d = d.trim().trim_matches('.').to_ascii_lowercase();
+        let ok = !d.is_empty()
+            && d.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !ok {
+            bail!("workspaces.origin_domain: `{d}` is not a DNS name (e.g. trestle.example.org)");
+        }
+        cfg.workspaces.origin_domain = Some(d);
+    }
+    if let Some(n) = file.workspaces.max_running_per_user {
+        cfg.workspaces.max_running_per_user = n;
+    }
+    cfg.workspaces.public_url = cfg.security.public_url.clone();
     let base = path
         .as_deref()
         .and_then(Path::parent)
