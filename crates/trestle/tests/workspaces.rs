@@ -216,3 +216,31 @@ fn bad_launches_name_the_field_and_an_app_that_never_listens_fails() {
     assert!(api_error(&out).contains("revoked"), "{}", api_error(&out));
     assert_eq!(show(&env, &id)["type_revoked"], true);
 }
+
+/// The directory holding `jupyter` (the test command installs JupyterLab
+/// and names it in `TRESTLE_TEST_JUPYTER_BIN`).
+pub fn jupyter_bin() -> String {
+    std::env::var("TRESTLE_TEST_JUPYTER_BIN").expect(
+        "TRESTLE_TEST_JUPYTER_BIN names the bin directory of a JupyterLab install (scripts/test.sh installs one)",
+    )
+}
+
+#[test]
+fn jupyterlab_starts_on_its_socket_with_its_token() {
+    let env = Env::new();
+    let path = format!("{}:{}", jupyter_bin(), std::env::var("PATH").unwrap_or_default());
+    env.set_var("PATH", &path);
+    let (_up, _admin) = up(&env, "");
+    env.ok(&["ws", "type", "approve", "jupyterlab@1"]);
+    let cfg = write(&env, "lab.toml", "name = \"lab\"\ntype = \"jupyterlab@1\"\nallow_roles = [\"admin\"]\nmemory = \"1G\"\n");
+    env.ok(&["ws", "config", "set", &cfg]);
+    let w = env.json(&["ws", "launch", "lab", "--wait", "--json"]);
+    assert_eq!(w["state"], "RUNNING", "{w}\n{}", env.ok(&["ws", "log", &w["id"].to_string()]));
+    let id = w["id"].to_string();
+    // Its token is in no process's command line on the host.
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let lab = ps.lines().find(|l| l.contains("jupyter") && l.contains("ServerApp.sock")).expect("jupyter runs");
+    assert!(!lab.contains("token"), "{lab}");
+    env.ok(&["ws", "terminate", &id, "--wait"]);
+}

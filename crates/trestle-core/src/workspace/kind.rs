@@ -318,6 +318,10 @@ pub fn shipped() -> Vec<WorkspaceTypeRequest> {
                 "--ServerApp.root_dir={home}",
                 "--ServerApp.allow_remote_access=True",
                 "--ServerApp.disable_check_xsrf=False",
+                // Workers that run as root run tasks as their owners'
+                // accounts; only an unisolated worker started as root
+                // (a test, a laptop) runs Jupyter as root.
+                "--allow-root",
             ]),
             // The token reaches Jupyter in its environment, which only
             // its own user can read (not in its command line).
