@@ -217,6 +217,64 @@ fn bad_launches_name_the_field_and_an_app_that_never_listens_fails() {
     assert_eq!(show(&env, &id)["type_revoked"], true);
 }
 
+#[test]
+fn a_killed_worker_fails_the_workspace_and_start_brings_back_its_home() {
+    let env = Env::new();
+    let (_up, _admin) = up(&env, "lease = \"3s\"\n");
+    env.ok(&["ws", "type", "approve", "webapp@1"]);
+    let app = "echo started >> \"$HOME/starts.txt\"; exec python3 -c \"import http.server as h,socketserver as s,sys;H=type('H',(h.SimpleHTTPRequestHandler,),{'address_string':lambda self:'local'});S=type('S',(s.ThreadingMixIn,s.UnixStreamServer),{'daemon_threads':True});S(sys.argv[1],H).serve_forever()\" \"$1\"";
+    let cfg = write(
+        &env,
+        "web.toml",
+        &format!(
+            "name = \"web\"\ntype = \"webapp@1\"\nallow_roles = [\"admin\"]\n[params]\ncommand = '''{app}'''\n"
+        ),
+    );
+    env.ok(&["ws", "config", "set", &cfg]);
+    let w = env.json(&["ws", "launch", "web", "--wait", "--json"]);
+    let id = w["id"].to_string();
+    env.ok(&["ws", "stop", &id, "--wait"]);
+    env.ok(&["ws", "start", &id, "--wait"]);
+    // kill -9 the worker hosting it.
+    let worker = show(&env, &id)["worker"]
+        .as_str()
+        .expect("a hosting worker")
+        .to_string();
+    let workers = env.json(&["workers", "--json"]);
+    let pid = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == worker.as_str())
+        .expect("the worker")["pid"]
+        .as_i64()
+        .unwrap();
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+    let w = eventually(Duration::from_secs(60), "the workspace to fail", || {
+        let w = show(&env, &id);
+        (w["state"] == "FAILED").then_some(w)
+    });
+    assert!(w["reason"].as_str().unwrap().contains("worker lost"), "{w}");
+    // Start brings it back from the last saved home, on a new worker.
+    let s = env.ok(&["ws", "start", &id, "--wait"]);
+    assert!(s.contains("RUNNING"), "{s}");
+    env.ok(&["ws", "stop", &id, "--wait"]);
+    let tar = saved_home(&env, &id).expect("a saved home");
+    let out = std::process::Command::new("tar")
+        .args(["-xOf", tar.to_str().unwrap(), "starts.txt"])
+        .output()
+        .unwrap();
+    // Started three times: the second start's line was lost with its
+    // worker (never saved); the third added its own to the first save.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        2,
+        "{out:?}"
+    );
+}
+
 /// The directory holding `jupyter` (the test command installs JupyterLab
 /// and names it in `TRESTLE_TEST_JUPYTER_BIN`).
 pub fn jupyter_bin() -> String {
@@ -228,19 +286,38 @@ pub fn jupyter_bin() -> String {
 #[test]
 fn jupyterlab_starts_on_its_socket_with_its_token() {
     let env = Env::new();
-    let path = format!("{}:{}", jupyter_bin(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        jupyter_bin(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     env.set_var("PATH", &path);
     let (_up, _admin) = up(&env, "");
     env.ok(&["ws", "type", "approve", "jupyterlab@1"]);
-    let cfg = write(&env, "lab.toml", "name = \"lab\"\ntype = \"jupyterlab@1\"\nallow_roles = [\"admin\"]\nmemory = \"1G\"\n");
+    let cfg = write(
+        &env,
+        "lab.toml",
+        "name = \"lab\"\ntype = \"jupyterlab@1\"\nallow_roles = [\"admin\"]\nmemory = \"1G\"\n",
+    );
     env.ok(&["ws", "config", "set", &cfg]);
     let w = env.json(&["ws", "launch", "lab", "--wait", "--json"]);
-    assert_eq!(w["state"], "RUNNING", "{w}\n{}", env.ok(&["ws", "log", &w["id"].to_string()]));
+    assert_eq!(
+        w["state"],
+        "RUNNING",
+        "{w}\n{}",
+        env.ok(&["ws", "log", &w["id"].to_string()])
+    );
     let id = w["id"].to_string();
     // Its token is in no process's command line on the host.
-    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
     let ps = String::from_utf8_lossy(&ps.stdout);
-    let lab = ps.lines().find(|l| l.contains("jupyter") && l.contains("ServerApp.sock")).expect("jupyter runs");
+    let lab = ps
+        .lines()
+        .find(|l| l.contains("jupyter") && l.contains("ServerApp.sock"))
+        .expect("jupyter runs");
     assert!(!lab.contains("token"), "{lab}");
     env.ok(&["ws", "terminate", &id, "--wait"]);
 }
