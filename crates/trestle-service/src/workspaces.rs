@@ -202,6 +202,7 @@ pub async fn put_config(
     })?;
     let config = req.validate(&t.spec)?;
     crate::jobs::check_queue(app, &config.queue).await?;
+    config.fits_pilots(t.spec.start_timeout_secs, &slurm_pilots(app, &config.queue))?;
     let rec = ConfigRecord {
         config,
         updated_by: p.user_name().map(str::to_string),
@@ -209,6 +210,23 @@ pub async fn put_config(
     };
     app.store.put_ws_config(&rec).await?;
     config_view(app, p, rec).await
+}
+
+/// The Slurm compute environments a queue's tasks may run on, with their
+/// pilots' time limits.
+fn slurm_pilots(app: &Service, queue: &str) -> Vec<(String, u64)> {
+    let t = app.compute.topology();
+    let listed: Option<Vec<String>> = t
+        .queues
+        .iter()
+        .find(|q| q.spec.name == queue)
+        .map(|q| q.spec.compute_environments.clone())
+        .filter(|l| !l.is_empty());
+    t.envs
+        .iter()
+        .filter(|e| listed.as_ref().is_none_or(|l| l.contains(&e.spec.name)))
+        .filter_map(|e| e.spec.slurm.as_ref().map(|s| (e.spec.name.clone(), s.time_limit_secs)))
+        .collect()
 }
 
 /// Configurations: admins see all; users only those they may launch.

@@ -228,6 +228,33 @@ impl WorkspaceConfigRequest {
 }
 
 impl WorkspaceConfig {
+    /// The longest a session of this configuration may run: its lifetime,
+    /// every extension, and its type's start timeout.
+    pub fn longest_session_secs(&self, start_timeout_secs: u64) -> u64 {
+        self.max_lifetime_secs
+            .saturating_add(self.max_extension_secs)
+            .saturating_add(start_timeout_secs)
+    }
+
+    /// Checks that a session fits the time limit of every Slurm pilot
+    /// that may host it (`pilots`: each compute environment's name and
+    /// time limit): a pilot must not end under a running workspace.
+    pub fn fits_pilots(&self, start_timeout_secs: u64, pilots: &[(String, u64)]) -> Result<()> {
+        let need = self.longest_session_secs(start_timeout_secs);
+        match pilots.iter().find(|(_, limit)| *limit < need) {
+            Some((ce, limit)) => Err(ValidationError::new(
+                "lifetime-exceeds-pilot",
+                "max_lifetime",
+                format!(
+                    "a session may run {} (lifetime, extensions and start), longer than the {} time limit of compute environment `{ce}`'s Slurm pilots; shorten max_lifetime or max_extension, or raise the pilots' time_limit",
+                    super::idle::human_secs(need),
+                    super::idle::human_secs(*limit)
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// True when `role` may launch this configuration: a deny wins, and an
     /// empty allow list allows nobody (as in Service Workbench).
     pub fn allows(&self, role: Role) -> bool {
@@ -279,6 +306,18 @@ mod tests {
         let c = req().validate(&lab()).unwrap();
         assert_eq!((c.cpus, c.mem_mib, c.queue.as_str()), (1, 2048, "default"));
         assert_eq!(req().type_key().unwrap(), ("jupyterlab".into(), "1".into()));
+    }
+
+    #[test]
+    fn a_lifetime_must_fit_the_pilots() {
+        let mut r = req();
+        r.max_lifetime = Some("4h".into());
+        r.max_extension = Some("2h".into());
+        let c = r.validate(&lab()).unwrap();
+        assert!(c.fits_pilots(120, &[("hpc".into(), 7 * 3600)]).is_ok());
+        let e = c.fits_pilots(120, &[("hpc".into(), 6 * 3600)]).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("max_lifetime"));
+        assert!(e.message.contains("`hpc`"), "{e}");
     }
 
     #[test]
