@@ -174,6 +174,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         }),
         compute: Arc::new(compute::Compute::new(defaults, leadership.clone())),
         workspaces: Arc::new(cfg.workspaces.clone()),
+        access: Arc::default(),
     };
     app.compute.refresh(&*app.store).await?;
     // The shipped workspace types, imported not approved.
@@ -234,6 +235,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
     // Loops every server runs.
     loops.push(loops::spawn(
         Arc::new(loops::TopologyRefresh { app: app.clone() }),
+        rx.clone(),
+    ));
+    loops.push(loops::spawn(
+        Arc::new(trestle_service::workspace_access::ActivityFlush { app: app.clone() }),
         rx.clone(),
     ));
     loops.push(loops::spawn(

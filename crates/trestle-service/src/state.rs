@@ -52,6 +52,8 @@ pub struct Service {
     pub compute: Arc<crate::compute::Compute>,
     /// How workspaces are reached and limited.
     pub workspaces: Arc<crate::workspaces::WorkspaceSettings>,
+    /// Workspaces recently reached through the proxy, and their activity.
+    pub access: Arc<crate::workspace_access::AccessCache>,
 }
 
 impl Service {

@@ -239,6 +239,7 @@ pub async fn advance(app: &Service, mut w: WorkspaceRecord) -> ServiceResult<Wor
             .await?
             .ok_or_else(|| ServiceError::not_found("workspace"));
     }
+    app.access.forget(w.id);
     let kind = match to {
         WorkspaceState::Running => "workspace.ready",
         WorkspaceState::Stopped => "workspace.stopped",
