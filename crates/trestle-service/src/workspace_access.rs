@@ -68,7 +68,9 @@ async fn facts(app: &Service, id: i64) -> ServiceResult<Option<(WorkspaceRecord,
     let f = match w {
         Some(w) => {
             let worker = match (w.state, w.job_id) {
-                (WorkspaceState::Running, Some(j)) => app.store.job(j).await?.and_then(|j| j.worker),
+                (WorkspaceState::Running, Some(j)) => {
+                    app.store.job(j).await?.and_then(|j| j.worker)
+                }
                 _ => None,
             };
             Some((w, worker))
@@ -88,10 +90,18 @@ async fn facts(app: &Service, id: i64) -> ServiceResult<Option<(WorkspaceRecord,
 pub async fn target(app: &Service, p: &Principal, id: i64) -> ServiceResult<ProxyTarget> {
     let missing = || ServiceError::not_found(format!("workspace {id}"));
     let (w, worker) = facts(app, id).await?.ok_or_else(missing)?;
-    if decide(&p.subject, WsAction::Connect, resource(p, &w, crate::now_ms())) != Decision::Allow {
+    if decide(
+        &p.subject,
+        WsAction::Connect,
+        resource(p, &w, crate::now_ms()),
+    ) != Decision::Allow
+    {
         return Err(missing());
     }
-    let (Some(worker), Some(secret)) = (worker, w.secret.as_deref().filter(|_| w.ready_job == w.job_id)) else {
+    let (Some(worker), Some(secret)) = (
+        worker,
+        w.secret.as_deref().filter(|_| w.ready_job == w.job_id),
+    ) else {
         return Err(ServiceError::new(
             crate::ErrorKind::Conflict,
             "not-running",
@@ -99,11 +109,17 @@ pub async fn target(app: &Service, p: &Principal, id: i64) -> ServiceResult<Prox
         ));
     };
     let t = &w.launch.kind;
-    let b = Bindings { secret, ..Default::default() };
+    let b = Bindings {
+        secret,
+        ..Default::default()
+    };
     Ok(ProxyTarget {
         workspace: id,
         worker,
-        secret_header: t.secret_header.as_ref().map(|h| (h.name.clone(), render(&h.value, &b))),
+        secret_header: t
+            .secret_header
+            .as_ref()
+            .map(|h| (h.name.clone(), render(&h.value, &b))),
         strip_prefix: (!t.serves_prefix()).then(|| trestle_core::workspace::session::prefix(id)),
         activity: t.activity,
     })
@@ -140,4 +156,84 @@ impl BackgroundLoop for ActivityFlush {
         }
         Ok(())
     }
+}
+
+/// How long a ticket from the portal's origin to a workspace's lasts.
+const TICKET_MS: i64 = 60_000;
+/// How long a workspace origin's cookie lasts.
+pub const COOKIE_MS: i64 = 12 * 3_600_000;
+/// The cookie of a workspace's own origin.
+pub const WS_COOKIE: &str = "trestle_ws";
+
+/// Opens workspace `id` for `p` on its own origin: a one-time ticket (a
+/// minute) and the URL that redeems it there.
+pub async fn open(app: &Service, p: &Principal, id: i64) -> ServiceResult<String> {
+    let origin = app
+        .workspaces
+        .origin
+        .clone()
+        .ok_or_else(|| ServiceError::not_found("this page"))?;
+    target(app, p, id).await?;
+    let user = p
+        .user_name()
+        .ok_or_else(|| ServiceError::not_found(format!("workspace {id}")))?;
+    let ticket = crate::principal::new_token();
+    app.store
+        .put_ws_grant(&trestle_store::Grant {
+            hash: crate::principal::hash_token(&ticket),
+            kind: "ticket".into(),
+            workspace: id,
+            user: user.to_string(),
+            expires_at: crate::now_ms() + TICKET_MS,
+        })
+        .await?;
+    Ok(format!("{}/_trestle/ticket?t={ticket}", origin.url(id)))
+}
+
+/// Redeems a ticket on workspace `id`'s origin: the cookie secret for it.
+pub async fn redeem(app: &Service, id: i64, ticket: &str) -> ServiceResult<String> {
+    let gone = || {
+        ServiceError::unauthenticated("this link has expired or was used; open the workspace again")
+    };
+    let g = app
+        .store
+        .take_ws_ticket(&crate::principal::hash_token(ticket), crate::now_ms())
+        .await?
+        .filter(|g| g.workspace == id)
+        .ok_or_else(gone)?;
+    let secret = crate::principal::new_token();
+    app.store
+        .put_ws_grant(&trestle_store::Grant {
+            hash: crate::principal::hash_token(&secret),
+            kind: "cookie".into(),
+            workspace: id,
+            user: g.user,
+            expires_at: crate::now_ms() + COOKIE_MS,
+        })
+        .await?;
+    Ok(secret)
+}
+
+/// The user behind a workspace origin's cookie, for workspace `id` only.
+pub async fn by_cookie(app: &Service, id: i64, secret: &str) -> ServiceResult<Principal> {
+    let gone = || {
+        ServiceError::unauthenticated(
+            "open the workspace from the portal or with `trestle ws open`",
+        )
+    };
+    let hash = crate::principal::hash_token(secret);
+    let g = app
+        .store
+        .ws_cookie(&hash, crate::now_ms())
+        .await?
+        .filter(|g| g.workspace == id)
+        .ok_or_else(gone)?;
+    crate::authn::user_principal(
+        app,
+        &g.user,
+        trestle_core::identity::authz::Scope::Full,
+        "workspace-cookie".into(),
+    )
+    .await?
+    .ok_or_else(gone)
 }

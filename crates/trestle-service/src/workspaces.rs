@@ -21,10 +21,10 @@ use trestle_store::workspace::{ConfigRecord, TypeRecord, WorkspaceFilter, Worksp
 /// How workspaces are reached and limited (`[workspaces]`).
 #[derive(Debug, Clone)]
 pub struct WorkspaceSettings {
-    /// Each workspace at its own origin: `https://ws-{id}.` + this domain
-    /// (e.g. `trestle.example.org`, with a wildcard DNS name); `None`:
-    /// path mode, `/ws/{id}/` under the server's own origin.
-    pub origin_domain: Option<String>,
+    /// Each workspace at its own origin (`https://ws-{id}.example.org`,
+    /// with a wildcard DNS name); `None`: path mode, `/ws/{id}/` under the
+    /// server's own origin.
+    pub origin: Option<trestle_core::workspace::origin::OriginTemplate>,
     /// The server's public URL (for links), when known.
     pub public_url: Option<String>,
     /// Running workspaces per user, whatever the configuration.
@@ -34,7 +34,7 @@ pub struct WorkspaceSettings {
 impl Default for WorkspaceSettings {
     fn default() -> Self {
         WorkspaceSettings {
-            origin_domain: None,
+            origin: None,
             public_url: None,
             max_running_per_user: 4,
         }
@@ -225,7 +225,12 @@ fn slurm_pilots(app: &Service, queue: &str) -> Vec<(String, u64)> {
     t.envs
         .iter()
         .filter(|e| listed.as_ref().is_none_or(|l| l.contains(&e.spec.name)))
-        .filter_map(|e| e.spec.slurm.as_ref().map(|s| (e.spec.name.clone(), s.time_limit_secs)))
+        .filter_map(|e| {
+            e.spec
+                .slurm
+                .as_ref()
+                .map(|s| (e.spec.name.clone(), s.time_limit_secs))
+        })
         .collect()
 }
 
@@ -287,8 +292,17 @@ pub async fn load(
 
 /// The URL a workspace is reached at.
 pub fn url(app: &Service, id: i64) -> String {
-    match &app.workspaces.origin_domain {
-        Some(d) => format!("https://ws-{id}.{d}/"),
+    match &app.workspaces.origin {
+        // Through the server's own origin first: it hands the browser a
+        // cookie of the workspace's origin (see `workspace_access::open`).
+        Some(_) => format!(
+            "{}/ws-open/{id}",
+            app.workspaces
+                .public_url
+                .as_deref()
+                .unwrap_or("")
+                .trim_end_matches('/')
+        ),
         None => format!(
             "{}{}",
             app.workspaces
@@ -713,11 +727,11 @@ pub async fn share(
     shared: bool,
 ) -> ServiceResult<WorkspaceView> {
     let mut w = load(app, p, id, WsAction::Operate).await?;
-    if shared && app.workspaces.origin_domain.is_none() {
+    if shared && app.workspaces.origin.is_none() {
         return Err(ServiceError::bad(
             "sharing-needs-origins",
             "shared",
-            "sharing needs each workspace at its own origin (`[workspaces] origin_domain`); in path mode a shared app would run in the portal's origin",
+            "sharing needs each workspace at its own origin (`[workspaces] origin`); in path mode a shared app would run in the portal's origin",
         ));
     }
     if shared && w.project.is_none() {

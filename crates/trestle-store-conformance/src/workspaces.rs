@@ -19,6 +19,7 @@ pub const CHECKS: &[&str] = &[
     "catalogue_versions_and_approval",
     "lifecycle_is_compare_and_set",
     "reports_and_homes_survive_lifecycle_writes",
+    "origin_grants",
 ];
 
 /// Runs one named check.
@@ -27,6 +28,7 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
         "catalogue_versions_and_approval" => catalogue(&*s).await,
         "lifecycle_is_compare_and_set" => lifecycle(&*s).await,
         "reports_and_homes_survive_lifecycle_writes" => reports(&*s).await,
+        "origin_grants" => grants(&*s).await,
         other => panic!("unknown workspaces conformance check `{other}`"),
     }
 }
@@ -315,4 +317,48 @@ async fn reports(s: &dyn Store) {
         Some("workspaces/1/home/6.tar")
     );
     assert_eq!(s.workspace(id).await.unwrap().unwrap().home_key, None);
+}
+
+async fn grants(s: &dyn Store) {
+    use trestle_store::Grant;
+    let now = trestle_core::clock::now_ms();
+    let g = |hash: &str, kind: &str, expires_at: i64| Grant {
+        hash: hash.into(),
+        kind: kind.into(),
+        workspace: 7,
+        user: "ada".into(),
+        expires_at,
+    };
+    s.put_ws_grant(&g("t1", "ticket", now + 60_000))
+        .await
+        .unwrap();
+    s.put_ws_grant(&g("t2", "ticket", now - 1)).await.unwrap();
+    s.put_ws_grant(&g("c1", "cookie", now + 60_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.take_ws_ticket("c1", now).await.unwrap(),
+        None,
+        "a cookie is no ticket"
+    );
+    let t = s
+        .take_ws_ticket("t1", now)
+        .await
+        .unwrap()
+        .expect("the ticket");
+    assert_eq!((t.workspace, t.user.as_str()), (7, "ada"));
+    assert!(
+        s.take_ws_ticket("t1", now).await.unwrap().is_none(),
+        "used once"
+    );
+    assert!(
+        s.take_ws_ticket("t2", now).await.unwrap().is_none(),
+        "expired"
+    );
+    assert!(s.ws_cookie("c1", now).await.unwrap().is_some());
+    assert!(s.ws_cookie("t1", now).await.unwrap().is_none());
+    assert!(
+        s.ws_cookie("c1", now + 61_000).await.unwrap().is_none(),
+        "expired"
+    );
 }

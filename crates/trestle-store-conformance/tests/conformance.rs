@@ -116,6 +116,7 @@ suite!(workspaces:
     catalogue_versions_and_approval,
     lifecycle_is_compare_and_set,
     reports_and_homes_survive_lifecycle_writes,
+    origin_grants,
 );
 
 /// Every check of every suite has its tests here, and every test here

@@ -28,7 +28,9 @@ pub use identity::{
 pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
 pub use workflow::{EventFilter, WorkflowStore, WorkflowTick};
-pub use workspace::{ConfigRecord, TypeRecord, WorkspaceFilter, WorkspaceRecord, WorkspaceStore};
+pub use workspace::{
+    ConfigRecord, Grant, TypeRecord, WorkspaceFilter, WorkspaceRecord, WorkspaceStore,
+};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]

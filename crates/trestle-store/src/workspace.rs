@@ -165,4 +165,26 @@ pub trait WorkspaceStore: Send + Sync {
     async fn ws_app_activity(&self, job_id: i64, a: &Activity) -> Result<bool>;
     /// Records the last counted proxied request (kept as the latest).
     async fn ws_request_activity(&self, id: i64, at: i64) -> Result<()>;
+    /// Stores a grant (`ticket` or `cookie`) by its hash; forgets expired ones.
+    async fn put_ws_grant(&self, g: &Grant) -> Result<()>;
+    /// Takes a one-time ticket: deleted and returned in one statement, if
+    /// unexpired at `now`.
+    async fn take_ws_ticket(&self, hash: &str, now: i64) -> Result<Option<Grant>>;
+    /// A workspace cookie, if unexpired at `now`.
+    async fn ws_cookie(&self, hash: &str, now: i64) -> Result<Option<Grant>>;
+}
+
+/// Access to one workspace for one user on its own origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// SHA-256 of the secret, hex.
+    pub hash: String,
+    /// `ticket` (one-time, on the way to the origin) or `cookie`.
+    pub kind: String,
+    /// The workspace.
+    pub workspace: i64,
+    /// The user.
+    pub user: String,
+    /// Good until (ms).
+    pub expires_at: i64,
 }

@@ -106,10 +106,11 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspacesFile {
-    /// Each workspace at its own origin, `ws-{id}.` + this domain (a
-    /// wildcard DNS name pointing at the servers); unset: path mode,
-    /// `/ws/{id}/` under the server's origin (for a laptop).
-    pub origin_domain: Option<String>,
+    /// Each workspace at its own origin, e.g.
+    /// `https://ws-{id}.trestle.example.org` (a wildcard DNS name pointing
+    /// at the servers); unset: path mode, `/ws/{id}/` under the server's
+    /// origin (for a laptop).
+    pub origin: Option<String>,
     /// Running workspaces per user, whatever the configuration (default 4).
     pub max_running_per_user: Option<u32>,
 }
@@ -301,18 +302,11 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
     if let Some(t) = &file.storage.project_quota {
         cfg.uploads.project_bytes = size_bytes("storage.project_quota", t)?;
     }
-    if let Some(d) = file.workspaces.origin_domain {
-        let d = d.trim().trim_matches('.').to_ascii_lowercase();
-        let ok = !d.is_empty()
-            && d.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !ok {
-            bail!("workspaces.origin_domain: `{d}` is not a DNS name (e.g. trestle.example.org)");
-        }
-        cfg.workspaces.origin_domain = Some(d);
+    if let Some(t) = file.workspaces.origin {
+        cfg.workspaces.origin = Some(
+            trestle_core::workspace::origin::OriginTemplate::parse("workspaces.origin", &t)
+                .map_err(|e| anyhow::anyhow!("workspaces.origin: {}", e.message))?,
+        );
     }
     if let Some(n) = file.workspaces.max_running_per_user {
         cfg.workspaces.max_running_per_user = n;

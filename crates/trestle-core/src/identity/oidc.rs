@@ -342,7 +342,11 @@ mod tests {
         let c = claims(json!({"sub": "u1", "preferred_username": "Ada Lovelace"}));
         let e = identity_from_claims("campus", &names, &c).unwrap_err();
         assert_eq!(e.code, "oidc-bad-username");
-        assert!(e.message.contains("oidc.username_claim") && e.message.contains("ada lovelace"), "{}", e.message);
+        assert!(
+            e.message.contains("oidc.username_claim") && e.message.contains("ada lovelace"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("preferred_username"));
     }
 }

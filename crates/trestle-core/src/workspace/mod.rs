@@ -10,6 +10,7 @@
 pub mod config;
 pub mod idle;
 pub mod kind;
+pub mod origin;
 pub mod params;
 pub mod session;
 pub mod state;

@@ -55,3 +55,15 @@ CREATE TABLE workspaces (
 CREATE INDEX workspaces_owner ON workspaces (owner, id);
 CREATE INDEX workspaces_state ON workspaces (state);
 CREATE UNIQUE INDEX workspaces_job ON workspaces (job_id) WHERE job_id IS NOT NULL;
+-- Per-workspace origins: a one-time ticket minted on the portal's origin
+-- (kind 'ticket', a minute) is redeemed on the workspace's own origin for
+-- a cookie of that origin only (kind 'cookie'); both stored hashed, and
+-- good for that workspace and user only, never for the API.
+CREATE TABLE workspace_grants (
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    workspace_id INTEGER NOT NULL,
+    user_name TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX workspace_grants_expiry ON workspace_grants (expires_at);

@@ -3,7 +3,7 @@
 
 use super::super::{SqlStore, conflict_or};
 use crate::workspace::{
-    ConfigRecord, TypeRecord, WorkspaceFilter, WorkspaceRecord, WorkspaceStore,
+    ConfigRecord, Grant, TypeRecord, WorkspaceFilter, WorkspaceRecord, WorkspaceStore,
 };
 use crate::{Result, StoreError};
 use async_trait::async_trait;
@@ -211,4 +211,57 @@ impl WorkspaceStore for SqlStore {
     async fn ws_request_activity(&self, id: i64, at: i64) -> Result<()> {
         self.ws_request_act(id, at).await
     }
+
+    async fn put_ws_grant(&self, g: &Grant) -> Result<()> {
+        sqlx::query("DELETE FROM workspace_grants WHERE expires_at < $1")
+            .bind(trestle_core::clock::now_ms())
+            .execute(&self.write)
+            .await?;
+        sqlx::query(
+            "INSERT INTO workspace_grants (hash, kind, workspace_id, user_name, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&g.hash)
+        .bind(&g.kind)
+        .bind(g.workspace)
+        .bind(&g.user)
+        .bind(g.expires_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_ws_ticket(&self, hash: &str, now: i64) -> Result<Option<Grant>> {
+        let row = sqlx::query(
+            "DELETE FROM workspace_grants WHERE hash = $1 AND kind = 'ticket' \
+             RETURNING hash, kind, workspace_id, user_name, expires_at",
+        )
+        .bind(hash)
+        .fetch_optional(&self.write)
+        .await?;
+        let g = row.as_ref().map(grant).transpose()?;
+        Ok(g.filter(|g| g.expires_at > now))
+    }
+
+    async fn ws_cookie(&self, hash: &str, now: i64) -> Result<Option<Grant>> {
+        let row = sqlx::query(
+            "SELECT hash, kind, workspace_id, user_name, expires_at FROM workspace_grants \
+             WHERE hash = $1 AND kind = 'cookie' AND expires_at > $2",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(grant).transpose()
+    }
+}
+
+fn grant(r: &AnyRow) -> Result<Grant> {
+    Ok(Grant {
+        hash: r.try_get("hash")?,
+        kind: r.try_get("kind")?,
+        workspace: r.try_get("workspace_id")?,
+        user: r.try_get("user_name")?,
+        expires_at: r.try_get("expires_at")?,
+    })
 }
