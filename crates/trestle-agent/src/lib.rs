@@ -206,19 +206,20 @@ where
         Backoff::default(),
     );
     let scratch = scratch::ScratchPool::new(&config.work_dir, config.keep_scratch);
-    let tunnel_targets = Arc::new(tunnel::TargetRegistry::new());
+    let hosted = Arc::new(tasks::session::Hosted::default());
     let _tunnels = config.tunnel.then(|| {
         let s = session.clone();
-        TunnelGuard::start(&client, Arc::new(move || s.id()), tunnel_targets.clone())
+        TunnelGuard::start(&client, Arc::new(move || s.id()), hosted.clone())
     });
     let ctx = Arc::new(AttemptCtx {
         client,
         config,
         attempts,
+        session: session.clone(),
+        hosted,
         reporter,
         scratch,
         isolation,
-        tunnel_targets,
     });
     let mut tasks = JoinSet::new();
     let end = lease_loop(&session, &ctx, &mut tasks, fatal_rx, shutdown.as_mut()).await;
@@ -235,7 +236,7 @@ impl TunnelGuard {
     fn start(
         client: &Client,
         id: tunnel::WorkerId,
-        targets: Arc<tunnel::TargetRegistry>,
+        targets: Arc<dyn tunnel::TunnelTargets>,
     ) -> TunnelGuard {
         let (stop, rx) = watch::channel(false);
         let tasks = tunnel::spawn(client, id, targets, rx);

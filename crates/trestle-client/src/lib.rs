@@ -24,6 +24,7 @@ mod shell;
 mod upgrade;
 pub mod urls;
 mod workflows;
+mod workspaces;
 
 pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_REQUEST_TIMEOUT, JobQuery, LEASE_GRACE};
 pub use error::ClientError;

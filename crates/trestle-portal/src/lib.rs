@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod login;
 pub mod oidc;
 pub mod submit;
+pub mod workspaces;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -44,6 +45,14 @@ pub fn routes(samples: std::sync::Arc<dashboard::Samples>) -> Router<Service> {
         .route("/ui/jobs/{id}/cancel", post(jobs::cancel))
         .route("/ui/jobs/{id}/resubmit", post(jobs::resubmit))
         .route("/ui/submit", get(submit::form).post(submit::submit))
+        .route("/ui/workspaces", get(workspaces::list))
+        .route("/ui/workspaces/launch", post(workspaces::launch))
+        .route("/ui/workspaces/{id}/{verb}", post(workspaces::act))
+        .route("/ui/admin/workspaces", get(workspaces::admin))
+        .route(
+            "/ui/admin/workspace-types/{name}/{version}/{verb}",
+            post(workspaces::decide),
+        )
         .route("/ui/workers", get(admin::workers))
         .route("/ui/audit", get(admin::audit))
         .route("/ui/static/portal.css", get(css))
@@ -177,6 +186,10 @@ pub enum Nav {
     Jobs,
     /// The submit form.
     Submit,
+    /// Workspaces: catalogue and my workspaces.
+    Workspaces,
+    /// Workspace types, configurations and every workspace (admin).
+    WorkspaceAdmin,
     /// Queues and workers (admin).
     Workers,
     /// Audit (admin).
@@ -213,7 +226,9 @@ pub fn page(v: Option<&Viewer>, nav: Nav, title: &str, main: Markup) -> Markup {
                             (link("/", "Dashboard", Nav::Home))
                             (link("/ui/jobs", "Jobs", Nav::Jobs))
                             (link("/ui/submit", "Submit", Nav::Submit))
+                            (link("/ui/workspaces", "Workspaces", Nav::Workspaces))
                             @if v.p.is_admin() {
+                                (link("/ui/admin/workspaces", "Workspace admin", Nav::WorkspaceAdmin))
                                 (link("/ui/workers", "Queues & workers", Nav::Workers))
                                 (link("/ui/audit", "Audit", Nav::Audit))
                             }

@@ -181,8 +181,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             isolation: cfg.isolation.clone(),
         }),
         compute: Arc::new(compute::Compute::new(defaults, leadership.clone())),
+        workspaces: Arc::new(cfg.workspaces.clone()),
+        access: Arc::default(),
     };
     app.compute.refresh(&*app.store).await?;
+    // The shipped workspace types, imported not approved.
+    trestle_service::workspaces::import_shipped(&app)
+        .await
+        .map_err(|e| ServerError::Config(format!("importing the shipped workspace types: {e}")))?;
     app.store.set_log_limits(app.flow.log_limits());
     let (shutdown, rx) = watch::channel(false);
     let samples = Arc::new(trestle_portal::dashboard::Samples::default());
@@ -194,6 +200,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             worker_timeout: cfg.worker_timeout,
         }),
         Arc::new(trestle_service::audit_queries::Retention { app: app.clone() }),
+        Arc::new(trestle_service::workspace_sessions::WorkspaceLoop {
+            app: app.clone(),
+            every: std::time::Duration::from_secs(1),
+        }),
         Arc::new(workflows::Resolver {
             app: app.clone(),
             every: std::time::Duration::from_secs(1),
@@ -233,6 +243,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
     // Loops every server runs.
     loops.push(loops::spawn(
         Arc::new(loops::TopologyRefresh { app: app.clone() }),
+        rx.clone(),
+    ));
+    loops.push(loops::spawn(
+        Arc::new(trestle_service::workspace_access::ActivityFlush { app: app.clone() }),
         rx.clone(),
     ));
     loops.push(loops::spawn(

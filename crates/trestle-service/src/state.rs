@@ -50,6 +50,10 @@ pub struct Service {
     pub flow: Arc<crate::queues::FlowConfig>,
     /// Compute environments, queue routing, providers, leader leases.
     pub compute: Arc<crate::compute::Compute>,
+    /// How workspaces are reached and limited.
+    pub workspaces: Arc<crate::workspaces::WorkspaceSettings>,
+    /// Workspaces recently reached through the proxy, and their activity.
+    pub access: Arc<crate::workspace_access::AccessCache>,
 }
 
 impl Service {

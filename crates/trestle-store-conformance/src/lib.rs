@@ -3,7 +3,8 @@
 //! [`identity`] (users, projects, tokens, sessions, audit), [`workflows`]
 //! (events, dependencies, arrays, pipelines) and [`scale`] (compute
 //! environments, queues, routed leases, leader leases) and [`security`]
-//! (leases bound to their workers, sealed uploads).
+//! (leases bound to their workers, sealed uploads) and [`workspaces`]
+//! (catalogue, lifecycle compare-and-set, worker reports).
 //!
 //! Each suite lists its checks in `CHECKS` and runs one by name with
 //! `run`. `tests/conformance.rs` turns every check into two tests, one on a
@@ -22,3 +23,4 @@ pub mod scale;
 pub mod security;
 mod support;
 pub mod workflows;
+pub mod workspaces;

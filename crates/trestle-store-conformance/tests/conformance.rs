@@ -22,6 +22,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "scale" => trestle_store_conformance::scale::run(name, s).await,
         "security" => trestle_store_conformance::security::run(name, s).await,
         "external" => trestle_store_conformance::external::run(name, s).await,
+        "workspaces" => trestle_store_conformance::workspaces::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
     db.finish().await;
@@ -111,18 +112,26 @@ suite!(external:
     oidc_logins_are_taken_once,
 );
 
+suite!(workspaces:
+    catalogue_versions_and_approval,
+    lifecycle_is_compare_and_set,
+    reports_and_homes_survive_lifecycle_writes,
+    origin_grants,
+);
+
 /// Every check of every suite has its tests here, and every test here
 /// names a check (listed once).
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 6] = [
+    let suites: [(&str, &[&str], &[&str]); 7] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),
         ("scale", c::scale::CHECKS, scale::TESTED),
         ("security", c::security::CHECKS, security::TESTED),
         ("external", c::external::CHECKS, external::TESTED),
+        ("workspaces", c::workspaces::CHECKS, workspaces::TESTED),
     ];
     let mut total = 0;
     for (suite, checks, tested) in suites {

@@ -17,6 +17,7 @@ pub mod oidc;
 pub mod scale;
 mod sql;
 pub mod workflow;
+pub mod workspace;
 
 pub use blobs::Blobs;
 pub use damaged::{DamagedRow, DamagedRows};
@@ -27,6 +28,9 @@ pub use identity::{
 pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
 pub use workflow::{EventFilter, WorkflowStore, WorkflowTick};
+pub use workspace::{
+    ConfigRecord, Grant, TypeRecord, WorkspaceFilter, WorkspaceRecord, WorkspaceStore,
+};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -220,11 +224,25 @@ pub trait WorkerStore: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore + ScaleStore
+    JobStore
+    + WorkerStore
+    + TokenStore
+    + IdentityStore
+    + AuditStore
+    + WorkflowStore
+    + ScaleStore
+    + WorkspaceStore
 {
 }
 impl<
-    T: JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore + ScaleStore,
+    T: JobStore
+        + WorkerStore
+        + TokenStore
+        + IdentityStore
+        + AuditStore
+        + WorkflowStore
+        + ScaleStore
+        + WorkspaceStore,
 > Store for T
 {
 }

@@ -57,6 +57,13 @@ impl Activity {
         self.attached.load(Ordering::Relaxed)
     }
 
+    /// When bytes were last carried (`None` for never) and how many are
+    /// attached.
+    pub fn get(&self) -> (Option<i64>, u32) {
+        let last = self.last_ms();
+        ((last > 0).then_some(last), self.attached())
+    }
+
     /// Counts one attached shell or forward until the guard is dropped.
     pub fn attach(self: &Arc<Self>) -> Attached {
         self.attached.fetch_add(1, Ordering::Relaxed);

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod oidc;
 pub mod tunnel;
 pub mod workflow;
+pub mod workspace;
 
 use crate::batch::job::{AttemptReason, AttemptState, JobSpec, JobState};
 use crate::batch::placement::Capacity;

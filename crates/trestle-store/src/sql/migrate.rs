@@ -40,6 +40,10 @@ const SQLITE: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/sqlite/0012_worker_isolation.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_workspaces.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -77,6 +81,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         12,
         include_str!("../../migrations/postgres/0012_worker_isolation.sql"),
+    ),
+    (
+        13,
+        include_str!("../../migrations/postgres/0013_workspaces.sql"),
     ),
 ];
 
