@@ -138,7 +138,10 @@ impl Fake {
                 let req: LeaseRequest = serde_json::from_slice(body).unwrap();
                 assert_eq!(
                     req.kinds,
-                    vec![trestle_core::task::TaskKind::Batch],
+                    vec![
+                        trestle_core::task::TaskKind::Batch,
+                        trestle_core::task::TaskKind::Session
+                    ],
                     "the worker says what it runs"
                 );
                 {
