@@ -40,10 +40,13 @@ pub struct ProxyTarget {
 /// How long the facts about a workspace are reused between requests.
 const FACTS_TTL: Duration = Duration::from_secs(2);
 
+/// A workspace and the worker hosting it, as last read.
+type Facts = Option<(WorkspaceRecord, Option<String>)>;
+
 /// Recently read workspaces and the requests seen (per server).
 #[derive(Default)]
 pub struct AccessCache {
-    facts: Mutex<HashMap<i64, (Instant, Option<(WorkspaceRecord, Option<String>)>)>>,
+    facts: Mutex<HashMap<i64, (Instant, Facts)>>,
     seen: Mutex<HashMap<i64, i64>>,
 }
 
@@ -58,7 +61,7 @@ impl AccessCache {
     }
 }
 
-async fn facts(app: &Service, id: i64) -> ServiceResult<Option<(WorkspaceRecord, Option<String>)>> {
+async fn facts(app: &Service, id: i64) -> ServiceResult<Facts> {
     if let Some((at, f)) = AccessCache::lock(&app.access.facts).get(&id)
         && at.elapsed() < FACTS_TTL
     {

@@ -15,7 +15,7 @@ CREATE TABLE workspace_types (
     PRIMARY KEY (name, version)
 );
 CREATE TABLE workspace_configs (
-    name TEXT PRIMARY KEY,
+    name TEXT NOT NULL PRIMARY KEY,
     spec TEXT NOT NULL,
     updated_by TEXT,
     updated_at INTEGER NOT NULL
@@ -60,7 +60,7 @@ CREATE UNIQUE INDEX workspaces_job ON workspaces (job_id) WHERE job_id IS NOT NU
 -- a cookie of that origin only (kind 'cookie'); both stored hashed, and
 -- good for that workspace and user only, never for the API.
 CREATE TABLE workspace_grants (
-    hash TEXT PRIMARY KEY,
+    hash TEXT NOT NULL PRIMARY KEY,
     kind TEXT NOT NULL,
     workspace_id INTEGER NOT NULL,
     user_name TEXT NOT NULL,
