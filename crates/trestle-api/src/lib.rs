@@ -17,6 +17,7 @@ pub mod openapi_workspaces;
 pub mod ops;
 pub mod routes;
 pub mod table;
+pub mod workspace_proxy;
 
 use axum::Router;
 use trestle_service::Service;

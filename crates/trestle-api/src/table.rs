@@ -97,6 +97,10 @@ operations! {
         "Extend a running workspace's lifetime, within its configuration's allowance", Some("ExtendRequest"), "WorkspaceView";
     post "/workspaces/{id}/share" => workspaces::share, User, None, "workspace.share", Some("workspace"),
         "Share a workspace with its project's members, or stop sharing (needs per-workspace origins)", Some("ShareRequest"), "WorkspaceView";
+    get "/workspaces/{id}/shell" => workspaces::shell, User, None, "workspace.shell", Some("workspace"),
+        "A shell in the workspace (Upgrade: trestle-shell; cols, rows, cmd)", None, "upgrade";
+    get "/workspaces/{id}/forward/{port}" => workspaces::forward, User, None, "workspace.forward", Some("workspace"),
+        "A TCP connection to a port of the workspace (Upgrade: trestle-tcp; owner only)", None, "upgrade";
     post "/workspaces/{id}/assist" => workspaces::assist, User, None, "workspace.assist", Some("workspace"),
         "An admin's audited access to a user's workspace for an hour", None, "WorkspaceView";
     get "/healthz" => system::healthz, Probe, None, "probe.health", None,

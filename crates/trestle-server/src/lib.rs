@@ -54,11 +54,21 @@ pub fn router(
         app.clone(),
         trestle_api::audit::record,
     ));
+    tunnels.set_activity(Arc::new(trestle_api::workspace_proxy::Activity(
+        app.clone(),
+    )));
     trestle_api::router(app.clone())
         .merge(portal)
+        .merge(trestle_api::workspace_proxy::routes())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(trestle_api::ops::MAX_BODY))
+        // A request for a workspace's own origin never reaches the API or
+        // the portal.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            trestle_api::workspace_proxy::origin_gate,
+        ))
         .layer(axum::Extension(tunnels))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,

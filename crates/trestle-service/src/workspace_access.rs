@@ -128,6 +128,18 @@ pub async fn target(app: &Service, p: &Principal, id: i64) -> ServiceResult<Prox
     })
 }
 
+/// Where `p` reaches a port of workspace `id`: like [`target`], for its
+/// owner only (a port forward reaches whatever listens on the host's
+/// loopback, which is the owner's to decide).
+pub async fn forward_target(app: &Service, p: &Principal, id: i64) -> ServiceResult<ProxyTarget> {
+    let t = target(app, p, id).await?;
+    let owner = facts(app, id).await?.map(|(w, _)| w.owner);
+    if owner.as_deref() != p.user_name() {
+        return Err(ServiceError::not_found(format!("workspace {id}")));
+    }
+    Ok(t)
+}
+
 /// Records a proxied request to workspace `id` (`path` relative to its
 /// prefix) if it counts as activity.
 pub fn request_seen(app: &Service, id: i64, source: ActivitySource, method: &str, path: &str) {
@@ -135,6 +147,22 @@ pub fn request_seen(app: &Service, id: i64, source: ActivitySource, method: &str
         return;
     }
     AccessCache::lock(&app.access.seen).insert(id, crate::now_ms());
+}
+
+/// Records bytes a client sent to workspace `id` through a long-lived
+/// connection (a WebSocket, a relay), for apps whose activity is their
+/// traffic.
+pub fn bytes_seen(app: &Service, id: i64) {
+    let traffic = AccessCache::lock(&app.access.facts)
+        .get(&id)
+        .and_then(|(_, f)| {
+            f.as_ref()
+                .map(|(w, _)| w.launch.kind.activity == ActivitySource::Traffic)
+        })
+        .unwrap_or(false);
+    if traffic {
+        AccessCache::lock(&app.access.seen).insert(id, crate::now_ms());
+    }
 }
 
 /// Writes the requests seen to the store every few seconds (every server

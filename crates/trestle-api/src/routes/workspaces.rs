@@ -274,3 +274,93 @@ pub async fn get_home(
     )
         .into_response())
 }
+
+/// `GET /api/v1/workspaces/{id}/shell?cols=&rows=&cmd=...` with `Upgrade:
+/// trestle-shell`: a shell in the workspace (its PTY on the worker),
+/// spoken in frames (`trestle_core::api::tunnel::Frame`).
+pub async fn shell(
+    State(app): State<Service>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let num = |k: &str, d: u16| -> ApiResult<u16> {
+        match q.iter().find(|(n, _)| n == k) {
+            None => Ok(d),
+            Some((_, v)) => v
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ServiceError::bad(
+                        "invalid-size",
+                        k,
+                        format!("`{k}` is a number from 1 to 1000"),
+                    )
+                    .into()
+                }),
+        }
+    };
+    let (cols, rows) = (num("cols", 80)?, num("rows", 24)?);
+    let command: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k == "cmd")
+        .map(|(_, v)| v.clone())
+        .collect();
+    trestle_core::batch::limits::check_argv("cmd", &command)?;
+    let t = trestle_service::workspace_access::target(&app, &p, id).await?;
+    let tunnels = tunnels_of(&req)?;
+    let open = trestle_core::api::tunnel::StreamOpen {
+        workspace: id,
+        channel: trestle_core::api::tunnel::Channel::Shell {
+            cols,
+            rows,
+            command,
+        },
+    };
+    Ok(trestle_proxy::upgrade_relay(
+        &tunnels,
+        &t.worker,
+        open,
+        trestle_core::api::tunnel::SHELL_PROTOCOL,
+        req,
+    )
+    .await)
+}
+
+/// `GET /api/v1/workspaces/{id}/forward/{port}` with `Upgrade:
+/// trestle-tcp`: a TCP connection to a port of the workspace (owner only).
+pub async fn forward(
+    State(app): State<Service>,
+    Extension(p): Extension<Principal>,
+    Path((id, port)): Path<(String, String)>,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+        ServiceError::bad("invalid-port", "port", "a port is a number from 1 to 65535")
+    })?;
+    let t = trestle_service::workspace_access::forward_target(&app, &p, id).await?;
+    let tunnels = tunnels_of(&req)?;
+    let open = trestle_core::api::tunnel::StreamOpen {
+        workspace: id,
+        channel: trestle_core::api::tunnel::Channel::Tcp { port },
+    };
+    Ok(trestle_proxy::upgrade_relay(
+        &tunnels,
+        &t.worker,
+        open,
+        trestle_core::api::tunnel::TCP_PROTOCOL,
+        req,
+    )
+    .await)
+}
+
+fn tunnels_of(req: &axum::extract::Request) -> ApiResult<trestle_proxy::Tunnels> {
+    req.extensions()
+        .get::<trestle_proxy::Tunnels>()
+        .cloned()
+        .ok_or_else(|| ServiceError::not_found("workspace tunnels on this server").into())
+}
