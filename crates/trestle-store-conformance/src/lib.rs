@@ -3,7 +3,8 @@
 //! [`identity`] (users, projects, tokens, sessions, audit), [`workflows`]
 //! (events, dependencies, arrays, pipelines) and [`scale`] (compute
 //! environments, queues, routed leases, leader leases) and [`security`]
-//! (leases bound to their workers, sealed uploads).
+//! (leases bound to their workers, sealed uploads) and [`notify`] (event
+//! logs by cursor, targets, rules, subscriptions, the delivery outbox).
 //!
 //! Each suite lists its checks in `CHECKS` and runs one by name with
 //! `run`. `tests/conformance.rs` turns every check into two tests, one on a
@@ -16,6 +17,7 @@ pub mod db;
 pub mod external;
 pub mod fixtures;
 pub mod identity;
+pub mod notify;
 pub mod oidc;
 pub mod queue;
 pub mod scale;

@@ -22,6 +22,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "scale" => trestle_store_conformance::scale::run(name, s).await,
         "security" => trestle_store_conformance::security::run(name, s).await,
         "external" => trestle_store_conformance::external::run(name, s).await,
+        "notify" => trestle_store_conformance::notify::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
     db.finish().await;
@@ -111,18 +112,25 @@ suite!(external:
     oidc_logins_are_taken_once,
 );
 
+suite!(notify:
+    events_are_routed_by_cursor,
+    targets_rules_and_subscriptions,
+    deliveries_retry_die_and_revive,
+);
+
 /// Every check of every suite has its tests here, and every test here
 /// names a check (listed once).
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 6] = [
+    let suites: [(&str, &[&str], &[&str]); 7] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),
         ("scale", c::scale::CHECKS, scale::TESTED),
         ("security", c::security::CHECKS, security::TESTED),
         ("external", c::external::CHECKS, external::TESTED),
+        ("notify", c::notify::CHECKS, notify::TESTED),
     ];
     let mut total = 0;
     for (suite, checks, tested) in suites {

@@ -13,6 +13,7 @@ use trestle_core::{Capacity, JobSpec, JobState};
 pub mod blobs;
 pub mod damaged;
 pub mod identity;
+pub mod notify;
 pub mod oidc;
 pub mod scale;
 mod sql;
@@ -24,6 +25,7 @@ pub use identity::{
     AuditStore, IdentityStore, NewTokenRecord, SessionRecord, TokenRecord, TokenStore, UserChanges,
     UserRecord,
 };
+pub use notify::NotifyStore;
 pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
 pub use workflow::{EventFilter, WorkflowStore, WorkflowTick};
@@ -220,11 +222,25 @@ pub trait WorkerStore: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore + ScaleStore
+    JobStore
+    + WorkerStore
+    + TokenStore
+    + IdentityStore
+    + AuditStore
+    + WorkflowStore
+    + ScaleStore
+    + NotifyStore
 {
 }
 impl<
-    T: JobStore + WorkerStore + TokenStore + IdentityStore + AuditStore + WorkflowStore + ScaleStore,
+    T: JobStore
+        + WorkerStore
+        + TokenStore
+        + IdentityStore
+        + AuditStore
+        + WorkflowStore
+        + ScaleStore
+        + NotifyStore,
 > Store for T
 {
 }

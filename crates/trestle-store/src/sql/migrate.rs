@@ -40,6 +40,7 @@ const SQLITE: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/sqlite/0012_worker_isolation.sql"),
     ),
+    (14, include_str!("../../migrations/sqlite/0014_notify.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -77,6 +78,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         12,
         include_str!("../../migrations/postgres/0012_worker_isolation.sql"),
+    ),
+    (
+        14,
+        include_str!("../../migrations/postgres/0014_notify.sql"),
     ),
 ];
 
