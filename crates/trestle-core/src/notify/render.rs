@@ -284,16 +284,19 @@ pub fn check_slack(payload: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// The Teams Workflows payload: a message with one Adaptive Card 1.5
-/// attachment (title, a line per event up to 50, facts, a link).
+/// The Teams Workflows payload: a message with one Adaptive Card
+/// attachment (title, a line per event up to 50, facts, a link). The card
+/// uses only Adaptive Card 1.0 elements and declares 1.0, which every
+/// Teams client renders; enum values are lowercase as the 1.0 schema
+/// spells them (later versions take any case).
 pub fn teams(m: &Message<'_>) -> Value {
     let mut body = vec![json!({
         "type": "TextBlock",
         "text": m.title(),
-        "weight": "Bolder",
-        "size": "Medium",
+        "weight": "bolder",
+        "size": "medium",
         "wrap": true,
-        "color": if m.kind.is_bad() { "Attention" } else { "Default" }
+        "color": if m.kind.is_bad() { "attention" } else { "default" }
     })];
     for e in m.events.iter().take(50) {
         body.push(json!({"type": "TextBlock", "text": m.line(e), "wrap": true}));
@@ -314,7 +317,7 @@ pub fn teams(m: &Message<'_>) -> Value {
     let mut card = json!({
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
-        "version": "1.5",
+        "version": "1.0",
         "body": body,
     });
     if let Some(l) = m.link(first).filter(|l| l.starts_with("http")) {
@@ -518,6 +521,6 @@ mod tests {
         assert_eq!(w["data"]["events"].as_array().unwrap().len(), 2);
         assert_eq!(w["data"]["id"], "msg_9");
         let t = teams(&m);
-        assert_eq!(t["attachments"][0]["content"]["version"], "1.5");
+        assert_eq!(t["attachments"][0]["content"]["version"], "1.0");
     }
 }
