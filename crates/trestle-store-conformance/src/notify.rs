@@ -265,6 +265,23 @@ async fn targets_rules_and_subscriptions(s: &dyn Store) {
 
     assert!(s.delete_target(mine.id).await.unwrap());
     assert!(!s.delete_target(mine.id).await.unwrap());
+
+    // Addresses an admin sets: replaced, then cleared.
+    assert_eq!(s.notify_address("ada").await.unwrap(), None);
+    s.set_notify_address("ada", Some("ada@a.example"), "admin", T0)
+        .await
+        .unwrap();
+    s.set_notify_address("ada", Some("ada@b.example"), "admin", T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.notify_address("ada").await.unwrap().as_deref(),
+        Some("ada@b.example")
+    );
+    s.set_notify_address("ada", None, "admin", T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(s.notify_address("ada").await.unwrap(), None);
 }
 
 async fn deliveries_retry_die_and_revive(s: &dyn Store) {

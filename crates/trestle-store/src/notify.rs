@@ -308,4 +308,15 @@ pub trait NotifyStore: Send + Sync {
     /// Makes a dead delivery pending again, due now, with a new give-up
     /// period; false if it is not dead.
     async fn retry_delivery(&self, id: &str, now: i64) -> Result<bool>;
+    /// Sets (or with `None` clears) the notification address an admin
+    /// gives a user.
+    async fn set_notify_address(
+        &self,
+        user: &str,
+        email: Option<&str>,
+        by: &str,
+        now: i64,
+    ) -> Result<()>;
+    /// The address an admin set for a user.
+    async fn notify_address(&self, user: &str) -> Result<Option<String>>;
 }

@@ -518,7 +518,11 @@ fn notification_targets_are_their_owners_and_guests_only_subscribe() {
         assert_eq!(code(&decide(&s, Action::NotifyTargetManage, shared)), 'N');
         assert!(decide(&s, Action::NotifySubscribe, Resource::User { name: "u" }).is_allowed());
         assert_eq!(
-            code(&decide(&s, Action::NotifySubscribe, Resource::User { name: "v" })),
+            code(&decide(
+                &s,
+                Action::NotifySubscribe,
+                Resource::User { name: "v" }
+            )),
             'N'
         );
         let ro = user(role, Scope::ReadOnly);

@@ -83,3 +83,11 @@ CREATE TABLE notify_deliveries (
 );
 CREATE INDEX notify_deliveries_pending ON notify_deliveries (target_id, seq) WHERE state = 'pending';
 CREATE INDEX notify_deliveries_state ON notify_deliveries (state, seq);
+-- An address an admin set for a user's notifications, over the one their
+-- identity provider gives (UserAttributes.email).
+CREATE TABLE notify_addresses (
+    user_name TEXT NOT NULL PRIMARY KEY,
+    email TEXT NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at BIGINT NOT NULL
+);

@@ -313,4 +313,45 @@ impl NotifyStore for SqlStore {
     async fn retry_delivery(&self, id: &str, now: i64) -> Result<bool> {
         self.revive(id, now).await
     }
+
+    async fn set_notify_address(
+        &self,
+        user: &str,
+        email: Option<&str>,
+        by: &str,
+        now: i64,
+    ) -> Result<()> {
+        match email {
+            Some(e) => {
+                sqlx::query(
+                    "INSERT INTO notify_addresses (user_name, email, set_by, set_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (user_name) DO UPDATE SET \
+                     email = excluded.email, set_by = excluded.set_by, set_at = excluded.set_at",
+                )
+                .bind(user)
+                .bind(e)
+                .bind(by)
+                .bind(now)
+                .execute(&self.write)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM notify_addresses WHERE user_name = $1")
+                    .bind(user)
+                    .execute(&self.write)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn notify_address(&self, user: &str) -> Result<Option<String>> {
+        sqlx::query("SELECT email FROM notify_addresses WHERE user_name = $1")
+            .bind(user)
+            .fetch_optional(&self.read)
+            .await?
+            .map(|r| r.try_get("email"))
+            .transpose()
+            .map_err(Into::into)
+    }
 }
