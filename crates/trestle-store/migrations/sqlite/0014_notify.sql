@@ -91,3 +91,7 @@ CREATE TABLE notify_addresses (
     set_by TEXT NOT NULL,
     set_at INTEGER NOT NULL
 );
+-- Routing starts at the events written from now on: the job history of
+-- an upgraded database is not sent to anyone.
+INSERT INTO notify_cursors (source, position) SELECT 'job', COALESCE(MAX(id), 0) FROM job_events;
+INSERT INTO notify_cursors (source, position) VALUES ('event', 0);
