@@ -72,6 +72,8 @@ pub struct NotifyConfig {
     pub create_keyring: bool,
     /// The outbox's settings.
     pub settings: trestle_service::notify::NotifySettings,
+    /// The senders' timeouts.
+    pub sender: trestle_notify::SenderSettings,
 }
 
 impl ServerConfig {

@@ -175,7 +175,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         compute: Arc::new(compute::Compute::new(defaults, leadership.clone())),
         notify: Arc::new(trestle_service::notify::NotifyState::new(
             config::keyring(&cfg.notify)?,
-            trestle_notify::Sender::new(Default::default()),
+            trestle_notify::Sender::new(cfg.notify.sender.clone()),
             cfg.notify.settings.clone(),
         )),
     };
