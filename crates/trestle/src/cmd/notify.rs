@@ -155,9 +155,9 @@ pub struct TargetArgs {
     /// `slack`, `teams`, `webhook` or `email`.
     #[arg(long)]
     pub kind: String,
-    /// The webhook URL (a secret).
-    #[arg(long, env = "TRESTLE_NOTIFY_URL", hide_env_values = true)]
-    pub url: Option<String>,
+    /// The webhook URL (a secret; `--url` is the server's).
+    #[arg(long, env = "TRESTLE_NOTIFY_WEBHOOK_URL", hide_env_values = true)]
+    pub webhook_url: Option<String>,
     /// The webhook signing secret (`whsec_...`; default: made up and shown once).
     #[arg(long, env = "TRESTLE_NOTIFY_SIGNING_SECRET", hide_env_values = true)]
     pub signing_secret: Option<String>,
@@ -319,7 +319,9 @@ fn print_subscriptions(s: &SubscriptionsView) {
 }
 
 fn user_query(user: &Option<String>) -> Vec<(&str, &str)> {
-    user.as_deref().map(|u| vec![("user", u)]).unwrap_or_default()
+    user.as_deref()
+        .map(|u| vec![("user", u)])
+        .unwrap_or_default()
 }
 
 /// Runs `trestle notify ...`.
@@ -335,7 +337,10 @@ pub async fn run(cmd: NotifyCmd, conn: &Conn) -> Result<ExitCode> {
             }
             print!(
                 "{}",
-                table(&["NAME", "KIND", "OWNER", "WHERE", "KEY"], &target_rows(&list))
+                table(
+                    &["NAME", "KIND", "OWNER", "WHERE", "KEY"],
+                    &target_rows(&list)
+                )
             );
         }
         NotifyCmd::Targets {
@@ -356,7 +361,7 @@ pub async fn run(cmd: NotifyCmd, conn: &Conn) -> Result<ExitCode> {
             let spec = TargetSpec {
                 name: a.name.clone(),
                 kind: a.kind.clone(),
-                url: a.url.clone(),
+                url: a.webhook_url.clone(),
                 signing_secret: a.signing_secret.clone(),
                 smtp_host: a.smtp_host.clone(),
                 smtp_port: a.smtp_port,
@@ -597,7 +602,14 @@ pub async fn run(cmd: NotifyCmd, conn: &Conn) -> Result<ExitCode> {
                 "{}",
                 table(
                     &[
-                        "ID", "TARGET", "USER", "EVENT", "EVENTS", "STATE", "ATTEMPTS", "MADE",
+                        "ID",
+                        "TARGET",
+                        "USER",
+                        "EVENT",
+                        "EVENTS",
+                        "STATE",
+                        "ATTEMPTS",
+                        "MADE",
                         "LAST ERROR"
                     ],
                     &delivery_rows(&list)
@@ -654,7 +666,12 @@ pub async fn secrets(cmd: SecretsCmd, conn: &Conn) -> Result<ExitCode> {
         SecretsCmd::RotateKey { no_new_key, json } => {
             let body = serde_json::json!({"add_key": !no_new_key});
             let r: RotateResult = c
-                .call(Method::POST, &["notify", "secrets", "rotate"], &[], Some(&body))
+                .call(
+                    Method::POST,
+                    &["notify", "secrets", "rotate"],
+                    &[],
+                    Some(&body),
+                )
                 .await?;
             if json {
                 return print_json(&r);

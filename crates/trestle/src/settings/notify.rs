@@ -136,7 +136,14 @@ mod tests {
         assert!(millis("t", "soon").is_err());
         assert!(millis("t", "5y").is_err());
         let none = |_: &str| None;
-        let c = build(NotifyFile::default(), Path::new("/d"), Path::new("/b"), true, none).unwrap();
+        let c = build(
+            NotifyFile::default(),
+            Path::new("/d"),
+            Path::new("/b"),
+            true,
+            none,
+        )
+        .unwrap();
         assert_eq!(c.keyring_file.as_deref(), Some(Path::new("/d/keyring")));
         assert!(c.create_keyring);
         let f = NotifyFile {
@@ -158,7 +165,14 @@ mod tests {
         };
         assert!(build(bad, Path::new("/d"), Path::new("/b"), false, none).is_err());
         let env = |k: &str| (k == "TRESTLE_NOTIFY_KEYRING").then(|| "a b".to_string());
-        let c = build(NotifyFile::default(), Path::new("/d"), Path::new("/b"), false, env).unwrap();
+        let c = build(
+            NotifyFile::default(),
+            Path::new("/d"),
+            Path::new("/b"),
+            false,
+            env,
+        )
+        .unwrap();
         assert_eq!(c.keyring_text.as_deref(), Some("a b"));
     }
 }
