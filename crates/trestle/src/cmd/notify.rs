@@ -353,7 +353,7 @@ pub async fn run(cmd: NotifyCmd, conn: &Conn) -> Result<ExitCode> {
                 Some("implicit") => Some(SmtpTls::Implicit),
                 Some("none") => Some(SmtpTls::None),
                 Some(other) => {
-                    return crate::output::usage(&format!(
+                    return crate::output::usage(format!(
                         "--smtp-tls: `{other}` is not starttls, implicit or none"
                     ));
                 }
