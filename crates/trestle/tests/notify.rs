@@ -500,7 +500,34 @@ fn personal_email_reaches_users_who_have_an_address() {
     eventually(T, "the test email", || {
         (mailbox(&d).len() == 2).then_some(())
     });
-    // Muting job failures stops them.
+    // `#SBATCH --mail-type` subscribes the owner to that job.
+    let script = env.path().join("fail.sh");
+    std::fs::write(&script, "#!/bin/sh\n#SBATCH --mail-type=END\nexit 7\n").unwrap();
+    let sb = env
+        .ok(&["sbatch", "--parsable", script.to_str().unwrap()])
+        .trim()
+        .to_string();
+    wait_state(&env, &sb, "FAILED", T);
+    let s = env.json(&["notify", "subscriptions", "--json"]);
+    assert!(
+        s["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["job"].to_string() == sb && x["events"][0] == "job.finished"),
+        "{s}"
+    );
+    eventually(T, "the sbatch job's email", || {
+        mailbox(&d)
+            .iter()
+            .any(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|x| x.contains(&format!("Job {sb} ")))
+            })
+            .then_some(())
+    });
+    // Muting a domain takes it out of the defaults.
     env.ok(&["notify", "unsubscribe", "--events", "workspace.*"]);
     let s = env.json(&["notify", "subscriptions", "--json"]);
     assert!(

@@ -208,6 +208,55 @@ pub fn parse_list(s: &str, field: &str) -> Result<Vec<String>, ValidationError> 
     Ok(v)
 }
 
+/// What `#SBATCH --mail-type=...` subscribes a job's owner to: the event
+/// patterns, and warnings for the types that mean nothing here. Job
+/// starts are not notified; array tasks are summarised in the array's
+/// message.
+pub fn slurm_mail_events(mail_type: &str) -> Result<(Vec<String>, Vec<String>), ValidationError> {
+    let mut events: Vec<String> = Vec::new();
+    let mut warnings = Vec::new();
+    let mut add = |e: &str| {
+        if !events.iter().any(|x| x == e) {
+            events.push(e.to_string());
+        }
+    };
+    for t in mail_type
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        match t.to_ascii_uppercase().as_str() {
+            "NONE" => {}
+            "END" => {
+                add("job.finished");
+                add("job.failed");
+            }
+            "FAIL" | "TIME_LIMIT" | "TIME_LIMIT_90" | "TIME_LIMIT_80" | "TIME_LIMIT_50" => {
+                add("job.failed")
+            }
+            "ALL" => add("job.*"),
+            "BEGIN" | "REQUEUE" | "INVALID_DEPEND" | "STAGE_OUT" => warnings.push(format!(
+                "--mail-type={t}: Trestle notifies when jobs finish or fail, not of {t}"
+            )),
+            "ARRAY_TASKS" => warnings.push(
+                "--mail-type=ARRAY_TASKS: an array's tasks are summarised in the array's message"
+                    .to_string(),
+            ),
+            _ => {
+                return Err(ValidationError::new(
+                    "invalid-mail-type",
+                    "--mail-type",
+                    format!(
+                        "`{t}` is not a mail type (NONE, BEGIN, END, FAIL, REQUEUE, ALL, \
+                         TIME_LIMIT, ARRAY_TASKS, ...)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((events, warnings))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +283,25 @@ mod tests {
         let j = serde_json::to_string(&p).unwrap();
         assert_eq!(j, "\"workspace.*\"");
         assert!(serde_json::from_str::<EventPattern>("\"x.y\"").is_err());
+    }
+
+    #[test]
+    fn slurm_mail_types_become_subscriptions() {
+        let (e, w) = slurm_mail_events("END").unwrap();
+        assert_eq!(
+            (e, w.len()),
+            (vec!["job.finished".into(), "job.failed".into()], 0)
+        );
+        let (e, w) = slurm_mail_events("BEGIN,fail,ARRAY_TASKS").unwrap();
+        assert_eq!(e, vec!["job.failed".to_string()]);
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            slurm_mail_events("ALL").unwrap().0,
+            vec!["job.*".to_string()]
+        );
+        assert!(slurm_mail_events("NONE").unwrap().0.is_empty());
+        let err = slurm_mail_events("END,LOUD").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("--mail-type"));
     }
 
     #[test]
