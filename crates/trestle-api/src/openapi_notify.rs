@@ -83,6 +83,7 @@ pub const SCHEMAS: &[(&str, &[&str])] = &[
         ],
     ),
     ("NotifyUnsubscribe", &["events", "id", "user"]),
+    ("NotifyUnsubscribed", &["muted", "deleted"]),
     ("NotifyAddress", &["email"]),
     (
         "NotifyDeliveryView",

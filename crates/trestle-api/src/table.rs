@@ -174,7 +174,7 @@ operations! {
     post "/notify/subscriptions" => notify::subscribe, User, Some(Action::NotifySubscribe), "notify.subscribe", None,
         "Subscribe to one's own events of some types, to email or an own target, or to one job's events", Some("NotifySubscriptionSpec"), "NotifySubscriptionView";
     post "/notify/unsubscribe" => notify::unsubscribe, User, Some(Action::NotifySubscribe), "notify.unsubscribe", None,
-        "Mute event types in one's email, or delete a subscription by id", Some("NotifyUnsubscribe"), "object";
+        "Mute event types in one's email, or delete a subscription by id", Some("NotifyUnsubscribe"), "NotifyUnsubscribed";
     put "/notify/addresses/{name}" => notify::set_address, User, Some(Action::NotifyAdmin), "notify.address.set", Some("user"),
         "Set (or clear) the address a user's notifications go to (admins)", Some("NotifyAddress"), "NotifySubscriptions";
     get "/notify/deliveries" => notify::deliveries, User, Some(Action::NotifyTargetRead), "notify.delivery.list", None,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use trestle_core::api::notify::{
     DeliveryView, RotateResult, RuleView, SubscriptionView, SubscriptionsView, TargetCreated,
-    TargetView, TestResult,
+    TargetView, TestResult, Unsubscribed,
 };
 use trestle_service::{Principal, Service, ServiceError, notify, notify_outbox, notify_subs};
 
@@ -140,16 +140,21 @@ pub async fn subscribe(
     Ok((StatusCode::CREATED, Json(s)))
 }
 
-/// `POST /api/v1/notify/unsubscribe`: the mute made, or nothing for a
-/// deleted subscription.
+/// `POST /api/v1/notify/unsubscribe`: the mute made, or the id of the
+/// subscription deleted.
 pub async fn unsubscribe(
     State(app): State<Service>,
     Extension(p): Extension<Principal>,
     body: Bytes,
-) -> ApiResult<Json<Option<SubscriptionView>>> {
-    Ok(Json(
-        notify_subs::unsubscribe(&app, &p, parse_body_for(&body)).await?,
-    ))
+) -> ApiResult<Json<Unsubscribed>> {
+    let req: trestle_service::Parsed<trestle_core::api::notify::UnsubscribeRequest> =
+        parse_body_for(&body);
+    let id = req.as_ref().ok().and_then(|r| r.id);
+    let muted = notify_subs::unsubscribe(&app, &p, req).await?;
+    Ok(Json(Unsubscribed {
+        deleted: if muted.is_none() { id } else { None },
+        muted,
+    }))
 }
 
 /// `PUT /api/v1/notify/addresses/{name}`.

@@ -154,6 +154,17 @@ pub struct UnsubscribeRequest {
     pub user: Option<String>,
 }
 
+/// The answer to `POST /api/v1/notify/unsubscribe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsubscribed {
+    /// The mute made (muting event types).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<SubscriptionView>,
+    /// The subscription deleted (by id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<i64>,
+}
+
 /// `PUT /api/v1/notify/addresses/{user}` (admins).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

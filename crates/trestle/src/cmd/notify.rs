@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use trestle_client::Method;
 use trestle_core::api::notify::{
     AddressRequest, DeliveryView, RotateResult, RuleView, SubscriptionView, SubscriptionsView,
-    TargetCreated, TargetView, TestResult, UnsubscribeRequest,
+    TargetCreated, TargetView, TestResult, UnsubscribeRequest, Unsubscribed,
 };
 use trestle_core::notify::rule::{RuleSpec, SubscriptionSpec, parse_list};
 use trestle_core::notify::target::{SmtpTls, TargetSpec};
@@ -541,15 +541,16 @@ pub async fn run(cmd: NotifyCmd, conn: &Conn) -> Result<ExitCode> {
                 id,
                 user,
             };
-            let s: Option<SubscriptionView> = c
+            let s: Unsubscribed = c
                 .call(Method::POST, &["notify", "unsubscribe"], &[], Some(&req))
                 .await?;
             if json {
                 return print_json(&s);
             }
-            match s {
-                Some(s) => println!("muted in your email ({}): {}", s.id, s.events.join(",")),
-                None => println!("deleted subscription {}", id.unwrap_or_default()),
+            match (s.muted, s.deleted) {
+                (Some(m), _) => println!("muted in your email ({}): {}", m.id, m.events.join(",")),
+                (None, Some(d)) => println!("deleted subscription {d}"),
+                (None, None) => {}
             }
         }
         NotifyCmd::Test { target, json } => {
