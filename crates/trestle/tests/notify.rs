@@ -35,6 +35,7 @@ enum Mode {
 struct Got {
     id: String,
     body: serde_json::Value,
+    at: std::time::Instant,
 }
 
 #[derive(Clone)]
@@ -92,6 +93,7 @@ fn handle(mut s: std::net::TcpStream, r: Receiver) {
                     r.got.lock().unwrap().push(Got {
                         id: h("webhook-id"),
                         body: serde_json::from_slice(&body).unwrap(),
+                        at: std::time::Instant::now(),
                     });
                     "204 No Content"
                 }
@@ -288,6 +290,63 @@ fn an_outage_with_a_restart_in_the_middle_loses_nothing_and_keeps_order() {
             .any(|d| d["events"].as_u64() > Some(1)),
         "events held up by the outage were sent as digests"
     );
+}
+
+#[test]
+fn on_postgres_a_rate_limited_target_gets_every_event_in_order_as_digests() {
+    let env = Env::new();
+    let db = fresh_postgres("notify");
+    let (_up, _) = up(&env, &format!("database = \"{db}\"\n{NOTIFY}"));
+    let port = free_port();
+    let r = receiver(port, Mode::Ok);
+    add_hook(&env, "hook", port, &["--min-interval-ms", "500"]);
+    env.ok(&[
+        "notify",
+        "rules",
+        "add",
+        "all-jobs",
+        "--events",
+        "job.*",
+        "--targets",
+        "hook",
+    ]);
+    let ids: Vec<String> = (0..8)
+        .map(|i| submit(&env, if i % 3 == 0 { "exit 1" } else { "true" }))
+        .collect();
+    let want: BTreeSet<String> = ids.iter().map(|j| format!("job:{j}")).collect();
+    eventually(T, "every event", || {
+        let got: BTreeSet<String> = r
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|g| {
+                g.body["data"]["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["subject"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (got == want).then_some(())
+    });
+    let (order, messages) = keys(&r);
+    assert_eq!(order.len(), ids.len());
+    let n: Vec<i64> = order
+        .iter()
+        .map(|k| k.strip_prefix("job:").unwrap().parse().unwrap())
+        .collect();
+    assert!(n.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(
+        messages < ids.len(),
+        "a burst became digests ({messages} messages)"
+    );
+    let got = r.got.lock().unwrap().clone();
+    for w in got.windows(2) {
+        let gap = w[1].at.duration_since(w[0].at);
+        assert!(gap >= Duration::from_millis(400), "messages {gap:?} apart");
+    }
 }
 
 #[test]
