@@ -123,6 +123,8 @@ ensure_schemathesis() {
 # JSON Schema validator for the Teams cards (jsonschema), in the same
 # virtual environment unless a Python with both is given.
 ensure_aiosmtpd() {
+  # The TLS mail tests make their certificates with the openssl CLI.
+  command -v openssl >/dev/null || { say "installing openssl"; apt_install openssl; }
   if [ -n "${TRESTLE_TEST_AIOSMTPD_PYTHON:-}" ]; then return; fi
   if [ ! -x .venv-test/bin/python ] || ! .venv-test/bin/python -c 'import aiosmtpd, jsonschema' 2>/dev/null; then
     if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then

@@ -8,7 +8,7 @@ use crate::http::Lookup;
 use crate::{Outgoing, SendError, SenderSettings};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use trestle_core::notify::address::{check_ip, plain_http_allowed};
 use trestle_core::notify::render;
@@ -73,7 +73,13 @@ impl SmtpSender {
             .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
             .map_err(|e| SendError::Config(e.to_string()))?;
         let tls = |host: &str| {
-            TlsParameters::new(host.to_string()).map_err(|e| SendError::Config(e.to_string()))
+            let mut b = TlsParameters::builder(host.to_string());
+            if let Some(pem) = &smtp.ca {
+                let cert = Certificate::from_pem(pem.as_bytes())
+                    .map_err(|e| SendError::Config(format!("smtp_ca: {e}")))?;
+                b = b.add_root_certificate(cert);
+            }
+            b.build().map_err(|e| SendError::Config(e.to_string()))
         };
         let tls = match smtp.tls {
             SmtpTls::Starttls => Tls::Required(tls(&smtp.host)?),

@@ -560,3 +560,185 @@ async fn email_reaches_a_real_smtp_server_with_both_parts() {
         "{html}"
     );
 }
+
+/// A CA and a certificate for `localhost`/127.0.0.1 signed by it, made
+/// with the openssl CLI: (CA PEM, server cert path, server key path).
+fn certificates(dir: &std::path::Path) -> (String, String, String) {
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=trestle test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &p("srv.key"),
+        "-out",
+        &p("srv.csr"),
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("srv.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("srv.pem"),
+    ]);
+    (
+        std::fs::read_to_string(dir.join("ca.pem")).unwrap(),
+        p("srv.pem"),
+        p("srv.key"),
+    )
+}
+
+/// aiosmtpd with TLS (`starttls` or `implicit`) and authentication.
+async fn smtpd_tls(mode: &str, cert: &str, key: &str) -> Smtpd {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let maildir = dir.path().join("mail");
+    let mut child = Command::new(python())
+        .arg(data("smtpd_tls.py"))
+        .args([&port.to_string(), mode, cert, key])
+        .arg(&maildir)
+        .args(["trestle", "relay password"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python with aiosmtpd");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Smtpd { child, port, dir };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("aiosmtpd with TLS did not start on {port}");
+}
+
+async fn send_mail(
+    s: &Sender,
+    t: (TargetConfig, TargetSecrets),
+    to: &[String],
+    events: &[Event],
+) -> Result<(), SendError> {
+    s.send(&Outgoing {
+        config: &t.0,
+        secrets: &t.1,
+        message: Message {
+            id: "msg_tls",
+            kind: EventType::JobFailed,
+            events,
+            base_url: None,
+            template: None,
+        },
+        to,
+        now_s: now_s(),
+    })
+    .await
+}
+
+#[tokio::test]
+async fn email_over_starttls_and_implicit_tls_with_authentication() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(certs.path());
+    let s = Sender::new(SenderSettings {
+        timeout: Duration::from_secs(10),
+        ..Default::default()
+    });
+    let events = [event(9, EventType::JobFailed)];
+    let to = vec!["ada@uni.example".to_string()];
+    for (mode, tls) in [
+        ("starttls", SmtpTls::Starttls),
+        ("implicit", SmtpTls::Implicit),
+    ] {
+        let d = smtpd_tls(mode, &cert, &key).await;
+        let spec = |password: &str, ca: Option<&str>| {
+            TargetSpec {
+                name: "mail".into(),
+                kind: "email".into(),
+                smtp_host: Some("localhost".into()),
+                smtp_port: Some(d.port),
+                smtp_tls: Some(tls),
+                smtp_username: Some("trestle".into()),
+                smtp_password: Some(password.into()),
+                smtp_ca: ca.map(String::from),
+                from: Some("trestle@uni.example".into()),
+                allow_loopback: true,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap()
+        };
+        // The server's certificate is verified: unknown CA, refused.
+        let err = send_mail(&s, spec("relay password", None), &to, &events)
+            .await
+            .unwrap_err();
+        assert!(!matches!(err, SendError::Refused(_)), "{mode}: {err:?}");
+        // A wrong password is refused by the server.
+        let err = send_mail(&s, spec("wrong", Some(&ca)), &to, &events)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::Smtp(_)), "{mode}: {err:?}");
+        assert!(mailbox(d.dir.path()).is_empty(), "{mode}");
+        send_mail(&s, spec("relay password", Some(&ca)), &to, &events)
+            .await
+            .unwrap();
+        let msgs = mailbox(d.dir.path());
+        assert_eq!(msgs.len(), 1, "{mode}: {msgs:?}");
+        assert_eq!(msgs[0]["to"][0], "ada@uni.example");
+    }
+}

@@ -199,6 +199,7 @@ pub fn view(t: &TargetRecord, s: Option<&TargetSecrets>) -> TargetView {
             None
         },
         from: smtp.map(|m| m.from.clone()),
+        smtp_ca: smtp.is_some_and(|m| m.ca.is_some()),
         to: c.to.clone(),
         min_interval_ms: c.min_interval_ms,
         template: c.template.clone(),

@@ -573,7 +573,10 @@ fn personal_email_reaches_users_who_have_an_address() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|x| x["job"].to_string() == sb && x["events"][0] == "job.finished"),
+            .any(
+                |x| x["job"].as_i64().map(|j| j.to_string()).as_deref() == Some(sb.as_str())
+                    && x["events"][0] == "job.finished"
+            ),
         "{s}"
     );
     eventually(T, "the sbatch job's email", || {

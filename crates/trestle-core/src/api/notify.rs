@@ -44,6 +44,9 @@ pub struct TargetView {
     /// Sender.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// Whether an extra CA certificate is set for the SMTP server.
+    #[serde(default)]
+    pub smtp_ca: bool,
     /// Fixed recipients.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,

@@ -100,6 +100,10 @@ pub struct TargetSpec {
     /// The sender address (email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// A CA certificate (PEM) the SMTP server's certificate may chain to,
+    /// besides the system's (a campus relay with a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_ca: Option<String>,
     /// Fixed recipients (email); empty: the address of the user each
     /// message is for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -136,7 +140,13 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     /// Sender address.
     pub from: String,
+    /// An extra CA certificate (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
+
+/// Largest `smtp_ca` (bytes).
+pub const MAX_CA: usize = 16 * 1024;
 
 /// What is stored of a target in the clear.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,6 +379,15 @@ impl TargetSpec {
                         "a password needs a user name",
                     ));
                 }
+                if let Some(ca) = &self.smtp_ca
+                    && (ca.len() > MAX_CA || !ca.contains("-----BEGIN CERTIFICATE-----"))
+                {
+                    return Err(ValidationError::new(
+                        "invalid-smtp-ca",
+                        "smtp_ca",
+                        format!("smtp_ca is a PEM certificate of at most {MAX_CA} bytes"),
+                    ));
+                }
                 if tls == SmtpTls::None && !policy.allow_loopback {
                     return Err(ValidationError::new(
                         "plain-smtp",
@@ -382,6 +401,7 @@ impl TargetSpec {
                     tls,
                     username: self.smtp_username.clone(),
                     from,
+                    ca: self.smtp_ca.clone(),
                 });
                 config.to = self.to.clone();
                 secrets.smtp_password = self.smtp_password.clone();

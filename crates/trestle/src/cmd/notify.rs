@@ -179,6 +179,9 @@ pub struct TargetArgs {
     /// Sender address.
     #[arg(long)]
     pub from: Option<String>,
+    /// A CA certificate file (PEM) the SMTP server's certificate may chain to.
+    #[arg(long)]
+    pub smtp_ca: Option<std::path::PathBuf>,
     /// Fixed recipients, comma-separated (default: each user's address).
     #[arg(long, value_delimiter = ',')]
     pub to: Vec<String>,
@@ -369,6 +372,13 @@ pub async fn run(cmd: NotifyCmd, conn: &Conn) -> Result<ExitCode> {
                 smtp_username: a.smtp_username.clone(),
                 smtp_password: a.smtp_password.clone(),
                 from: a.from.clone(),
+                smtp_ca: match &a.smtp_ca {
+                    Some(p) => Some(
+                        std::fs::read_to_string(p)
+                            .map_err(|e| anyhow::anyhow!("--smtp-ca {}: {e}", p.display()))?,
+                    ),
+                    None => None,
+                },
                 to: a.to.clone(),
                 min_interval_ms: a.min_interval_ms,
                 template: a.template.clone(),
