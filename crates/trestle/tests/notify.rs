@@ -33,6 +33,7 @@ enum Mode {
 /// A message the receiver accepted (or took in while too slow).
 #[derive(Clone, Debug)]
 struct Got {
+    path: String,
     id: String,
     body: serde_json::Value,
     at: std::time::Instant,
@@ -69,9 +70,20 @@ fn handle(mut s: std::net::TcpStream, r: Receiver) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
+    let path = line.split(' ').nth(1).unwrap_or("").to_string();
     let mode = *r.mode.lock().unwrap();
     let status = match mode {
         Mode::Fail => "500 Internal Server Error",
+        // Slack and Teams webhooks are not signed.
+        _ if path != "/hook" => {
+            r.got.lock().unwrap().push(Got {
+                path,
+                id: headers.get("webhook-id").cloned().unwrap_or_default(),
+                body: serde_json::from_slice(&body).unwrap(),
+                at: std::time::Instant::now(),
+            });
+            "200 OK"
+        }
         _ => {
             let h = |k: &str| headers.get(k).cloned().unwrap_or_default();
             let now = trestle_core::clock::now_ms() / 1000;
@@ -91,6 +103,7 @@ fn handle(mut s: std::net::TcpStream, r: Receiver) {
                         std::thread::sleep(Duration::from_millis(1500));
                     }
                     r.got.lock().unwrap().push(Got {
+                        path: path.clone(),
                         id: h("webhook-id"),
                         body: serde_json::from_slice(&body).unwrap(),
                         at: std::time::Instant::now(),
@@ -358,6 +371,20 @@ fn an_array_failure_is_one_message_and_dead_letters_retry() {
     let r = receiver(port, Mode::Ok);
     add_hook(&env, "hook", port, &[]);
     add_hook(&env, "down", down, &[]);
+    for kind in ["slack", "teams"] {
+        let url = format!("http://127.0.0.1:{port}/{kind}");
+        env.ok(&[
+            "notify",
+            "targets",
+            "add",
+            kind,
+            "--kind",
+            kind,
+            "--webhook-url",
+            &url,
+            "--allow-loopback",
+        ]);
+    }
     env.ok(&[
         "notify",
         "rules",
@@ -366,7 +393,7 @@ fn an_array_failure_is_one_message_and_dead_letters_retry() {
         "--events",
         "job.failed",
         "--targets",
-        "hook,down",
+        "hook,down,slack,teams",
     ]);
     let id = env
         .ok(&["submit", "--array", "0-19", "--", "sh", "-c", "exit 3"])
@@ -375,11 +402,41 @@ fn an_array_failure_is_one_message_and_dead_letters_retry() {
     eventually(T, "the array to fail", || {
         (job(&env, &id)["state"] == "FAILED").then_some(())
     });
-    eventually(T, "the array's message", || {
-        (!r.got.lock().unwrap().is_empty()).then_some(())
-    });
+    for _ in 0..100 {
+        if r.got.lock().unwrap().len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        r.got.lock().unwrap().len() >= 3,
+        "the array's messages: {}\n{}\n{}",
+        env.ok(&["notify", "deliveries"]),
+        env.ok(&["notify", "rules"]),
+        std::fs::read_to_string(env.path().join("server.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     std::thread::sleep(Duration::from_millis(800));
-    let got = r.got.lock().unwrap().clone();
+    let all = r.got.lock().unwrap().clone();
+    let slack: Vec<&Got> = all.iter().filter(|g| g.path == "/slack").collect();
+    let teams: Vec<&Got> = all.iter().filter(|g| g.path == "/teams").collect();
+    assert_eq!((slack.len(), teams.len()), (1, 1), "{all:?}");
+    trestle_core::notify::render::check_slack(&slack[0].body).unwrap();
+    assert!(
+        slack[0].body["text"]
+            .as_str()
+            .unwrap()
+            .contains("Array job")
+    );
+    assert_eq!(
+        teams[0].body["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    let got: Vec<Got> = all.into_iter().filter(|g| g.path == "/hook").collect();
     assert_eq!(got.len(), 1, "one message for 20 failed children: {got:?}");
     let events = got[0].body["data"]["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);

@@ -355,3 +355,39 @@ impl NotifyStore for SqlStore {
             .map_err(Into::into)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trestle_core::notify::event::EventType;
+
+    fn event(n: i64) -> NewEvent {
+        NewEvent {
+            kind: EventType::WorkspaceTerminateFailed,
+            subject: format!("workspace:{n}"),
+            title: String::new(),
+            owner: Some("ada".into()),
+            project: None,
+            link: None,
+            detail: Some("provider refused".into()),
+            time: n,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_is_recorded_with_its_transaction_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let s = SqlStore::connect(&url).await.unwrap();
+        let mut tx = s.write.begin().await.unwrap();
+        record(&mut tx, &event(1)).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert!(s.other_events(0, 10).await.unwrap().is_empty());
+        let mut tx = s.write.begin().await.unwrap();
+        let id = record(&mut tx, &event(2)).await.unwrap();
+        tx.commit().await.unwrap();
+        let got = s.other_events(0, 10).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0, &got[0].1.event), (id, &event(2)));
+    }
+}
