@@ -156,7 +156,29 @@ ensure_oidc_provider() {
   fi
 }
 
+# JupyterLab for the workspace tests, in a virtual environment cached
+# outside the checkout and keyed by its version (installed from PyPI where
+# the cache is missing); its bin directory goes on the workers' PATH.
+JUPYTERLAB_VERSION=4.6.6
+ensure_jupyterlab() {
+  if [ -n "${TRESTLE_TEST_JUPYTER_BIN:-}" ]; then return; fi
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/trestle-test/jupyterlab-$JUPYTERLAB_VERSION"
+  if [ ! -x "$venv/bin/jupyter-lab" ]; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+      say "installing python3-venv"
+      apt_install python3-venv python3-pip
+    fi
+    say "installing JupyterLab $JUPYTERLAB_VERSION into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "jupyterlab==$JUPYTERLAB_VERSION"
+  fi
+  TRESTLE_TEST_JUPYTER_BIN="$venv/bin"
+  export TRESTLE_TEST_JUPYTER_BIN
+}
+
 ensure_tools
+ensure_jupyterlab
 ensure_bubblewrap
 ensure_postgres
 ensure_chromium

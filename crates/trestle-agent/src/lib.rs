@@ -209,6 +209,8 @@ where
         client,
         config,
         attempts,
+        session: session.clone(),
+        hosted: Arc::default(),
         reporter,
         scratch,
         isolation,

@@ -28,6 +28,7 @@ pub fn spec(command: Command) -> JobSpec {
         owner: None,
         flow: Default::default(),
         task: Default::default(),
+        session: None,
     }
 }
 

@@ -372,6 +372,7 @@ fn spec(command: Command) -> JobSpec {
         owner: None,
         flow: Default::default(),
         task: Default::default(),
+        session: None,
     }
 }
 

@@ -7,7 +7,7 @@
 use crate::ops::{Access, Op, audit_of, operations};
 use crate::routes::{
     audit, compute, directory, events, files, jobs, login, notify, oidc, pipelines, projects,
-    system, tokens, users, workers,
+    system, tokens, users, workers, workspaces,
 };
 use axum::Json;
 use axum::extract::{OriginalUri, Request};
@@ -59,6 +59,44 @@ operations! {
         "Lease jobs that fit (long-poll)", Some("LeaseRequest"), "LeaseResponse";
     post "/workers/{id}/updates" => workers::updates, Any, Some(Action::WorkerOperate), "worker.updates", Some("worker"),
         "Heartbeats and attempt reports", Some("UpdatesRequest"), "UpdatesResponse";
+    post "/workers/{id}/sessions" => workspaces::report, Any, Some(Action::WorkerOperate), "worker.session-report", Some("worker"),
+        "A hosting worker's report on a workspace session: ready (with its per-launch secret), activity, a failed save", Some("SessionReport"), "none";
+    put "/workers/{id}/sessions/{job}/home" => workspaces::put_home, Any, Some(Action::WorkerOperate), "worker.session-home-save", Some("worker"),
+        "Save a workspace's home (a tar archive; lease holder)", Some("binary"), "none";
+    get "/workers/{id}/sessions/{job}/home" => workspaces::get_home, Any, Some(Action::WorkerOperate), "worker.session-home-restore", Some("worker"),
+        "The saved home of a workspace to restore (lease holder)", None, "binary";
+    get "/workspace-types" => workspaces::list_types, User, None, "workspace-type.list", None,
+        "Workspace type versions (users: approved ones; latest of each unless all=true)", None, "TypeView[]";
+    post "/workspace-types" => workspaces::import_type, User, None, "workspace-type.import", None,
+        "Import a workspace type version, not approved (admins)", Some("WorkspaceTypeRequest"), "TypeView";
+    post "/workspace-types/{name}/{version}/approve" => workspaces::approve_type, User, None, "workspace-type.approve", Some("workspace-type"),
+        "Approve a type version (admins)", None, "TypeView";
+    post "/workspace-types/{name}/{version}/revoke" => workspaces::revoke_type, User, None, "workspace-type.revoke", Some("workspace-type"),
+        "Revoke a type version: it cannot be launched, running workspaces show it (admins)", None, "TypeView";
+    get "/workspace-configs" => workspaces::list_configs, User, None, "workspace-config.list", None,
+        "Workspace configurations (users: those they may launch)", None, "ConfigView[]";
+    put "/workspace-configs/{name}" => workspaces::put_config, User, None, "workspace-config.put", Some("workspace-config"),
+        "Create or replace a configuration (admins)", Some("WorkspaceConfigRequest"), "ConfigView";
+    delete "/workspace-configs/{name}" => workspaces::delete_config, User, None, "workspace-config.delete", Some("workspace-config"),
+        "Delete a configuration; running workspaces keep theirs (admins)", None, "none";
+    get "/workspaces" => workspaces::list, User, None, "workspace.list", None,
+        "Your workspaces and those shared with you (admins: all=true for everyone's)", None, "WorkspaceView[]";
+    post "/workspaces" => workspaces::launch, User, None, "workspace.launch", None,
+        "Launch a configuration", Some("LaunchRequest"), "WorkspaceView";
+    get "/workspaces/{id}" => workspaces::show, User, None, "workspace.show", Some("workspace"),
+        "One workspace", None, "WorkspaceView";
+    post "/workspaces/{id}/stop" => workspaces::stop, User, None, "workspace.stop", Some("workspace"),
+        "Stop a workspace, saving its home (owner; admins force-stop)", None, "WorkspaceView";
+    post "/workspaces/{id}/start" => workspaces::start, User, None, "workspace.start", Some("workspace"),
+        "Start a stopped or failed workspace, restoring its home", None, "WorkspaceView";
+    post "/workspaces/{id}/terminate" => workspaces::terminate, User, None, "workspace.terminate", Some("workspace"),
+        "Terminate a workspace and delete its home", None, "WorkspaceView";
+    post "/workspaces/{id}/extend" => workspaces::extend, User, None, "workspace.extend", Some("workspace"),
+        "Extend a running workspace's lifetime, within its configuration's allowance", Some("ExtendRequest"), "WorkspaceView";
+    post "/workspaces/{id}/share" => workspaces::share, User, None, "workspace.share", Some("workspace"),
+        "Share a workspace with its project's members, or stop sharing (needs per-workspace origins)", Some("ShareRequest"), "WorkspaceView";
+    post "/workspaces/{id}/assist" => workspaces::assist, User, None, "workspace.assist", Some("workspace"),
+        "An admin's audited access to a user's workspace for an hour", None, "WorkspaceView";
     get "/healthz" => system::healthz, Probe, None, "probe.health", None,
         "Liveness", None, "text";
     get "/readyz" => system::readyz, Probe, None, "probe.ready", None,

@@ -23,7 +23,7 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 /// A download in progress: the body arrives chunk by chunk.
 #[derive(Debug)]
 pub struct Download {
-    response: Response,
+    pub(crate) response: Response,
 }
 
 impl Download {
@@ -238,7 +238,7 @@ impl Client {
     }
 
     /// PUTs a local file as a streamed body.
-    async fn put_file(
+    pub(crate) async fn put_file(
         &self,
         url_of: impl Fn(&Url) -> Url,
         lease_token: Option<&str>,

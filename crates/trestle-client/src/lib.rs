@@ -22,6 +22,7 @@ mod files;
 mod generic;
 pub mod urls;
 mod workflows;
+mod workspaces;
 
 pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_REQUEST_TIMEOUT, JobQuery, LEASE_GRACE};
 pub use error::ClientError;

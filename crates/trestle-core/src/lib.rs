@@ -23,6 +23,7 @@ pub mod notify;
 pub mod parse;
 pub mod paths;
 pub mod task;
+pub mod workspace;
 
 pub use batch::job::{AttemptReason, AttemptState, Command, JobSpec, JobState, Resources};
 pub use batch::placement::Capacity;

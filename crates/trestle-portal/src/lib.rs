@@ -13,6 +13,7 @@ pub mod login;
 pub mod oidc;
 pub mod settings;
 pub mod submit;
+pub mod workspaces;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -45,6 +46,14 @@ pub fn routes(samples: std::sync::Arc<dashboard::Samples>) -> Router<Service> {
         .route("/ui/jobs/{id}/cancel", post(jobs::cancel))
         .route("/ui/jobs/{id}/resubmit", post(jobs::resubmit))
         .route("/ui/submit", get(submit::form).post(submit::submit))
+        .route("/ui/workspaces", get(workspaces::list))
+        .route("/ui/workspaces/launch", post(workspaces::launch))
+        .route("/ui/workspaces/{id}/{verb}", post(workspaces::act))
+        .route("/ui/admin/workspaces", get(workspaces::admin))
+        .route(
+            "/ui/admin/workspace-types/{name}/{version}/{verb}",
+            post(workspaces::decide),
+        )
         .route("/ui/workers", get(admin::workers))
         .route("/ui/audit", get(admin::audit))
         .route("/ui/settings/notifications", get(settings::form))
@@ -180,6 +189,10 @@ pub enum Nav {
     Jobs,
     /// The submit form.
     Submit,
+    /// Workspaces: catalogue and my workspaces.
+    Workspaces,
+    /// Workspace types, configurations and every workspace (admin).
+    WorkspaceAdmin,
     /// Queues and workers (admin).
     Workers,
     /// Audit (admin).
@@ -218,7 +231,9 @@ pub fn page(v: Option<&Viewer>, nav: Nav, title: &str, main: Markup) -> Markup {
                             (link("/", "Dashboard", Nav::Home))
                             (link("/ui/jobs", "Jobs", Nav::Jobs))
                             (link("/ui/submit", "Submit", Nav::Submit))
+                            (link("/ui/workspaces", "Workspaces", Nav::Workspaces))
                             @if v.p.is_admin() {
+                                (link("/ui/admin/workspaces", "Workspace admin", Nav::WorkspaceAdmin))
                                 (link("/ui/workers", "Queues & workers", Nav::Workers))
                                 (link("/ui/audit", "Audit", Nav::Audit))
                             }

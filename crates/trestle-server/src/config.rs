@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub objects_options: Vec<(String, String)>,
     /// How often the autoscaler looks (it also wakes on every submission).
     pub autoscale_interval: Duration,
+    /// How workspaces are reached and limited (`[workspaces]`).
+    pub workspaces: trestle_service::workspaces::WorkspaceSettings,
     /// Notifications (`[notify]`): the secrets keyring and the outbox.
     pub notify: NotifyConfig,
 }
@@ -101,6 +103,7 @@ impl ServerConfig {
             scratch_dir: data_dir.join("scratch"),
             objects_options: Vec::new(),
             autoscale_interval: Duration::from_millis(500),
+            workspaces: Default::default(),
             notify: NotifyConfig {
                 keyring_file: Some(data_dir.join("keyring")),
                 ..Default::default()

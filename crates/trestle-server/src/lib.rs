@@ -178,8 +178,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             trestle_notify::Sender::new(cfg.notify.sender.clone()),
             cfg.notify.settings.clone(),
         )),
+        workspaces: Arc::new(cfg.workspaces.clone()),
+        access: Arc::default(),
     };
     app.compute.refresh(&*app.store).await?;
+    // The shipped workspace types, imported not approved.
+    trestle_service::workspaces::import_shipped(&app)
+        .await
+        .map_err(|e| ServerError::Config(format!("importing the shipped workspace types: {e}")))?;
     app.store.set_log_limits(app.flow.log_limits());
     let (shutdown, rx) = watch::channel(false);
     let samples = Arc::new(trestle_portal::dashboard::Samples::default());
@@ -191,6 +197,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             worker_timeout: cfg.worker_timeout,
         }),
         Arc::new(trestle_service::audit_queries::Retention { app: app.clone() }),
+        Arc::new(trestle_service::workspace_sessions::WorkspaceLoop {
+            app: app.clone(),
+            every: std::time::Duration::from_secs(1),
+        }),
         Arc::new(workflows::Resolver {
             app: app.clone(),
             every: std::time::Duration::from_secs(1),
@@ -231,6 +241,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
     // Loops every server runs.
     loops.push(loops::spawn(
         Arc::new(loops::TopologyRefresh { app: app.clone() }),
+        rx.clone(),
+    ));
+    loops.push(loops::spawn(
+        Arc::new(trestle_service::workspace_access::ActivityFlush { app: app.clone() }),
         rx.clone(),
     ));
     loops.push(loops::spawn(

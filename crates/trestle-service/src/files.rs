@@ -66,7 +66,7 @@ impl Default for UploadLimits {
 
 /// Why a capped stream stopped.
 #[derive(Debug)]
-enum Capped {
+pub(crate) enum Capped {
     /// More than the cap arrived.
     Over,
     /// Reading the body failed.
@@ -84,7 +84,10 @@ impl std::fmt::Display for Capped {
 
 /// `data`, failing with [`Capped::Over`] once more than `cap` bytes
 /// arrive.
-fn capped<S, E>(data: S, cap: u64) -> impl Stream<Item = Result<Bytes, Capped>> + Send + Unpin
+pub(crate) fn capped<S, E>(
+    data: S,
+    cap: u64,
+) -> impl Stream<Item = Result<Bytes, Capped>> + Send + Unpin
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
     E: std::fmt::Display,
@@ -101,12 +104,12 @@ where
 }
 
 /// Whether object storage stopped because a [`capped`] stream went over.
-fn is_over(e: &StoreError) -> bool {
+pub(crate) fn is_over(e: &StoreError) -> bool {
     e.to_string().contains(&Capped::Over.to_string())
 }
 
 /// A 413 about the file at `path`.
-fn too_large(code: &str, message: String) -> ServiceError {
+pub(crate) fn too_large(code: &str, message: String) -> ServiceError {
     ServiceError {
         field: Some("path".into()),
         ..ServiceError::new(ErrorKind::TooLarge, code, message)

@@ -158,6 +158,18 @@ pub async fn submit(
     Ok(ids)
 }
 
+/// Submits jobs already charged to their owner's project (a workspace's
+/// session task, charged when the workspace was launched): checks their
+/// queues, stores them and wakes the schedulers.
+pub async fn submit_charged(app: &Service, specs: Vec<JobSpec>) -> ServiceResult<Vec<i64>> {
+    for s in &specs {
+        check_queue(app, &s.queue).await?;
+    }
+    let ids = app.store.submit(&specs, crate::now_ms()).await?;
+    submitted(app, &specs, ids.len()).await?;
+    Ok(ids)
+}
+
 /// Submits one validated job for `p` and returns it as stored.
 pub async fn submit_one(app: &Service, p: &Principal, spec: JobSpec) -> ServiceResult<JobView> {
     let id = submit(app, p, vec![spec], false).await?[0];

@@ -47,6 +47,9 @@ pub mod users;
 pub mod versions;
 pub mod workers;
 pub mod workflows;
+pub mod workspace_access;
+pub mod workspace_sessions;
+pub mod workspaces;
 
 pub use error::{ErrorKind, Parsed, ServiceError, ServiceResult};
 pub use principal::Principal;

@@ -53,6 +53,10 @@ pub struct Service {
     /// Notifications: the secrets keyring, the senders, the outbox's
     /// settings and wake-up.
     pub notify: Arc<crate::notify::NotifyState>,
+    /// How workspaces are reached and limited.
+    pub workspaces: Arc<crate::workspaces::WorkspaceSettings>,
+    /// Workspaces recently reached through the proxy, and their activity.
+    pub access: Arc<crate::workspace_access::AccessCache>,
 }
 
 impl Service {

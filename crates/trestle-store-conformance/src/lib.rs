@@ -5,6 +5,8 @@
 //! environments, queues, routed leases, leader leases) and [`security`]
 //! (leases bound to their workers, sealed uploads) and [`notify`] (event
 //! logs by cursor, targets, rules, subscriptions, the delivery outbox).
+//! (leases bound to their workers, sealed uploads) and [`workspaces`]
+//! (catalogue, lifecycle compare-and-set, worker reports).
 //!
 //! Each suite lists its checks in `CHECKS` and runs one by name with
 //! `run`. `tests/conformance.rs` turns every check into two tests, one on a
@@ -24,3 +26,4 @@ pub mod scale;
 pub mod security;
 mod support;
 pub mod workflows;
+pub mod workspaces;

@@ -235,6 +235,15 @@ impl Blobs {
         Ok(())
     }
 
+    /// Deletes an object (one that does not exist is not an error).
+    pub async fn delete(&self, prefix: &str, rel: &str) -> Result<()> {
+        let path = Self::key(prefix, rel)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(obj_err(e)),
+        }
+    }
+
     /// Reads an object as a stream, with its size.
     pub async fn get_stream(
         &self,

@@ -18,6 +18,7 @@ pub mod oidc;
 pub mod scale;
 mod sql;
 pub mod workflow;
+pub mod workspace;
 
 pub use blobs::Blobs;
 pub use damaged::{DamagedRow, DamagedRows};
@@ -29,6 +30,9 @@ pub use notify::NotifyStore;
 pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
 pub use workflow::{EventFilter, WorkflowStore, WorkflowTick};
+pub use workspace::{
+    ConfigRecord, Grant, TypeRecord, WorkspaceFilter, WorkspaceRecord, WorkspaceStore,
+};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +234,7 @@ pub trait Store:
     + WorkflowStore
     + ScaleStore
     + NotifyStore
+    + WorkspaceStore
 {
 }
 impl<
@@ -240,7 +245,8 @@ impl<
         + AuditStore
         + WorkflowStore
         + ScaleStore
-        + NotifyStore,
+        + NotifyStore
+        + WorkspaceStore,
 > Store for T
 {
 }

@@ -141,6 +141,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::admin::AdminCmd,
     },
+    /// Interactive workspaces: launch, list, open, stop, start, terminate;
+    /// types and configurations (admins).
+    Ws {
+        #[command(subcommand)]
+        cmd: cmd::ws::WsCmd,
+    },
     /// Users from identity providers: sync the LDAP directory now (admins).
     Identity {
         #[command(subcommand)]
@@ -234,6 +240,7 @@ fn main() -> ExitCode {
             Cmd::Identity { cmd } => cmd::directory::run(cmd, &cli.conn).await,
             Cmd::Notify { cmd } => cmd::notify::run(cmd, &cli.conn).await,
             Cmd::Secrets { cmd } => cmd::notify::secrets(cmd, &cli.conn).await,
+            Cmd::Ws { cmd } => cmd::ws::run(cmd, &cli.conn).await,
         }
     });
     match result {

@@ -101,6 +101,22 @@ pub struct FileConfig {
     /// `[notify]`: the secrets keyring and the notification outbox.
     #[serde(default)]
     pub notify: notify::NotifyFile,
+    /// `[workspaces]`: how workspaces are reached and limited.
+    #[serde(default)]
+    pub workspaces: WorkspacesFile,
+}
+
+/// `[workspaces]` in `trestle.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacesFile {
+    /// Each workspace at its own origin, e.g.
+    /// `https://ws-{id}.trestle.example.org` (a wildcard DNS name pointing
+    /// at the servers); unset: path mode, `/ws/{id}/` under the server's
+    /// origin (for a laptop).
+    pub origin: Option<String>,
+    /// Running workspaces per user, whatever the configuration (default 4).
+    pub max_running_per_user: Option<u32>,
 }
 
 /// `[storage]` in `trestle.toml`.
@@ -290,6 +306,16 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
     if let Some(t) = &file.storage.project_quota {
         cfg.uploads.project_bytes = size_bytes("storage.project_quota", t)?;
     }
+    if let Some(t) = file.workspaces.origin {
+        cfg.workspaces.origin = Some(
+            trestle_core::workspace::origin::OriginTemplate::parse("workspaces.origin", &t)
+                .map_err(|e| anyhow::anyhow!("workspaces.origin: {}", e.message))?,
+        );
+    }
+    if let Some(n) = file.workspaces.max_running_per_user {
+        cfg.workspaces.max_running_per_user = n;
+    }
+    cfg.workspaces.public_url = cfg.security.public_url.clone();
     let base = path
         .as_deref()
         .and_then(Path::parent)

@@ -27,6 +27,10 @@ pub struct AttemptCtx {
     pub config: WorkerConfig,
     /// The attempts table.
     pub attempts: Arc<Attempts>,
+    /// The worker's registration (its id, for session reports).
+    pub session: Arc<crate::session::Session>,
+    /// The workspace sessions this worker hosts (the tunnel's targets).
+    pub hosted: Arc<super::session::Hosted>,
     /// Where updates go.
     pub reporter: ReporterHandle,
     /// Scratch directories.
@@ -47,7 +51,7 @@ pub struct Finish {
 }
 
 impl Finish {
-    fn worker_error(e: &AgentError) -> Finish {
+    pub(crate) fn worker_error(e: &AgentError) -> Finish {
         Finish {
             reason: AttemptReason::WorkerError,
             exit_code: None,
@@ -57,7 +61,7 @@ impl Finish {
 
     /// The end of an attempt stopped before its command ran; `None` for a
     /// stale lease (nothing more may be reported).
-    fn stopped(reason: StopReason) -> Option<Finish> {
+    pub(crate) fn stopped(reason: StopReason) -> Option<Finish> {
         let (reason, message) = match reason {
             StopReason::Stale => return None,
             StopReason::Cancel => (AttemptReason::Cancelled, "cancelled before it started"),
@@ -139,10 +143,10 @@ fn output_files(lease: &Lease) -> (Option<PathBuf>, Option<PathBuf>) {
 }
 
 /// Sends an attempt's start and output as updates.
-struct Sink<'a> {
-    reporter: &'a ReporterHandle,
-    at: &'a AttemptRef,
-    seq: u32,
+pub(crate) struct Sink<'a> {
+    pub(crate) reporter: &'a ReporterHandle,
+    pub(crate) at: &'a AttemptRef,
+    pub(crate) seq: u32,
 }
 
 impl OutputSink for Sink<'_> {
@@ -167,9 +171,9 @@ impl OutputSink for Sink<'_> {
 
 /// Removes the attempt from the table when the task ends in any way
 /// (including a panic), giving its capacity back.
-struct SlotGuard<'a> {
-    attempts: &'a Attempts,
-    key: AttemptKey,
+pub(crate) struct SlotGuard<'a> {
+    pub(crate) attempts: &'a Attempts,
+    pub(crate) key: AttemptKey,
 }
 
 impl Drop for SlotGuard<'_> {

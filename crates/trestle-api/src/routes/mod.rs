@@ -15,6 +15,7 @@ pub mod system;
 pub mod tokens;
 pub mod users;
 pub mod workers;
+pub mod workspaces;
 
 use crate::error::ApiResult;
 use serde::de::DeserializeOwned;

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod notify;
 pub mod oidc;
 pub mod workflow;
+pub mod workspace;
 
 use crate::batch::job::{AttemptReason, AttemptState, JobSpec, JobState};
 use crate::batch::placement::Capacity;

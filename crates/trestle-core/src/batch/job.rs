@@ -228,4 +228,8 @@ pub struct JobSpec {
     /// batch jobs).
     #[serde(default, skip_serializing_if = "crate::task::TaskKind::is_batch")]
     pub task: crate::task::TaskKind,
+    /// For a session task: the workspace it hosts and how (set by the
+    /// server when a workspace is launched or started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Box<crate::api::workspace::SessionSpec>>,
 }

@@ -365,6 +365,7 @@ impl JobRequest {
                 slurm: self.slurm,
             },
             task: crate::task::TaskKind::Batch,
+            session: None,
         })
     }
 }

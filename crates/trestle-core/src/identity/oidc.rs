@@ -200,6 +200,18 @@ pub fn identity_from_claims(
             ),
         )
     })?;
+    let username = username.to_ascii_lowercase();
+    if let Err(e) = crate::identity::validate_name("username", &username) {
+        return Err(refuse(
+            "oidc-bad-username",
+            format!(
+                "the provider's `{}` claim gives the user name `{}`, which Trestle cannot use: {}; point oidc.username_claim at a claim with a plain user name (for example `preferred_username`, or a mapping of `email` on the provider's side)",
+                names.username,
+                username.escape_debug(),
+                e.message
+            ),
+        ));
+    }
     let groups = match claims.get(&names.groups) {
         Some(Value::Array(a)) => a
             .iter()
@@ -217,7 +229,7 @@ pub fn identity_from_claims(
     Ok(ExternalIdentity {
         source: format!("oidc:{provider}"),
         subject,
-        username: username.to_ascii_lowercase(),
+        username,
         display_name: text(claims, &names.name),
         email: text(claims, &names.email),
         unix_name: names.unix_name.as_ref().and_then(|c| text(claims, c)),
@@ -326,6 +338,15 @@ mod tests {
         let c = claims(json!({"sub": "u1", "groups": "one"}));
         let e = identity_from_claims("campus", &names, &c).unwrap_err();
         assert_eq!(e.code, "oidc-no-username");
+        // A claim that is no usable user name points at the setting.
+        let c = claims(json!({"sub": "u1", "preferred_username": "Ada Lovelace"}));
+        let e = identity_from_claims("campus", &names, &c).unwrap_err();
+        assert_eq!(e.code, "oidc-bad-username");
+        assert!(
+            e.message.contains("oidc.username_claim") && e.message.contains("ada lovelace"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("preferred_username"));
     }
 }

@@ -40,6 +40,10 @@ const SQLITE: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/sqlite/0012_worker_isolation.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_workspaces.sql"),
+    ),
     (14, include_str!("../../migrations/sqlite/0014_notify.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
@@ -78,6 +82,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         12,
         include_str!("../../migrations/postgres/0012_worker_isolation.sql"),
+    ),
+    (
+        13,
+        include_str!("../../migrations/postgres/0013_workspaces.sql"),
     ),
     (
         14,

@@ -27,6 +27,7 @@ mod updates;
 mod uploads;
 mod users;
 mod workers;
+mod workspace;
 
 use crate::{Result, StoreError};
 use sqlx::any::{Any, AnyPoolOptions};

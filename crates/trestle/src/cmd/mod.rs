@@ -18,6 +18,7 @@ pub mod up;
 pub mod upload;
 pub mod users;
 pub mod worker;
+pub mod ws;
 
 use crate::Conn;
 use crate::output::usage;
