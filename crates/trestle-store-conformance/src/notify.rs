@@ -347,6 +347,21 @@ async fn deliveries_retry_die_and_revive(s: &dyn Store) {
     .await
     .unwrap();
     assert_eq!(s.pending_users(t.id).await.unwrap(), vec![None]);
+    // While a user's delivery is pending, their new items wait behind it.
+    let more: Vec<NewItem> = ["ada", "bob"]
+        .iter()
+        .map(|u| NewItem {
+            target_id: mail.id,
+            user: Some(u.to_string()),
+            event: evs[1].1.clone(),
+        })
+        .collect();
+    assert!(
+        s.route_events(EVENT_SOURCE, last, last + 1, &more, T0)
+            .await
+            .unwrap()
+    );
+    assert!(s.waiting_items(mail.id, 100).await.unwrap().is_empty());
     let mut users = s.pending_users(mail.id).await.unwrap();
     users.sort();
     assert_eq!(users, vec![Some("ada".into()), Some("bob".into())]);
@@ -372,6 +387,12 @@ async fn deliveries_retry_die_and_revive(s: &dyn Store) {
         s.finish_attempt("msg_ada", &AttemptOutcome::Delivered, T0 + 11)
             .await
             .unwrap()
+    );
+    let w = s.waiting_items(mail.id, 100).await.unwrap();
+    assert_eq!(
+        w.iter().map(|i| i.user.as_deref()).collect::<Vec<_>>(),
+        [Some("ada")],
+        "ada's item is free once her delivery is; bob's still waits"
     );
     let due: Vec<String> = s
         .due_deliveries(T0 + 12, 100)

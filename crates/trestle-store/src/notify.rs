@@ -285,7 +285,9 @@ pub trait NotifyStore: Send + Sync {
     async fn delete_subscription(&self, id: i64, user: Option<&str>) -> Result<bool>;
     /// Targets with items waiting.
     async fn targets_with_waiting(&self) -> Result<Vec<i64>>;
-    /// The first `limit` items waiting for a target, in order.
+    /// The first `limit` items waiting for a target, in order, leaving
+    /// out those of users (or of rules, `None`) with a delivery to it
+    /// still pending: they wait behind it, and do not hold up the others.
     async fn waiting_items(&self, target_id: i64, limit: u32) -> Result<Vec<ItemRecord>>;
     /// The users (`None`: rule deliveries) with a pending delivery to a
     /// target.

@@ -63,8 +63,11 @@ impl SqlStore {
         limit: u32,
     ) -> Result<Vec<ItemRecord>> {
         let rows = sqlx::query(
-            "SELECT id, target_id, user_name, kind FROM notify_items \
-             WHERE target_id = $1 AND delivery_id IS NULL ORDER BY id LIMIT $2",
+            "SELECT id, target_id, user_name, kind FROM notify_items i \
+             WHERE target_id = $1 AND delivery_id IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM notify_deliveries d WHERE d.target_id = $1 \
+             AND d.state = 'pending' AND COALESCE(d.user_name, '') = COALESCE(i.user_name, '')) \
+             ORDER BY id LIMIT $2",
         )
         .bind(target_id)
         .bind(i64::from(limit.clamp(1, 10_000)))
