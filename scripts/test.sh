@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs and starts what the tests need when it is
 # missing (PostgreSQL, curl, bubblewrap, Chromium, slapd, a single-node Slurm,
-# moto_server, schemathesis, an OpenID provider),
+# moto_server, schemathesis, aiosmtpd, an OpenID provider),
 # then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,6 +119,26 @@ ensure_schemathesis() {
   export TRESTLE_TEST_SCHEMATHESIS
 }
 
+# A real SMTP server for the notification tests (aiosmtpd from PyPI) and a
+# JSON Schema validator for the Teams cards (jsonschema), in the same
+# virtual environment unless a Python with both is given.
+ensure_aiosmtpd() {
+  # The TLS mail tests make their certificates with the openssl CLI.
+  command -v openssl >/dev/null || { say "installing openssl"; apt_install openssl; }
+  if [ -n "${TRESTLE_TEST_AIOSMTPD_PYTHON:-}" ]; then return; fi
+  if [ ! -x .venv-test/bin/python ] || ! .venv-test/bin/python -c 'import aiosmtpd, jsonschema' 2>/dev/null; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+      say "installing python3-venv"
+      apt_install python3-venv python3-pip
+    fi
+    [ -x .venv-test/bin/pip ] || python3 -m venv .venv-test
+    say "installing aiosmtpd and jsonschema into .venv-test"
+    .venv-test/bin/pip install -q 'aiosmtpd==1.4.6' 'jsonschema==4.26.0'
+  fi
+  TRESTLE_TEST_AIOSMTPD_PYTHON=$PWD/.venv-test/bin/python
+  export TRESTLE_TEST_AIOSMTPD_PYTHON
+}
+
 # A real OpenID provider for the sign-in tests: npm's oidc-provider,
 # installed from crates/trestle/tests/oidc's lockfile into its node_modules
 # (ignored by git), again whenever the lockfile changes.
@@ -166,6 +186,7 @@ ensure_slapd
 ensure_slurm
 ensure_moto
 ensure_schemathesis
+ensure_aiosmtpd
 ensure_oidc_provider
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -10,6 +10,7 @@ pub mod error;
 pub mod openapi;
 pub mod openapi_compute;
 pub mod openapi_identity;
+pub mod openapi_notify;
 pub mod openapi_oidc;
 pub mod openapi_schemas;
 pub mod openapi_workflows;

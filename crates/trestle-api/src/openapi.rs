@@ -106,6 +106,7 @@ pub fn document(ops: &[Op]) -> Value {
         .chain(crate::openapi_workflows::SCHEMAS)
         .chain(crate::openapi_compute::SCHEMAS)
         .chain(crate::openapi_oidc::SCHEMAS)
+        .chain(crate::openapi_notify::SCHEMAS)
         .chain(crate::openapi_workspaces::SCHEMAS)
     {
         doc["components"]["schemas"][*name] = obj(props);

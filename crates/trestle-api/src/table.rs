@@ -6,8 +6,8 @@
 
 use crate::ops::{Access, Op, audit_of, operations};
 use crate::routes::{
-    audit, compute, directory, events, files, jobs, login, oidc, pipelines, projects, system,
-    tokens, users, workers, workspaces,
+    audit, compute, directory, events, files, jobs, login, notify, oidc, pipelines, projects,
+    system, tokens, users, workers, workspaces,
 };
 use axum::Json;
 use axum::extract::{OriginalUri, Request};
@@ -195,6 +195,40 @@ operations! {
         "Output files of the jobs a job depends on (staged by its worker)", None, "UpstreamList";
     get "/jobs/{id}/upstream/{dep}/{attempt}/{*path}" => pipelines::upstream_file, Any, Some(Action::JobInputsRead), "job.upstream", Some("job"),
         "One upstream output file (raw bytes)", None, "none";
+    get "/notify/targets" => notify::list_targets, User, Some(Action::NotifyTargetRead), "notify.target.list", None,
+        "Notification targets: every one (admins), else the caller's own; secrets masked", None, "NotifyTargetView[]";
+    post "/notify/targets" => notify::create_target, User, Some(Action::NotifyTargetManage), "notify.target.create", None,
+        "Add a Slack, Teams, webhook or email target (admins: shared; others: their own); a made-up signing secret is shown once", Some("NotifyTargetSpec"), "NotifyTargetCreated";
+    get "/notify/targets/{name}" => notify::show_target, User, Some(Action::NotifyTargetRead), "notify.target.show", Some("notify-target"),
+        "One notification target, secrets masked", None, "NotifyTargetView";
+    put "/notify/targets/{name}" => notify::update_target, User, Some(Action::NotifyTargetManage), "notify.target.update", Some("notify-target"),
+        "Replace a notification target (secrets left out are kept)", Some("NotifyTargetSpec"), "NotifyTargetView";
+    delete "/notify/targets/{name}" => notify::delete_target, User, Some(Action::NotifyTargetManage), "notify.target.delete", Some("notify-target"),
+        "Delete a notification target and what it still had to send", None, "none";
+    post "/notify/targets/{name}/test" => notify::test_target, User, Some(Action::NotifyTargetManage), "notify.target.test", Some("notify-target"),
+        "Send a test message now and say whether it was accepted", None, "NotifyTestResult";
+    get "/notify/rules" => notify::list_rules, User, Some(Action::NotifyRuleRead), "notify.rule.list", None,
+        "Notification rules (admins)", None, "NotifyRuleView[]";
+    post "/notify/rules" => notify::create_rule, User, Some(Action::NotifyRuleManage), "notify.rule.create", None,
+        "Send events matching patterns (of a project) to targets (admins)", Some("NotifyRuleSpec"), "NotifyRuleView";
+    delete "/notify/rules/{name}" => notify::delete_rule, User, Some(Action::NotifyRuleManage), "notify.rule.delete", Some("notify-rule"),
+        "Delete a notification rule (admins)", None, "none";
+    get "/notify/subscriptions" => notify::subscriptions, User, Some(Action::NotifySubscribe), "notify.subscriptions", None,
+        "A user's address, whether anything reaches them, their defaults and subscriptions (user: admins)", None, "NotifySubscriptions";
+    post "/notify/subscriptions" => notify::subscribe, User, Some(Action::NotifySubscribe), "notify.subscribe", None,
+        "Subscribe to one's own events of some types, to email or an own target, or to one job's events", Some("NotifySubscriptionSpec"), "NotifySubscriptionView";
+    post "/notify/unsubscribe" => notify::unsubscribe, User, Some(Action::NotifySubscribe), "notify.unsubscribe", None,
+        "Mute event types in one's email, or delete a subscription by id", Some("NotifyUnsubscribe"), "NotifyUnsubscribed";
+    put "/notify/addresses/{name}" => notify::set_address, User, Some(Action::NotifyAdmin), "notify.address.set", Some("user"),
+        "Set (or clear) the address a user's notifications go to (admins)", Some("NotifyAddress"), "NotifySubscriptions";
+    get "/notify/deliveries" => notify::deliveries, User, Some(Action::NotifyTargetRead), "notify.delivery.list", None,
+        "Deliveries, newest first (state, target, before, limit): pending, delivered, dead letters with their last error", None, "NotifyDeliveryView[]";
+    get "/notify/deliveries/{id}" => notify::delivery, User, Some(Action::NotifyTargetRead), "notify.delivery.show", Some("notify-delivery"),
+        "One delivery", None, "NotifyDeliveryView";
+    post "/notify/deliveries/{id}/retry" => notify::retry_delivery, User, Some(Action::NotifyTargetManage), "notify.delivery.retry", Some("notify-delivery"),
+        "Try a dead letter again", None, "NotifyDeliveryView";
+    post "/notify/secrets/rotate" => notify::rotate, User, Some(Action::NotifyAdmin), "notify.secrets.rotate", None,
+        "Add a new keyring key (unless add_key is false) and re-encrypt every secret under it (admins)", Some("NotifyRotate"), "NotifyRotateResult";
 }
 
 /// `GET /api/v1/openapi.json`: the document built from the table.

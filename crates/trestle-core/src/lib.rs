@@ -19,6 +19,7 @@ pub mod compat;
 pub mod compute;
 pub mod error;
 pub mod identity;
+pub mod notify;
 pub mod parse;
 pub mod paths;
 pub mod task;

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod jobs;
 pub mod login;
 pub mod oidc;
+pub mod settings;
 pub mod submit;
 pub mod workspaces;
 
@@ -55,6 +56,8 @@ pub fn routes(samples: std::sync::Arc<dashboard::Samples>) -> Router<Service> {
         )
         .route("/ui/workers", get(admin::workers))
         .route("/ui/audit", get(admin::audit))
+        .route("/ui/settings/notifications", get(settings::form))
+        .route("/ui/settings/notifications/{action}", post(settings::post))
         .route("/ui/static/portal.css", get(css))
         .route("/ui/static/portal.js", get(js))
         .route("/ui/{*rest}", get(missing))
@@ -194,6 +197,8 @@ pub enum Nav {
     Workers,
     /// Audit (admin).
     Audit,
+    /// Settings (notifications).
+    Settings,
     /// None (login, errors).
     None,
 }
@@ -232,6 +237,7 @@ pub fn page(v: Option<&Viewer>, nav: Nav, title: &str, main: Markup) -> Markup {
                                 (link("/ui/workers", "Queues & workers", Nav::Workers))
                                 (link("/ui/audit", "Audit", Nav::Audit))
                             }
+                            (link("/ui/settings/notifications", "Notifications", Nav::Settings))
                         }
                         div class="who" {
                             span class="user" { (v.name()) }

@@ -58,6 +58,24 @@ pub struct ServerConfig {
     pub autoscale_interval: Duration,
     /// How workspaces are reached and limited (`[workspaces]`).
     pub workspaces: trestle_service::workspaces::WorkspaceSettings,
+    /// Notifications (`[notify]`): the secrets keyring and the outbox.
+    pub notify: NotifyConfig,
+}
+
+/// Notification settings of a server.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyConfig {
+    /// The keyring file (`[notify] keyring`, `TRESTLE_NOTIFY_KEYRING_FILE`).
+    pub keyring_file: Option<PathBuf>,
+    /// The keyring itself (`TRESTLE_NOTIFY_KEYRING`: `ID BASE64;...`), over
+    /// the file.
+    pub keyring_text: Option<String>,
+    /// Create the keyring file (mode 0600) when it is missing (`trestle up`).
+    pub create_keyring: bool,
+    /// The outbox's settings.
+    pub settings: trestle_service::notify::NotifySettings,
+    /// The senders' timeouts.
+    pub sender: trestle_notify::SenderSettings,
 }
 
 impl ServerConfig {
@@ -86,6 +104,10 @@ impl ServerConfig {
             objects_options: Vec::new(),
             autoscale_interval: Duration::from_millis(500),
             workspaces: Default::default(),
+            notify: NotifyConfig {
+                keyring_file: Some(data_dir.join("keyring")),
+                ..Default::default()
+            },
         }
     }
 }
@@ -146,4 +168,29 @@ pub async fn seed_config(
         .prune_source(SOURCE_CONFIG, &env_names, &queue_names)
         .await?;
     Ok(())
+}
+
+/// The secrets keyring of a server: given in the environment, or a file
+/// (created when `create_keyring` and missing); none when neither is set
+/// or the file is missing (targets with secrets are then refused).
+pub fn keyring(
+    c: &NotifyConfig,
+) -> Result<Option<trestle_service::notify::Keys>, crate::ServerError> {
+    use trestle_notify::Keyring;
+    use trestle_service::notify::Keys;
+    let bad =
+        |e: trestle_notify::SecretError| crate::ServerError::Config(format!("notify.keyring: {e}"));
+    if let Some(text) = &c.keyring_text {
+        return Ok(Some(Keys::fixed(Keyring::parse(text).map_err(bad)?)));
+    }
+    let Some(path) = &c.keyring_file else {
+        return Ok(None);
+    };
+    if c.create_keyring {
+        Keyring::load_or_create(path, trestle_core::clock::now_ms()).map_err(bad)?;
+    } else if !path.exists() {
+        tracing::warn!(path = %path.display(), "no secrets keyring: notification targets with secrets cannot be made");
+        return Ok(None);
+    }
+    Ok(Some(Keys::from_file(path.clone()).map_err(bad)?))
 }

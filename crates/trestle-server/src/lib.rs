@@ -191,6 +191,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             isolation: cfg.isolation.clone(),
         }),
         compute: Arc::new(compute::Compute::new(defaults, leadership.clone())),
+        notify: Arc::new(trestle_service::notify::NotifyState::new(
+            config::keyring(&cfg.notify)?,
+            trestle_notify::Sender::new(cfg.notify.sender.clone()),
+            cfg.notify.settings.clone(),
+        )),
         workspaces: Arc::new(cfg.workspaces.clone()),
         access: Arc::default(),
     };
@@ -222,6 +227,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             app.clone(),
             cfg.autoscale_interval,
         )),
+        Arc::new(trestle_service::notify_outbox::Outbox::new(app.clone())),
     ];
     if let Some(after) = cfg.security.disable_unused_after {
         led.push(Arc::new(trestle_service::audit_queries::UnusedPolicy {

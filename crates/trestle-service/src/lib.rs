@@ -28,6 +28,10 @@ pub mod ldap;
 pub mod leader;
 pub mod loops;
 pub mod metrics;
+// Notifications (issue 16).
+pub mod notify;
+pub mod notify_outbox;
+pub mod notify_subs;
 // OpenID Connect sign-in (issue 11).
 pub mod oidc;
 pub mod oidc_login;

@@ -50,6 +50,9 @@ pub struct Service {
     pub flow: Arc<crate::queues::FlowConfig>,
     /// Compute environments, queue routing, providers, leader leases.
     pub compute: Arc<crate::compute::Compute>,
+    /// Notifications: the secrets keyring, the senders, the outbox's
+    /// settings and wake-up.
+    pub notify: Arc<crate::notify::NotifyState>,
     /// How workspaces are reached and limited.
     pub workspaces: Arc<crate::workspaces::WorkspaceSettings>,
     /// Workspaces recently reached through the proxy, and their activity.

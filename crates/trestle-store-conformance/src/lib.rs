@@ -3,6 +3,8 @@
 //! [`identity`] (users, projects, tokens, sessions, audit), [`workflows`]
 //! (events, dependencies, arrays, pipelines) and [`scale`] (compute
 //! environments, queues, routed leases, leader leases) and [`security`]
+//! (leases bound to their workers, sealed uploads) and [`notify`] (event
+//! logs by cursor, targets, rules, subscriptions, the delivery outbox).
 //! (leases bound to their workers, sealed uploads) and [`workspaces`]
 //! (catalogue, lifecycle compare-and-set, worker reports).
 //!
@@ -17,6 +19,7 @@ pub mod db;
 pub mod external;
 pub mod fixtures;
 pub mod identity;
+pub mod notify;
 pub mod oidc;
 pub mod queue;
 pub mod scale;

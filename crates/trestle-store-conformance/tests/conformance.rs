@@ -22,6 +22,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "scale" => trestle_store_conformance::scale::run(name, s).await,
         "security" => trestle_store_conformance::security::run(name, s).await,
         "external" => trestle_store_conformance::external::run(name, s).await,
+        "notify" => trestle_store_conformance::notify::run(name, s).await,
         "workspaces" => trestle_store_conformance::workspaces::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
@@ -112,6 +113,12 @@ suite!(external:
     oidc_logins_are_taken_once,
 );
 
+suite!(notify:
+    events_are_routed_by_cursor,
+    targets_rules_and_subscriptions,
+    deliveries_retry_die_and_revive,
+);
+
 suite!(workspaces:
     catalogue_versions_and_approval,
     lifecycle_is_compare_and_set,
@@ -124,13 +131,14 @@ suite!(workspaces:
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 7] = [
+    let suites: [(&str, &[&str], &[&str]); 8] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),
         ("scale", c::scale::CHECKS, scale::TESTED),
         ("security", c::security::CHECKS, security::TESTED),
         ("external", c::external::CHECKS, external::TESTED),
+        ("notify", c::notify::CHECKS, notify::TESTED),
         ("workspaces", c::workspaces::CHECKS, workspaces::TESTED),
     ];
     let mut total = 0;

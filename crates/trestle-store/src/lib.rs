@@ -13,6 +13,7 @@ use trestle_core::{Capacity, JobSpec, JobState};
 pub mod blobs;
 pub mod damaged;
 pub mod identity;
+pub mod notify;
 pub mod oidc;
 pub mod scale;
 mod sql;
@@ -25,6 +26,7 @@ pub use identity::{
     AuditStore, IdentityStore, NewTokenRecord, SessionRecord, TokenRecord, TokenStore, UserChanges,
     UserRecord,
 };
+pub use notify::NotifyStore;
 pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
 pub use workflow::{EventFilter, WorkflowStore, WorkflowTick};
@@ -231,6 +233,7 @@ pub trait Store:
     + AuditStore
     + WorkflowStore
     + ScaleStore
+    + NotifyStore
     + WorkspaceStore
 {
 }
@@ -242,6 +245,7 @@ impl<
         + AuditStore
         + WorkflowStore
         + ScaleStore
+        + NotifyStore
         + WorkspaceStore,
 > Store for T
 {

@@ -152,6 +152,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::directory::IdentityCmd,
     },
+    /// Notifications: targets, rules, subscriptions, tests, deliveries.
+    Notify {
+        #[command(subcommand)]
+        cmd: cmd::notify::NotifyCmd,
+    },
+    /// The secrets keyring: rotate its key (admins).
+    Secrets {
+        #[command(subcommand)]
+        cmd: cmd::notify::SecretsCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -228,6 +238,8 @@ fn main() -> ExitCode {
             Cmd::Leaders(a) => cmd::compute::leaders(a.json, &cli.conn).await,
             Cmd::Admin { cmd } => cmd::admin::run(cmd).await,
             Cmd::Identity { cmd } => cmd::directory::run(cmd, &cli.conn).await,
+            Cmd::Notify { cmd } => cmd::notify::run(cmd, &cli.conn).await,
+            Cmd::Secrets { cmd } => cmd::notify::secrets(cmd, &cli.conn).await,
             Cmd::Ws { cmd } => cmd::ws::run(cmd, &cli.conn).await,
         }
     });

@@ -15,6 +15,7 @@ use trestle_server::config::{LocalEnvConfig, ServerConfig};
 mod compute;
 mod identity;
 mod ldap;
+mod notify;
 mod oidc;
 mod queues;
 mod security;
@@ -97,6 +98,9 @@ pub struct FileConfig {
     /// `[[oidc]]`: OpenID Connect providers.
     #[serde(default)]
     pub oidc: Vec<oidc::OidcFile>,
+    /// `[notify]`: the secrets keyring and the notification outbox.
+    #[serde(default)]
+    pub notify: notify::NotifyFile,
     /// `[workspaces]`: how workspaces are reached and limited.
     #[serde(default)]
     pub workspaces: WorkspacesFile,
@@ -321,6 +325,7 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
         .map(|d| d.join(&base))
         .unwrap_or(base);
     cfg.identity.ldap = ldap::build(file.ldap, &base)?;
+    cfg.notify = notify::build(file.notify, &data_dir, &base, local_default, env)?;
     cfg.queues = queues::build(&file.queues, &base)?;
     cfg.compute_envs = compute::envs(&file.compute_environments)?;
     let local_on = file.local.enabled.unwrap_or(local_default);

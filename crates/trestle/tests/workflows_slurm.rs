@@ -67,8 +67,18 @@ fn sbatch_scripts_run_like_under_slurm() {
         .to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("warning") && stderr.contains("--mail-type"),
+        stderr.contains("warning") && stderr.contains("--account"),
         "{stderr}"
+    );
+    // `--mail-type=END` subscribes the owner to the job's end.
+    let subs = env.json(&["notify", "subscriptions", "--json"]);
+    assert!(
+        subs["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["job"].as_i64().map(|j| j.to_string()).as_deref() == Some(id.as_str())),
+        "{subs}"
     );
 
     // The dependent post-processing step: command-line options win.

@@ -7,6 +7,7 @@ pub mod events;
 pub mod files;
 pub mod jobs;
 pub mod login;
+pub mod notify;
 pub mod oidc;
 pub mod pipelines;
 pub mod projects;

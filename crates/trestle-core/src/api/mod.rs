@@ -3,6 +3,7 @@
 
 pub mod compute;
 pub mod identity;
+pub mod notify;
 pub mod oidc;
 pub mod tunnel;
 pub mod workflow;

@@ -50,6 +50,11 @@ pub struct SbatchOptions {
     pub parsable: bool,
     /// `-W/--wait`: wait for the job to end.
     pub wait: bool,
+    /// `--mail-type`: which of the job's events its owner is told of
+    /// (see [`crate::notify::rule::slurm_mail_events`]).
+    pub mail_type: Option<String>,
+    /// `--mail-user` (notifications go to the owner's address instead).
+    pub mail_user: Option<String>,
     /// Options that were not understood or are ignored here.
     pub warnings: Vec<String>,
 }
@@ -75,6 +80,8 @@ enum Key {
     Nodes,
     Parsable,
     Wait,
+    MailType,
+    MailUser,
     /// Understood, but has no meaning here (mail, accounting, ...).
     Ignored,
 }
@@ -101,8 +108,8 @@ const OPTIONS: &[(Option<char>, &str, Key)] = &[
     (Some('W'), "wait", Key::Wait),
     (Some('A'), "account", Key::Ignored),
     (Some('q'), "qos", Key::Ignored),
-    (None, "mail-type", Key::Ignored),
-    (None, "mail-user", Key::Ignored),
+    (None, "mail-type", Key::MailType),
+    (None, "mail-user", Key::MailUser),
     (Some('C'), "constraint", Key::Ignored),
     (None, "comment", Key::Ignored),
     (None, "nice", Key::Ignored),
@@ -134,6 +141,8 @@ impl SbatchOptions {
             Key::Partition => &mut self.partition,
             Key::Ntasks => &mut self.ntasks,
             Key::Nodes => &mut self.nodes,
+            Key::MailType => &mut self.mail_type,
+            Key::MailUser => &mut self.mail_user,
             Key::Parsable => {
                 self.parsable = true;
                 return;
@@ -273,6 +282,8 @@ impl SbatchOptions {
             nodes: self.nodes.or(base.nodes),
             parsable: self.parsable || base.parsable,
             wait: self.wait || base.wait,
+            mail_type: self.mail_type.or(base.mail_type),
+            mail_user: self.mail_user.or(base.mail_user),
             warnings,
         }
     }

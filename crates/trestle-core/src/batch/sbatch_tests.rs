@@ -53,9 +53,9 @@ fn directives_are_read_until_the_first_command() {
     assert_eq!(o.error.as_deref(), Some("logs/%x_%A_%a.err"));
     assert_eq!(o.nodes.as_deref(), Some("1"));
     assert_eq!(o.ntasks.as_deref(), Some("1"));
-    assert_eq!(o.warnings.len(), 2, "{:?}", o.warnings);
-    assert!(o.warnings[0].contains("--mail-type"));
-    assert!(o.warnings[1].contains("--frobnicate"));
+    assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+    assert!(o.warnings[0].contains("--frobnicate"));
+    assert_eq!(o.mail_type.as_deref(), Some("END"));
 }
 
 #[test]

@@ -240,11 +240,24 @@ pub enum Action {
     ComputeManage,
     /// See the stored rows that cannot be decoded (damaged jobs).
     DamagedRead,
+    /// See a notification target and its deliveries.
+    NotifyTargetRead,
+    /// Create, change, delete or test a notification target.
+    NotifyTargetManage,
+    /// Subscribe or unsubscribe a user, see their subscriptions.
+    NotifySubscribe,
+    /// See notification rules.
+    NotifyRuleRead,
+    /// Create or delete notification rules.
+    NotifyRuleManage,
+    /// Let targets reach loopback, private or link-local addresses; set
+    /// users' notification addresses; rotate the secrets key.
+    NotifyAdmin,
 }
 
 impl Action {
     /// Every action (for exhaustive tests).
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 37] = [
         Action::JobSubmit,
         Action::JobRead,
         Action::JobCancel,
@@ -276,6 +289,12 @@ impl Action {
         Action::ComputeRead,
         Action::ComputeManage,
         Action::DamagedRead,
+        Action::NotifyTargetRead,
+        Action::NotifyTargetManage,
+        Action::NotifySubscribe,
+        Action::NotifyRuleRead,
+        Action::NotifyRuleManage,
+        Action::NotifyAdmin,
     ];
 
     /// True for actions that change nothing (allowed to read-only tokens).
@@ -294,6 +313,8 @@ impl Action {
                 | Action::AuditRead
                 | Action::ComputeRead
                 | Action::DamagedRead
+                | Action::NotifyTargetRead
+                | Action::NotifyRuleRead
         )
     }
 
@@ -359,6 +380,11 @@ pub enum Resource<'a> {
     Worker {
         /// The credential that registered it.
         registered_by: Option<&'a str>,
+    },
+    /// A notification target (or a delivery to it).
+    NotifyTarget {
+        /// The user who owns it (`None`: an admin's shared target).
+        owner: Option<&'a str>,
     },
 }
 
@@ -591,6 +617,23 @@ fn decide_user(u: &UserSubject, action: Action, resource: Resource<'_>) -> Decis
         | Action::AuditManage
         | Action::ComputeManage
         | Action::DamagedRead => forbid("only admins may do this"),
+        Action::NotifyTargetRead | Action::NotifyTargetManage => match resource {
+            Resource::NotifyTarget { owner } if owner == Some(u.name.as_str()) => {
+                if action == Action::NotifyTargetManage && u.role == Role::Guest {
+                    forbid("guests cannot add notification targets; their email reaches them")
+                } else {
+                    Decision::Allow
+                }
+            }
+            _ => HIDDEN,
+        },
+        Action::NotifySubscribe => match resource {
+            Resource::User { name } if name == u.name => Decision::Allow,
+            _ => HIDDEN,
+        },
+        Action::NotifyRuleRead | Action::NotifyRuleManage | Action::NotifyAdmin => {
+            forbid("only admins manage notification rules, addresses and keys")
+        }
     }
 }
 

@@ -224,12 +224,15 @@ fn all_resources() -> Vec<(Resource<'static>, bool)> {
             },
             false,
         ),
+        (Resource::NotifyTarget { owner: Some("u") }, true),
+        (Resource::NotifyTarget { owner: Some("v") }, false),
+        (Resource::NotifyTarget { owner: None }, false),
     ]);
     v
 }
 
 /// Actions on one object: a stranger's object must be invisible.
-const OBJECT_ACTIONS: [Action; 10] = [
+const OBJECT_ACTIONS: [Action; 13] = [
     Action::JobRead,
     Action::JobInputsRead,
     Action::JobCancel,
@@ -240,6 +243,9 @@ const OBJECT_ACTIONS: [Action; 10] = [
     Action::TokenRead,
     Action::TokenRevoke,
     Action::ProjectRead,
+    Action::NotifyTargetRead,
+    Action::NotifyTargetManage,
+    Action::NotifySubscribe,
 ];
 
 #[test]
@@ -266,6 +272,11 @@ fn nothing_of_a_stranger_leaks_to_non_admins() {
                                 Action::TokenRead | Action::TokenRevoke,
                                 Resource::Token { .. }
                             )
+                            | (
+                                Action::NotifyTargetRead | Action::NotifyTargetManage,
+                                Resource::NotifyTarget { .. }
+                            )
+                            | (Action::NotifySubscribe, Resource::User { .. })
                             | (Action::ProjectRead, Resource::Project { .. })
                     ) {
                         assert_eq!(
@@ -308,6 +319,9 @@ fn admin_only_actions() {
         Action::ProjectCreate,
         Action::AuditRead,
         Action::AuditManage,
+        Action::NotifyRuleRead,
+        Action::NotifyRuleManage,
+        Action::NotifyAdmin,
     ];
     for (res, _) in all_resources() {
         for action in admin_only {
@@ -501,4 +515,33 @@ fn names_round_trip() {
     }
     assert_eq!(Scope::parse("read-only"), Some(Scope::ReadOnly));
     assert_eq!(Role::parse("root"), None);
+}
+
+#[test]
+fn notification_targets_are_their_owners_and_guests_only_subscribe() {
+    let mine = Resource::NotifyTarget { owner: Some("u") };
+    let shared = Resource::NotifyTarget { owner: None };
+    for role in [Role::Researcher, Role::InternalGuest, Role::Guest] {
+        let s = user(role, Scope::Full);
+        assert!(decide(&s, Action::NotifyTargetRead, mine).is_allowed());
+        assert_eq!(
+            code(&decide(&s, Action::NotifyTargetManage, mine)),
+            if role == Role::Guest { 'F' } else { 'A' },
+            "{role}"
+        );
+        assert_eq!(code(&decide(&s, Action::NotifyTargetRead, shared)), 'N');
+        assert_eq!(code(&decide(&s, Action::NotifyTargetManage, shared)), 'N');
+        assert!(decide(&s, Action::NotifySubscribe, Resource::User { name: "u" }).is_allowed());
+        assert_eq!(
+            code(&decide(
+                &s,
+                Action::NotifySubscribe,
+                Resource::User { name: "v" }
+            )),
+            'N'
+        );
+        let ro = user(role, Scope::ReadOnly);
+        assert!(decide(&ro, Action::NotifyTargetRead, mine).is_allowed());
+        assert!(!decide(&ro, Action::NotifySubscribe, Resource::User { name: "u" }).is_allowed());
+    }
 }

@@ -44,6 +44,7 @@ const SQLITE: &[(i64, &str)] = &[
         13,
         include_str!("../../migrations/sqlite/0013_workspaces.sql"),
     ),
+    (14, include_str!("../../migrations/sqlite/0014_notify.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -85,6 +86,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         13,
         include_str!("../../migrations/postgres/0013_workspaces.sql"),
+    ),
+    (
+        14,
+        include_str!("../../migrations/postgres/0014_notify.sql"),
     ),
 ];
 

@@ -17,6 +17,7 @@ mod lease;
 mod logs;
 mod migrate;
 mod multirow;
+pub(crate) mod notify;
 mod oidc;
 mod projects;
 mod rows;

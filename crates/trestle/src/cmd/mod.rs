@@ -8,6 +8,7 @@ pub mod directory;
 pub mod flow;
 pub mod identity;
 pub mod jobs;
+pub mod notify;
 pub mod pipeline;
 pub mod projects;
 pub mod sbatch;

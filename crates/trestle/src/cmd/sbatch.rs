@@ -2,7 +2,9 @@
 //! Slurm batch script. `#SBATCH` directives and the same options on the
 //! command line (which win) become the job; the script is uploaded and
 //! runs with the `SLURM_*` variables scripts read. Prints `Submitted batch
-//! job <id>` (or just the id with `--parsable`) like Slurm.
+//! job <id>` (or just the id with `--parsable`) like Slurm. `--mail-type`
+//! subscribes the owner to the job's events (delivered like any other
+//! notification, to their address).
 
 use super::client;
 use crate::Conn;
@@ -68,6 +70,10 @@ pub async fn run(a: SbatchArgs, conn: &Conn) -> Result<ExitCode> {
         user: std::env::var("USER").unwrap_or_default(),
         env: std::env::vars().collect(),
     };
+    let mail = match &opts.mail_type {
+        Some(t) => Some(trestle_core::notify::rule::slurm_mail_events(t).map_err(invalid)?),
+        None => None,
+    };
     let mut req = opts.to_request(&ctx).map_err(invalid)?;
     // Check everything before uploading anything.
     req.clone().validate().map_err(invalid)?;
@@ -82,6 +88,38 @@ pub async fn run(a: SbatchArgs, conn: &Conn) -> Result<ExitCode> {
         println!("{}", view.id);
     } else {
         println!("Submitted batch job {}", view.id);
+    }
+    if let Some((events, warnings)) = mail {
+        for w in warnings {
+            eprintln!("trestle sbatch: warning: {w}");
+        }
+        if opts.mail_user.is_some() {
+            eprintln!(
+                "trestle sbatch: warning: --mail-user: notifications go to your Trestle address \
+                 (see `trestle notify subscriptions`)"
+            );
+        }
+        if !events.is_empty() {
+            let spec = trestle_core::notify::rule::SubscriptionSpec {
+                events,
+                target: None,
+                job: Some(view.id),
+            };
+            let r: Result<serde_json::Value, _> = c
+                .call(
+                    trestle_client::Method::POST,
+                    &["notify", "subscriptions"],
+                    &[],
+                    Some(&spec),
+                )
+                .await;
+            if let Err(e) = r {
+                eprintln!(
+                    "trestle sbatch: warning: --mail-type: cannot subscribe to job {}: {e}",
+                    view.id
+                );
+            }
+        }
     }
     if opts.wait {
         return super::jobs::wait_ids(&c, &[view.id], false).await;

@@ -18,6 +18,12 @@ pub async fn run(a: ServerArgs, up: bool) -> Result<ExitCode> {
         },
         up,
     )?;
+    let keyring = cfg
+        .notify
+        .keyring_text
+        .is_none()
+        .then(|| cfg.notify.keyring_file.clone())
+        .flatten();
     let server = trestle_server::start(cfg).await?;
     let url = format!("http://{}", server.addr);
     let token = server.bootstrap_admin_token().await?;
@@ -38,6 +44,12 @@ pub async fn run(a: ServerArgs, up: bool) -> Result<ExitCode> {
                 Err(e) => eprintln!("warning: could not write the client config: {e:#}"),
             }
         }
+    }
+    if let Some(k) = keyring.filter(|k| k.exists()) {
+        println!(
+            "secrets keyring: {} (back it up apart from the database: without it stored notification secrets are lost)",
+            k.display()
+        );
     }
     println!("Trestle is running at {url} (data: {})", data_dir.display());
     println!("Press Ctrl-C to stop.");
