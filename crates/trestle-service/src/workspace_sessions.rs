@@ -18,15 +18,29 @@ use futures::stream::BoxStream;
 use std::time::Duration;
 use trestle_core::api::AttemptRef;
 use trestle_core::api::workspace::{SessionEvent, SessionReport};
+use trestle_core::notify::event::{EventType, NewEvent};
 use trestle_core::workspace::WorkspaceState;
 use trestle_core::workspace::idle::{Activity, Verdict, verdict};
 use trestle_core::workspace::state::{Request, Session, StopCause, observe};
 use trestle_store::workspace::{WorkspaceFilter, WorkspaceRecord};
 
-/// Records a workspace event (the notifications issue routes them).
-pub async fn event(app: &Service, w: &WorkspaceRecord, kind: &str, reason: Option<String>) {
-    let _ = app;
-    tracing::info!(workspace = w.id, owner = %w.owner, state = %w.state, event = kind, reason = ?reason, "workspace event");
+/// The notification event of workspace `w`, written with its change.
+pub fn event(w: &WorkspaceRecord, kind: EventType, detail: Option<String>) -> NewEvent {
+    NewEvent {
+        kind,
+        subject: format!("workspace:{}", w.id),
+        title: format!("{} ({}) of {}", w.name, w.launch.config.name, w.owner),
+        owner: Some(w.owner.clone()),
+        project: w.project.clone(),
+        link: Some("/ui/workspaces".into()),
+        detail,
+        time: crate::now_ms(),
+    }
+}
+
+/// Tells the delivery loop that events were written.
+pub fn wake_notify(app: &Service) {
+    app.notify.wake.notify_one();
 }
 
 fn home_prefix(id: i64) -> String {
@@ -231,7 +245,15 @@ pub async fn advance(app: &Service, mut w: WorkspaceRecord) -> ServiceResult<Wor
         w.extended_secs = 0;
         w.deadline = Some(now + (w.launch.config.max_lifetime_secs as i64) * 1000);
     }
-    if !app.store.set_ws_lifecycle(&w, from).await? {
+    let kind = match to {
+        WorkspaceState::Running => Some(EventType::WorkspaceReady),
+        WorkspaceState::Stopped => Some(EventType::WorkspaceStopped),
+        WorkspaceState::Terminated => Some(EventType::WorkspaceTerminated),
+        WorkspaceState::Failed => Some(EventType::WorkspaceFailed),
+        _ => None,
+    };
+    let ev = kind.map(|k| event(&w, k, w.reason.clone()));
+    if !app.store.set_ws_lifecycle(&w, from, ev.as_ref()).await? {
         // Another server (or a user's request) moved it first.
         return app
             .store
@@ -240,20 +262,12 @@ pub async fn advance(app: &Service, mut w: WorkspaceRecord) -> ServiceResult<Wor
             .ok_or_else(|| ServiceError::not_found("workspace"));
     }
     app.access.forget(w.id);
-    let kind = match to {
-        WorkspaceState::Running => "workspace.ready",
-        WorkspaceState::Stopped => "workspace.stopped",
-        WorkspaceState::Terminated => "workspace.terminated",
-        WorkspaceState::Failed if from == WorkspaceState::Terminating => {
-            "workspace.terminate_failed"
-        }
-        WorkspaceState::Failed => "workspace.failed",
-        _ => "workspace.starting",
-    };
+    if ev.is_some() {
+        wake_notify(app);
+    }
     if to == WorkspaceState::Terminated {
         delete_home(app, w.id).await;
     }
-    event(app, &w, kind, w.reason.clone()).await;
     Ok(w)
 }
 

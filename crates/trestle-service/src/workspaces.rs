@@ -8,10 +8,12 @@ use crate::access;
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
 use crate::principal::Principal;
 use crate::state::Service;
+use crate::workspace_sessions as sessions;
 use trestle_core::api::workspace::{ConfigView, LaunchRequest, TypeView, WorkspaceView};
 use trestle_core::identity::authz::Role;
 use trestle_core::identity::authz::{Decision, Denial};
 use trestle_core::identity::authz_workspace::{WsAction, WsResource, decide};
+use trestle_core::notify::event::EventType;
 use trestle_core::workspace::config::WorkspaceConfigRequest;
 use trestle_core::workspace::kind::{AppKind, Approval, WorkspaceTypeRequest, shipped};
 use trestle_core::workspace::state::{Request, StopCause, apply};
@@ -503,16 +505,23 @@ pub async fn launch(
         assist_until: None,
     };
     w.id = app.store.insert_workspace(&w).await?;
-    queue_session(app, &mut w, WorkspaceState::Pending).await?;
-    crate::workspace_sessions::event(app, &w, "workspace.launched", None).await;
+    queue_session(
+        app,
+        &mut w,
+        WorkspaceState::Pending,
+        Some(EventType::WorkspaceLaunched),
+    )
+    .await?;
     view(app, p, &w).await
 }
 
-/// Queues a new session task for `w` (in state `expected`) and records it.
+/// Queues a new session task for `w` (in state `expected`) and records
+/// it, with `kind`'s event (launched; none for a start).
 async fn queue_session(
     app: &Service,
     w: &mut WorkspaceRecord,
     expected: WorkspaceState,
+    kind: Option<EventType>,
 ) -> ServiceResult<()> {
     let mut spec = session::session_job(w.id, &w.name, &w.launch, w.home_key.is_some());
     // Charged at launch (the owner's project); a start by an admin still
@@ -525,7 +534,9 @@ async fn queue_session(
             w.state = WorkspaceState::Failed;
             w.reason = Some(format!("its session could not be queued: {}", e.message));
             w.updated_at = crate::now_ms();
-            let _ = app.store.set_ws_lifecycle(w, expected).await;
+            let ev = sessions::event(w, EventType::WorkspaceFailed, w.reason.clone());
+            let _ = app.store.set_ws_lifecycle(w, expected, Some(&ev)).await;
+            sessions::wake_notify(app);
             return Err(e);
         }
     };
@@ -533,13 +544,17 @@ async fn queue_session(
     w.state = WorkspaceState::Pending;
     w.reason = None;
     w.updated_at = crate::now_ms();
-    if !app.store.set_ws_lifecycle(w, expected).await? {
+    let ev = kind.map(|k| sessions::event(w, k, None));
+    if !app.store.set_ws_lifecycle(w, expected, ev.as_ref()).await? {
         let _ = app.store.cancel(job, crate::now_ms()).await;
         return Err(ServiceError::new(
             ErrorKind::Conflict,
             "changed",
             "the workspace changed meanwhile; try again",
         ));
+    }
+    if ev.is_some() {
+        sessions::wake_notify(app);
     }
     Ok(())
 }
@@ -629,8 +644,7 @@ pub(crate) async fn change(
     let step =
         apply(from, req).map_err(|m| ServiceError::new(ErrorKind::Conflict, "invalid-state", m))?;
     if step.new_session {
-        queue_session(app, &mut w, from).await?;
-        crate::workspace_sessions::event(app, &w, "workspace.started", None).await;
+        queue_session(app, &mut w, from, None).await?;
         return Ok(w);
     }
     w.state = step.to;
@@ -647,12 +661,22 @@ pub(crate) async fn change(
         )),
         _ => None,
     };
-    if !app.store.set_ws_lifecycle(&w, from).await? {
+    let ev = match (w.state, cause) {
+        (WorkspaceState::Stopping, StopCause::Idle) => Some(EventType::WorkspaceIdleStopped),
+        // Stopped or failed with no session: there is nothing to wait for.
+        (WorkspaceState::Terminated, _) => Some(EventType::WorkspaceTerminated),
+        _ => None,
+    }
+    .map(|k| sessions::event(&w, k, w.reason.clone()));
+    if !app.store.set_ws_lifecycle(&w, from, ev.as_ref()).await? {
         return Err(ServiceError::new(
             ErrorKind::Conflict,
             "changed",
             "the workspace changed meanwhile; try again",
         ));
+    }
+    if ev.is_some() {
+        sessions::wake_notify(app);
     }
     if step.cancel_session
         && let Some(job) = w.job_id
@@ -661,15 +685,6 @@ pub(crate) async fn change(
     }
     if step.delete_home {
         crate::workspace_sessions::delete_home(app, w.id).await;
-    }
-    let kind = match (req, cause) {
-        (Request::Terminate, _) => "workspace.terminating",
-        (_, StopCause::Idle) => "workspace.idle_stopped",
-        _ => "workspace.stopping",
-    };
-    crate::workspace_sessions::event(app, &w, kind, w.reason.clone()).await;
-    if w.state == WorkspaceState::Terminated {
-        crate::workspace_sessions::event(app, &w, "workspace.terminated", None).await;
     }
     Ok(w)
 }
@@ -705,7 +720,7 @@ pub async fn extend(
     w.updated_at = crate::now_ms();
     if !app
         .store
-        .set_ws_lifecycle(&w, WorkspaceState::Running)
+        .set_ws_lifecycle(&w, WorkspaceState::Running, None)
         .await?
     {
         return Err(ServiceError::new(
@@ -744,7 +759,7 @@ pub async fn share(
     let from = w.state;
     w.shared = shared;
     w.updated_at = crate::now_ms();
-    if !app.store.set_ws_lifecycle(&w, from).await? {
+    if !app.store.set_ws_lifecycle(&w, from, None).await? {
         return Err(ServiceError::new(
             ErrorKind::Conflict,
             "changed",
@@ -766,7 +781,7 @@ pub async fn assist(app: &Service, p: &Principal, id: i64) -> ServiceResult<Work
     w.assist_by = p.user_name().map(str::to_string);
     w.assist_until = Some(now + ASSIST_MS);
     w.updated_at = now;
-    if !app.store.set_ws_lifecycle(&w, from).await? {
+    if !app.store.set_ws_lifecycle(&w, from, None).await? {
         return Err(ServiceError::new(
             ErrorKind::Conflict,
             "changed",

@@ -142,9 +142,14 @@ pub trait WorkspaceStore: Send + Sync {
     async fn workspaces(&self, f: &WorkspaceFilter) -> Result<Vec<WorkspaceRecord>>;
     /// Writes the lifecycle fields of `w` (state, reason, shared, job,
     /// running since, deadline, extension, assist) if its stored state is
-    /// still `expected`; false when another change came first.
-    async fn set_ws_lifecycle(&self, w: &WorkspaceRecord, expected: WorkspaceState)
-    -> Result<bool>;
+    /// still `expected`, and records `event` for notifications in the same
+    /// transaction; false (and no event) when another change came first.
+    async fn set_ws_lifecycle(
+        &self,
+        w: &WorkspaceRecord,
+        expected: WorkspaceState,
+        event: Option<&trestle_core::notify::event::NewEvent>,
+    ) -> Result<bool>;
     /// The session task `job_id` reported its app ready with `secret`.
     async fn ws_session_ready(&self, job_id: i64, secret: &str) -> Result<bool>;
     /// The session task `job_id` saved the home at `key`; returns the key

@@ -31,6 +31,10 @@ pub enum EventType {
     /// Terminating a workspace failed.
     #[serde(rename = "workspace.terminate_failed")]
     WorkspaceTerminateFailed,
+    /// A workspace's session ended on its own (the app exited, never became
+    /// ready, or its worker was lost).
+    #[serde(rename = "workspace.failed")]
+    WorkspaceFailed,
     /// A configuration was uploaded or changed.
     #[serde(rename = "config.changed")]
     ConfigChanged,
@@ -53,7 +57,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in a fixed order.
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         EventType::JobFinished,
         EventType::JobFailed,
         EventType::WorkspaceLaunched,
@@ -62,6 +66,7 @@ impl EventType {
         EventType::WorkspaceIdleStopped,
         EventType::WorkspaceTerminated,
         EventType::WorkspaceTerminateFailed,
+        EventType::WorkspaceFailed,
         EventType::ConfigChanged,
         EventType::AlarmFired,
         EventType::BudgetThreshold,
@@ -81,6 +86,7 @@ impl EventType {
             EventType::WorkspaceIdleStopped => "workspace.idle_stopped",
             EventType::WorkspaceTerminated => "workspace.terminated",
             EventType::WorkspaceTerminateFailed => "workspace.terminate_failed",
+            EventType::WorkspaceFailed => "workspace.failed",
             EventType::ConfigChanged => "config.changed",
             EventType::AlarmFired => "alarm.fired",
             EventType::BudgetThreshold => "budget.threshold",
@@ -111,6 +117,7 @@ impl EventType {
             EventType::WorkspaceIdleStopped => "was stopped because it was idle",
             EventType::WorkspaceTerminated => "was terminated",
             EventType::WorkspaceTerminateFailed => "could not be terminated",
+            EventType::WorkspaceFailed => "failed",
             EventType::ConfigChanged => "was changed",
             EventType::AlarmFired => "fired",
             EventType::BudgetThreshold => "crossed a budget threshold",
@@ -126,6 +133,7 @@ impl EventType {
             self,
             EventType::JobFailed
                 | EventType::WorkspaceTerminateFailed
+                | EventType::WorkspaceFailed
                 | EventType::AlarmFired
                 | EventType::BudgetThreshold
                 | EventType::SecurityFinding

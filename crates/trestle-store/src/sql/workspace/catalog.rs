@@ -178,8 +178,9 @@ impl WorkspaceStore for SqlStore {
         &self,
         w: &WorkspaceRecord,
         expected: WorkspaceState,
+        event: Option<&trestle_core::notify::event::NewEvent>,
     ) -> Result<bool> {
-        self.ws_lifecycle(w, expected).await
+        self.ws_lifecycle(w, expected, event).await
     }
 
     async fn ws_session_ready(&self, job_id: i64, secret: &str) -> Result<bool> {

@@ -149,7 +149,9 @@ impl SqlStore {
         &self,
         w: &WorkspaceRecord,
         expected: WorkspaceState,
+        event: Option<&trestle_core::notify::event::NewEvent>,
     ) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
         let done = sqlx::query(
             "UPDATE workspaces SET state = $1, reason = $2, shared = $3, job_id = $4, \
              running_since = $5, deadline = $6, extended_secs = $7, assist_by = $8, \
@@ -168,9 +170,16 @@ impl SqlStore {
         .bind(&w.name)
         .bind(w.id)
         .bind(expected.as_str())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(e) = event {
+            crate::sql::notify::record(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub(crate) async fn ws_ready(&self, job_id: i64, secret: &str) -> Result<bool> {
