@@ -165,7 +165,7 @@ async fn lifecycle(s: &dyn Store) {
     w.job_id = Some(77);
     w.updated_at = T0 + 1;
     assert!(
-        s.set_ws_lifecycle(&w, WorkspaceState::Pending)
+        s.set_ws_lifecycle(&w, WorkspaceState::Pending, None)
             .await
             .unwrap()
     );
@@ -173,7 +173,7 @@ async fn lifecycle(s: &dyn Store) {
     let mut late = w.clone();
     late.state = WorkspaceState::Stopping;
     assert!(
-        !s.set_ws_lifecycle(&late, WorkspaceState::Pending)
+        !s.set_ws_lifecycle(&late, WorkspaceState::Pending, None)
             .await
             .unwrap()
     );
@@ -196,7 +196,7 @@ async fn lifecycle(s: &dyn Store) {
     let mut t = s.workspace(b).await.unwrap().unwrap();
     t.state = WorkspaceState::Terminated;
     assert!(
-        s.set_ws_lifecycle(&t, WorkspaceState::Pending)
+        s.set_ws_lifecycle(&t, WorkspaceState::Pending, None)
             .await
             .unwrap()
     );
@@ -233,7 +233,7 @@ async fn reports(s: &dyn Store) {
     let mut w = s.workspace(id).await.unwrap().unwrap();
     w.job_id = Some(5);
     assert!(
-        s.set_ws_lifecycle(&w, WorkspaceState::Pending)
+        s.set_ws_lifecycle(&w, WorkspaceState::Pending, None)
             .await
             .unwrap()
     );
@@ -262,7 +262,7 @@ async fn reports(s: &dyn Store) {
     w.state = WorkspaceState::Running;
     w.running_since = Some(T0 + 1);
     assert!(
-        s.set_ws_lifecycle(&w, WorkspaceState::Pending)
+        s.set_ws_lifecycle(&w, WorkspaceState::Pending, None)
             .await
             .unwrap()
     );
@@ -293,7 +293,7 @@ async fn reports(s: &dyn Store) {
     w.job_id = Some(6);
     w.state = WorkspaceState::Pending;
     assert!(
-        s.set_ws_lifecycle(&w, WorkspaceState::Running)
+        s.set_ws_lifecycle(&w, WorkspaceState::Running, None)
             .await
             .unwrap()
     );
