@@ -31,9 +31,23 @@ impl Client {
         segments: &[&str],
         protocol: &str,
     ) -> Result<Upgraded, ClientError> {
+        self.upgrade_with(base, segments, &[], protocol).await
+    }
+
+    /// [`Client::upgrade`] with query parameters.
+    pub async fn upgrade_with(
+        &self,
+        base: &Url,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        protocol: &str,
+    ) -> Result<Upgraded, ClientError> {
         let value = HeaderValue::from_str(protocol)
             .map_err(|_| ClientError::Config(format!("bad upgrade protocol `{protocol}`")))?;
-        let url = crate::urls::api(base, segments);
+        let mut url = crate::urls::api(base, segments);
+        for (k, v) in query {
+            crate::urls::add_query(&mut url, k, v);
+        }
         let send = self
             .http
             .get(url)

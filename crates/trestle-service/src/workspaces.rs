@@ -766,6 +766,7 @@ pub async fn share(
             "the workspace changed meanwhile; try again",
         ));
     }
+    app.access.forget(id);
     view(app, p, &w).await
 }
 
@@ -788,6 +789,7 @@ pub async fn assist(app: &Service, p: &Principal, id: i64) -> ServiceResult<Work
             "the workspace changed meanwhile; try again",
         ));
     }
+    app.access.forget(id);
     tracing::warn!(workspace = id, admin = ?p.user_name(), owner = %w.owner, "admin assist granted");
     view(app, p, &w).await
 }

@@ -46,7 +46,7 @@ pub struct ParamSpec {
 }
 
 /// The longest value of a string parameter.
-pub const MAX_VALUE: usize = 1024;
+pub const MAX_VALUE: usize = 4096;
 
 impl ParamSpec {
     /// Checks the declaration itself (its name, and that its default is a
@@ -85,7 +85,12 @@ impl ParamSpec {
     /// normalised (`true`/`false`, the integer as written by Rust).
     pub fn value(&self, field: &str, text: &str) -> Result<String> {
         let bad = |msg: String| ValidationError::new("invalid-param", field, msg);
-        if text.chars().any(char::is_control) {
+        // Text may span lines (a script); nothing else invisible.
+        let multiline = matches!(self.kind, ParamKind::String);
+        if text
+            .chars()
+            .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t')))
+        {
             return Err(bad(format!(
                 "`{}` cannot contain control characters",
                 self.name

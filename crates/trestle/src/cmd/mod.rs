@@ -19,6 +19,7 @@ pub mod upload;
 pub mod users;
 pub mod worker;
 pub mod ws;
+pub mod ws_connect;
 
 use crate::Conn;
 use crate::output::usage;

@@ -89,6 +89,22 @@ pub enum WsCmd {
         /// Id.
         id: i64,
     },
+    /// A shell in the workspace, through the server (`-- CMD ARGS` runs a
+    /// command instead); exits with its exit code.
+    Connect {
+        /// Id.
+        id: i64,
+        /// The command (default: a login shell).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Carry a local TCP port to a port of the workspace: `[LOCAL:]PORT`.
+    Forward {
+        /// Id.
+        id: i64,
+        /// `[LOCAL:]PORT`.
+        ports: String,
+    },
     /// Print the app's output (its session's log).
     Log {
         /// Id.
@@ -595,6 +611,8 @@ pub async fn run(cmd: WsCmd, conn: &Conn) -> Result<ExitCode> {
             println!("{url}");
             open_browser(&url);
         }
+        WsCmd::Connect { id, command } => return super::ws_connect::connect(&c, id, command).await,
+        WsCmd::Forward { id, ports } => return super::ws_connect::forward(&c, id, &ports).await,
         WsCmd::Log { id } => {
             let w: WorkspaceView = c
                 .call::<(), _>(Method::GET, &["workspaces", &id.to_string()], &[], None)
