@@ -187,6 +187,31 @@ impl Browser {
         v.as_str().unwrap_or("").to_string()
     }
 
+    /// Clicks an element if it is there and can be clicked now.
+    pub async fn try_click(&self, css: &str) -> bool {
+        let Ok(v) = self
+            .try_call("/element", json!({"using": "css selector", "value": css}))
+            .await
+        else {
+            return false;
+        };
+        let Some(id) = v[ELEMENT].as_str().map(str::to_string) else {
+            return false;
+        };
+        self.try_call(&format!("/element/{id}/click"), json!({})).await.is_ok()
+    }
+
+    /// The text of the first element matching `css`, if there is one now.
+    pub async fn try_text(&self, css: &str) -> Option<String> {
+        let v = self
+            .try_call("/element", json!({"using": "css selector", "value": css}))
+            .await
+            .ok()?;
+        let id = v[ELEMENT].as_str()?.to_string();
+        let t = self.call("GET", &format!("/element/{id}/text"), None).await;
+        t.as_str().map(str::to_string)
+    }
+
     /// An element's DOM property (`value`, ...).
     pub async fn prop(&self, css: &str, name: &str) -> String {
         let el = self.find(css).await;
