@@ -21,6 +21,7 @@ pub mod error;
 pub mod identity;
 pub mod parse;
 pub mod paths;
+pub mod study;
 pub mod task;
 pub mod workspace;
 

@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod identity;
 pub mod oidc;
+pub mod study;
 pub mod workflow;
 pub mod workspace;
 
