@@ -23,6 +23,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "security" => trestle_store_conformance::security::run(name, s).await,
         "external" => trestle_store_conformance::external::run(name, s).await,
         "workspaces" => trestle_store_conformance::workspaces::run(name, s).await,
+        "studies" => trestle_store_conformance::studies::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
     db.finish().await;
@@ -118,12 +119,18 @@ suite!(workspaces:
     reports_and_homes_survive_lifecycle_writes,
 );
 
+suite!(studies:
+    studies_grants_and_listing,
+    versions_are_compare_and_set,
+    quotas_count_every_version_kept,
+);
+
 /// Every check of every suite has its tests here, and every test here
 /// names a check (listed once).
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 7] = [
+    let suites: [(&str, &[&str], &[&str]); 8] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),
@@ -131,6 +138,7 @@ fn every_check_has_a_test() {
         ("security", c::security::CHECKS, security::TESTED),
         ("external", c::external::CHECKS, external::TESTED),
         ("workspaces", c::workspaces::CHECKS, workspaces::TESTED),
+        ("studies", c::studies::CHECKS, studies::TESTED),
     ];
     let mut total = 0;
     for (suite, checks, tested) in suites {

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod oidc;
 pub mod scale;
 mod sql;
+pub mod study;
 pub mod workflow;
 pub mod workspace;
 
@@ -27,6 +28,9 @@ pub use identity::{
 };
 pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
+pub use study::{
+    Committed, GrantRecord, NewVersion, StudyFilter, StudyRecord, StudyStore, VersionRecord,
+};
 pub use workflow::{EventFilter, WorkflowStore, WorkflowTick};
 pub use workspace::{ConfigRecord, TypeRecord, WorkspaceFilter, WorkspaceRecord, WorkspaceStore};
 
@@ -230,6 +234,7 @@ pub trait Store:
     + WorkflowStore
     + ScaleStore
     + WorkspaceStore
+    + StudyStore
 {
 }
 impl<
@@ -240,7 +245,8 @@ impl<
         + AuditStore
         + WorkflowStore
         + ScaleStore
-        + WorkspaceStore,
+        + WorkspaceStore
+        + StudyStore,
 > Store for T
 {
 }

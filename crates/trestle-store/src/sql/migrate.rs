@@ -44,6 +44,7 @@ const SQLITE: &[(i64, &str)] = &[
         13,
         include_str!("../../migrations/sqlite/0013_workspaces.sql"),
     ),
+    (15, include_str!("../../migrations/sqlite/0015_studies.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -85,6 +86,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         13,
         include_str!("../../migrations/postgres/0013_workspaces.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/postgres/0015_studies.sql"),
     ),
 ];
 

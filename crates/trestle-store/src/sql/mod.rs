@@ -21,6 +21,7 @@ mod oidc;
 mod projects;
 mod rows;
 mod scale;
+mod study;
 mod tokens;
 mod updates;
 mod uploads;
