@@ -38,6 +38,7 @@ pub mod recovery;
 pub mod security;
 pub mod sessions;
 pub mod state;
+pub mod studies;
 pub mod tokens;
 pub mod users;
 pub mod versions;

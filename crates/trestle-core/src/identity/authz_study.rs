@@ -42,11 +42,13 @@ pub enum StudyAction {
     AttachRead,
     /// Attach it read-write to a job or workspace session.
     AttachWrite,
+    /// Set a project's quota for its studies (admins).
+    SetQuota,
 }
 
 impl StudyAction {
     /// Every action.
-    pub const ALL: [StudyAction; 10] = [
+    pub const ALL: [StudyAction; 11] = [
         StudyAction::List,
         StudyAction::Create,
         StudyAction::Show,
@@ -57,6 +59,7 @@ impl StudyAction {
         StudyAction::Grant,
         StudyAction::AttachRead,
         StudyAction::AttachWrite,
+        StudyAction::SetQuota,
     ];
 
     /// True for what read-only tokens may do.
@@ -204,6 +207,13 @@ fn decide_user(u: &UserSubject, action: StudyAction, resource: StudyResource<'_>
             }
         },
         (StudyAction::Create, _) => forbid("a study belongs to a project"),
+        (StudyAction::SetQuota, _) => {
+            if u.role == Role::Admin {
+                Decision::Allow
+            } else {
+                forbid("only admins set project quotas")
+            }
+        }
         (act, r @ StudyResource::Study { .. }) => {
             let c = caps(u, r);
             if !c.any() {
@@ -227,7 +237,7 @@ fn decide_user(u: &UserSubject, action: StudyAction, resource: StudyResource<'_>
                 StudyAction::Delete | StudyAction::Grant => {
                     (c.admin, "only the study's admins may do this")
                 }
-                StudyAction::List | StudyAction::Create => (true, ""),
+                StudyAction::List | StudyAction::Create | StudyAction::SetQuota => (true, ""),
             };
             if ok { Decision::Allow } else { forbid(why) }
         }
