@@ -6,8 +6,8 @@
 
 use crate::ops::{Access, Op, audit_of, operations};
 use crate::routes::{
-    audit, compute, directory, events, files, jobs, login, oidc, pipelines, projects, system,
-    tokens, users, workers, workspaces,
+    audit, compute, directory, events, files, jobs, login, oidc, pipelines, projects, studies,
+    system, tokens, users, workers, workspaces,
 };
 use axum::Json;
 use axum::extract::{OriginalUri, Request};
@@ -97,6 +97,38 @@ operations! {
         "Share a workspace with its project's members, or stop sharing (needs per-workspace origins)", Some("ShareRequest"), "WorkspaceView";
     post "/workspaces/{id}/assist" => workspaces::assist, User, None, "workspace.assist", Some("workspace"),
         "An admin's audited access to a user's workspace for an hour", None, "WorkspaceView";
+    get "/studies" => studies::list, User, None, "study.list", None,
+        "Studies you may see: My Studies, Organization, Open Data (category=personal|organization|open)", None, "StudyView[]";
+    post "/studies" => studies::create, User, None, "study.create", None,
+        "Create a study charged to a project (admins and researchers); the creator is its first admin", Some("CreateStudy"), "StudyView";
+    get "/studies/{name}" => studies::show, User, None, "study.show", Some("study"),
+        "One study: category, project, version, size, quota and your permission", None, "StudyView";
+    delete "/studies/{name}" => studies::delete, User, None, "study.delete", Some("study"),
+        "Delete a study with every version and its files (the study's admins)", None, "none";
+    get "/studies/{name}/files" => studies::files, User, None, "study.files", Some("study"),
+        "The files of a version (default: current), with sizes and SHA-256 (version=, prefix=)", None, "StudyListing";
+    get "/studies/{name}/files/{*path}" => studies::download, User, None, "study.read.download", Some("study"),
+        "Download a file of a version (its SHA-256 in x-trestle-sha256, the version in x-trestle-study-version)", None, "binary";
+    put "/studies/{name}/objects/{sha}" => studies::put_object, User, None, "study.upload", Some("study"),
+        "Upload content of at most 64 MiB, addressed by its SHA-256 (checked as it arrives)", Some("binary"), "ObjectView";
+    get "/studies/{name}/parts/{sha}" => studies::parts, User, None, "study.upload-parts", Some("study"),
+        "The parts of a large upload received so far, to resume it", None, "PartsView";
+    put "/studies/{name}/parts/{sha}/{n}" => studies::put_part, User, None, "study.upload", Some("study"),
+        "Upload part n of a large object (the part's SHA-256 in x-trestle-sha256)", Some("binary"), "ObjectView";
+    post "/studies/{name}/parts/{sha}/complete" => studies::complete_parts, User, None, "study.upload", Some("study"),
+        "Join the parts into the object, checking its size and SHA-256", Some("CompleteParts"), "ObjectView";
+    post "/studies/{name}/versions" => studies::commit, User, None, "study.commit", Some("study"),
+        "Apply changes made against a base version as one new version (paths changed since the base conflict)", Some("CommitRequest"), "VersionView";
+    get "/studies/{name}/versions" => studies::versions, User, None, "study.versions", Some("study"),
+        "Every version kept, oldest first", None, "VersionView[]";
+    get "/studies/{name}/grants" => studies::grants, User, None, "study.grants", Some("study"),
+        "Who holds which permission (the study's admins)", None, "GrantView[]";
+    put "/studies/{name}/grants/{user}" => studies::grant, User, None, "study.grant", Some("study"),
+        "Grant a user admin, read-write, read-only or write-only (the study's admins)", Some("GrantRequest"), "GrantView";
+    delete "/studies/{name}/grants/{user}" => studies::revoke, User, None, "study.revoke", Some("study"),
+        "Revoke a user's permission (a study keeps one admin)", None, "none";
+    put "/study-quotas/{project}" => studies::set_quota, User, None, "study.quota", Some("project"),
+        "Set a project's quota for all its studies, every version kept counting (admins)", Some("StudyQuota"), "object";
     get "/healthz" => system::healthz, Probe, None, "probe.health", None,
         "Liveness", None, "text";
     get "/readyz" => system::readyz, Probe, None, "probe.ready", None,

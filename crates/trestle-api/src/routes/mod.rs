@@ -10,6 +10,7 @@ pub mod login;
 pub mod oidc;
 pub mod pipelines;
 pub mod projects;
+pub mod studies;
 pub mod system;
 pub mod tokens;
 pub mod users;
