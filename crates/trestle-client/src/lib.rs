@@ -20,6 +20,7 @@ mod client;
 mod error;
 mod files;
 mod generic;
+mod studies;
 pub mod urls;
 mod workflows;
 mod workspaces;
@@ -28,4 +29,5 @@ pub use client::{CONNECT_TIMEOUT, Client, DEFAULT_REQUEST_TIMEOUT, JobQuery, LEA
 pub use error::ClientError;
 pub use files::{Download, Progress};
 pub use reqwest::Method;
+pub use studies::{PART_SIZE, WHOLE_LIMIT, hash_file};
 pub use workflows::{EventQuery, SseEvent, SseParser};

@@ -147,6 +147,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::ws::WsCmd,
     },
+    /// Studies (research data sets): create, list, show, ls, upload,
+    /// download, grant, revoke, rm.
+    Study {
+        #[command(subcommand)]
+        cmd: cmd::study::StudyCmd,
+    },
     /// Users from identity providers: sync the LDAP directory now (admins).
     Identity {
         #[command(subcommand)]
@@ -229,6 +235,7 @@ fn main() -> ExitCode {
             Cmd::Admin { cmd } => cmd::admin::run(cmd).await,
             Cmd::Identity { cmd } => cmd::directory::run(cmd, &cli.conn).await,
             Cmd::Ws { cmd } => cmd::ws::run(cmd, &cli.conn).await,
+            Cmd::Study { cmd } => cmd::study::run(cmd, &cli.conn).await,
         }
     });
     match result {
