@@ -127,6 +127,14 @@ operations! {
         "Grant a user admin, read-write, read-only or write-only (the study's admins)", Some("GrantRequest"), "GrantView";
     delete "/studies/{name}/grants/{user}" => studies::revoke, User, None, "study.revoke", Some("study"),
         "Revoke a user's permission (a study keeps one admin)", None, "none";
+    get "/jobs/{id}/studies/{name}/files" => studies::job_files, Any, Some(Action::JobInputsRead), "job.study-files", Some("job"),
+        "The files a job's study attach reads: its pinned version and subset (lease holder or readers of the job)", None, "StudyListing";
+    get "/jobs/{id}/studies/{name}/objects/{sha}" => studies::job_object, Any, Some(Action::JobInputsRead), "job.study-object", Some("job"),
+        "One object of a job's study attach, by SHA-256 (the attach itself is audited once, at submission)", None, "binary";
+    put "/jobs/{id}/attempts/{n}/studies/{name}/objects/{sha}" => studies::job_put_object, Any, Some(Action::OutputUpload), "job.study-upload", Some("job"),
+        "Upload content for a read-write attach (lease holder, lease token in trestle-lease-token)", Some("binary"), "ObjectView";
+    post "/jobs/{id}/attempts/{n}/studies/{name}/versions" => studies::job_commit, Any, Some(Action::OutputUpload), "job.study-commit", Some("job"),
+        "Commit a succeeded attempt's changes to a read-write attach as one version (paths changed since the pinned version conflict)", Some("CommitRequest"), "VersionView";
     put "/study-quotas/{project}" => studies::set_quota, User, None, "study.quota", Some("project"),
         "Set a project's quota for all its studies, every version kept counting (admins)", Some("StudyQuota"), "object";
     get "/healthz" => system::healthz, Probe, None, "probe.health", None,

@@ -260,6 +260,17 @@ impl Client {
         self.put_file_with(url_of, None, file, progress).await
     }
 
+    /// [`Client::put_file`] with a lease token, handing back the answer.
+    pub(crate) async fn put_file_token(
+        &self,
+        url_of: impl Fn(&Url) -> Url,
+        lease_token: &str,
+        file: &Path,
+    ) -> Result<Response, ClientError> {
+        self.put_file_with(url_of, Some(lease_token), file, None)
+            .await
+    }
+
     async fn put_file_with(
         &self,
         url_of: impl Fn(&Url) -> Url,

@@ -17,6 +17,7 @@ use trestle_core::api::study::{
     CommitRequest, CompleteParts, ObjectView, PartsView, SHA256_HEADER, StudyListing,
     VERSION_HEADER, VersionView,
 };
+use trestle_core::api::{AttemptRef, LEASE_TOKEN_HEADER};
 
 /// Files up to this size go in one request; larger ones in parts.
 pub const WHOLE_LIMIT: u64 = 32 << 20;
@@ -257,4 +258,138 @@ impl Client {
         }
         Ok((written, read_version))
     }
+
+    /// `GET /api/v1/jobs/{id}/studies/{name}/files`: what a job's attach
+    /// reads (the worker holding the job).
+    pub async fn job_study_files(&self, job: i64, name: &str) -> Result<StudyListing, ClientError> {
+        let id = job.to_string();
+        self.call::<(), _>(
+            Method::GET,
+            &["jobs", &id, "studies", name, "files"],
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/jobs/{id}/studies/{name}/objects/{sha}`: writes the
+    /// object to `dest`, checking its SHA-256 (a mismatch removes it).
+    pub async fn job_study_object(
+        &self,
+        job: i64,
+        name: &str,
+        sha: &str,
+        dest: &Path,
+    ) -> Result<u64, ClientError> {
+        let id = job.to_string();
+        let resp = self
+            .execute(Timeout::Unlimited, |http, b| {
+                Ok(http.get(urls::api(
+                    b,
+                    &["jobs", &id, "studies", name, "objects", sha],
+                )))
+            })
+            .await?;
+        save_checked(resp, sha, dest).await
+    }
+
+    /// `PUT /api/v1/jobs/{id}/attempts/{n}/studies/{name}/objects/{sha}`.
+    pub async fn job_study_put_object(
+        &self,
+        at: &AttemptRef,
+        name: &str,
+        sha: &str,
+        file: &Path,
+    ) -> Result<ObjectView, ClientError> {
+        let id = at.job_id.to_string();
+        let n = at.attempt.to_string();
+        let resp = self
+            .put_file_token(
+                |b| {
+                    urls::api(
+                        b,
+                        &["jobs", &id, "attempts", &n, "studies", name, "objects", sha],
+                    )
+                },
+                &at.token,
+                file,
+            )
+            .await?;
+        decode_json(resp).await
+    }
+
+    /// `POST /api/v1/jobs/{id}/attempts/{n}/studies/{name}/versions`.
+    pub async fn job_study_commit(
+        &self,
+        at: &AttemptRef,
+        name: &str,
+        req: &CommitRequest,
+    ) -> Result<VersionView, ClientError> {
+        let id = at.job_id.to_string();
+        let n = at.attempt.to_string();
+        let body = serde_json::to_vec(req).map_err(|e| ClientError::Io(e.to_string()))?;
+        let resp = self
+            .execute(Timeout::Default, |http, b| {
+                Ok(http
+                    .post(urls::api(
+                        b,
+                        &["jobs", &id, "attempts", &n, "studies", name, "versions"],
+                    ))
+                    .header(CONTENT_TYPE, "application/json")
+                    .header(LEASE_TOKEN_HEADER, at.token.as_str())
+                    .body(body.clone()))
+            })
+            .await?;
+        decode_json(resp).await
+    }
+}
+
+/// Writes a response body to `dest` through a temporary file, checking
+/// its SHA-256; the file appears only when it matches.
+async fn save_checked(
+    mut resp: reqwest::Response,
+    sha: &str,
+    dest: &Path,
+) -> Result<u64, ClientError> {
+    let tmp = dest.with_extension(format!("part-{}", std::process::id()));
+    let mut f = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| io("create", &tmp, e))?;
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    let result: Result<(), ClientError> = async {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| crate::client::transfer_error(&e))?
+        {
+            h.update(&chunk);
+            f.write_all(&chunk)
+                .await
+                .map_err(|e| io("write", &tmp, e))?;
+            n += chunk.len() as u64;
+        }
+        f.flush().await.map_err(|e| io("write", &tmp, e))?;
+        Ok(())
+    }
+    .await;
+    drop(f);
+    let got = hex::encode(h.finalize());
+    let result = result.and_then(|()| {
+        if got == sha {
+            Ok(())
+        } else {
+            Err(ClientError::Io(format!(
+                "object {sha} arrived with SHA-256 {got}: corrupted in transfer"
+            )))
+        }
+    });
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    tokio::fs::rename(&tmp, dest)
+        .await
+        .map_err(|e| io("move into place", dest, e))?;
+    Ok(n)
 }

@@ -98,6 +98,7 @@ async fn prepare(app: &Service, p: &Principal, spec: JobSpec) -> ServiceResult<J
         p.is_admin(),
     )?;
     let spec = access::charge(app, p, spec).await?;
+    let spec = crate::study_attach::pin(app, p, spec).await?;
     if let Some(id) = &spec.inputs
         && (access::upload(app, p, id, Action::UploadRead)
             .await
@@ -154,6 +155,7 @@ pub async fn submit(
         ready.push(spec);
     }
     let ids = app.store.submit(&ready, crate::now_ms()).await?;
+    crate::study_attach::audit(app, p, &ready, &ids);
     submitted(app, &ready, ids.len()).await?;
     Ok(ids)
 }

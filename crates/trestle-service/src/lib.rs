@@ -39,6 +39,7 @@ pub mod security;
 pub mod sessions;
 pub mod state;
 pub mod studies;
+pub mod study_attach;
 pub mod tokens;
 pub mod users;
 pub mod versions;

@@ -3,7 +3,7 @@
 //! [`trestle_service::studies`]. Downloads carry the file's SHA-256 and
 //! the version read in headers, so the client checks what arrived.
 
-use super::parse_body;
+use super::{parse_body, parse_id};
 use crate::audit::AuditResource;
 use crate::error::ApiResult;
 use axum::body::{Body, Bytes};
@@ -18,6 +18,7 @@ use trestle_core::api::study::{
     SHA256_HEADER, StudyListing, StudyView, VERSION_HEADER, VersionView,
 };
 use trestle_service::studies as svc;
+use trestle_service::study_attach as attach;
 use trestle_service::{Principal, Service};
 
 /// `GET /api/v1/studies?category=`.
@@ -222,4 +223,75 @@ pub async fn set_quota(
     let req: StudyQuota = parse_body(&body)?;
     let q = svc::set_project_quota(&app, &p, &project, &req.quota).await?;
     Ok(Json(serde_json::json!({ "project": project, "quota_bytes": q })).into_response())
+}
+
+/// `GET /api/v1/jobs/{id}/studies/{name}/files`: what a job's attach
+/// reads (the lease holder, or whoever may read the job).
+pub async fn job_files(
+    State(app): State<Service>,
+    Extension(p): Extension<Principal>,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Json<StudyListing>> {
+    Ok(Json(attach::files(&app, &p, parse_id(&id)?, &name).await?))
+}
+
+/// `GET /api/v1/jobs/{id}/studies/{name}/objects/{sha}`.
+pub async fn job_object(
+    State(app): State<Service>,
+    Extension(p): Extension<Principal>,
+    Path((id, name, sha)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let d = attach::object(&app, &p, parse_id(&id)?, &name, &sha).await?;
+    let mut r = super::files::download(d.file, &sha);
+    if let Ok(v) = d.sha256.parse() {
+        r.headers_mut().insert(SHA256_HEADER, v);
+    }
+    Ok(r)
+}
+
+fn lease_token(h: &HeaderMap) -> Option<&str> {
+    h.get(trestle_core::api::LEASE_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// `PUT /api/v1/jobs/{id}/attempts/{n}/studies/{name}/objects/{sha}`
+/// (the lease holder of a read-write attach).
+pub async fn job_put_object(
+    State(app): State<Service>,
+    Extension(p): Extension<Principal>,
+    Path((id, attempt, name, sha)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<ObjectView>> {
+    let job = parse_id(&id)?;
+    let attempt = trestle_service::jobs::parse_attempt(&attempt)?;
+    Ok(Json(
+        attach::put_object(
+            &app,
+            &p,
+            job,
+            attempt,
+            lease_token(&headers),
+            &name,
+            &sha,
+            body.into_data_stream(),
+        )
+        .await?,
+    ))
+}
+
+/// `POST /api/v1/jobs/{id}/attempts/{n}/studies/{name}/versions`: a
+/// succeeded attempt's changes to a read-write attach.
+pub async fn job_commit(
+    State(app): State<Service>,
+    Extension(p): Extension<Principal>,
+    Path((id, attempt, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<VersionView>)> {
+    let job = parse_id(&id)?;
+    let attempt = trestle_service::jobs::parse_attempt(&attempt)?;
+    let req: CommitRequest = parse_body(&body)?;
+    let v = attach::commit(&app, &p, job, attempt, lease_token(&headers), &name, req).await?;
+    Ok((StatusCode::CREATED, Json(v)))
 }

@@ -5,6 +5,7 @@
 //! manifest and its versions ([`manifest`]), the merge rule for
 //! concurrent writers ([`merge`]) and quota arithmetic ([`quota`]).
 
+pub mod attach;
 pub mod manifest;
 pub mod merge;
 pub mod quota;
