@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod jobs;
 pub mod login;
 pub mod oidc;
+pub mod studies;
 pub mod submit;
 
 use axum::Router;
@@ -44,6 +45,12 @@ pub fn routes(samples: std::sync::Arc<dashboard::Samples>) -> Router<Service> {
         .route("/ui/jobs/{id}/cancel", post(jobs::cancel))
         .route("/ui/jobs/{id}/resubmit", post(jobs::resubmit))
         .route("/ui/submit", get(submit::form).post(submit::submit))
+        .route("/ui/studies", get(studies::list))
+        .route("/ui/studies/{name}", get(studies::show))
+        .route(
+            "/ui/studies/{name}/permissions",
+            get(studies::permissions).post(studies::change_permission),
+        )
         .route("/ui/workers", get(admin::workers))
         .route("/ui/audit", get(admin::audit))
         .route("/ui/static/portal.css", get(css))
@@ -177,6 +184,8 @@ pub enum Nav {
     Jobs,
     /// The submit form.
     Submit,
+    /// Studies.
+    Studies,
     /// Queues and workers (admin).
     Workers,
     /// Audit (admin).
@@ -213,6 +222,7 @@ pub fn page(v: Option<&Viewer>, nav: Nav, title: &str, main: Markup) -> Markup {
                             (link("/", "Dashboard", Nav::Home))
                             (link("/ui/jobs", "Jobs", Nav::Jobs))
                             (link("/ui/submit", "Submit", Nav::Submit))
+                            (link("/ui/studies", "Studies", Nav::Studies))
                             @if v.p.is_admin() {
                                 (link("/ui/workers", "Queues & workers", Nav::Workers))
                                 (link("/ui/audit", "Audit", Nav::Audit))
