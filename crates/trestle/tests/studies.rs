@@ -376,7 +376,7 @@ fn bad_input_names_the_field_and_writes_nothing() {
     let (code, _, _) = curl(
         "PUT",
         &url,
-        &[auth.clone()],
+        std::slice::from_ref(&auth),
         Some(&format!("@{}", body.display())),
     );
     assert_eq!(code, 200);
@@ -385,7 +385,7 @@ fn bad_input_names_the_field_and_writes_nothing() {
     let (code, _, text) = curl(
         "PUT",
         &format!("{}/api/v1/studies/s1/objects/{wrong}", env.url()),
-        &[auth.clone()],
+        std::slice::from_ref(&auth),
         Some(&format!("@{}", body.display())),
     );
     assert_eq!(
@@ -396,7 +396,7 @@ fn bad_input_names_the_field_and_writes_nothing() {
     let (code, _, text) = curl(
         "PUT",
         &format!("{}/api/v1/studies/s1/objects/..%2F..%2Fetc", env.url()),
-        &[auth.clone()],
+        std::slice::from_ref(&auth),
         Some("x"),
     );
     assert_eq!(code, 400, "{text}");
