@@ -212,6 +212,9 @@ pub async fn submit_pipeline(
     }
     let (id, ids) = app.store.submit_pipeline(&valid, crate::now_ms()).await?;
     let specs: Vec<_> = valid.steps.iter().map(|s| s.spec.clone()).collect();
+    if specs.len() == ids.len() {
+        crate::study_attach::audit(app, p, &specs, &ids);
+    }
     submitted(app, &specs, ids.len()).await?;
     app.store
         .job(id)

@@ -425,7 +425,37 @@ where
         staged.abort().await;
         return Err(checksum_mismatch(field, sha, &got));
     }
+    if let Err(e) = within_quota(app, s, staged.size()).await {
+        staged.abort().await;
+        return Err(e);
+    }
     Ok(staged.commit().await?)
+}
+
+/// Refuses content that alone would exceed the study's or its project's
+/// quota (what versions keep is checked again when they are committed).
+async fn within_quota(app: &Service, s: &StudyRecord, size: u64) -> ServiceResult<()> {
+    let too_large = |e: trestle_core::ValidationError| {
+        ServiceError::new(ErrorKind::TooLarge, &e.code, e.message)
+    };
+    trestle_core::study::quota::check(
+        &format!("study `{}`", s.name),
+        s.stored_bytes,
+        size,
+        s.quota_bytes,
+    )
+    .map_err(too_large)?;
+    if let Some(limit) = app.store.project_study_quota(&s.project).await? {
+        let used = app.store.project_study_bytes(&s.project).await?;
+        trestle_core::study::quota::check(
+            &format!("project `{}` (all its studies)", s.project),
+            used,
+            size,
+            Some(limit),
+        )
+        .map_err(too_large)?;
+    }
+    Ok(())
 }
 
 /// Uploads one object whose SHA-256 is `sha` (checked while it arrives).
