@@ -75,6 +75,12 @@ pub async fn stage(
     cache: &Path,
     attaches: &[StudyAttach],
 ) -> Result<Vec<Staged>, AgentError> {
+    // Only the worker's account may look into the cache: a task reaches
+    // cached files only through the links in its own scratch.
+    tokio::fs::create_dir_all(cache)
+        .await
+        .map_err(|e| AgentError::io("cannot create the study cache", cache, e))?;
+    let _ = std::fs::set_permissions(cache, std::fs::Permissions::from_mode(0o700));
     let mut out = Vec::with_capacity(attaches.len());
     for a in attaches {
         let listing = client
