@@ -36,8 +36,11 @@ pub const SCHEMAS: &[(&str, &[&str])] = &[
             "job_id",
             "message",
             "created_at",
+            "deleted_at",
         ],
     ),
+    ("PruneRequest", &["keep"]),
+    ("PruneView", &["versions", "objects", "stored_bytes"]),
     ("GrantRequest", &["permission"]),
     (
         "GrantView",

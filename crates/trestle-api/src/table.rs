@@ -121,6 +121,8 @@ operations! {
         "Apply changes made against a base version as one new version (paths changed since the base conflict)", Some("CommitRequest"), "VersionView";
     get "/studies/{name}/versions" => studies::versions, User, None, "study.versions", Some("study"),
         "Every version kept, oldest first", None, "VersionView[]";
+    post "/studies/{name}/prune" => studies::prune, User, None, "study.prune", Some("study"),
+        "Delete versions replaced more than `keep` ago that no unfinished job reads, and their unreferenced files (the study's admins)", Some("PruneRequest"), "PruneView";
     get "/studies/{name}/grants" => studies::grants, User, None, "study.grants", Some("study"),
         "Who holds which permission (the study's admins)", None, "GrantView[]";
     put "/studies/{name}/grants/{user}" => studies::grant, User, None, "study.grant", Some("study"),

@@ -126,6 +126,7 @@ fn version_view(v: VersionRecord) -> VersionView {
         job_id: v.job_id,
         message: v.message,
         created_at: v.created_at,
+        deleted_at: v.deleted_at,
     }
 }
 
@@ -255,16 +256,91 @@ pub async fn delete(app: &Service, p: &Principal, name: &str) -> ServiceResult<(
 }
 
 async fn manifest(app: &Service, s: &StudyRecord, version: u64) -> ServiceResult<Manifest> {
-    app.store
-        .study_manifest(s.id, version)
+    if let Some(m) = app.store.study_manifest(s.id, version).await? {
+        return Ok(m);
+    }
+    let deleted = app
+        .store
+        .study_versions(s.id)
         .await?
-        .ok_or_else(|| {
-            ServiceError::bad(
-                "unknown-version",
-                "version",
-                format!("study `{}` has no version {version}", s.name),
-            )
-        })
+        .into_iter()
+        .find(|v| v.version == version)
+        .and_then(|v| v.deleted_at);
+    Err(match deleted {
+        Some(at) => ServiceError::bad(
+            "version-deleted",
+            "version",
+            format!(
+                "version {version} of study `{}` was deleted by the retention policy (at {at} ms)",
+                s.name
+            ),
+        ),
+        None => ServiceError::bad(
+            "unknown-version",
+            "version",
+            format!("study `{}` has no version {version}", s.name),
+        ),
+    })
+}
+
+/// Deletes the versions of a study replaced more than `keep` ago that no
+/// unfinished job reads (`trestle_core::study::retention`), and the
+/// objects no kept version refers to.
+pub async fn prune(
+    app: &Service,
+    p: &Principal,
+    name: &str,
+    keep: &str,
+) -> ServiceResult<trestle_core::api::study::PruneView> {
+    let (s, _) = load(app, p, name, StudyAction::Delete).await?;
+    let keep_ms = trestle_core::audit::parse_period("keep", keep)?.saturating_mul(1000);
+    prune_loaded(app, &s, i64::try_from(keep_ms).unwrap_or(i64::MAX)).await
+}
+
+/// [`prune`] for a study already loaded (the retention loop's step).
+pub async fn prune_loaded(
+    app: &Service,
+    s: &StudyRecord,
+    keep_ms: i64,
+) -> ServiceResult<trestle_core::api::study::PruneView> {
+    let versions: Vec<(u64, i64)> = app
+        .store
+        .study_versions(s.id)
+        .await?
+        .into_iter()
+        .filter(|v| v.deleted_at.is_none())
+        .map(|v| (v.version, v.created_at))
+        .collect();
+    let in_use = app.store.study_versions_in_use(&s.name).await?;
+    let now = crate::now_ms();
+    let drop =
+        trestle_core::study::retention::prunable(&versions, s.version, keep_ms, now, &in_use);
+    let gone = if drop.is_empty() {
+        Vec::new()
+    } else {
+        app.store.prune_study_versions(s.id, &drop, now).await?
+    };
+    for sha in &gone {
+        if let Err(e) = app.blobs.delete(&prefix(s.id), &object_key(sha)).await {
+            tracing::warn!(study = %s.name, error = %e, "deleting a pruned object failed");
+        }
+    }
+    let after = app.store.study(&s.name).await?;
+    Ok(trestle_core::api::study::PruneView {
+        versions: drop,
+        objects: gone.len() as u64,
+        stored_bytes: after.map_or(0, |a| a.stored_bytes),
+    })
+}
+
+/// Prunes every study with one retention period (for a background loop
+/// under a leader lease; the period is the admins' `[studies] retention`).
+pub async fn prune_all(app: &Service, keep_ms: i64) -> ServiceResult<usize> {
+    let mut n = 0;
+    for s in app.store.studies(&StudyFilter::default()).await? {
+        n += prune_loaded(app, &s, keep_ms).await?.versions.len();
+    }
+    Ok(n)
 }
 
 fn parse_version(v: Option<&str>) -> ServiceResult<Option<u64>> {
@@ -772,6 +848,7 @@ pub async fn commit_loaded(
                     job_id: author.job_id,
                     message: author.message.map(str::to_string),
                     created_at: nv.now,
+                    deleted_at: None,
                 });
             }
             Committed::Moved { current: now_at } => {

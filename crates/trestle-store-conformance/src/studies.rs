@@ -17,6 +17,7 @@ pub const CHECKS: &[&str] = &[
     "studies_grants_and_listing",
     "versions_are_compare_and_set",
     "quotas_count_every_version_kept",
+    "old_versions_are_pruned_but_not_those_in_use",
 ];
 
 /// Runs one named check.
@@ -25,6 +26,7 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
         "studies_grants_and_listing" => grants(&*s).await,
         "versions_are_compare_and_set" => versions(&*s).await,
         "quotas_count_every_version_kept" => quotas(&*s).await,
+        "old_versions_are_pruned_but_not_those_in_use" => prune(&*s).await,
         other => panic!("unknown studies conformance check `{other}`"),
     }
 }
@@ -278,4 +280,55 @@ async fn quotas(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(s.project_study_quota("proj").await.unwrap(), None);
+}
+
+async fn prune(s: &dyn Store) {
+    let id = s
+        .insert_study(&study("old", Category::Personal, "p", None))
+        .await
+        .unwrap();
+    let v1 = apply(&Manifest::default(), &[put("a", 1, 10), put("b", 2, 20)]).unwrap();
+    s.commit_study_version(&version(id, 0, &v1)).await.unwrap();
+    let v2 = apply(&v1, &[Change::Delete { path: "a".into() }]).unwrap();
+    s.commit_study_version(&version(id, 1, &v2)).await.unwrap();
+    let v3 = apply(&v2, &[put("c", 3, 5)]).unwrap();
+    s.commit_study_version(&version(id, 2, &v3)).await.unwrap();
+    // An unfinished job reads version 2.
+    let mut spec = crate::support::spec(r#"{"command": ["true"]}"#);
+    spec.studies = vec![trestle_core::study::attach::StudyAttach {
+        study: "old".into(),
+        subdir: None,
+        mode: trestle_core::study::attach::AttachMode::Ro,
+        path: None,
+        version: Some(2),
+    }];
+    s.submit(&[spec], T0).await.unwrap();
+    let used = s.study_versions_in_use("old").await.unwrap();
+    assert_eq!(used.into_iter().collect::<Vec<_>>(), [2]);
+    assert!(s.study_versions_in_use("other").await.unwrap().is_empty());
+    // Version 1 goes: object `a` (10 bytes) is referenced by no kept version.
+    let gone = s.prune_study_versions(id, &[1], T0 + 100).await.unwrap();
+    assert_eq!(gone, [format!("{:02x}", 1).repeat(32)]);
+    let list = s.study_versions(id).await.unwrap();
+    assert_eq!(list.len(), 3, "the row stays");
+    assert_eq!(list[0].deleted_at, Some(T0 + 100));
+    assert_eq!(list[1].deleted_at, None);
+    assert_eq!(
+        s.study_manifest(id, 1).await.unwrap(),
+        None,
+        "its manifest is gone"
+    );
+    assert_eq!(s.study_manifest(id, 2).await.unwrap().as_ref(), Some(&v2));
+    assert_eq!(s.study("old").await.unwrap().unwrap().stored_bytes, 25);
+    // Pruning again changes nothing.
+    assert!(
+        s.prune_study_versions(id, &[1], T0 + 200)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.study_versions(id).await.unwrap()[0].deleted_at,
+        Some(T0 + 100)
+    );
 }

@@ -123,6 +123,7 @@ suite!(studies:
     studies_grants_and_listing,
     versions_are_compare_and_set,
     quotas_count_every_version_kept,
+    old_versions_are_pruned_but_not_those_in_use,
 );
 
 /// Every check of every suite has its tests here, and every test here

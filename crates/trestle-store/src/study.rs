@@ -68,6 +68,8 @@ pub struct VersionRecord {
     pub message: Option<String>,
     /// When.
     pub created_at: i64,
+    /// When it was deleted by the retention policy (its manifest is gone).
+    pub deleted_at: Option<i64>,
 }
 
 /// A new version to commit.
@@ -151,6 +153,17 @@ pub trait StudyStore: Send + Sync {
     /// `v.after`, checking the study's quota and its project's (every
     /// version kept counts) in the same transaction.
     async fn commit_study_version(&self, v: &NewVersion<'_>) -> Result<Committed>;
+    /// The versions of study `name` that unfinished jobs read.
+    async fn study_versions_in_use(&self, name: &str) -> Result<std::collections::BTreeSet<u64>>;
+    /// Marks versions deleted (their rows stay, their manifests go) and
+    /// forgets the objects no remaining version refers to; returns those
+    /// objects' SHA-256 (to delete from object storage).
+    async fn prune_study_versions(
+        &self,
+        id: i64,
+        versions: &[u64],
+        now: i64,
+    ) -> Result<Vec<String>>;
     /// Bytes stored by every study of a project.
     async fn project_study_bytes(&self, project: &str) -> Result<u64>;
     /// A project's quota for its studies.

@@ -739,4 +739,34 @@ fn two_writers_merge_on_different_paths_and_conflict_on_one() {
         .find(|f| f["path"] == "result")
         .unwrap();
     assert_eq!(result["sha256"], a.as_str(), "Alice's write stands");
+
+    // Retention: versions replaced more than a second ago go (the current
+    // one stays); their rows say they were deleted.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let p = json_as(
+        env,
+        &w.alice,
+        &["study", "prune", "shared", "--keep", "1s", "--json"],
+    );
+    assert_eq!(p["versions"], json!([1, 2]), "{p}");
+    assert_eq!(p["objects"], 0, "every object is still in version 3: {p}");
+    let (code, body) = api(&w, "GET", "/studies/shared/files?version=1", &w.alice, None);
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (400, Some("version-deleted")),
+        "{body}"
+    );
+    let show = json_as(env, &w.alice, &["study", "show", "shared", "--json"]);
+    assert!(
+        show["versions"][0]["deleted_at"].as_i64().is_some(),
+        "{show}"
+    );
+    let (code, _) = api(
+        &w,
+        "POST",
+        "/studies/shared/prune",
+        &w.carol,
+        Some(r#"{"keep": "1s"}"#),
+    );
+    assert_eq!(code, 403, "only the study's admins prune");
 }

@@ -175,6 +175,17 @@ pub async fn versions(
     Ok(Json(svc::versions(&app, &p, &name).await?))
 }
 
+/// `POST /api/v1/studies/{name}/prune`.
+pub async fn prune(
+    State(app): State<Service>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<trestle_core::api::study::PruneView>> {
+    let req: trestle_core::api::study::PruneRequest = parse_body(&body)?;
+    Ok(Json(svc::prune(&app, &p, &name, &req.keep).await?))
+}
+
 /// `GET /api/v1/studies/{name}/grants`.
 pub async fn grants(
     State(app): State<Service>,

@@ -115,6 +115,30 @@ pub struct VersionView {
     pub message: Option<String>,
     /// When (ms).
     pub created_at: i64,
+    /// When the retention policy deleted it (its files are gone; jobs
+    /// that read it still name it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+}
+
+/// `POST /api/v1/studies/{name}/prune`: delete versions replaced more
+/// than `keep` ago (`30d`, `12h`) that no unfinished job reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    /// The retention period.
+    pub keep: String,
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneView {
+    /// The versions deleted.
+    pub versions: Vec<u64>,
+    /// The objects removed from storage.
+    pub objects: u64,
+    /// The study's stored bytes after.
+    pub stored_bytes: u64,
 }
 
 /// `PUT /api/v1/studies/{name}/grants/{user}`.

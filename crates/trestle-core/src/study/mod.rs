@@ -9,6 +9,7 @@ pub mod attach;
 pub mod manifest;
 pub mod merge;
 pub mod quota;
+pub mod retention;
 
 use crate::error::{Result, ValidationError};
 use serde::{Deserialize, Serialize};

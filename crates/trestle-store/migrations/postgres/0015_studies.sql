@@ -36,6 +36,7 @@ CREATE TABLE study_versions (
     job_id BIGINT,
     message TEXT,
     created_at BIGINT NOT NULL,
+    deleted_at BIGINT,
     PRIMARY KEY (study_id, version)
 );
 CREATE TABLE study_objects (

@@ -36,6 +36,7 @@ CREATE TABLE study_versions (
     job_id INTEGER,
     message TEXT,
     created_at INTEGER NOT NULL,
+    deleted_at INTEGER,
     PRIMARY KEY (study_id, version)
 );
 CREATE TABLE study_objects (

@@ -147,6 +147,18 @@ pub enum StudyCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Delete versions replaced more than KEEP ago (`30d`) that no
+    /// unfinished job reads (the study's admins).
+    Prune {
+        /// The study.
+        name: String,
+        /// The retention period.
+        #[arg(long)]
+        keep: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set a project's quota for its studies (admins): `10G`, `none`.
     Quota {
         /// The project.
@@ -565,6 +577,26 @@ pub async fn run(cmd: StudyCmd, conn: &Conn) -> Result<ExitCode> {
                 println!(
                     "study `{name}` is at version {} ({} files)",
                     v.version, v.files
+                );
+            }
+        }
+        StudyCmd::Prune { name, keep, json } => {
+            let v: trestle_core::api::study::PruneView = c
+                .call(
+                    Method::POST,
+                    &["studies", &name, "prune"],
+                    &[],
+                    Some(&trestle_core::api::study::PruneRequest { keep }),
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "deleted versions {:?} of `{name}` and {} unreferenced files; it stores {}",
+                    v.versions,
+                    v.objects,
+                    human(v.stored_bytes)
                 );
             }
         }

@@ -191,7 +191,7 @@ impl StudyStore for SqlStore {
 
     async fn study_versions(&self, id: i64) -> Result<Vec<VersionRecord>> {
         let rows = sqlx::query(
-            "SELECT version, files, bytes, created_by, job_id, message, created_at \
+            "SELECT version, files, bytes, created_by, job_id, message, created_at, deleted_at \
              FROM study_versions WHERE study_id = $1 ORDER BY version",
         )
         .bind(id)
@@ -207,6 +207,7 @@ impl StudyStore for SqlStore {
                     job_id: r.try_get("job_id")?,
                     message: r.try_get("message")?,
                     created_at: r.try_get("created_at")?,
+                    deleted_at: r.try_get("deleted_at")?,
                 })
             })
             .collect()
@@ -221,7 +222,7 @@ impl StudyStore for SqlStore {
             return Ok(exists.map(|_| Manifest::default()));
         }
         let row =
-            sqlx::query("SELECT manifest FROM study_versions WHERE study_id = $1 AND version = $2")
+            sqlx::query("SELECT manifest FROM study_versions WHERE study_id = $1 AND version = $2 AND deleted_at IS NULL")
                 .bind(id)
                 .bind(i(version))
                 .fetch_optional(&self.read)
@@ -328,6 +329,91 @@ impl StudyStore for SqlStore {
             version: next,
             stored_bytes: stored,
         })
+    }
+
+    async fn study_versions_in_use(&self, name: &str) -> Result<BTreeSet<u64>> {
+        let rows = sqlx::query(
+            "SELECT id, spec FROM jobs WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED') \
+             AND spec LIKE $1",
+        )
+        .bind(format!("%\"study\":\"{name}\"%"))
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = BTreeSet::new();
+        for r in rows {
+            let text: String = r.try_get("spec")?;
+            let Ok(spec) = serde_json::from_str::<trestle_core::JobSpec>(&text) else {
+                continue;
+            };
+            out.extend(
+                spec.studies
+                    .iter()
+                    .filter(|a| a.study == name)
+                    .filter_map(|a| a.version),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn prune_study_versions(
+        &self,
+        id: i64,
+        versions: &[u64],
+        now: i64,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.write.begin().await?;
+        for v in versions {
+            sqlx::query(
+                "UPDATE study_versions SET manifest = '{\"files\":{}}', deleted_at = $1 \
+                 WHERE study_id = $2 AND version = $3 AND deleted_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(i(*v))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut kept: BTreeSet<String> = BTreeSet::new();
+        let rows = sqlx::query(
+            "SELECT version, manifest FROM study_versions WHERE study_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in rows {
+            let text: String = r.try_get("manifest")?;
+            let m: Manifest = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("study {id}: {e}")))?;
+            kept.extend(m.files.into_values().map(|e| e.sha256));
+        }
+        let all = sqlx::query("SELECT sha256, size FROM study_objects WHERE study_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut gone = Vec::new();
+        let mut freed = 0u64;
+        for r in all {
+            let sha: String = r.try_get("sha256")?;
+            if !kept.contains(&sha) {
+                freed += u(r.try_get("size")?);
+                sqlx::query("DELETE FROM study_objects WHERE study_id = $1 AND sha256 = $2")
+                    .bind(id)
+                    .bind(&sha)
+                    .execute(&mut *tx)
+                    .await?;
+                gone.push(sha);
+            }
+        }
+        sqlx::query(
+            "UPDATE studies SET stored_bytes = CASE WHEN stored_bytes > $1 THEN stored_bytes - $1 \
+             ELSE 0 END WHERE id = $2",
+        )
+        .bind(i(freed))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(gone)
     }
 
     async fn project_study_bytes(&self, project: &str) -> Result<u64> {
