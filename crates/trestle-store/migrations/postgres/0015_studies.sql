@@ -46,7 +46,7 @@ CREATE TABLE study_objects (
     PRIMARY KEY (study_id, sha256)
 );
 CREATE TABLE study_project_quotas (
-    project TEXT PRIMARY KEY,
+    project TEXT NOT NULL PRIMARY KEY,
     quota_bytes BIGINT NOT NULL,
     set_by TEXT,
     set_at BIGINT NOT NULL
