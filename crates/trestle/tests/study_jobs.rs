@@ -242,3 +242,74 @@ fn jobs_read_pinned_versions_through_the_cache_and_write_only_on_success() {
         "{q}"
     );
 }
+
+#[test]
+fn concurrent_read_write_jobs_merge_different_paths_and_conflict_on_one() {
+    let env = Env::new();
+    let (_up, _admin) = up(&env, "");
+    env.ok(&["index", "add", "nsf-1"]);
+    env.ok(&["project", "add", "genomics", "--index", "nsf-1"]);
+    let alice = user_with_token(
+        &env,
+        "alice",
+        &["--role", "researcher", "--project", "genomics"],
+    );
+    let base = env.path().join("base.txt");
+    std::fs::write(&base, "base\n").unwrap();
+    ok_as(&env, &alice, &["study", "create", "shared"]);
+    ok_as(
+        &env,
+        &alice,
+        &["study", "upload", "shared", base.to_str().unwrap()],
+    );
+    // All three are pinned to version 1 when submitted.
+    let write = |file: &str, text: &str| {
+        submit(
+            &env,
+            &alice,
+            &[
+                "--study",
+                "shared:rw",
+                "--",
+                "sh",
+                "-c",
+                &format!("sleep 1; echo {text} > \"$TRESTLE_STUDY_SHARED/{file}\""),
+            ],
+        )
+    };
+    let a = write("result", "A");
+    let b = write("result", "B");
+    let c = write("c-only", "C");
+    let states: Vec<(String, Value)> = [&a, &b, &c]
+        .iter()
+        .map(|id| (id.to_string(), finish(&env, &alice, id)))
+        .collect();
+    assert_eq!(states[2].1["state"], "SUCCEEDED", "another path merges");
+    let ab: Vec<&str> = states[..2]
+        .iter()
+        .map(|(_, j)| j["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        ab.contains(&"SUCCEEDED") && ab.contains(&"FAILED"),
+        "one writer of `result` wins, the other conflicts: {ab:?}"
+    );
+    let (loser, _) = states[..2]
+        .iter()
+        .find(|(_, j)| j["state"] == "FAILED")
+        .unwrap();
+    let l = log(&env, &alice, loser);
+    assert!(
+        l.contains("changed since your base version") && l.contains("result"),
+        "{l}"
+    );
+    // Two versions came of it; nothing of the loser was applied.
+    assert_eq!(version(&env, &alice, "shared"), 3);
+    let ls = json_as(&env, &alice, &["study", "ls", "shared", "--json"]);
+    let paths: Vec<&str> = ls["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["base.txt", "c-only", "result"]);
+}
