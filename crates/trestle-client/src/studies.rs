@@ -351,7 +351,11 @@ async fn save_checked(
     sha: &str,
     dest: &Path,
 ) -> Result<u64, ClientError> {
-    let tmp = dest.with_extension(format!("part-{}", std::process::id()));
+    // A name of its own per download: several jobs may fetch one object
+    // into a shared cache at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dest.with_extension(format!("part-{}-{n}", std::process::id()));
     let mut f = tokio::fs::File::create(&tmp)
         .await
         .map_err(|e| io("create", &tmp, e))?;

@@ -96,6 +96,10 @@ async fn attach_of(
     name: &str,
 ) -> ServiceResult<(trestle_core::api::JobView, StudyAttach)> {
     let view = access::job(app, p, job, Action::JobInputsRead).await?;
+    // A user who may read the job may still not read the study.
+    if p.user().is_some() {
+        studies::load(app, p, name, StudyAction::Read).await?;
+    }
     let a = view
         .spec
         .studies

@@ -212,6 +212,28 @@ fn jobs_read_pinned_versions_through_the_cache_and_write_only_on_success() {
     );
     assert_eq!(code, 400);
 
+    // Carol shares Alice's project and may read her jobs, but not the
+    // study: the job's attach does not open it to her.
+    let carol = user_with_token(
+        &env,
+        "carol",
+        &["--role", "researcher", "--project", "genomics"],
+    );
+    let (code, _) = http(
+        "GET",
+        &format!("{}/api/v1/jobs/{first}", env.url()),
+        Some(&carol),
+        None,
+    );
+    assert_eq!(code, 200, "project members read each other's jobs");
+    let (code, body) = http(
+        "GET",
+        &format!("{}/api/v1/jobs/{first}/studies/ref/files", env.url()),
+        Some(&carol),
+        None,
+    );
+    assert_eq!(code, 404, "{body}");
+
     // One audit record per attach (seven jobs attached it), not per file.
     let q = eventually(T, "the attaches in the audit trail", || {
         let v = json_as(
