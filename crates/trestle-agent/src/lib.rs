@@ -37,6 +37,7 @@ mod scratch;
 mod session;
 mod stage;
 mod state;
+mod studies;
 mod tasks;
 pub mod tunnel;
 mod upload;

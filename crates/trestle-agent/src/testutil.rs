@@ -29,6 +29,7 @@ pub fn spec(command: Command) -> JobSpec {
         flow: Default::default(),
         task: Default::default(),
         session: None,
+        studies: Vec::new(),
     }
 }
 

@@ -377,6 +377,7 @@ fn spec(command: Command) -> JobSpec {
         flow: Default::default(),
         task: Default::default(),
         session: None,
+        studies: Vec::new(),
     }
 }
 

@@ -108,6 +108,7 @@ pub fn document(ops: &[Op]) -> Value {
         .chain(crate::openapi_oidc::SCHEMAS)
         .chain(crate::openapi_notify::SCHEMAS)
         .chain(crate::openapi_workspaces::SCHEMAS)
+        .chain(crate::openapi_studies::SCHEMAS)
     {
         doc["components"]["schemas"][*name] = obj(props);
     }

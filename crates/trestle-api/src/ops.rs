@@ -68,6 +68,11 @@ pub fn body_limit(method: &str, path: &str) -> usize {
     match (method, path) {
         ("post", "/login") => 16 * KIB,
         ("put", p) if p.ends_with("/{*path}") => 64 * KIB * KIB,
+        ("put", "/studies/{name}/objects/{sha}")
+        | ("put", "/studies/{name}/parts/{sha}/{n}")
+        | ("put", "/jobs/{id}/attempts/{n}/studies/{name}/objects/{sha}") => 64 * KIB * KIB,
+        ("post", "/studies/{name}/versions")
+        | ("post", "/jobs/{id}/attempts/{n}/studies/{name}/versions") => 32 * KIB * KIB,
         ("post", "/jobs/batch") => 32 * KIB * KIB,
         ("post", "/workers/{id}/updates") => 32 * KIB * KIB,
         ("post", "/jobs") | ("post", "/pipelines") => 4 * KIB * KIB,

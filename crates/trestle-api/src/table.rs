@@ -7,7 +7,7 @@
 use crate::ops::{Access, Op, audit_of, operations};
 use crate::routes::{
     audit, compute, directory, events, files, jobs, login, notify, oidc, pipelines, projects,
-    system, tokens, users, workers, workspaces,
+    studies, system, tokens, users, workers, workspaces,
 };
 use axum::Json;
 use axum::extract::{OriginalUri, Request};
@@ -103,6 +103,48 @@ operations! {
         "A TCP connection to a port of the workspace (Upgrade: trestle-tcp; owner only)", None, "upgrade";
     post "/workspaces/{id}/assist" => workspaces::assist, User, None, "workspace.assist", Some("workspace"),
         "An admin's audited access to a user's workspace for an hour", None, "WorkspaceView";
+    get "/studies" => studies::list, User, None, "study.list", None,
+        "Studies you may see: My Studies, Organization, Open Data (category=personal|organization|open)", None, "StudyView[]";
+    post "/studies" => studies::create, User, None, "study.create", None,
+        "Create a study charged to a project (admins and researchers); the creator is its first admin", Some("CreateStudy"), "StudyView";
+    get "/studies/{name}" => studies::show, User, None, "study.show", Some("study"),
+        "One study: category, project, version, size, quota and your permission", None, "StudyView";
+    delete "/studies/{name}" => studies::delete, User, None, "study.delete", Some("study"),
+        "Delete a study with every version and its files (the study's admins)", None, "none";
+    get "/studies/{name}/files" => studies::files, User, None, "study.files", Some("study"),
+        "The files of a version (default: current), with sizes and SHA-256 (version=, prefix=)", None, "StudyListing";
+    get "/studies/{name}/files/{*path}" => studies::download, User, None, "study.read.download", Some("study"),
+        "Download a file of a version (its SHA-256 in x-trestle-sha256, the version in x-trestle-study-version)", None, "binary";
+    put "/studies/{name}/objects/{sha}" => studies::put_object, User, None, "study.upload", Some("study"),
+        "Upload content of at most 64 MiB, addressed by its SHA-256 (checked as it arrives)", Some("binary"), "ObjectView";
+    get "/studies/{name}/parts/{sha}" => studies::parts, User, None, "study.upload-parts", Some("study"),
+        "The parts of a large upload received so far, to resume it", None, "PartsView";
+    put "/studies/{name}/parts/{sha}/{n}" => studies::put_part, User, None, "study.upload", Some("study"),
+        "Upload part n of a large object (the part's SHA-256 in x-trestle-sha256)", Some("binary"), "ObjectView";
+    post "/studies/{name}/parts/{sha}/complete" => studies::complete_parts, User, None, "study.upload", Some("study"),
+        "Join the parts into the object, checking its size and SHA-256", Some("CompleteParts"), "ObjectView";
+    post "/studies/{name}/versions" => studies::commit, User, None, "study.commit", Some("study"),
+        "Apply changes made against a base version as one new version (paths changed since the base conflict)", Some("CommitRequest"), "VersionView";
+    get "/studies/{name}/versions" => studies::versions, User, None, "study.versions", Some("study"),
+        "Every version kept, oldest first", None, "VersionView[]";
+    post "/studies/{name}/prune" => studies::prune, User, None, "study.prune", Some("study"),
+        "Delete versions replaced more than `keep` ago that no unfinished job reads, and their unreferenced files (the study's admins)", Some("PruneRequest"), "PruneView";
+    get "/studies/{name}/grants" => studies::grants, User, None, "study.grants", Some("study"),
+        "Who holds which permission (the study's admins)", None, "GrantView[]";
+    put "/studies/{name}/grants/{user}" => studies::grant, User, None, "study.grant", Some("study"),
+        "Grant a user admin, read-write, read-only or write-only (the study's admins)", Some("GrantRequest"), "GrantView";
+    delete "/studies/{name}/grants/{user}" => studies::revoke, User, None, "study.revoke", Some("study"),
+        "Revoke a user's permission (a study keeps one admin)", None, "none";
+    get "/jobs/{id}/studies/{name}/files" => studies::job_files, Any, Some(Action::JobInputsRead), "job.study-files", Some("job"),
+        "The files a job's study attach reads: its pinned version and subset (lease holder or readers of the job)", None, "StudyListing";
+    get "/jobs/{id}/studies/{name}/objects/{sha}" => studies::job_object, Any, Some(Action::JobInputsRead), "job.study-object", Some("job"),
+        "One object of a job's study attach, by SHA-256 (the attach itself is audited once, at submission)", None, "binary";
+    put "/jobs/{id}/attempts/{n}/studies/{name}/objects/{sha}" => studies::job_put_object, Any, Some(Action::OutputUpload), "job.study-upload", Some("job"),
+        "Upload content for a read-write attach (lease holder, lease token in trestle-lease-token)", Some("binary"), "ObjectView";
+    post "/jobs/{id}/attempts/{n}/studies/{name}/versions" => studies::job_commit, Any, Some(Action::OutputUpload), "job.study-commit", Some("job"),
+        "Commit a succeeded attempt's changes to a read-write attach as one version (paths changed since the pinned version conflict)", Some("CommitRequest"), "VersionView";
+    put "/study-quotas/{project}" => studies::set_quota, User, None, "study.quota", Some("project"),
+        "Set a project's quota for all its studies, every version kept counting (admins)", Some("StudyQuota"), "object";
     get "/healthz" => system::healthz, Probe, None, "probe.health", None,
         "Liveness", None, "text";
     get "/readyz" => system::readyz, Probe, None, "probe.ready", None,

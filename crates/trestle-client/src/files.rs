@@ -245,6 +245,39 @@ impl Client {
         file: &Path,
         progress: Option<Progress<'_>>,
     ) -> Result<(), ClientError> {
+        self.put_file_with(url_of, lease_token, file, progress)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Client::put_file`] without a lease token, handing back the answer.
+    pub(crate) async fn put_file_response(
+        &self,
+        url_of: impl Fn(&Url) -> Url,
+        file: &Path,
+        progress: Option<Progress<'_>>,
+    ) -> Result<Response, ClientError> {
+        self.put_file_with(url_of, None, file, progress).await
+    }
+
+    /// [`Client::put_file`] with a lease token, handing back the answer.
+    pub(crate) async fn put_file_token(
+        &self,
+        url_of: impl Fn(&Url) -> Url,
+        lease_token: &str,
+        file: &Path,
+    ) -> Result<Response, ClientError> {
+        self.put_file_with(url_of, Some(lease_token), file, None)
+            .await
+    }
+
+    async fn put_file_with(
+        &self,
+        url_of: impl Fn(&Url) -> Url,
+        lease_token: Option<&str>,
+        file: &Path,
+        progress: Option<Progress<'_>>,
+    ) -> Result<Response, ClientError> {
         let (sent_tx, mut sent_rx) = watch::channel(0u64);
         let request = self.execute(Timeout::Unlimited, |http, base| {
             // Opened per try: a failed-over request needs a fresh stream.
@@ -260,8 +293,7 @@ impl Client {
             Ok(req)
         });
         let Some(progress) = progress else {
-            request.await?;
-            return Ok(());
+            return request.await;
         };
         tokio::pin!(request);
         loop {
@@ -270,7 +302,7 @@ impl Client {
                     if result.is_ok() {
                         progress(*sent_rx.borrow());
                     }
-                    return result.map(|_| ());
+                    return result;
                 }
                 Ok(()) = sent_rx.changed() => progress(*sent_rx.borrow_and_update()),
             }

@@ -22,6 +22,7 @@ pub mod identity;
 pub mod notify;
 pub mod parse;
 pub mod paths;
+pub mod study;
 pub mod task;
 pub mod workspace;
 

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod login;
 pub mod oidc;
 pub mod settings;
+pub mod studies;
 pub mod submit;
 pub mod workspaces;
 
@@ -53,6 +54,12 @@ pub fn routes(samples: std::sync::Arc<dashboard::Samples>) -> Router<Service> {
         .route(
             "/ui/admin/workspace-types/{name}/{version}/{verb}",
             post(workspaces::decide),
+        )
+        .route("/ui/studies", get(studies::list))
+        .route("/ui/studies/{name}", get(studies::show))
+        .route(
+            "/ui/studies/{name}/permissions",
+            get(studies::permissions).post(studies::change_permission),
         )
         .route("/ui/workers", get(admin::workers))
         .route("/ui/audit", get(admin::audit))
@@ -193,6 +200,8 @@ pub enum Nav {
     Workspaces,
     /// Workspace types, configurations and every workspace (admin).
     WorkspaceAdmin,
+    /// Studies.
+    Studies,
     /// Queues and workers (admin).
     Workers,
     /// Audit (admin).
@@ -232,6 +241,7 @@ pub fn page(v: Option<&Viewer>, nav: Nav, title: &str, main: Markup) -> Markup {
                             (link("/ui/jobs", "Jobs", Nav::Jobs))
                             (link("/ui/submit", "Submit", Nav::Submit))
                             (link("/ui/workspaces", "Workspaces", Nav::Workspaces))
+                            (link("/ui/studies", "Studies", Nav::Studies))
                             @if v.p.is_admin() {
                                 (link("/ui/admin/workspaces", "Workspace admin", Nav::WorkspaceAdmin))
                                 (link("/ui/workers", "Queues & workers", Nav::Workers))

@@ -98,6 +98,7 @@ async fn prepare(app: &Service, p: &Principal, spec: JobSpec) -> ServiceResult<J
         p.is_admin(),
     )?;
     let spec = access::charge(app, p, spec).await?;
+    let spec = crate::study_attach::pin(app, p, spec).await?;
     if let Some(id) = &spec.inputs
         && (access::upload(app, p, id, Action::UploadRead)
             .await
@@ -154,6 +155,7 @@ pub async fn submit(
         ready.push(spec);
     }
     let ids = app.store.submit(&ready, crate::now_ms()).await?;
+    crate::study_attach::audit(app, p, &ready, &ids);
     submitted(app, &ready, ids.len()).await?;
     Ok(ids)
 }
@@ -210,6 +212,9 @@ pub async fn submit_pipeline(
     }
     let (id, ids) = app.store.submit_pipeline(&valid, crate::now_ms()).await?;
     let specs: Vec<_> = valid.steps.iter().map(|s| s.spec.clone()).collect();
+    if specs.len() == ids.len() {
+        crate::study_attach::audit(app, p, &specs, &ids);
+    }
     submitted(app, &specs, ids.len()).await?;
     app.store
         .job(id)

@@ -42,6 +42,8 @@ pub mod recovery;
 pub mod security;
 pub mod sessions;
 pub mod state;
+pub mod studies;
+pub mod study_attach;
 pub mod tokens;
 pub mod users;
 pub mod versions;

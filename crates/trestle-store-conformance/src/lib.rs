@@ -6,7 +6,8 @@
 //! (leases bound to their workers, sealed uploads) and [`notify`] (event
 //! logs by cursor, targets, rules, subscriptions, the delivery outbox).
 //! (leases bound to their workers, sealed uploads) and [`workspaces`]
-//! (catalogue, lifecycle compare-and-set, worker reports).
+//! (catalogue, lifecycle compare-and-set, worker reports) and [`studies`]
+//! (grants, listings, versions as compare-and-set, quotas).
 //!
 //! Each suite lists its checks in `CHECKS` and runs one by name with
 //! `run`. `tests/conformance.rs` turns every check into two tests, one on a
@@ -24,6 +25,7 @@ pub mod oidc;
 pub mod queue;
 pub mod scale;
 pub mod security;
+pub mod studies;
 mod support;
 pub mod workflows;
 pub mod workspaces;

@@ -24,6 +24,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "external" => trestle_store_conformance::external::run(name, s).await,
         "notify" => trestle_store_conformance::notify::run(name, s).await,
         "workspaces" => trestle_store_conformance::workspaces::run(name, s).await,
+        "studies" => trestle_store_conformance::studies::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
     db.finish().await;
@@ -126,6 +127,13 @@ suite!(workspaces:
     origin_grants,
 );
 
+suite!(studies:
+    studies_grants_and_listing,
+    versions_are_compare_and_set,
+    quotas_count_every_version_kept,
+    old_versions_are_pruned_but_not_those_in_use,
+);
+
 /// Every check of every suite has its tests here, and every test here
 /// names a check (listed once).
 #[test]
@@ -140,6 +148,7 @@ fn every_check_has_a_test() {
         ("external", c::external::CHECKS, external::TESTED),
         ("notify", c::notify::CHECKS, notify::TESTED),
         ("workspaces", c::workspaces::CHECKS, workspaces::TESTED),
+        ("studies", c::studies::CHECKS, studies::TESTED),
     ];
     let mut total = 0;
     for (suite, checks, tested) in suites {

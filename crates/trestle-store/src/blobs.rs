@@ -256,6 +256,25 @@ impl Blobs {
         Ok((size, got.into_stream().map_err(obj_err).boxed()))
     }
 
+    /// The size of an object, `None` when it does not exist.
+    pub async fn size_of(&self, prefix: &str, rel: &str) -> Result<Option<u64>> {
+        let path = Self::key(prefix, rel)?;
+        match self.store.head(&path).await {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(obj_err(e)),
+        }
+    }
+
+    /// Deletes every object under `prefix`; returns how many.
+    pub async fn delete_all(&self, prefix: &str) -> Result<usize> {
+        let files = self.list(prefix).await?;
+        for f in &files {
+            self.delete(prefix, &f.path).await?;
+        }
+        Ok(files.len())
+    }
+
     /// Lists every object under `prefix`, with paths relative to it, sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<FileEntry>> {
         let p = ObjPath::parse(prefix).map_err(|e| StoreError::Objects(e.to_string()))?;

@@ -17,6 +17,7 @@ pub mod notify;
 pub mod oidc;
 pub mod scale;
 mod sql;
+pub mod study;
 pub mod workflow;
 pub mod workspace;
 
@@ -29,6 +30,9 @@ pub use identity::{
 pub use notify::NotifyStore;
 pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
+pub use study::{
+    Committed, GrantRecord, NewVersion, StudyFilter, StudyRecord, StudyStore, VersionRecord,
+};
 pub use workflow::{EventFilter, WorkflowStore, WorkflowTick};
 pub use workspace::{
     ConfigRecord, Grant, TypeRecord, WorkspaceFilter, WorkspaceRecord, WorkspaceStore,
@@ -235,6 +239,7 @@ pub trait Store:
     + ScaleStore
     + NotifyStore
     + WorkspaceStore
+    + StudyStore
 {
 }
 impl<
@@ -246,7 +251,8 @@ impl<
         + WorkflowStore
         + ScaleStore
         + NotifyStore
-        + WorkspaceStore,
+        + WorkspaceStore
+        + StudyStore,
 > Store for T
 {
 }

@@ -147,6 +147,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::ws::WsCmd,
     },
+    /// Studies (research data sets): create, list, show, ls, upload,
+    /// download, grant, revoke, rm.
+    Study {
+        #[command(subcommand)]
+        cmd: cmd::study::StudyCmd,
+    },
     /// Users from identity providers: sync the LDAP directory now (admins).
     Identity {
         #[command(subcommand)]
@@ -241,6 +247,7 @@ fn main() -> ExitCode {
             Cmd::Notify { cmd } => cmd::notify::run(cmd, &cli.conn).await,
             Cmd::Secrets { cmd } => cmd::notify::secrets(cmd, &cli.conn).await,
             Cmd::Ws { cmd } => cmd::ws::run(cmd, &cli.conn).await,
+            Cmd::Study { cmd } => cmd::study::run(cmd, &cli.conn).await,
         }
     });
     match result {

@@ -184,3 +184,54 @@ fn s3_credentials_and_endpoint_from_the_config_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("s3"), "{err}");
 }
+
+#[test]
+fn studies_live_in_s3_under_their_prefix() {
+    let env = Env::new();
+    let m = moto(env.path());
+    for (k, v) in [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", m.url.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+    ] {
+        env.set_var(k, v);
+    }
+    let (_up, _) = up(&env, &format!("objects = \"s3://{BUCKET}/st\"\n"));
+    let data = env.path().join("set");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("small.txt"), "small\n").unwrap();
+    // Larger than one request: sent in parts and joined in S3.
+    let big: Vec<u8> = (0..(40u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(data.join("big.bin"), &big).unwrap();
+    env.ok(&["study", "create", "on-s3"]);
+    let v = env.json(&["study", "upload", "on-s3", data.to_str().unwrap(), "--json"]);
+    assert_eq!(v["files"], 2, "{v}");
+    let all = keys(&m, "st/studies/");
+    assert_eq!(
+        all.iter().filter(|k| k.contains("/objects/")).count(),
+        2,
+        "two objects: {all:?}"
+    );
+    assert!(
+        all.iter().all(|k| k.starts_with("st/studies/1/objects/")),
+        "everything under the study's prefix, the parts removed: {all:?}"
+    );
+    let back = env.path().join("back");
+    env.ok(&["study", "download", "on-s3", "--to", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(back.join("big.bin")).unwrap(), big);
+    // A job reads it.
+    let id = env.ok(&[
+        "submit",
+        "--study",
+        "on-s3",
+        "--",
+        "sh",
+        "-c",
+        "cat \"$TRESTLE_STUDY_ON_S3/small.txt\"",
+    ]);
+    let id = id.trim().to_string();
+    wait_state(&env, &id, "SUCCEEDED", T);
+    assert!(env.ok(&["logs", &id]).contains("small"));
+}

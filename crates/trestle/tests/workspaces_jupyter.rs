@@ -43,7 +43,10 @@ fn show(env: &Env, id: &str) -> Value {
 }
 
 fn admin_token(env: &Env) -> String {
-    env.json(&["token", "create", "--json"])["token"].as_str().unwrap().to_string()
+    env.json(&["token", "create", "--json"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// The app's socket on this host (the worker's scratch under the data dir).
@@ -82,9 +85,23 @@ async fn jupyterlab_through_the_proxy() {
     env.set_var("PATH", &jupyter_path());
     let (_up, _admin) = up(&env, "");
     let base = env.url();
-    let pw = run_with_stdin(env.cmd(), &["user", "add", "alice", "--project", "default", "--password-stdin"], "alice's long password\n");
+    let pw = run_with_stdin(
+        env.cmd(),
+        &[
+            "user",
+            "add",
+            "alice",
+            "--project",
+            "default",
+            "--password-stdin",
+        ],
+        "alice's long password\n",
+    );
     assert!(pw.status.success());
-    let alice = env.json(&["token", "create", "--user", "alice", "--json"])["token"].as_str().unwrap().to_string();
+    let alice = env.json(&["token", "create", "--user", "alice", "--json"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let bob = user_with_token(&env, "bob", &["--project", "default"]);
     env.ok(&["ws", "type", "approve", "jupyterlab@1"]);
     let cfg = write(
@@ -100,32 +117,68 @@ async fn jupyterlab_through_the_proxy() {
 
     // Put a notebook in the home through the proxy (Jupyter's contents API).
     let nb = serde_json::json!({"type": "notebook", "content": {"cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [], "execution_count": null}], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}});
-    let (code, _, body) = curl("PUT", &format!("{ws}/api/contents/t.ipynb"), &[format!("Authorization: Bearer {alice}"), "Content-Type: application/json".into()], Some(&nb.to_string()));
+    let (code, _, body) = curl(
+        "PUT",
+        &format!("{ws}/api/contents/t.ipynb"),
+        &[
+            format!("Authorization: Bearer {alice}"),
+            "Content-Type: application/json".into(),
+        ],
+        Some(&nb.to_string()),
+    );
     assert!(code == 201 || code == 200, "{code} {body}");
 
     // Others: not found; no credentials: refused; the socket without the secret: refused.
-    let (code, _, body) = curl("GET", &format!("{ws}/api/status"), &[format!("Authorization: Bearer {bob}")], None);
+    let (code, _, body) = curl(
+        "GET",
+        &format!("{ws}/api/status"),
+        &[format!("Authorization: Bearer {bob}")],
+        None,
+    );
     assert_eq!(code, 404, "{body}");
-    let (code, _, _) = curl("GET", &format!("{ws}/api/status"), &[format!("Authorization: Bearer {}", admin_token(&env))], None);
+    let (code, _, _) = curl(
+        "GET",
+        &format!("{ws}/api/status"),
+        &[format!("Authorization: Bearer {}", admin_token(&env))],
+        None,
+    );
     assert_eq!(code, 404, "an admin does not get in without an assist");
     let (code, _, _) = curl("GET", &format!("{ws}/api/status"), &[], None);
     assert_eq!(code, 401);
     let sock = find_socket(env.path()).expect("the app's socket");
     let out = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock.to_str().unwrap(), &format!("http://localhost/ws/{id}/api/contents")])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--unix-socket",
+            sock.to_str().unwrap(),
+            &format!("http://localhost/ws/{id}/api/contents"),
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "403", "the app wants its secret");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "403",
+        "the app wants its secret"
+    );
 
     let b = Browser::start().await;
     b.goto(&format!("{ws}/lab")).await;
-    b.wait_text("main h1", "Log in", Duration::from_secs(10)).await;
+    b.wait_text("main h1", "Log in", Duration::from_secs(10))
+        .await;
     b.type_in("#user", "alice").await;
     b.type_in("#password", "alice's long password").await;
     b.click("button[type=submit]").await;
     // Signed in, the browser goes on to the workspace it asked for.
     b.find("#jp-main-dock-panel").await;
-    assert!(b.url().await.contains(&format!("/ws/{id}/lab")), "{}", b.url().await);
+    assert!(
+        b.url().await.contains(&format!("/ws/{id}/lab")),
+        "{}",
+        b.url().await
+    );
     b.goto(&format!("{ws}/lab/tree/t.ipynb")).await;
     b.find(".jp-Notebook .jp-Cell .cm-content").await;
     // Run a cell on the kernel (over the proxied WebSockets) once it is up.
@@ -145,7 +198,9 @@ async fn jupyterlab_through_the_proxy() {
         b.try_click(".jp-Notebook .jp-Cell .cm-content").await;
         let cell = b.find(".jp-Notebook .jp-Cell .cm-content").await;
         b.send_keys(&cell, "\u{E008}\u{E007}\u{E000}").await;
-        if let Some(t) = wait_for_text(&b, ".jp-OutputArea-output", "42", Duration::from_secs(6)).await {
+        if let Some(t) =
+            wait_for_text(&b, ".jp-OutputArea-output", "42", Duration::from_secs(6)).await
+        {
             out = t;
             break;
         }
@@ -167,12 +222,27 @@ async fn jupyterlab_through_the_proxy() {
 
     // The notebook survives stop and start.
     support::ok_as(&env, &alice, &["ws", "start", &id, "--wait"]);
-    let (code, _, body) = curl("GET", &format!("{ws}/api/contents/t.ipynb"), &[format!("Authorization: Bearer {alice}")], None);
+    let (code, _, body) = curl(
+        "GET",
+        &format!("{ws}/api/contents/t.ipynb"),
+        &[format!("Authorization: Bearer {alice}")],
+        None,
+    );
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("6 * 7"), "the saved notebook: {body}");
     // Terminate removes everything.
     support::ok_as(&env, &alice, &["ws", "terminate", &id, "--wait"]);
-    let (code, _, _) = curl("GET", &format!("{ws}/api/contents/t.ipynb"), &[format!("Authorization: Bearer {alice}")], None);
+    let (code, _, _) = curl(
+        "GET",
+        &format!("{ws}/api/contents/t.ipynb"),
+        &[format!("Authorization: Bearer {alice}")],
+        None,
+    );
     assert_eq!(code, 404);
-    assert!(!env.path().join(format!("data/objects/workspaces/{id}/home")).read_dir().is_ok_and(|mut d| d.next().is_some()));
+    assert!(
+        !env.path()
+            .join(format!("data/objects/workspaces/{id}/home"))
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    );
 }

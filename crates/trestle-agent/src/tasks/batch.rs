@@ -343,6 +343,38 @@ async fn execute(
         } else {
             0
         };
+    let cache = ctx.config.work_dir.join("study-cache");
+    let studies = if spec.studies.is_empty() {
+        Vec::new()
+    } else {
+        tokio::select! {
+            r = crate::studies::stage(&ctx.client, lease.job_id, scratch, &cache, &spec.studies) => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    sink.log(format!("trestle: {e}\n")).await;
+                    return Some(Finish::worker_error(&e));
+                }
+            },
+            reason = stop_requested(&mut stop) => return Finish::stopped(reason),
+        }
+    };
+    for s in &studies {
+        sink.log(format!(
+            "trestle: study `{}` version {} at {} ({}): {} files, {} from this host's cache\n",
+            s.attach.study,
+            s.version,
+            s.dir.display(),
+            if s.attach.mode == trestle_core::study::attach::AttachMode::Rw {
+                "read-write"
+            } else {
+                "read-only"
+            },
+            s.files.len(),
+            s.cached
+        ))
+        .await;
+    }
+    let staged = staged + studies.iter().map(|s| s.files.len()).sum::<usize>();
     let chdir = spec.flow.slurm.as_ref().and_then(|s| s.chdir.as_deref());
     let cwd = match chdir {
         // `#SBATCH --chdir`: a directory on a file system the worker shares.
@@ -394,7 +426,11 @@ async fn execute(
     let process = ProcessSpec {
         command: spec.command.clone(),
         cwd,
-        env: job_env(lease, scratch),
+        env: {
+            let mut env = job_env(lease, scratch);
+            env.extend(crate::studies::env(&studies));
+            env
+        },
         timeout,
         success_string: spec.success_string.clone(),
         max_chunk: ctx.config.max_log_chunk,
@@ -409,6 +445,7 @@ async fn execute(
     // The process is gone: the next attempt may start while this one
     // uploads and reports.
     ctx.attempts.release_capacity(key);
+    let ro_check = crate::studies::release(&studies, &cache);
     match result.stopped {
         Some(StopReason::Stale) => return None,
         Some(_) => {
@@ -440,6 +477,35 @@ async fn execute(
                 exit_code: result.exit_code,
                 ..Finish::worker_error(&e)
             });
+        }
+    }
+    if let Err(msg) = ro_check {
+        sink.log(format!("trestle: {msg}\n")).await;
+        return Some(Finish {
+            reason: AttemptReason::ExitCode,
+            exit_code: result.exit_code,
+            message: Some(msg),
+        });
+    }
+    if attempt_reason(&result.end()) == AttemptReason::Success && !studies.is_empty() {
+        let at = AttemptRef {
+            job_id: lease.job_id,
+            attempt: lease.attempt,
+            token: lease.token.clone(),
+        };
+        match crate::studies::commit(&ctx.client, &at, &studies).await {
+            Ok(lines) => {
+                for l in lines {
+                    sink.log(format!("trestle: {l}\n")).await;
+                }
+            }
+            Err(e) => {
+                sink.log(format!("trestle: {e}\n")).await;
+                return Some(Finish {
+                    exit_code: result.exit_code,
+                    ..Finish::worker_error(&e)
+                });
+            }
         }
     }
     if out_of_memory && result.exit_code != Some(0) {

@@ -11,6 +11,7 @@ pub mod notify;
 pub mod oidc;
 pub mod pipelines;
 pub mod projects;
+pub mod studies;
 pub mod system;
 pub mod tokens;
 pub mod users;

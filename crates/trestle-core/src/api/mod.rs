@@ -5,6 +5,7 @@ pub mod compute;
 pub mod identity;
 pub mod notify;
 pub mod oidc;
+pub mod study;
 pub mod tunnel;
 pub mod workflow;
 pub mod workspace;

@@ -321,6 +321,11 @@ pub fn parse_period(field: &str, s: &str) -> Result<u64> {
         })
 }
 
+/// The name of the built-in query "who read study X, and when"
+/// (downloads are audited as `study.read.download`, attaches as
+/// `study.read.attach`, one record per attach).
+pub const STUDY_READERS_QUERY: &str = "study-readers";
+
 /// The name of the built-in query over tokens rather than requests.
 pub const UNUSED_TOKENS_QUERY: &str = "unused-tokens";
 
@@ -388,6 +393,18 @@ pub fn builtin_queries() -> Vec<NamedQuery> {
                 ("status", "401-404"),
                 ("since", "{since}"),
                 ("group-by", "principal"),
+            ],
+        ),
+        query(
+            STUDY_READERS_QUERY,
+            "who read study X, and when: every download of its files and every attach to a job or workspace",
+            &[("study", None), ("since", Some("all"))],
+            &[
+                ("resource", "study:{study}"),
+                ("action", "study.read."),
+                ("status", "200-299"),
+                ("since", "{since}"),
+                ("limit", "1000"),
             ],
         ),
         query(

@@ -232,4 +232,8 @@ pub struct JobSpec {
     /// server when a workspace is launched or started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Box<crate::api::workspace::SessionSpec>>,
+    /// Studies attached to the job (the server pins each one's version
+    /// at submission).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub studies: Vec<crate::study::attach::StudyAttach>,
 }

@@ -55,6 +55,9 @@ pub struct SbatchOptions {
     pub mail_type: Option<String>,
     /// `--mail-user` (notifications go to the owner's address instead).
     pub mail_user: Option<String>,
+    /// Studies to attach, from `#TRESTLE --study NAME[/SUBDIR][:ro|:rw][=PATH]`
+    /// comment lines (Trestle's own directive; Slurm ignores it).
+    pub studies: Vec<String>,
     /// Options that were not understood or are ignored here.
     pub warnings: Vec<String>,
 }
@@ -234,6 +237,28 @@ impl SbatchOptions {
             if !t.starts_with('#') {
                 break;
             }
+            if let Some(rest) = t.strip_prefix("#TRESTLE")
+                && rest.starts_with(char::is_whitespace)
+            {
+                let words = split_words(strip_comment(rest)).map_err(|why| {
+                    ValidationError::new(
+                        "invalid-directive",
+                        "script",
+                        format!("line {}: {why}: `{t}`", n + 1),
+                    )
+                })?;
+                match words.as_slice() {
+                    [flag, v] if flag == "--study" => o.studies.push(v.clone()),
+                    [one] if one.starts_with("--study=") => {
+                        o.studies.push(one["--study=".len()..].to_string());
+                    }
+                    _ => o.warnings.push(format!(
+                        "line {}: `#TRESTLE` knows only `--study NAME[:ro|:rw][=PATH]`; ignored",
+                        n + 1
+                    )),
+                }
+                continue;
+            }
             let Some(rest) = t.strip_prefix("#SBATCH") else {
                 continue;
             };
@@ -284,8 +309,36 @@ impl SbatchOptions {
             wait: self.wait || base.wait,
             mail_type: self.mail_type.or(base.mail_type),
             mail_user: self.mail_user.or(base.mail_user),
+            studies: if self.studies.is_empty() {
+                base.studies
+            } else {
+                self.studies
+            },
             warnings,
         }
+    }
+}
+
+#[cfg(test)]
+mod study_directive_tests {
+    use super::*;
+
+    #[test]
+    fn trestle_study_directives() {
+        let o = SbatchOptions::from_script(
+            "#!/bin/sh\n#SBATCH -J x\n#TRESTLE --study genomes:ro=data\n#TRESTLE --study=notes:rw\n#TRESTLE --colour red\necho hi\n#TRESTLE --study late\n",
+        )
+        .unwrap();
+        assert_eq!(o.studies, ["genomes:ro=data", "notes:rw"]);
+        assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+        let bad = SbatchOptions::from_script("#TRESTLE --study Bad\n").unwrap();
+        let ctx = SubmitContext::default();
+        let e = bad.to_request(&ctx).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("#TRESTLE --study.study"), "{e:?}");
+        let ok = SbatchOptions::from_script("#TRESTLE --study genomes:rw\n").unwrap();
+        let req = ok.to_request(&ctx).unwrap();
+        assert_eq!(req.studies.len(), 1);
+        assert_eq!(req.studies[0].mode, crate::study::attach::AttachMode::Rw);
     }
 }
 
@@ -574,6 +627,11 @@ impl SbatchOptions {
                 ntasks,
                 cpus_per_task,
             }),
+            studies: self
+                .studies
+                .iter()
+                .map(|v| crate::study::attach::parse("#TRESTLE --study", v))
+                .collect::<Result<Vec<_>>>()?,
             ..JobRequest::default()
         })
     }

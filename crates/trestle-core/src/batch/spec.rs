@@ -101,6 +101,10 @@ pub struct JobRequest {
     /// Details of a job submitted with `trestle sbatch`.
     #[serde(default)]
     pub slurm: Option<SlurmSpec>,
+    /// Studies to attach (`{"study": NAME, "mode": "ro"|"rw", "subdir",
+    /// "path"}`).
+    #[serde(default)]
+    pub studies: Vec<crate::study::attach::StudyAttach>,
 }
 
 /// The seed scheduler's job JSON, accepted verbatim.
@@ -366,6 +370,7 @@ impl JobRequest {
             },
             task: crate::task::TaskKind::Batch,
             session: None,
+            studies: crate::study::attach::check("studies", self.studies)?,
         })
     }
 }

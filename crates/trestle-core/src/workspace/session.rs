@@ -71,6 +71,7 @@ pub fn session_job(id: i64, name: &str, l: &Launch, restore_home: bool) -> JobSp
             restore_home,
             home_limit_mib: c.home_limit_mib,
         })),
+        studies: Vec::new(),
     }
 }
 

@@ -129,7 +129,67 @@ function dropzone(zone) {
   });
 }
 
+// Study uploads: each file is hashed (SHA-256) in the browser, sent as an
+// object the server checks against that hash, and the whole drop is
+// committed as one new version on top of the version the page showed.
+async function studyUpload(zone, files) {
+  const status = document.getElementById("upload-status");
+  const bar = document.getElementById("upload-progress");
+  const study = encodeURIComponent(zone.dataset.study);
+  const list = Array.from(files);
+  if (!list.length) return;
+  const total = list.reduce((n, f) => n + f.size, 0) || 1;
+  let done = 0;
+  bar.hidden = false; bar.value = 0;
+  status.textContent = `Uploading ${list.length} files...`;
+  const changes = [];
+  for (const f of list) {
+    const digest = await crypto.subtle.digest("SHA-256", await f.arrayBuffer());
+    const sha = Array.from(new Uint8Array(digest)).map((b) => b.toString(16).padStart(2, "0")).join("");
+    await new Promise((ok, fail) => {
+      const x = new XMLHttpRequest();
+      x.open("PUT", `/api/v1/studies/${study}/objects/${sha}`);
+      x.setRequestHeader("x-csrf-token", csrf);
+      x.upload.onprogress = (e) => { bar.value = ((done + e.loaded) / total) * 100; };
+      x.onload = () => (x.status < 300 ? ok() : fail(new Error(`${f.name}: ${JSON.parse(x.responseText || "{}").error?.message ?? x.status}`)));
+      x.onerror = () => fail(new Error(`${f.name}: network error`));
+      x.send(f);
+    }).catch((e) => { status.textContent = `Upload failed: ${e.message}`; throw e; });
+    done += f.size;
+    changes.push({ op: "put", path: f.relPath || f.webkitRelativePath || f.name, size: f.size, sha256: sha });
+  }
+  const r = await fetch(`/api/v1/studies/${study}/versions`, {
+    method: "POST", credentials: "same-origin",
+    headers: { "x-csrf-token": csrf, "content-type": "application/json" },
+    body: JSON.stringify({ base_version: Number(zone.dataset.version), changes }),
+  });
+  const answer = await r.json();
+  if (!r.ok) { status.textContent = `Not saved: ${answer.error?.message ?? r.status}`; return; }
+  bar.value = 100;
+  status.textContent = `Saved as version ${answer.version}.`;
+  setTimeout(() => location.reload(), 500);
+}
+
+function studyDropzone(zone) {
+  const input = document.getElementById("study-files");
+  input.addEventListener("change", () => studyUpload(zone, input.files).catch(() => {}));
+  zone.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", async (e) => {
+    e.preventDefault(); zone.classList.remove("over");
+    const out = [];
+    for (const item of Array.from(e.dataTransfer.items)) {
+      const entry = item.webkitGetAsEntry?.();
+      if (entry) await walk(entry, "", out);
+    }
+    studyUpload(zone, out).catch(() => {});
+  });
+}
+
 const pre = document.getElementById("log");
 if (pre && pre.dataset.follow === "yes") followLog(pre);
 const zone = document.getElementById("dropzone");
 if (zone) dropzone(zone);
+const studyZone = document.getElementById("study-dropzone");
+if (studyZone) studyDropzone(studyZone);

@@ -45,6 +45,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0013_workspaces.sql"),
     ),
     (14, include_str!("../../migrations/sqlite/0014_notify.sql")),
+    (15, include_str!("../../migrations/sqlite/0015_studies.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -90,6 +91,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         14,
         include_str!("../../migrations/postgres/0014_notify.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/postgres/0015_studies.sql"),
     ),
 ];
 

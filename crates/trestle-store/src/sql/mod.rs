@@ -22,6 +22,7 @@ mod oidc;
 mod projects;
 mod rows;
 mod scale;
+mod study;
 mod tokens;
 mod updates;
 mod uploads;

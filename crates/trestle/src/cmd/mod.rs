@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod projects;
 pub mod sbatch;
 pub mod sso;
+pub mod study;
 pub mod submit;
 pub mod up;
 pub mod upload;

@@ -48,6 +48,11 @@ pub struct SubmitArgs {
     /// Upload this folder as the job's inputs (staged into its scratch directory).
     #[arg(long, value_name = "DIR")]
     pub input: Option<PathBuf>,
+    /// Attach a study: `NAME[/SUBDIR][:ro|:rw][=PATH]` (repeatable); it
+    /// appears at PATH (default `studies/NAME`) in the scratch directory,
+    /// announced in `TRESTLE_STUDY_<NAME>`.
+    #[arg(long = "study", value_name = "NAME[:ro|:rw][=PATH]")]
+    pub study: Vec<String>,
     /// With a folder argument: the script in it to run.
     #[arg(long, value_name = "SCRIPT")]
     pub run: Option<String>,
@@ -143,6 +148,16 @@ fn flags_into(a: &SubmitArgs, job: &mut serde_json::Map<String, Value>) -> Resul
     .collect();
     if !deps.is_empty() {
         set("after", Value::Array(deps));
+    }
+    if !a.study.is_empty() {
+        let mut list = Vec::new();
+        for s in &a.study {
+            match trestle_core::study::attach::parse("--study", s) {
+                Ok(at) => list.push(serde_json::to_value(at)?),
+                Err(e) => return usage(e.message),
+            }
+        }
+        set("studies", Value::Array(list));
     }
     if !a.env.is_empty() {
         let mut env = serde_json::Map::new();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use trestle_client::Client;
 
 /// Every regular file under `dir`, as (relative path, absolute path, size).
-fn walk(dir: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
+pub(crate) fn walk(dir: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -198,7 +198,9 @@ impl Browser {
         let Some(id) = v[ELEMENT].as_str().map(str::to_string) else {
             return false;
         };
-        self.try_call(&format!("/element/{id}/click"), json!({})).await.is_ok()
+        self.try_call(&format!("/element/{id}/click"), json!({}))
+            .await
+            .is_ok()
     }
 
     /// The text of the first element matching `css`, if there is one now.
