@@ -139,7 +139,7 @@ suite!(studies:
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 8] = [
+    let suites: [(&str, &[&str], &[&str]); 9] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),

@@ -157,7 +157,9 @@ fn shells_forwards_stripped_credentials_and_who_gets_in() {
     });
     assert_eq!(got, "hello through the tunnel");
     let _ = fwd.kill();
+    let _ = fwd.wait();
     let _ = server.kill();
+    let _ = server.wait();
 
     // The echo app: Trestle's credentials never reach it; its own cookie does.
     let e = json_as(&env, &ada, &["ws", "launch", "echo", "--wait", "--json"]);
