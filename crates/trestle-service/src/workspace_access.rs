@@ -93,6 +93,9 @@ async fn facts(app: &Service, id: i64) -> ServiceResult<Facts> {
 pub async fn target(app: &Service, p: &Principal, id: i64) -> ServiceResult<ProxyTarget> {
     let missing = || ServiceError::not_found(format!("workspace {id}"));
     let (w, worker) = facts(app, id).await?.ok_or_else(missing)?;
+    if w.state == WorkspaceState::Terminated {
+        return Err(missing());
+    }
     if decide(
         &p.subject,
         WsAction::Connect,

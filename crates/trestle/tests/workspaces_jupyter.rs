@@ -215,6 +215,7 @@ async fn jupyterlab_through_the_proxy() {
     // Leave the tab open; no one acts: the workspace stops as idle.
     let w = eventually(Duration::from_secs(180), "the idle stop", || {
         let w = show(&env, &id);
+        std::thread::sleep(Duration::from_secs(1));
         (w["state"] == "STOPPED").then_some(w)
     });
     assert!(w["reason"].as_str().unwrap_or("").contains("idle"), "{w}");

@@ -1,8 +1,9 @@
 //! When a workspace is idle, and when it has reached its lifetime.
 //!
 //! An open JupyterLab tab polls `/api/kernels`, `/api/sessions`,
-//! `/api/contents` and more for ever, so proxied traffic alone never goes
-//! quiet. Requests that only read the app's API ([`is_polling`]) do not
+//! `/api/contents` and more for ever, and saves its layout
+//! (`PUT /lab/api/workspaces/...`) every ten seconds, so proxied traffic
+//! alone never goes quiet. Requests that only read the app's API ([`is_polling`]) do not
 //! count; page loads, writes (saving a notebook) and the app's own signal
 //! do: for Jupyter, a kernel's `last_activity` and a busy kernel. Attached
 //! shells and port forwards count while they carry bytes.
@@ -17,7 +18,11 @@ pub fn is_polling(source: ActivitySource, method: &str, path: &str) -> bool {
     let read = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
     match source {
         ActivitySource::Jupyter => {
-            read && (path.starts_with("api/") || path.starts_with("lab/api/") || path == "api")
+            // JupyterLab also saves its layout (`PUT lab/api/workspaces/...`)
+            // every ten seconds while a tab is open.
+            path.starts_with("lab/api/workspaces")
+                || (read
+                    && (path.starts_with("api/") || path.starts_with("lab/api/") || path == "api"))
         }
         // Without an app signal, every request counts except the proxy's
         // own readiness probes (which never pass through here).
@@ -124,6 +129,7 @@ mod tests {
         assert!(is_polling(j, "GET", "api/kernels"));
         assert!(is_polling(j, "GET", "lab/api/workspaces/x"));
         assert!(!is_polling(j, "PUT", "api/contents/a.ipynb"));
+        assert!(is_polling(j, "PUT", "lab/api/workspaces/default"));
         assert!(!is_polling(j, "GET", "lab/tree/a.ipynb"));
         assert!(!is_polling(ActivitySource::Traffic, "GET", "api/x"));
     }
