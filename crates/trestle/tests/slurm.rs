@@ -468,3 +468,66 @@ fn invalid_declarations_are_refused_with_the_field() {
         assert!(err.contains(field), "{config}: {err}");
     }
 }
+
+#[test]
+fn a_workspace_runs_in_a_slurm_pilot_behind_the_same_proxy() {
+    let _lock = slurm();
+    let env = Env::new();
+    let name = ce_name("ws");
+    let (_up, token) = start(
+        &env,
+        &name,
+        "max_vcpus = 2\nshapes = [{ name = \"c1\", vcpus = 1, memory = \"400M\" }]",
+        "",
+    );
+    env.ok(&["ws", "type", "approve", "webapp@1"]);
+    let cfg = env.path().join("web.toml");
+    // A lifetime the pilots' 10-minute limit cannot hold is refused.
+    std::fs::write(&cfg, "name = \"web\"\ntype = \"webapp@1\"\nallow_roles = [\"admin\"]\nmemory = \"200M\"\nmax_lifetime = \"8h\"\n").unwrap();
+    let out = env.run(&["ws", "config", "set", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("max_lifetime") && err.contains(&name),
+        "{err}"
+    );
+    std::fs::write(
+        &cfg,
+        "name = \"web\"\ntype = \"webapp@1\"\nallow_roles = [\"admin\"]\nmemory = \"200M\"\nmax_lifetime = \"5m\"\nmax_extension = \"2m\"\n",
+    )
+    .unwrap();
+    env.ok(&["ws", "config", "set", cfg.to_str().unwrap()]);
+    let w = env.json(&["ws", "launch", "web", "--wait", "--json"]);
+    assert_eq!(w["state"], "RUNNING", "{w}");
+    let id = w["id"].to_string();
+    // Its worker is a pilot of the Slurm environment.
+    let worker = w["worker"].as_str().expect("a worker").to_string();
+    let workers = env.json(&["workers", "--json"]);
+    let me = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == worker.as_str())
+        .expect("the worker")
+        .clone();
+    assert_eq!(me["compute_env"], name.as_str(), "{me}");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("{}/ws/{id}/", env.url()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "reached through the server's proxy"
+    );
+    let s = env.ok(&["ws", "terminate", &id, "--wait"]);
+    assert!(s.contains("TERMINATED"), "{s}");
+}
