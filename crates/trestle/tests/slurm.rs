@@ -176,7 +176,10 @@ fn a_pilot_cancelled_with_scancel_loses_no_job() {
     let id = submit(
         &env,
         &format!(
-            "echo attempt $TRESTLE_ATTEMPT in $TRESTLE_INSTANCE_ID; sleep 6; echo $TRESTLE_ATTEMPT >> {}",
+            // scancel signals every process of the pilot, the job's too: a
+            // job that survives SIGTERM ends only when its worker (or
+            // Slurm) kills it, never by running on to success.
+            "trap '' TERM HUP INT; echo attempt $TRESTLE_ATTEMPT in $TRESTLE_INSTANCE_ID; sleep 6; echo $TRESTLE_ATTEMPT >> {}",
             done.display()
         ),
     );
