@@ -24,6 +24,7 @@ pub mod parse;
 pub mod paths;
 pub mod study;
 pub mod task;
+pub mod template;
 pub mod workspace;
 
 pub use batch::job::{AttemptReason, AttemptState, Command, JobSpec, JobState, Resources};

@@ -569,10 +569,16 @@ async fn shells_run_in_a_pty_with_resize_and_exit_codes() {
     }
     assert_eq!(s.activity.attached(), 0, "shells detach when they end");
 
-    // As root, a workspace whose app runs as another account gets its
-    // shells as that account.
+    // A workspace whose app runs as another account gets its shells as
+    // that account (the test command runs as root, as a worker that runs
+    // tasks as their users does).
     // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } == 0 {
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "this test runs as root (scripts/test.sh does) to run a shell as another account"
+    );
+    {
         s.registry.insert(
             3,
             SessionTarget {

@@ -28,38 +28,12 @@ pub fn check_template(t: &str, field: &str) -> Result<(), ValidationError> {
             ),
         ));
     }
-    let mut rest = t;
-    while let Some(i) = rest.find('{') {
-        let after = &rest[i + 1..];
-        let Some(j) = after.find('}') else {
-            return Err(ValidationError::new(
-                "invalid-template",
-                field,
-                "a `{` is not closed",
-            ));
-        };
-        let name = &after[..j];
-        if !PLACEHOLDERS.contains(&name) {
-            return Err(ValidationError::new(
-                "invalid-template",
-                field,
-                format!(
-                    "unknown placeholder `{{{}}}`; known: {}",
-                    name.chars().take(40).collect::<String>(),
-                    PLACEHOLDERS.join(", ")
-                ),
-            ));
-        }
-        rest = &after[j + 1..];
-    }
-    if rest.contains('}') {
-        return Err(ValidationError::new(
-            "invalid-template",
-            field,
-            "a `}` has no `{`",
-        ));
-    }
-    Ok(())
+    crate::template::check(
+        field,
+        t,
+        |n| PLACEHOLDERS.contains(&n),
+        &PLACEHOLDERS.join(", "),
+    )
 }
 
 /// A message to render: its stable id, its events (all of one type) and
@@ -123,29 +97,18 @@ impl Message<'_> {
     pub fn line(&self, e: &Event) -> String {
         let link = self.link(e).unwrap_or_default();
         match self.template {
-            Some(t) => {
-                let mut out = String::new();
-                let mut rest = t;
-                while let Some(i) = rest.find('{') {
-                    out.push_str(&rest[..i]);
-                    let after = &rest[i + 1..];
-                    let j = after.find('}').unwrap_or(after.len());
-                    out.push_str(&match &after[..j] {
-                        "type" => e.event.kind.as_str().to_string(),
-                        "subject" => e.event.subject.clone(),
-                        "title" => Self::name(e).to_string(),
-                        "owner" => e.event.owner.clone().unwrap_or_default(),
-                        "project" => e.event.project.clone().unwrap_or_default(),
-                        "detail" => e.event.detail.clone().unwrap_or_default(),
-                        "link" => link.clone(),
-                        "time" => rfc3339(e.event.time),
-                        _ => String::new(),
-                    });
-                    rest = after.get(j + 1..).unwrap_or("");
-                }
-                out.push_str(rest);
-                out
-            }
+            Some(t) => crate::template::render(t, |name| match name {
+                "type" => e.event.kind.as_str().to_string(),
+                "subject" => e.event.subject.clone(),
+                "title" => Self::name(e).to_string(),
+                "owner" => e.event.owner.clone().unwrap_or_default(),
+                "project" => e.event.project.clone().unwrap_or_default(),
+                "detail" => e.event.detail.clone().unwrap_or_default(),
+                "link" => link.clone(),
+                "time" => rfc3339(e.event.time),
+                _ => String::new(),
+            })
+            .unwrap_or_else(|_| t.to_string()),
             None => {
                 let mut s = format!("{} {}", Self::name(e), e.event.kind.verb());
                 if let Some(d) = &e.event.detail {

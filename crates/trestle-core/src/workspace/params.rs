@@ -206,36 +206,27 @@ pub const PLACEHOLDERS: &[&str] = &["socket", "prefix", "secret", "home", "port"
 /// Checks that `template` uses only known placeholders (and declared
 /// parameters); `{{` and `}}` are literal braces.
 pub fn check_template(field: &str, template: &str, params: &[ParamSpec]) -> Result<()> {
-    let mut err = None;
-    render_with(template, |name| {
-        let known = PLACEHOLDERS.contains(&name)
+    let known = |name: &str| {
+        PLACEHOLDERS.contains(&name)
             || name
                 .strip_prefix("param.")
-                .is_some_and(|p| params.iter().any(|s| s.name == p));
-        if !known && err.is_none() {
-            err = Some(ValidationError::new(
-                "invalid-template",
-                field,
-                format!(
-                    "unknown placeholder `{{{name}}}`: use {}, or {{param.NAME}} of a declared parameter",
-                    PLACEHOLDERS
-                        .iter()
-                        .map(|p| format!("{{{p}}}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        String::new()
-    })
-    .map_err(|m| ValidationError::new("invalid-template", field, m))?;
-    err.map_or(Ok(()), Err)
+                .is_some_and(|p| params.iter().any(|s| s.name == p))
+    };
+    let hint = format!(
+        "{}, or {{param.NAME}} of a declared parameter",
+        PLACEHOLDERS
+            .iter()
+            .map(|p| format!("{{{p}}}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    crate::template::check(field, template, known, &hint)
 }
 
 /// Renders `template` with `b`. Unknown placeholders render empty (they
 /// were refused when the type was imported).
 pub fn render(template: &str, b: &Bindings<'_>) -> String {
-    render_with(template, |name| match name {
+    crate::template::render(template, |name| match name {
         "socket" => b.socket.to_string(),
         "prefix" => b.prefix.to_string(),
         "secret" => b.secret.to_string(),
@@ -247,40 +238,6 @@ pub fn render(template: &str, b: &Bindings<'_>) -> String {
             .unwrap_or_default(),
     })
     .unwrap_or_else(|_| template.to_string())
-}
-
-fn render_with(
-    template: &str,
-    mut f: impl FnMut(&str) -> String,
-) -> std::result::Result<String, String> {
-    let mut out = String::with_capacity(template.len());
-    let mut chars = template.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '{' if chars.peek().map(|p| p.1) == Some('{') => {
-                chars.next();
-                out.push('{');
-            }
-            '}' if chars.peek().map(|p| p.1) == Some('}') => {
-                chars.next();
-                out.push('}');
-            }
-            '{' => {
-                let rest = &template[i + 1..];
-                let end = rest
-                    .find('}')
-                    .ok_or_else(|| format!("unclosed `{{` at character {i}"))?;
-                let name = &rest[..end];
-                out.push_str(&f(name));
-                for _ in 0..=end {
-                    chars.next();
-                }
-            }
-            '}' => return Err(format!("unmatched `}}` at character {i}")),
-            c => out.push(c),
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
