@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod openapi;
 pub mod openapi_compute;
+pub mod openapi_costs;
 pub mod openapi_identity;
 pub mod openapi_notify;
 pub mod openapi_oidc;

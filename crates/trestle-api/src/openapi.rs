@@ -105,6 +105,7 @@ pub fn document(ops: &[Op]) -> Value {
         .iter()
         .chain(crate::openapi_workflows::SCHEMAS)
         .chain(crate::openapi_compute::SCHEMAS)
+        .chain(crate::openapi_costs::SCHEMAS)
         .chain(crate::openapi_oidc::SCHEMAS)
         .chain(crate::openapi_notify::SCHEMAS)
         .chain(crate::openapi_workspaces::SCHEMAS)

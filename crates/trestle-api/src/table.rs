@@ -6,7 +6,7 @@
 
 use crate::ops::{Access, Op, audit_of, operations};
 use crate::routes::{
-    audit, compute, directory, events, files, jobs, login, notify, oidc, pipelines, projects,
+    audit, compute, costs, directory, events, files, jobs, login, notify, oidc, pipelines, projects,
     studies, system, tokens, users, workers, workspaces,
 };
 use axum::Json;
@@ -237,6 +237,28 @@ operations! {
         "Output files of the jobs a job depends on (staged by its worker)", None, "UpstreamList";
     get "/jobs/{id}/upstream/{dep}/{attempt}/{*path}" => pipelines::upstream_file, Any, Some(Action::JobInputsRead), "job.upstream", Some("job"),
         "One upstream output file (raw bytes)", None, "none";
+    get "/costs" => costs::report, User, None, "cost.report", None,
+        "Charges over the last days, grouped (by: user, project, index, env, kind, day; days, project, user, index, per_day)", None, "CostReport";
+    get "/jobs/{id}/cost" => costs::job_cost, User, None, "job.cost", Some("job"),
+        "What a job cost (an array or pipeline: its children)", None, "CostOf";
+    get "/workspaces/{id}/cost" => costs::workspace_cost, User, None, "workspace.cost", Some("workspace"),
+        "What a workspace cost (its running intervals)", None, "CostOf";
+    get "/budgets" => costs::list, User, None, "budget.list", None,
+        "List the budgets the caller may see, with their state", None, "BudgetView[]";
+    get "/projects/{name}/budget" => costs::show_project, User, None, "budget.show", Some("project"),
+        "Show a project's budget and its state", None, "BudgetView";
+    put "/projects/{name}/budget" => costs::put_project, User, None, "budget.set", Some("project"),
+        "Set or raise a project's budget (admins)", Some("BudgetRequest"), "BudgetView";
+    delete "/projects/{name}/budget" => costs::delete_project, User, None, "budget.delete", Some("project"),
+        "Delete a project's budget (admins)", None, "none";
+    get "/indexes/{name}/budget" => costs::show_index, User, None, "budget.show", Some("index"),
+        "Show an index's budget and its state", None, "BudgetView";
+    put "/indexes/{name}/budget" => costs::put_index, User, None, "budget.set", Some("index"),
+        "Set or raise an index's budget (admins)", Some("BudgetRequest"), "BudgetView";
+    delete "/indexes/{name}/budget" => costs::delete_index, User, None, "budget.delete", Some("index"),
+        "Delete an index's budget (admins)", None, "none";
+    post "/jobs/{id}/budget-override" => costs::override_job, User, None, "budget.override", Some("job"),
+        "Let one job past its project's budget (admins)", None, "BudgetOverride";
     get "/notify/targets" => notify::list_targets, User, Some(Action::NotifyTargetRead), "notify.target.list", None,
         "Notification targets: every one (admins), else the caller's own; secrets masked", None, "NotifyTargetView[]";
     post "/notify/targets" => notify::create_target, User, Some(Action::NotifyTargetManage), "notify.target.create", None,

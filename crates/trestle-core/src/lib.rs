@@ -17,6 +17,7 @@ pub mod batch;
 pub mod clock;
 pub mod compat;
 pub mod compute;
+pub mod cost;
 pub mod error;
 pub mod identity;
 pub mod notify;

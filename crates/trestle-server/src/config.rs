@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub workspaces: trestle_service::workspaces::WorkspaceSettings,
     /// Notifications (`[notify]`): the secrets keyring and the outbox.
     pub notify: NotifyConfig,
+    /// Costs (`[costs]`): the unit, weights, prices; meter and budget
+    /// intervals.
+    pub costs: trestle_service::metering::CostConfig,
 }
 
 /// Notification settings of a server.
@@ -104,6 +107,7 @@ impl ServerConfig {
             objects_options: Vec::new(),
             autoscale_interval: Duration::from_millis(500),
             workspaces: Default::default(),
+            costs: Default::default(),
             notify: NotifyConfig {
                 keyring_file: Some(data_dir.join("keyring")),
                 ..Default::default()

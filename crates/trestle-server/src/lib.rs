@@ -198,6 +198,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         )),
         workspaces: Arc::new(cfg.workspaces.clone()),
         access: Arc::default(),
+        costs: Arc::new(cfg.costs.clone()),
+        costs_gate: Arc::default(),
     };
     app.compute.refresh(&*app.store).await?;
     // The shipped workspace types, imported not approved.
@@ -228,6 +230,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             cfg.autoscale_interval,
         )),
         Arc::new(trestle_service::notify_outbox::Outbox::new(app.clone())),
+        Arc::new(trestle_service::metering::Meter { app: app.clone() }),
+        Arc::new(trestle_service::budgets::BudgetWatch { app: app.clone() }),
     ];
     if let Some(after) = cfg.security.disable_unused_after {
         led.push(Arc::new(trestle_service::audit_queries::UnusedPolicy {

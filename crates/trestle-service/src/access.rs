@@ -192,6 +192,8 @@ pub async fn charge(app: &Service, p: &Principal, mut spec: JobSpec) -> ServiceR
         },
         "",
     )?;
+    // A budget that stops spending refuses new work at once.
+    crate::budgets::check_open(app, &project).await?;
     spec.owner = Some(u.name.clone());
     spec.project = Some(project);
     Ok(spec)

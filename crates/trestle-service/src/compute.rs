@@ -331,6 +331,8 @@ pub struct LocalEnvConfig {
     pub program: std::path::PathBuf,
     /// Jobs a worker may lease beyond its free capacity.
     pub prefetch: u32,
+    /// Price per hour of one worker.
+    pub price_per_hour: f64,
 }
 
 /// The `[local]` environment of `trestle up` as a compute environment
@@ -346,7 +348,7 @@ pub fn local_env_spec(l: &LocalEnvConfig) -> ComputeEnvSpec {
             vcpus: l.shape.cpus,
             mem_mib: l.shape.mem_mib,
             gpus: l.shape.gpus,
-            price_per_hour: 0.0,
+            price_per_hour: l.price_per_hour,
         }],
         min_vcpus: 0,
         max_vcpus: l.max_vcpus,

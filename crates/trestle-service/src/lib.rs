@@ -16,8 +16,10 @@ pub mod audit;
 pub mod audit_queries;
 pub mod authn;
 pub mod autoscaler;
+pub mod budgets;
 pub mod compute;
 pub mod compute_admin;
+pub mod costs;
 pub mod drop;
 pub mod error;
 pub mod events;
@@ -27,6 +29,7 @@ pub mod jobs;
 pub mod ldap;
 pub mod leader;
 pub mod loops;
+pub mod metering;
 pub mod metrics;
 // Notifications (issue 16).
 pub mod notify;

@@ -18,6 +18,9 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
+    usage_records: AtomicU64,
+    /// Charges metered by this server, per project (bounded by projects).
+    charges: std::sync::Mutex<std::collections::BTreeMap<String, f64>>,
 }
 
 impl Metrics {
@@ -44,9 +47,41 @@ impl Metrics {
             .fetch_add(latency_ms.max(0) as u64 * 1000, Ordering::Relaxed);
     }
 
+    /// Counts usage records the meter stored, and their charges.
+    pub fn metered(&self, records: u64, charges: &[(String, f64)]) {
+        self.usage_records.fetch_add(records, Ordering::Relaxed);
+        let mut m = self.charges.lock().unwrap_or_else(|p| p.into_inner());
+        for (project, c) in charges {
+            *m.entry(project.clone()).or_default() += c;
+        }
+    }
+
     /// Renders the text exposition format.
     pub fn render(&self, counts: &[(String, JobState, u64)], workers: usize) -> String {
         let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "# HELP trestle_usage_records_total Usage records metered by this server."
+        );
+        let _ = writeln!(o, "# TYPE trestle_usage_records_total counter");
+        let _ = writeln!(
+            o,
+            "trestle_usage_records_total {}",
+            self.usage_records.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP trestle_usage_charge_total Charges metered by this server, per project, in the site's unit."
+        );
+        let _ = writeln!(o, "# TYPE trestle_usage_charge_total counter");
+        for (project, c) in self
+            .charges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(o, "trestle_usage_charge_total{{project=\"{project}\"}} {c}");
+        }
         let _ = writeln!(o, "# HELP trestle_jobs Jobs by queue and state.");
         let _ = writeln!(o, "# TYPE trestle_jobs gauge");
         for (queue, state, n) in counts {

@@ -57,6 +57,10 @@ pub struct Service {
     pub workspaces: Arc<crate::workspaces::WorkspaceSettings>,
     /// Workspaces recently reached through the proxy, and their activity.
     pub access: Arc<crate::workspace_access::AccessCache>,
+    /// How the site charges; how often the meter and budgets run.
+    pub costs: Arc<crate::metering::CostConfig>,
+    /// Projects whose budgets stop spending, as submissions see them.
+    pub costs_gate: Arc<crate::budgets::BudgetGate>,
 }
 
 impl Service {

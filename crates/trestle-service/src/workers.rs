@@ -87,6 +87,7 @@ pub async fn register(
         .store
         .register_worker(&id, &reg, crate::now_ms())
         .await?;
+    crate::metering::price_new_worker(app, &id, reg.compute_env.as_deref(), reg.capacity).await?;
     app.store.bind_worker(&id, &p.token_id).await?;
     app.worker_owners.put(&id, &p.token_id);
     app.compute.remember_worker(&id, reg.compute_env.clone());

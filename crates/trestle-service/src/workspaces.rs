@@ -656,6 +656,7 @@ pub(crate) async fn change(
             match c {
                 StopCause::Idle => "idle for its configuration's idle timeout",
                 StopCause::Lifetime => "it reached its maximum lifetime",
+                StopCause::Budget => "its project's budget is spent",
                 _ => "an admin stopped it",
             }
         )),
@@ -663,6 +664,7 @@ pub(crate) async fn change(
     };
     let ev = match (w.state, cause) {
         (WorkspaceState::Stopping, StopCause::Idle) => Some(EventType::WorkspaceIdleStopped),
+        (WorkspaceState::Stopping, StopCause::Budget) => Some(EventType::WorkspaceStopped),
         // Stopped or failed with no session: there is nothing to wait for.
         (WorkspaceState::Terminated, _) => Some(EventType::WorkspaceTerminated),
         _ => None,

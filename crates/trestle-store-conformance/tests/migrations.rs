@@ -67,12 +67,14 @@ struct Schema {
 /// The only column types the migrations may use, and what they are on each
 /// side: SQLite's `INTEGER` (and `BIGINT`, in `schema_migrations`) is a
 /// 64-bit integer like PostgreSQL's `bigint` (`BIGSERIAL` is `bigint` with
-/// a sequence); `TEXT` is `text` on both. Anything else fails the test
+/// a sequence); `TEXT` is `text` on both; SQLite's `REAL` is an 8-byte
+/// float like PostgreSQL's `double precision` (charges, prices). Anything else fails the test
 /// until it is added here deliberately.
 fn portable_type(sqlite: bool, declared: &str) -> &'static str {
     match (sqlite, declared.to_ascii_lowercase().as_str()) {
         (true, "integer" | "bigint") | (false, "bigint") => "int64",
         (_, "text") => "text",
+        (true, "real") | (false, "double precision") => "float64",
         (_, other) => panic!(
             "column type `{other}` ({}) has no mapping in portable_type",
             if sqlite { "SQLite" } else { "PostgreSQL" }

@@ -11,6 +11,7 @@ use trestle_core::api::{
 use trestle_core::{Capacity, JobSpec, JobState};
 
 pub mod blobs;
+pub mod cost;
 pub mod damaged;
 pub mod identity;
 pub mod notify;
@@ -22,6 +23,7 @@ pub mod workflow;
 pub mod workspace;
 
 pub use blobs::Blobs;
+pub use cost::CostStore;
 pub use damaged::{DamagedRow, DamagedRows};
 pub use identity::{
     AuditStore, IdentityStore, NewTokenRecord, SessionRecord, TokenRecord, TokenStore, UserChanges,
@@ -240,6 +242,7 @@ pub trait Store:
     + NotifyStore
     + WorkspaceStore
     + StudyStore
+    + CostStore
 {
 }
 impl<
@@ -252,7 +255,8 @@ impl<
         + ScaleStore
         + NotifyStore
         + WorkspaceStore
-        + StudyStore,
+        + StudyStore
+        + CostStore,
 > Store for T
 {
 }

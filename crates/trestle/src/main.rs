@@ -158,6 +158,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::directory::IdentityCmd,
     },
+    /// Charges over the last days, by user, project, index, env, kind or day.
+    Costs(cmd::costs::CostsArgs),
+    /// Budgets: what is spent, set or raise one, let a job past one.
+    Budget {
+        #[command(subcommand)]
+        cmd: cmd::costs::BudgetCmd,
+    },
     /// Notifications: targets, rules, subscriptions, tests, deliveries.
     Notify {
         #[command(subcommand)]
@@ -244,6 +251,8 @@ fn main() -> ExitCode {
             Cmd::Leaders(a) => cmd::compute::leaders(a.json, &cli.conn).await,
             Cmd::Admin { cmd } => cmd::admin::run(cmd).await,
             Cmd::Identity { cmd } => cmd::directory::run(cmd, &cli.conn).await,
+            Cmd::Costs(a) => cmd::costs::costs(a, &cli.conn).await,
+            Cmd::Budget { cmd } => cmd::costs::budget(cmd, &cli.conn).await,
             Cmd::Notify { cmd } => cmd::notify::run(cmd, &cli.conn).await,
             Cmd::Secrets { cmd } => cmd::notify::secrets(cmd, &cli.conn).await,
             Cmd::Ws { cmd } => cmd::ws::run(cmd, &cli.conn).await,

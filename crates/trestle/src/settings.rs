@@ -13,6 +13,7 @@ use trestle_core::parse::{parse_duration, parse_memory_mib};
 use trestle_server::config::{LocalEnvConfig, ServerConfig};
 
 mod compute;
+mod costs;
 mod identity;
 mod ldap;
 mod notify;
@@ -104,6 +105,9 @@ pub struct FileConfig {
     /// `[workspaces]`: how workspaces are reached and limited.
     #[serde(default)]
     pub workspaces: WorkspacesFile,
+    /// `[costs]`: the unit, weights, prices, meter and budget intervals.
+    #[serde(default)]
+    pub costs: costs::CostsFile,
 }
 
 /// `[workspaces]` in `trestle.toml`.
@@ -152,6 +156,9 @@ pub struct LocalFile {
     /// Jobs a worker leases beyond its free slots, at least (default: the
     /// worker's CPUs; grows for short jobs; 0 turns it off).
     pub prefetch: Option<u32>,
+    /// Price per hour of one local worker, in the `[costs]` unit
+    /// (default 0).
+    pub price_per_hour: Option<f64>,
 }
 
 /// Values from flags, which win over the environment and the file.
@@ -316,6 +323,7 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
         cfg.workspaces.max_running_per_user = n;
     }
     cfg.workspaces.public_url = cfg.security.public_url.clone();
+    cfg.costs = costs::build(file.costs)?;
     let base = path
         .as_deref()
         .and_then(Path::parent)
@@ -377,6 +385,12 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
             work_dir: data_dir.join("scratch"),
             program: std::env::current_exe().context("cannot find the trestle binary")?,
             prefetch: l.prefetch.unwrap_or(shape.cpus),
+            price_per_hour: match l.price_per_hour {
+                Some(p) if !p.is_finite() || p < 0.0 => {
+                    bail!("local.price_per_hour: a price is a number of at least 0")
+                }
+                p => p.unwrap_or(0.0),
+            },
         });
     }
     Ok((cfg, data_dir))

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod compute;
+pub mod costs;
 pub mod directory;
 pub mod events;
 pub mod files;

@@ -2,6 +2,7 @@
 //! client and the worker. Timestamps are milliseconds since the Unix epoch.
 
 pub mod compute;
+pub mod cost;
 pub mod identity;
 pub mod notify;
 pub mod oidc;

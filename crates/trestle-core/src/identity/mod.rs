@@ -3,6 +3,7 @@
 //! choose; how the API shows them is in [`crate::api::identity`].
 
 pub mod authz;
+pub mod authz_cost;
 pub mod authz_study;
 pub mod authz_workspace;
 pub mod external;

@@ -119,6 +119,8 @@ pub enum StopCause {
     Idle,
     /// It reached its maximum lifetime.
     Lifetime,
+    /// Its project's budget is spent and the grace period is over.
+    Budget,
 }
 
 impl StopCause {
@@ -129,6 +131,7 @@ impl StopCause {
             StopCause::Admin => "admin",
             StopCause::Idle => "idle",
             StopCause::Lifetime => "lifetime",
+            StopCause::Budget => "budget",
         }
     }
 }

@@ -133,7 +133,8 @@ impl SqlStore {
         // Release held jobs of queues that are enabled again.
         let unheld = sqlx::query(
             "UPDATE jobs SET held = 0, reason = NULL \
-             WHERE held = 1 AND state = 'PENDING' AND NOT ($1 LIKE '%,' || queue || ',%') \
+             WHERE held = 1 AND state = 'PENDING' AND reason = 'queue-disabled' \
+             AND NOT ($1 LIKE '%,' || queue || ',%') \
              RETURNING id",
         )
         .bind(disabled_list.as_str())

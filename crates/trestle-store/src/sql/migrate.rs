@@ -46,6 +46,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (14, include_str!("../../migrations/sqlite/0014_notify.sql")),
     (15, include_str!("../../migrations/sqlite/0015_studies.sql")),
+    (16, include_str!("../../migrations/sqlite/0016_costs.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -96,6 +97,7 @@ const POSTGRES: &[(i64, &str)] = &[
         15,
         include_str!("../../migrations/postgres/0015_studies.sql"),
     ),
+    (16, include_str!("../../migrations/postgres/0016_costs.sql")),
 ];
 
 /// Applies every migration newer than the database's version.

@@ -7,6 +7,7 @@
 //! servers can lease concurrently without blocking each other.
 
 mod audit;
+mod cost;
 mod events;
 mod external;
 mod flow;

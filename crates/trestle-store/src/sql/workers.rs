@@ -109,11 +109,22 @@ impl WorkerStore for SqlStore {
 
     async fn remove_worker(&self, id: &str) -> Result<bool> {
         self.forget_touched(id);
+        let mut tx = self.write.begin().await?;
+        // The meter prices the worker's idle time up to its last sign of life.
+        sqlx::query(
+            "UPDATE worker_history SET ended_at = \
+             (SELECT last_heartbeat FROM workers WHERE id = $1) \
+             WHERE id = $1 AND ended_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let n = sqlx::query("DELETE FROM workers WHERE id = $1")
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        tx.commit().await?;
         Ok(n > 0)
     }
 

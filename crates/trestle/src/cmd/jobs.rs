@@ -256,6 +256,9 @@ pub async fn job(cmd: JobCmd, conn: &Conn) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&j)?);
             } else {
                 print!("{}", show_job(&j));
+                if let Some(line) = super::costs::job_cost_line(conn, id).await {
+                    println!("cost: {line}");
+                }
             }
         }
     }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod bench;
 pub mod compute;
+pub mod costs;
 pub mod directory;
 pub mod flow;
 pub mod identity;

@@ -1,0 +1,480 @@
+//! Metering in SQL (migration 16) and the [`CostStore`] implementation:
+//! worker prices, the unmetered-attempt queue (a partial index of ended
+//! attempts with `metered = 0`), usage records with their daily roll-up
+//! in one transaction, and reports summed from the roll-up. Budgets are
+//! in [`budgets`].
+
+mod budgets;
+
+use super::SqlStore;
+use crate::cost::{
+    CostStore, EndedWorker, RunningAttempt, Unmetered, UsageFilter, UsageKind, UsageOf,
+    UsageRecord, UsageSum,
+};
+use crate::{Result, StoreError};
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::collections::HashMap;
+use trestle_core::cost::WorkerPrice;
+use trestle_core::cost::budget::{BudgetSpec, ScopeKind};
+use trestle_core::cost::daily;
+use trestle_core::notify::event::NewEvent;
+use trestle_core::{Capacity, Resources};
+
+fn u32_of(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+fn resources(r: &AnyRow) -> Result<Resources> {
+    Ok(Resources {
+        cpus: u32_of(r.try_get("cpus")?),
+        mem_mib: r.try_get::<i64, _>("mem_mib")?.max(0) as u64,
+        gpus: u32_of(r.try_get("gpus")?),
+    })
+}
+
+/// The worker price of a row joined with `worker_history` (`w_` columns).
+fn price(r: &AnyRow) -> Result<Option<WorkerPrice>> {
+    let Some(shape) = r.try_get::<Option<String>, _>("w_shape")? else {
+        return Ok(None);
+    };
+    Ok(Some(WorkerPrice {
+        shape,
+        size: Capacity {
+            cpus: u32_of(r.try_get("w_cpus")?),
+            mem_mib: r.try_get::<i64, _>("w_mem")?.max(0) as u64,
+            gpus: u32_of(r.try_get("w_gpus")?),
+        },
+        price_per_hour: r.try_get("w_price")?,
+    }))
+}
+
+const WORKER_COLUMNS: &str = "w.shape AS w_shape, w.size_cpus AS w_cpus, \
+    w.size_mem_mib AS w_mem, w.size_gpus AS w_gpus, w.price_per_hour AS w_price, \
+    w.compute_env AS w_env";
+
+const RECORD_COLUMNS: &str = "id, kind, job_id, attempt, parent_id, workspace_id, worker_id, \
+    compute_env, user_name, project, index_name, started_at, ended_at, cpus, mem_mib, gpus, \
+    rate_per_hour, charge";
+
+fn record(r: &AnyRow) -> Result<UsageRecord> {
+    let kind: String = r.try_get("kind")?;
+    Ok(UsageRecord {
+        id: r.try_get("id")?,
+        kind: UsageKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("usage record kind `{kind}`")))?,
+        job_id: r.try_get("job_id")?,
+        attempt: r.try_get::<Option<i64>, _>("attempt")?.map(u32_of),
+        parent_id: r.try_get("parent_id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        worker_id: r.try_get("worker_id")?,
+        compute_env: r.try_get("compute_env")?,
+        user: r.try_get("user_name")?,
+        project: r.try_get("project")?,
+        index_name: r.try_get("index_name")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        resources: resources(r)?,
+        rate_per_hour: r.try_get("rate_per_hour")?,
+        charge: r.try_get("charge")?,
+    })
+}
+
+/// One roll-up row's key and sums.
+#[derive(Default)]
+struct Daily {
+    charge: f64,
+    seconds: f64,
+    core_seconds: f64,
+    records: i64,
+}
+
+#[async_trait]
+impl CostStore for SqlStore {
+    async fn record_worker_price(
+        &self,
+        id: &str,
+        compute_env: Option<&str>,
+        price: &WorkerPrice,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO worker_history (id, compute_env, shape, size_cpus, size_mem_mib, \
+             size_gpus, price_per_hour, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(compute_env.map(str::to_string))
+        .bind(price.shape.as_str())
+        .bind(i64::from(price.size.cpus))
+        .bind(price.size.mem_mib as i64)
+        .bind(i64::from(price.size.gpus))
+        .bind(price.price_per_hour)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn unmetered(&self, limit: u32) -> Result<Vec<Unmetered>> {
+        let q = format!(
+            "SELECT a.job_id, a.attempt, a.worker_id, a.started_at, a.ended_at, \
+             j.owner, j.project, j.cpus, j.mem_mib, j.gpus, j.parent_id, \
+             p.index_name, ws.id AS workspace_id, {WORKER_COLUMNS} \
+             FROM attempts a JOIN jobs j ON j.id = a.job_id \
+             LEFT JOIN projects p ON p.name = j.project \
+             LEFT JOIN workspaces ws ON ws.job_id = a.job_id \
+             LEFT JOIN worker_history w ON w.id = a.worker_id \
+             WHERE a.metered = 0 AND a.ended_at IS NOT NULL LIMIT $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let worker = price(r)?.map(|p| -> Result<_> { Ok((r.try_get("w_env")?, p)) });
+            out.push(Unmetered {
+                job_id: r.try_get("job_id")?,
+                attempt: u32_of(r.try_get("attempt")?),
+                worker_id: r.try_get("worker_id")?,
+                started_at: r.try_get("started_at")?,
+                ended_at: r.try_get("ended_at")?,
+                owner: r.try_get::<Option<String>, _>("owner")?.unwrap_or_default(),
+                project: r.try_get::<Option<String>, _>("project")?.unwrap_or_default(),
+                index_name: r
+                    .try_get::<Option<String>, _>("index_name")?
+                    .unwrap_or_default(),
+                resources: resources(r)?,
+                parent_id: r.try_get("parent_id")?,
+                workspace_id: r.try_get("workspace_id")?,
+                worker: worker.transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn ended_workers(&self, before: i64, limit: u32) -> Result<Vec<EndedWorker>> {
+        let q = format!(
+            "SELECT w.id, w.started_at, w.ended_at, {WORKER_COLUMNS}, \
+             COALESCE((SELECT SUM(u.charge) FROM usage_records u WHERE u.worker_id = w.id), 0.0) \
+             AS charged FROM worker_history w \
+             WHERE w.overhead_metered = 0 AND w.ended_at IS NOT NULL AND w.ended_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.metered = 0 \
+             AND a.ended_at IS NOT NULL AND a.worker_id = w.id) \
+             ORDER BY w.ended_at LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(p) = price(r)? else { continue };
+            out.push(EndedWorker {
+                id: r.try_get("id")?,
+                compute_env: r.try_get("w_env")?,
+                price: p,
+                started_at: r.try_get("started_at")?,
+                ended_at: r.try_get("ended_at")?,
+                charged: r.try_get("charged")?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn record_usage(
+        &self,
+        records: &[UsageRecord],
+        attempts: &[(i64, u32)],
+        workers: &[String],
+        now: i64,
+    ) -> Result<u64> {
+        let mut tx = self.write.begin().await?;
+        let mut days: HashMap<(i64, &str, &str, &str, &str, &str), Daily> = HashMap::new();
+        let mut added = 0u64;
+        for rec in records {
+            let q = format!(
+                "INSERT INTO usage_records ({RECORD_COLUMNS}, recorded_at) VALUES ($1, $2, $3, \
+                 $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+                 ON CONFLICT (id) DO NOTHING"
+            );
+            let n = sqlx::query(sqlx::AssertSqlSafe(q))
+                .bind(rec.id.as_str())
+                .bind(rec.kind.as_str())
+                .bind(rec.job_id)
+                .bind(rec.attempt.map(i64::from))
+                .bind(rec.parent_id)
+                .bind(rec.workspace_id)
+                .bind(rec.worker_id.clone())
+                .bind(rec.compute_env.as_str())
+                .bind(rec.user.as_str())
+                .bind(rec.project.as_str())
+                .bind(rec.index_name.as_str())
+                .bind(rec.started_at)
+                .bind(rec.ended_at)
+                .bind(i64::from(rec.resources.cpus))
+                .bind(rec.resources.mem_mib as i64)
+                .bind(i64::from(rec.resources.gpus))
+                .bind(rec.rate_per_hour)
+                .bind(rec.charge)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                continue;
+            }
+            added += 1;
+            let pieces = daily::split(rec.started_at, rec.ended_at);
+            let total: i64 = pieces.iter().map(|(_, ms)| ms).sum();
+            for (i, (day, ms)) in pieces.iter().enumerate() {
+                let part = if total == 0 {
+                    1.0
+                } else {
+                    *ms as f64 / total as f64
+                };
+                let d = days
+                    .entry((
+                        *day,
+                        rec.project.as_str(),
+                        rec.user.as_str(),
+                        rec.index_name.as_str(),
+                        rec.compute_env.as_str(),
+                        rec.kind.as_str(),
+                    ))
+                    .or_default();
+                d.charge += rec.charge * part;
+                d.seconds += *ms as f64 / 1000.0;
+                d.core_seconds += *ms as f64 / 1000.0 * f64::from(rec.resources.cpus);
+                // A record counts once, on its first day.
+                d.records += i64::from(i == 0);
+            }
+        }
+        for ((day, project, user, index, env, kind), d) in &days {
+            sqlx::query(
+                "INSERT INTO usage_daily (day, project, user_name, index_name, compute_env, kind, \
+                 charge, seconds, core_seconds, records) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (day, project, user_name, index_name, compute_env, kind) DO UPDATE \
+                 SET charge = usage_daily.charge + excluded.charge, \
+                 seconds = usage_daily.seconds + excluded.seconds, \
+                 core_seconds = usage_daily.core_seconds + excluded.core_seconds, \
+                 records = usage_daily.records + excluded.records",
+            )
+            .bind(*day)
+            .bind(*project)
+            .bind(*user)
+            .bind(*index)
+            .bind(*env)
+            .bind(*kind)
+            .bind(d.charge)
+            .bind(d.seconds)
+            .bind(d.core_seconds)
+            .bind(d.records)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (job, attempt) in attempts {
+            sqlx::query("UPDATE attempts SET metered = 1 WHERE job_id = $1 AND attempt = $2")
+                .bind(*job)
+                .bind(i64::from(*attempt))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for w in workers {
+            sqlx::query("UPDATE worker_history SET overhead_metered = 1 WHERE id = $1")
+                .bind(w.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn running_attempts(&self) -> Result<Vec<RunningAttempt>> {
+        let q = format!(
+            "SELECT j.id, j.owner, j.project, j.cpus, j.mem_mib, j.gpus, a.started_at, \
+             p.index_name, {WORKER_COLUMNS} \
+             FROM jobs j JOIN attempts a ON a.job_id = j.id AND a.attempt = j.attempt_seq \
+             LEFT JOIN projects p ON p.name = j.project \
+             LEFT JOIN worker_history w ON w.id = a.worker_id \
+             WHERE j.state = 'RUNNING' AND a.started_at IS NOT NULL AND a.ended_at IS NULL"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .fetch_all(&self.read)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(RunningAttempt {
+                job_id: r.try_get("id")?,
+                project: r.try_get::<Option<String>, _>("project")?.unwrap_or_default(),
+                index_name: r
+                    .try_get::<Option<String>, _>("index_name")?
+                    .unwrap_or_default(),
+                owner: r.try_get::<Option<String>, _>("owner")?.unwrap_or_default(),
+                started_at: r.try_get("started_at")?,
+                resources: resources(r)?,
+                price: price(r)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn usage(&self, f: &UsageFilter) -> Result<Vec<UsageSum>> {
+        let col = f.by.column();
+        let key = if col == "day" {
+            "CAST(day AS TEXT)".to_string()
+        } else {
+            col.to_string()
+        };
+        let (day_select, day_group) = if f.per_day {
+            (", day AS d", ", day")
+        } else {
+            (", 0 AS d", "")
+        };
+        let (visible_user, visible_projects) = match &f.visible {
+            Some((u, ps)) => (Some(u.clone()), format!(",{},", ps.join(","))),
+            None => (None, String::new()),
+        };
+        let q = format!(
+            "SELECT {key} AS k{day_select}, COALESCE(SUM(charge), 0.0) AS charge, \
+             COALESCE(SUM(seconds), 0.0) AS seconds, \
+             COALESCE(SUM(core_seconds), 0.0) AS core_seconds, \
+             CAST(COALESCE(SUM(records), 0) AS BIGINT) AS records \
+             FROM usage_daily WHERE day >= $1 AND day <= $2 \
+             AND ($3 IS NULL OR project = $3) AND ($4 IS NULL OR user_name = $4) \
+             AND ($5 IS NULL OR index_name = $5) \
+             AND ($6 IS NULL OR user_name = $6 OR $7 LIKE '%,' || project || ',%') \
+             GROUP BY {col}{day_group} ORDER BY charge DESC LIMIT 10000"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(f.from_day)
+            .bind(f.to_day)
+            .bind(f.project.clone())
+            .bind(f.user.clone())
+            .bind(f.index.clone())
+            .bind(visible_user)
+            .bind(visible_projects)
+            .fetch_all(&self.read)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(UsageSum {
+                key: r.try_get("k")?,
+                day: if f.per_day {
+                    Some(r.try_get("d")?)
+                } else {
+                    None
+                },
+                charge: r.try_get("charge")?,
+                seconds: r.try_get("seconds")?,
+                core_seconds: r.try_get("core_seconds")?,
+                records: r.try_get::<i64, _>("records")?.max(0) as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn spend(&self, kind: ScopeKind, scope: &str, from_day: i64, to_day: i64) -> Result<f64> {
+        let col = match kind {
+            ScopeKind::Project => "project",
+            ScopeKind::Index => "index_name",
+        };
+        let q = format!(
+            "SELECT COALESCE(SUM(charge), 0.0) AS s FROM usage_daily \
+             WHERE {col} = $1 AND day >= $2 AND day < $3"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(scope)
+            .bind(from_day)
+            .bind(to_day)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("s")?)
+    }
+
+    async fn usage_of(&self, of: UsageOf) -> Result<(f64, u64, Vec<UsageRecord>)> {
+        let (col, id) = match of {
+            UsageOf::Job(id) => ("job_id", id),
+            UsageOf::Group(id) => ("parent_id", id),
+            UsageOf::Workspace(id) => ("workspace_id", id),
+        };
+        let q = format!(
+            "SELECT COALESCE(SUM(charge), 0.0) AS s, COUNT(*) AS n FROM usage_records \
+             WHERE {col} = $1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?;
+        let total: f64 = row.try_get("s")?;
+        let n: i64 = row.try_get("n")?;
+        let q = format!(
+            "SELECT {RECORD_COLUMNS} FROM usage_records WHERE {col} = $1 \
+             ORDER BY ended_at DESC LIMIT 100"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?;
+        let recs = rows.iter().map(record).collect::<Result<Vec<_>>>()?;
+        Ok((total, n.max(0) as u64, recs))
+    }
+
+    async fn put_budget(&self, spec: &BudgetSpec, by: &str, now: i64) -> Result<()> {
+        budgets::put(self, spec, by, now).await
+    }
+
+    async fn budget(&self, kind: ScopeKind, scope: &str) -> Result<Option<crate::cost::BudgetRecord>> {
+        budgets::get(self, kind, scope).await
+    }
+
+    async fn budgets(&self) -> Result<Vec<crate::cost::BudgetRecord>> {
+        budgets::all(self).await
+    }
+
+    async fn delete_budget(&self, kind: ScopeKind, scope: &str) -> Result<bool> {
+        budgets::delete(self, kind, scope).await
+    }
+
+    async fn set_budget_blocked(
+        &self,
+        kind: ScopeKind,
+        scope: &str,
+        blocked_at: Option<i64>,
+    ) -> Result<()> {
+        budgets::set_blocked(self, kind, scope, blocked_at).await
+    }
+
+    async fn budget_marks(
+        &self,
+        kind: ScopeKind,
+        scope: &str,
+        period_start: i64,
+    ) -> Result<Vec<String>> {
+        budgets::marks(self, kind, scope, period_start).await
+    }
+
+    async fn record_budget_mark(
+        &self,
+        kind: ScopeKind,
+        scope: &str,
+        period_start: i64,
+        mark: &str,
+        spend: f64,
+        event: &NewEvent,
+    ) -> Result<bool> {
+        budgets::record_mark(self, kind, scope, period_start, mark, spend, event).await
+    }
+
+    async fn override_budget(&self, job_id: i64, by: &str, now: i64) -> Result<bool> {
+        budgets::override_job(self, job_id, by, now).await
+    }
+
+    async fn hold_over_budget(&self, projects: &[String], now: i64) -> Result<(u64, u64)> {
+        budgets::hold(self, projects, now).await
+    }
+}
