@@ -3,10 +3,22 @@
 
 /// Schemas and their properties.
 pub const SCHEMAS: &[(&str, &[&str])] = &[
-    ("CostRow", &["key", "day", "charge", "hours", "core_hours", "records"]),
+    (
+        "CostRow",
+        &["key", "day", "charge", "hours", "core_hours", "records"],
+    ),
     (
         "CostReport",
-        &["unit", "by", "from", "to", "rows", "total", "yesterday", "running"],
+        &[
+            "unit",
+            "by",
+            "from",
+            "to",
+            "rows",
+            "total",
+            "yesterday",
+            "running",
+        ],
     ),
     (
         "UsageView",

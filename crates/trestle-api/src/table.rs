@@ -6,8 +6,8 @@
 
 use crate::ops::{Access, Op, audit_of, operations};
 use crate::routes::{
-    audit, compute, costs, directory, events, files, jobs, login, notify, oidc, pipelines, projects,
-    studies, system, tokens, users, workers, workspaces,
+    audit, compute, costs, directory, events, files, jobs, login, notify, oidc, pipelines,
+    projects, studies, system, tokens, users, workers, workspaces,
 };
 use axum::Json;
 use axum::extract::{OriginalUri, Request};

@@ -81,7 +81,11 @@ async fn blocked_projects(app: &Service) -> ServiceResult<BTreeMap<String, Strin
 /// spending (a 403 naming the budget; admins raise it or override jobs).
 pub async fn check_open(app: &Service, project: &str) -> ServiceResult<()> {
     let fresh = {
-        let c = app.costs_gate.cached.read().unwrap_or_else(|p| p.into_inner());
+        let c = app
+            .costs_gate
+            .cached
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         c.as_ref()
             .filter(|(at, _)| at.elapsed() < GATE_TTL)
             .map(|(_, m)| m.get(project).cloned())
@@ -91,8 +95,10 @@ pub async fn check_open(app: &Service, project: &str) -> ServiceResult<()> {
         None => {
             let m = blocked_projects(app).await?;
             let hit = m.get(project).cloned();
-            *app.costs_gate.cached.write().unwrap_or_else(|p| p.into_inner()) =
-                Some((Instant::now(), m));
+            *app.costs_gate
+                .cached
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), m));
             hit
         }
     };
@@ -112,7 +118,11 @@ pub async fn check_open(app: &Service, project: &str) -> ServiceResult<()> {
 }
 
 /// Spending so far of running attempts, per project and per index.
-fn running_spend(app: &Service, running: &[RunningAttempt], now: i64) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+fn running_spend(
+    app: &Service,
+    running: &[RunningAttempt],
+    now: i64,
+) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
     let mut by_project = BTreeMap::new();
     let mut by_index = BTreeMap::new();
     for a in running {
@@ -140,10 +150,20 @@ async fn view(
             };
             let spend = app
                 .store
-                .spend(spec.scope_kind, &spec.scope, daily::day_of(start), daily::day_of(end))
+                .spend(
+                    spec.scope_kind,
+                    &spec.scope,
+                    daily::day_of(start),
+                    daily::day_of(end),
+                )
                 .await?
                 + run.copied().unwrap_or(0.0);
-            let marks = app.store.budget_marks(spec.scope_kind, &spec.scope, start).await?;
+            let mut marks = app
+                .store
+                .budget_marks(spec.scope_kind, &spec.scope, start)
+                .await?;
+            // Thresholds in order, then the forecast.
+            marks.sort_by_key(|m| m.parse::<u32>().unwrap_or(u32::MAX));
             (spend, marks, budget::forecast(spend, (start, end), now))
         }
         None => (0.0, Vec::new(), None),
@@ -190,14 +210,24 @@ pub fn parse_kind(kind: &str) -> ServiceResult<ScopeKind> {
     })
 }
 
-async fn check_scope_exists(app: &Service, kind: ScopeKind, scope: &str) -> ServiceResult<Option<String>> {
+async fn check_scope_exists(
+    app: &Service,
+    kind: ScopeKind,
+    scope: &str,
+) -> ServiceResult<Option<String>> {
     match kind {
         ScopeKind::Project => match app.store.project(scope).await? {
             Some(p) => Ok(p.org),
             None => Err(ServiceError::not_found(format!("project `{scope}`"))),
         },
         ScopeKind::Index => {
-            if app.store.list_indexes().await?.iter().any(|i| i.name == scope) {
+            if app
+                .store
+                .list_indexes()
+                .await?
+                .iter()
+                .any(|i| i.name == scope)
+            {
                 Ok(None)
             } else {
                 Err(ServiceError::not_found(format!("index `{scope}`")))
@@ -226,13 +256,23 @@ pub async fn put(
 }
 
 /// One budget with its state.
-pub async fn show(app: &Service, p: &Principal, kind: ScopeKind, scope: &str) -> ServiceResult<BudgetView> {
+pub async fn show(
+    app: &Service,
+    p: &Principal,
+    kind: ScopeKind,
+    scope: &str,
+) -> ServiceResult<BudgetView> {
     let what = format!("budget of {} `{scope}`", kind.as_str());
     let org = match kind {
         ScopeKind::Project => app.store.project(scope).await?.and_then(|p| p.org),
         ScopeKind::Index => None,
     };
-    allow(p, CostAction::BudgetRead, scope_resource(kind, scope, org.as_deref()), &what)?;
+    allow(
+        p,
+        CostAction::BudgetRead,
+        scope_resource(kind, scope, org.as_deref()),
+        &what,
+    )?;
     let rec = app
         .store
         .budget(kind, scope)
@@ -264,7 +304,12 @@ pub async fn list(app: &Service, p: &Principal) -> ServiceResult<Vec<BudgetView>
 }
 
 /// Deletes a budget (admins).
-pub async fn delete(app: &Service, p: &Principal, kind: ScopeKind, scope: &str) -> ServiceResult<()> {
+pub async fn delete(
+    app: &Service,
+    p: &Principal,
+    kind: ScopeKind,
+    scope: &str,
+) -> ServiceResult<()> {
     allow(p, CostAction::BudgetManage, CostResource::All, "budget")?;
     if !app.store.delete_budget(kind, scope).await? {
         return Err(ServiceError::not_found(format!(
@@ -290,7 +335,14 @@ pub async fn override_job(app: &Service, p: &Principal, job_id: i64) -> ServiceR
     Ok(new)
 }
 
-fn budget_event(rec: &BudgetRecord, unit: &str, mark: Mark, spend: f64, forecast: Option<f64>, now: i64) -> NewEvent {
+fn budget_event(
+    rec: &BudgetRecord,
+    unit: &str,
+    mark: Mark,
+    spend: f64,
+    forecast: Option<f64>,
+    now: i64,
+) -> NewEvent {
     let s = &rec.spec;
     let detail = match mark {
         Mark::Percent(p) => format!(
@@ -365,7 +417,11 @@ pub async fn evaluate(app: &Service) -> ServiceResult<()> {
     Ok(())
 }
 
-fn in_scope(rec: &BudgetRecord, project: Option<&str>, index_of: &BTreeMap<String, String>) -> bool {
+fn in_scope(
+    rec: &BudgetRecord,
+    project: Option<&str>,
+    index_of: &BTreeMap<String, String>,
+) -> bool {
     let Some(p) = project else { return false };
     match rec.spec.scope_kind {
         ScopeKind::Project => p == rec.spec.scope,
@@ -423,7 +479,11 @@ async fn warn_workspaces(app: &Service, rec: &BudgetRecord, now: i64) -> Service
 }
 
 /// Stops live workspaces of blocked projects whose grace period is over.
-async fn stop_workspaces(app: &Service, blocked: &BTreeMap<String, String>, now: i64) -> ServiceResult<()> {
+async fn stop_workspaces(
+    app: &Service,
+    blocked: &BTreeMap<String, String>,
+    now: i64,
+) -> ServiceResult<()> {
     if blocked.is_empty() {
         return Ok(());
     }

@@ -38,7 +38,9 @@ fn grouping(by: &str) -> ServiceResult<Grouping> {
 /// manage.
 pub async fn report(app: &Service, p: &Principal, q: &CostQuery) -> ServiceResult<CostReport> {
     let Some(u) = p.user() else {
-        return Err(ServiceError::forbidden("a worker credential cannot read costs"));
+        return Err(ServiceError::forbidden(
+            "a worker credential cannot read costs",
+        ));
     };
     let by_name = q.by.clone().unwrap_or_else(|| "project".into());
     let by = grouping(&by_name)?;
@@ -86,7 +88,10 @@ pub async fn report(app: &Service, p: &Principal, q: &CostQuery) -> ServiceResul
         .iter()
         .map(|s| CostRow {
             key: if by == Grouping::Day {
-                s.key.parse().map(daily::date).unwrap_or_else(|_| s.key.clone())
+                s.key
+                    .parse()
+                    .map(daily::date)
+                    .unwrap_or_else(|_| s.key.clone())
             } else {
                 s.key.clone()
             },

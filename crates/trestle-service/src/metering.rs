@@ -6,14 +6,14 @@
 //! partial index, and records are keyed so that a retried tick never
 //! counts twice.
 
+use crate::ServiceResult;
 use crate::loops::BackgroundLoop;
 use crate::state::Service;
-use crate::ServiceResult;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use trestle_core::cost::{self, CostSettings, WorkerPrice};
 use trestle_core::Capacity;
+use trestle_core::cost::{self, CostSettings, WorkerPrice};
 use trestle_store::cost::{EndedWorker, RunningAttempt, Unmetered, UsageKind, UsageRecord, whole};
 
 /// Attempts metered per transaction.
@@ -124,7 +124,11 @@ pub fn running_charge(a: &RunningAttempt, s: &CostSettings, now: i64) -> f64 {
         .price
         .clone()
         .unwrap_or_else(|| unknown_worker(a.resources, s));
-    cost::charge(cost::rate_per_hour(a.resources, &price, s), a.started_at, now)
+    cost::charge(
+        cost::rate_per_hour(a.resources, &price, s),
+        a.started_at,
+        now,
+    )
 }
 
 /// Prices a worker as it registers: its compute environment's shape.

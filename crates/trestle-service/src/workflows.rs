@@ -107,6 +107,13 @@ pub fn annotate(v: &mut JobView, capacity: &CapacitySnapshot, disabled: bool) {
     {
         return;
     }
+    if v.reason.as_deref() == Some(trestle_core::batch::why::OVER_BUDGET) {
+        v.reason = Some(trestle_core::batch::why::over_budget(
+            v.id,
+            v.spec.project.as_deref().unwrap_or("-"),
+        ));
+        return;
+    }
     let array = v.flow.children.as_ref().map(|c| ArrayProgress {
         parallel: v.spec.flow.array.as_ref().and_then(|a| a.parallel),
         active: c.active(),

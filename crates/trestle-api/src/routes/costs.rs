@@ -24,7 +24,11 @@ fn cost_query(q: &HashMap<String, String>) -> Result<CostQuery, ServiceError> {
             "index" => out.index = Some(v.clone()),
             "days" => {
                 out.days = Some(v.parse().map_err(|_| {
-                    ServiceError::bad("invalid-days", "days", format!("`{v}` is not a number of days"))
+                    ServiceError::bad(
+                        "invalid-days",
+                        "days",
+                        format!("`{v}` is not a number of days"),
+                    )
                 })?)
             }
             "per_day" => {
@@ -94,7 +98,9 @@ pub async fn show_project(
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<BudgetView>> {
-    Ok(Json(budgets::show(&app, &p, ScopeKind::Project, &name).await?))
+    Ok(Json(
+        budgets::show(&app, &p, ScopeKind::Project, &name).await?,
+    ))
 }
 
 /// `PUT /api/v1/projects/{name}/budget`.
@@ -105,7 +111,9 @@ pub async fn put_project(
     body: Bytes,
 ) -> ApiResult<Json<BudgetView>> {
     let req = parse_body_for(&body);
-    Ok(Json(budgets::put(&app, &p, ScopeKind::Project, &name, req).await?))
+    Ok(Json(
+        budgets::put(&app, &p, ScopeKind::Project, &name, req).await?,
+    ))
 }
 
 /// `DELETE /api/v1/projects/{name}/budget`.
@@ -124,7 +132,9 @@ pub async fn show_index(
     Extension(p): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<BudgetView>> {
-    Ok(Json(budgets::show(&app, &p, ScopeKind::Index, &name).await?))
+    Ok(Json(
+        budgets::show(&app, &p, ScopeKind::Index, &name).await?,
+    ))
 }
 
 /// `PUT /api/v1/indexes/{name}/budget`.
@@ -135,7 +145,9 @@ pub async fn put_index(
     body: Bytes,
 ) -> ApiResult<Json<BudgetView>> {
     let req = parse_body_for(&body);
-    Ok(Json(budgets::put(&app, &p, ScopeKind::Index, &name, req).await?))
+    Ok(Json(
+        budgets::put(&app, &p, ScopeKind::Index, &name, req).await?,
+    ))
 }
 
 /// `DELETE /api/v1/indexes/{name}/budget`.
@@ -155,5 +167,7 @@ pub async fn override_job(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let new = budgets::override_job(&app, &p, id).await?;
-    Ok(Json(serde_json::json!({"job_id": id, "overridden": true, "new": new})))
+    Ok(Json(
+        serde_json::json!({"job_id": id, "overridden": true, "new": new}),
+    ))
 }

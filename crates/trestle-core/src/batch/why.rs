@@ -61,6 +61,16 @@ pub struct WaitInput<'a> {
     pub capacity: &'a CapacitySnapshot,
 }
 
+/// The stored reason of a job held because its project's budget is spent.
+pub const OVER_BUDGET: &str = "over-budget";
+
+/// What a job held over budget tells its user.
+pub fn over_budget(id: i64, project: &str) -> String {
+    format!(
+        "over budget: the budget of project `{project}` is spent; the job waits until an admin raises it or lets this job past it (`trestle budget override {id}`)"
+    )
+}
+
 /// Why the job is not running, or `None` when it is not waiting.
 pub fn why_waiting(w: &WaitInput<'_>) -> Option<String> {
     if !matches!(w.state, JobState::Pending | JobState::Runnable) {

@@ -140,9 +140,9 @@ pub fn validate(
     scope: &str,
     req: &BudgetRequest,
 ) -> Result<BudgetSpec, ValidationError> {
-    let amount = req
-        .amount
-        .ok_or_else(|| ValidationError::new("missing-field", "amount", "a budget needs an amount"))?;
+    let amount = req.amount.ok_or_else(|| {
+        ValidationError::new("missing-field", "amount", "a budget needs an amount")
+    })?;
     if !amount.is_finite() || amount <= 0.0 {
         return Err(ValidationError::new(
             "invalid-amount",
@@ -206,7 +206,9 @@ pub fn validate(
         .unwrap_or_else(|| DEFAULT_THRESHOLDS.to_vec());
     thresholds.sort_unstable();
     thresholds.dedup();
-    if thresholds.is_empty() || thresholds.len() > 10 || thresholds.iter().any(|t| *t == 0 || *t > 1000)
+    if thresholds.is_empty()
+        || thresholds.len() > 10
+        || thresholds.iter().any(|t| *t == 0 || *t > 1000)
     {
         return Err(ValidationError::new(
             "invalid-thresholds",

@@ -197,6 +197,8 @@ pub fn overhead(
 
 /// A charge for people: `12.35 USD`, `0.0042 SU`.
 pub fn format(amount: f64, unit: &str) -> String {
+    // An empty sum of floats is -0.0.
+    let amount = if amount == 0.0 { 0.0 } else { amount };
     if amount != 0.0 && amount.abs() < 0.01 {
         format!("{amount:.4} {unit}")
     } else {

@@ -158,15 +158,29 @@ mod tests {
         assert!(decide(&r, CostAction::BudgetRead, P).is_allowed());
         let o = user(Role::Researcher, None);
         assert_eq!(decide(&o, CostAction::BudgetRead, P), HIDDEN);
-        assert!(decide(&o, CostAction::UsageRead, CostResource::User { name: "ada" }).is_allowed());
+        assert!(
+            decide(
+                &o,
+                CostAction::UsageRead,
+                CostResource::User { name: "ada" }
+            )
+            .is_allowed()
+        );
         assert_eq!(
-            decide(&o, CostAction::UsageRead, CostResource::User { name: "bob" }),
+            decide(
+                &o,
+                CostAction::UsageRead,
+                CostResource::User { name: "bob" }
+            ),
             HIDDEN
         );
-        assert_eq!(visible_usage(match &m {
-            Subject::User(u) => u,
-            Subject::Worker { .. } => unreachable!(),
-        }), Some(("ada".into(), vec!["genomics".into()])));
+        assert_eq!(
+            visible_usage(match &m {
+                Subject::User(u) => u,
+                Subject::Worker { .. } => unreachable!(),
+            }),
+            Some(("ada".into(), vec!["genomics".into()]))
+        );
     }
 
     #[test]

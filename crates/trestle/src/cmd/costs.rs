@@ -136,7 +136,11 @@ pub async fn costs(a: CostsArgs, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
     let days = a.days.to_string();
     let mut q: Vec<(&str, &str)> = vec![("by", a.by.as_str()), ("days", days.as_str())];
-    for (k, v) in [("project", &a.project), ("user", &a.user), ("index", &a.index)] {
+    for (k, v) in [
+        ("project", &a.project),
+        ("user", &a.user),
+        ("index", &a.index),
+    ] {
         if let Some(v) = v {
             q.push((k, v.as_str()));
         }
@@ -222,7 +226,8 @@ fn budget_rows(list: &[BudgetView]) -> Vec<Vec<String>> {
                     ),
                 },
                 format!("{} ({:.0}%)", format(b.spend, &b.unit), b.percent),
-                b.forecast.map_or_else(|| "-".into(), |f| format(f, &b.unit)),
+                b.forecast
+                    .map_or_else(|| "-".into(), |f| format(f, &b.unit)),
                 b.spec.enforcement.as_str().into(),
                 if b.blocked { "BLOCKED" } else { "open" }.into(),
             ]
@@ -233,11 +238,14 @@ fn budget_rows(list: &[BudgetView]) -> Vec<Vec<String>> {
 /// Runs `trestle budget ...`.
 pub async fn budget(cmd: BudgetCmd, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
-    let header = ["BUDGET", "AMOUNT", "PERIOD", "SPENT", "FORECAST", "ENFORCE", "STATE"];
+    let header = [
+        "BUDGET", "AMOUNT", "PERIOD", "SPENT", "FORECAST", "ENFORCE", "STATE",
+    ];
     match cmd {
         BudgetCmd::List { json: j } => {
-            let list: Vec<BudgetView> =
-                c.call::<(), _>(Method::GET, &["budgets"], &[], None).await?;
+            let list: Vec<BudgetView> = c
+                .call::<(), _>(Method::GET, &["budgets"], &[], None)
+                .await?;
             if j {
                 return json(&list);
             }
@@ -248,7 +256,9 @@ pub async fn budget(cmd: BudgetCmd, conn: &Conn) -> Result<ExitCode> {
             }
         }
         BudgetCmd::Show { scope, json: j } => {
-            let b: BudgetView = c.call::<(), _>(Method::GET, &scope.path(), &[], None).await?;
+            let b: BudgetView = c
+                .call::<(), _>(Method::GET, &scope.path(), &[], None)
+                .await?;
             if j {
                 return json(&b);
             }

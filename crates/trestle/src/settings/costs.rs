@@ -63,16 +63,16 @@ pub fn build(f: CostsFile) -> Result<CostConfig> {
         weights: f.weights,
         default_price_per_hour: f.default_price_per_hour.unwrap_or(0.0),
     };
-    settings.validate().map_err(|e| {
-        anyhow!(
-            "{}: {}",
-            e.field.as_deref().unwrap_or("costs"),
-            e.message
-        )
-    })?;
+    settings
+        .validate()
+        .map_err(|e| anyhow!("{}: {}", e.field.as_deref().unwrap_or("costs"), e.message))?;
     Ok(CostConfig {
         settings,
-        meter_every: interval("costs.meter_interval", f.meter_interval.as_deref(), d.meter_every)?,
+        meter_every: interval(
+            "costs.meter_interval",
+            f.meter_interval.as_deref(),
+            d.meter_every,
+        )?,
         budget_every: interval(
             "costs.budget_interval",
             f.budget_interval.as_deref(),

@@ -11,7 +11,7 @@ use trestle_core::cost::budget::{BudgetSpec, ScopeKind};
 use trestle_core::notify::event::NewEvent;
 
 /// The reason held jobs carry.
-const REASON: &str = "over-budget";
+const REASON: &str = trestle_core::batch::why::OVER_BUDGET;
 
 fn record(r: &AnyRow) -> Result<BudgetRecord> {
     let spec: String = r.try_get("spec")?;
@@ -42,7 +42,11 @@ pub(super) async fn put(s: &SqlStore, spec: &BudgetSpec, by: &str, now: i64) -> 
     Ok(())
 }
 
-pub(super) async fn get(s: &SqlStore, kind: ScopeKind, scope: &str) -> Result<Option<BudgetRecord>> {
+pub(super) async fn get(
+    s: &SqlStore,
+    kind: ScopeKind,
+    scope: &str,
+) -> Result<Option<BudgetRecord>> {
     let row = sqlx::query(
         "SELECT spec, blocked_at, updated_by, updated_at FROM budgets \
          WHERE scope_kind = $1 AND scope = $2",

@@ -142,7 +142,9 @@ impl CostStore for SqlStore {
                 started_at: r.try_get("started_at")?,
                 ended_at: r.try_get("ended_at")?,
                 owner: r.try_get::<Option<String>, _>("owner")?.unwrap_or_default(),
-                project: r.try_get::<Option<String>, _>("project")?.unwrap_or_default(),
+                project: r
+                    .try_get::<Option<String>, _>("project")?
+                    .unwrap_or_default(),
                 index_name: r
                     .try_get::<Option<String>, _>("index_name")?
                     .unwrap_or_default(),
@@ -310,7 +312,9 @@ impl CostStore for SqlStore {
         for r in &rows {
             out.push(RunningAttempt {
                 job_id: r.try_get("id")?,
-                project: r.try_get::<Option<String>, _>("project")?.unwrap_or_default(),
+                project: r
+                    .try_get::<Option<String>, _>("project")?
+                    .unwrap_or_default(),
                 index_name: r
                     .try_get::<Option<String>, _>("index_name")?
                     .unwrap_or_default(),
@@ -428,7 +432,11 @@ impl CostStore for SqlStore {
         budgets::put(self, spec, by, now).await
     }
 
-    async fn budget(&self, kind: ScopeKind, scope: &str) -> Result<Option<crate::cost::BudgetRecord>> {
+    async fn budget(
+        &self,
+        kind: ScopeKind,
+        scope: &str,
+    ) -> Result<Option<crate::cost::BudgetRecord>> {
         budgets::get(self, kind, scope).await
     }
 
