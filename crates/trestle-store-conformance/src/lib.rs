@@ -7,7 +7,9 @@
 //! logs by cursor, targets, rules, subscriptions, the delivery outbox).
 //! (leases bound to their workers, sealed uploads) and [`workspaces`]
 //! (catalogue, lifecycle compare-and-set, worker reports) and [`studies`]
-//! (grants, listings, versions as compare-and-set, quotas).
+//! (grants, listings, versions as compare-and-set, quotas) and [`costs`]
+//! (the meter's queue, idempotent usage with daily roll-ups, budgets,
+//! their marks and holds).
 //!
 //! Each suite lists its checks in `CHECKS` and runs one by name with
 //! `run`. `tests/conformance.rs` turns every check into two tests, one on a
@@ -16,6 +18,7 @@
 //! integrity, the parity of the two dialects' migrations and upgrades from
 //! committed fixtures (`fixtures/`).
 
+pub mod costs;
 pub mod db;
 pub mod external;
 pub mod fixtures;

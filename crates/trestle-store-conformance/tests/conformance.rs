@@ -25,6 +25,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "notify" => trestle_store_conformance::notify::run(name, s).await,
         "workspaces" => trestle_store_conformance::workspaces::run(name, s).await,
         "studies" => trestle_store_conformance::studies::run(name, s).await,
+        "costs" => trestle_store_conformance::costs::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
     db.finish().await;
@@ -134,12 +135,18 @@ suite!(studies:
     old_versions_are_pruned_but_not_those_in_use,
 );
 
+suite!(costs:
+    ended_attempts_wait_for_the_meter_once,
+    usage_is_idempotent_and_rolls_up_per_day,
+    budgets_marks_and_holds,
+);
+
 /// Every check of every suite has its tests here, and every test here
 /// names a check (listed once).
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 9] = [
+    let suites: [(&str, &[&str], &[&str]); 10] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),
@@ -149,6 +156,7 @@ fn every_check_has_a_test() {
         ("notify", c::notify::CHECKS, notify::TESTED),
         ("workspaces", c::workspaces::CHECKS, workspaces::TESTED),
         ("studies", c::studies::CHECKS, studies::TESTED),
+        ("costs", c::costs::CHECKS, costs::TESTED),
     ];
     let mut total = 0;
     for (suite, checks, tested) in suites {
