@@ -264,6 +264,10 @@ pub async fn show(State(app): State<Service>, v: Viewer, Path(id): Path<String>)
         Err(resp) => return *resp,
     };
     let log = svc::log(&app, &v.p, id, None, 0).await.ok();
+    let cost = trestle_service::costs::of_job(&app, &v.p, id)
+        .await
+        .ok()
+        .filter(|c| c.records > 0);
     let outputs = svc::outputs(&app, &v.p, id, None).await.ok();
     let children: Vec<JobView> = if j.flow.children.is_some() && j.flow.steps.is_empty() {
         let q = HashMap::from([("limit".to_string(), "1000".to_string())]);
@@ -291,6 +295,12 @@ pub async fn show(State(app): State<Service>, v: Viewer, Path(id): Path<String>)
                     @if matches!(j.state, JobState::Pending | JobState::Runnable) { strong { "Why it is not running: " } }
                     @else { strong { "Reason: " } }
                     (r)
+                }
+            }
+            @if let Some(c) = &cost {
+                p id="job-cost" {
+                    strong { "Cost: " } (trestle_core::cost::format(c.charge, &c.unit))
+                    " (" (c.records) @if group { " attempts of its children metered)" } @else { " attempts metered)" }
                 }
             }
             div class="actions" {

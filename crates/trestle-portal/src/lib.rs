@@ -7,6 +7,7 @@
 //! every form post carries the session's CSRF token.
 
 pub mod admin;
+pub mod costs;
 pub mod dashboard;
 pub mod jobs;
 pub mod login;
@@ -61,6 +62,7 @@ pub fn routes(samples: std::sync::Arc<dashboard::Samples>) -> Router<Service> {
             "/ui/studies/{name}/permissions",
             get(studies::permissions).post(studies::change_permission),
         )
+        .route("/ui/costs", get(costs::page_handler))
         .route("/ui/workers", get(admin::workers))
         .route("/ui/audit", get(admin::audit))
         .route("/ui/settings/notifications", get(settings::form))
@@ -202,6 +204,8 @@ pub enum Nav {
     WorkspaceAdmin,
     /// Studies.
     Studies,
+    /// Costs and budgets.
+    Costs,
     /// Queues and workers (admin).
     Workers,
     /// Audit (admin).
@@ -242,6 +246,7 @@ pub fn page(v: Option<&Viewer>, nav: Nav, title: &str, main: Markup) -> Markup {
                             (link("/ui/submit", "Submit", Nav::Submit))
                             (link("/ui/workspaces", "Workspaces", Nav::Workspaces))
                             (link("/ui/studies", "Studies", Nav::Studies))
+                            (link("/ui/costs", "Costs", Nav::Costs))
                             @if v.p.is_admin() {
                                 (link("/ui/admin/workspaces", "Workspace admin", Nav::WorkspaceAdmin))
                                 (link("/ui/workers", "Queues & workers", Nav::Workers))

@@ -61,7 +61,9 @@ async fn unmetered(s: &dyn Store) {
     s.record_worker_price("w1", None, &other, T0).await.unwrap();
     let ids = s
         .submit(
-            &[spec(r#"{"command": ["true"], "cpus": 1, "memory": "100M", "project": "default"}"#)],
+            &[spec(
+                r#"{"command": ["true"], "cpus": 1, "memory": "100M", "project": "default"}"#,
+            )],
             T0,
         )
         .await
@@ -154,7 +156,12 @@ async fn unmetered(s: &dyn Store) {
     );
     assert!(s.unmetered(10).await.unwrap().is_empty());
     // The worker leaves: its overhead waits until after it left.
-    assert!(s.ended_workers(T0 + 10 * DAY_MS, 10).await.unwrap().is_empty());
+    assert!(
+        s.ended_workers(T0 + 10 * DAY_MS, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(s.remove_worker("w1").await.unwrap());
     let w = s.ended_workers(T0 + 10 * DAY_MS, 10).await.unwrap();
     assert_eq!(w.len(), 1);
@@ -162,7 +169,12 @@ async fn unmetered(s: &dyn Store) {
     assert_eq!(w[0].compute_env.as_deref(), Some("cloud"));
     assert!(s.ended_workers(w[0].ended_at, 10).await.unwrap().is_empty());
     s.record_usage(&[], &[], &["w1".into()], T0).await.unwrap();
-    assert!(s.ended_workers(T0 + 10 * DAY_MS, 10).await.unwrap().is_empty());
+    assert!(
+        s.ended_workers(T0 + 10 * DAY_MS, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn record(id: &str, user: &str, project: &str, start: i64, end: i64, charge: f64) -> UsageRecord {
@@ -196,7 +208,14 @@ async fn usage(s: &dyn Store) {
     let recs = vec![
         record("a:1:1", "ada", "genomics", T0, T0 + 1_000, 1.0),
         // Across midnight: a quarter before, three quarters after.
-        record("a:2:1", "bob", "genomics", midnight - 1_000, midnight + 3_000, 4.0),
+        record(
+            "a:2:1",
+            "bob",
+            "genomics",
+            midnight - 1_000,
+            midnight + 3_000,
+            4.0,
+        ),
         record("a:3:1", "ada", "physics", T0, T0 + 2_000, 2.0),
     ];
     assert_eq!(s.record_usage(&recs, &[], &[], T0).await.unwrap(), 3);
@@ -214,13 +233,21 @@ async fn usage(s: &dyn Store) {
     };
     let by_user = s.usage(&f(Grouping::User, false)).await.unwrap();
     let get = |rows: &[trestle_store::cost::UsageSum], k: &str| {
-        rows.iter().find(|r| r.key == k).map(|r| r.charge).unwrap_or(0.0)
+        rows.iter()
+            .find(|r| r.key == k)
+            .map(|r| r.charge)
+            .unwrap_or(0.0)
     };
     assert!((get(&by_user, "ada") - 3.0).abs() < 1e-9, "{by_user:?}");
     assert!((get(&by_user, "bob") - 4.0).abs() < 1e-9, "{by_user:?}");
     assert_eq!(by_user[0].key, "bob", "largest first");
     let days = s.usage(&f(Grouping::Day, true)).await.unwrap();
-    let on = |d: i64| days.iter().filter(|r| r.day == Some(d)).map(|r| r.charge).sum::<f64>();
+    let on = |d: i64| {
+        days.iter()
+            .filter(|r| r.day == Some(d))
+            .map(|r| r.charge)
+            .sum::<f64>()
+    };
     assert!((on(day) - 4.0).abs() < 1e-9, "{days:?}");
     assert!((on(day + 1) - 3.0).abs() < 1e-9, "{days:?}");
     // A record counts once, on its first day.
@@ -283,10 +310,23 @@ async fn budgets(s: &dyn Store) {
         )
         .unwrap()
     };
-    assert!(s.budget(ScopeKind::Project, "default").await.unwrap().is_none());
-    s.put_budget(&spec(10.0, "alert"), "admin", T0).await.unwrap();
-    s.put_budget(&spec(20.0, "block"), "root", T0 + 1).await.unwrap();
-    let b = s.budget(ScopeKind::Project, "default").await.unwrap().unwrap();
+    assert!(
+        s.budget(ScopeKind::Project, "default")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.put_budget(&spec(10.0, "alert"), "admin", T0)
+        .await
+        .unwrap();
+    s.put_budget(&spec(20.0, "block"), "root", T0 + 1)
+        .await
+        .unwrap();
+    let b = s
+        .budget(ScopeKind::Project, "default")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(b.spec, spec(20.0, "block"));
     assert_eq!(b.updated_by.as_deref(), Some("root"));
     assert_eq!(b.blocked_at, None);
@@ -305,20 +345,32 @@ async fn budgets(s: &dyn Store) {
         detail: Some("50% reached".into()),
         time: T0,
     };
-    assert!(s
-        .record_budget_mark(ScopeKind::Project, "default", T0, "50", 10.0, &ev)
+    assert!(
+        s.record_budget_mark(ScopeKind::Project, "default", T0, "50", 10.0, &ev)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.record_budget_mark(ScopeKind::Project, "default", T0, "50", 11.0, &ev)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.record_budget_mark(
+            ScopeKind::Project,
+            "default",
+            T0 + DAY_MS * 31,
+            "50",
+            1.0,
+            &ev
+        )
         .await
-        .unwrap());
-    assert!(!s
-        .record_budget_mark(ScopeKind::Project, "default", T0, "50", 11.0, &ev)
-        .await
-        .unwrap());
-    assert!(s
-        .record_budget_mark(ScopeKind::Project, "default", T0 + DAY_MS * 31, "50", 1.0, &ev)
-        .await
-        .unwrap());
+        .unwrap()
+    );
     assert_eq!(
-        s.budget_marks(ScopeKind::Project, "default", T0).await.unwrap(),
+        s.budget_marks(ScopeKind::Project, "default", T0)
+            .await
+            .unwrap(),
         vec!["50".to_string()]
     );
     let events = s.other_events(0, 100).await.unwrap();
@@ -332,19 +384,12 @@ async fn budgets(s: &dyn Store) {
     // Holds: runnable jobs of listed projects wait, others do not.
     let ids = s
         .submit(
-            &[
-                spec_of("default"),
-                spec_of("default"),
-                spec_of("physics"),
-            ],
+            &[spec_of("default"), spec_of("default"), spec_of("physics")],
             T0,
         )
         .await
         .unwrap();
-    let (held, released) = s
-        .hold_over_budget(&["default".into()], T0)
-        .await
-        .unwrap();
+    let (held, released) = s.hold_over_budget(&["default".into()], T0).await.unwrap();
     assert_eq!((held, released), (2, 0));
     let state = |id| async move { s.job(id).await.unwrap().unwrap().state };
     assert_eq!(state(ids[0]).await, JobState::Pending);
@@ -360,8 +405,16 @@ async fn budgets(s: &dyn Store) {
     // No longer listed: released.
     assert_eq!(s.hold_over_budget(&[], T0).await.unwrap(), (0, 1));
     assert_eq!(state(ids[0]).await, JobState::Runnable);
-    assert!(s.delete_budget(ScopeKind::Project, "default").await.unwrap());
-    assert!(!s.delete_budget(ScopeKind::Project, "default").await.unwrap());
+    assert!(
+        s.delete_budget(ScopeKind::Project, "default")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.delete_budget(ScopeKind::Project, "default")
+            .await
+            .unwrap()
+    );
 }
 
 fn spec_of(project: &str) -> trestle_core::JobSpec {
