@@ -76,23 +76,36 @@ fn chart(r: &CostReport, days: u32) -> Markup {
     let bw = (w / n - pad).max(2.0);
     // Day numbers from the report's first day, so empty days stay empty.
     let first = trestle_core::cost::daily::parse_date(&r.from).unwrap_or(0);
+    // (x, y, height, colour, title) of every bar segment.
+    let mut bars: Vec<(f64, f64, f64, &str, String)> = Vec::new();
+    for (day, parts) in &per_day {
+        let d = trestle_core::cost::daily::parse_date(day).unwrap_or(first) - first;
+        let x = d as f64 * (w / n);
+        let mut y = h;
+        for (i, v) in parts.iter().enumerate() {
+            if *v <= 0.0 || max <= 0.0 {
+                continue;
+            }
+            let bh = v / max * (h - 10.0);
+            y -= bh;
+            let name = stacks.get(i).copied().unwrap_or("other");
+            bars.push((
+                x,
+                y,
+                bh,
+                COLOURS[i.min(COLOURS.len() - 1)],
+                format!("{day} {name}: {}", format(*v, &r.unit)),
+            ));
+        }
+    }
     html! {
         figure class="chart" {
             svg viewBox=(format!("0 0 {w} {}", h + 20.0)) role="img" aria-labelledby="chart-title" width="100%" {
                 title id="chart-title" { "Daily cost over the last " (days) " days, stacked" }
                 line x1="0" y1=(h) x2=(w) y2=(h) stroke="#8a94a3" {}
-                @for (day, parts) in &per_day {
-                    @let d = trestle_core::cost::daily::parse_date(day).unwrap_or(first) - first;
-                    @let x = d as f64 * (w / n);
-                    @let mut y = h;
-                    @for (i, v) in parts.iter().enumerate() {
-                        @if *v > 0.0 && max > 0.0 {
-                            @let bh = v / max * (h - 10.0);
-                            @let _ = { y -= bh; };
-                            rect x=(format!("{x:.1}")) y=(format!("{y:.1}")) width=(format!("{bw:.1}")) height=(format!("{bh:.1}")) fill=(COLOURS[i.min(COLOURS.len() - 1)]) {
-                                title { (day) " " (stacks.get(i).copied().unwrap_or("other")) ": " (format(*v, &r.unit)) }
-                            }
-                        }
+                @for b in &bars {
+                    rect x=(format!("{:.1}", b.0)) y=(format!("{:.1}", b.1)) width=(format!("{bw:.1}")) height=(format!("{:.1}", b.2)) fill=(b.3) {
+                        title { (b.4) }
                     }
                 }
                 text x="0" y=(h + 16.0) font-size="12" fill="#4a5563" { (r.from) }

@@ -266,6 +266,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         rx.clone(),
     ));
     loops.push(loops::spawn(
+        Arc::new(trestle_service::budgets::EscrowRefresh { app: app.clone() }),
+        rx.clone(),
+    ));
+    loops.push(loops::spawn(
         Arc::new(trestle_service::workspace_access::ActivityFlush { app: app.clone() }),
         rx.clone(),
     ));

@@ -10,10 +10,11 @@ use crate::state::Service;
 use crate::{ServiceError, ServiceResult, metering};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use trestle_core::api::cost::BudgetView;
-use trestle_core::cost::budget::{self, BudgetRequest, Mark, ScopeKind};
+use trestle_core::cost::budget::{self, BudgetRequest, Enforcement, Mark, ScopeKind};
 use trestle_core::cost::{self as costs, daily};
 use trestle_core::identity::authz::{Decision, Denial};
 use trestle_core::identity::authz_cost::{CostAction, CostResource, decide};
@@ -30,6 +31,21 @@ const GATE_TTL: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct BudgetGate {
     cached: RwLock<Option<(Instant, BTreeMap<String, String>)>>,
+    /// Some budget is in escrow mode (submissions then wake the budget
+    /// loop, which admits their jobs).
+    escrow: std::sync::atomic::AtomicBool,
+    /// Wakes the budget loop early.
+    pub wake: Arc<Notify>,
+}
+
+impl BudgetGate {
+    /// Called after jobs are submitted: with escrow budgets, the budget
+    /// loop admits them now rather than at its next tick.
+    pub fn submitted(&self) {
+        if self.escrow.load(std::sync::atomic::Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
+    }
 }
 
 impl BudgetGate {
@@ -401,6 +417,7 @@ pub async fn evaluate(app: &Service) -> ServiceResult<()> {
         }
     }
     app.costs_gate.invalidate();
+    admit_escrow(app, &running, now).await?;
     let blocked = blocked_projects(app).await?;
     let names: Vec<String> = blocked.keys().cloned().collect();
     let (held, released) = app.store.hold_over_budget(&names, now).await?;
@@ -416,6 +433,104 @@ pub async fn evaluate(app: &Service) -> ServiceResult<()> {
     }
     Ok(())
 }
+
+/// The projects each escrow budget covers.
+async fn escrow_scopes(app: &Service) -> ServiceResult<Vec<(BudgetRecord, Vec<String>)>> {
+    let budgets = app.store.budgets().await?;
+    if budgets
+        .iter()
+        .all(|b| b.spec.enforcement != Enforcement::Escrow)
+    {
+        return Ok(Vec::new());
+    }
+    let projects = app.store.list_projects().await?;
+    Ok(budgets
+        .into_iter()
+        .filter(|b| b.spec.enforcement == Enforcement::Escrow)
+        .map(|b| {
+            let names = match b.spec.scope_kind {
+                ScopeKind::Project => vec![b.spec.scope.clone()],
+                ScopeKind::Index => projects
+                    .iter()
+                    .filter(|p| p.index == b.spec.scope)
+                    .map(|p| p.name.clone())
+                    .collect(),
+            };
+            (b, names)
+        })
+        .collect())
+}
+
+/// Tells this server's store which projects are under escrow (their
+/// jobs are leased only with a reservation).
+pub async fn refresh_escrow(app: &Service) -> ServiceResult<()> {
+    let scopes = escrow_scopes(app).await?;
+    let projects: BTreeSet<String> = scopes.into_iter().flat_map(|(_, p)| p).collect();
+    app.costs_gate
+        .escrow
+        .store(!projects.is_empty(), std::sync::atomic::Ordering::Relaxed);
+    app.store
+        .set_escrow_projects(&projects.into_iter().collect::<Vec<_>>());
+    Ok(())
+}
+
+/// Grants reservations to the runnable jobs of escrow budgets, in lease
+/// order, while each fits in what the budget has left (spent, running
+/// and reserved counted); the others wait with the reason.
+async fn admit_escrow(
+    app: &Service,
+    running: &(BTreeMap<String, f64>, BTreeMap<String, f64>),
+    now: i64,
+) -> ServiceResult<()> {
+    let scopes = escrow_scopes(app).await?;
+    let all: BTreeSet<String> = scopes.iter().flat_map(|(_, p)| p.clone()).collect();
+    app.costs_gate
+        .escrow
+        .store(!all.is_empty(), std::sync::atomic::Ordering::Relaxed);
+    app.store
+        .set_escrow_projects(&all.iter().cloned().collect::<Vec<_>>());
+    let mut admitted = false;
+    for (rec, projects) in &scopes {
+        let s = &rec.spec;
+        let v = view(app, rec, running, now).await?;
+        let mut committed = v.spend + app.store.reserved(s.scope_kind, &s.scope).await?;
+        let mut waiting = Vec::new();
+        for c in app.store.escrow_candidates(projects, 500).await? {
+            let limit = if c.timeout_secs > 0 {
+                c.timeout_secs
+            } else {
+                app.costs.default_max_run.as_secs()
+            };
+            let amount = budget::reservation(
+                metering::highest_rate(app, c.resources),
+                limit,
+                c.max_attempts,
+            );
+            if budget::window(&s.period, now).is_some() && budget::fits(s, committed, amount) {
+                if app
+                    .store
+                    .reserve(c.job_id, s.scope_kind, &s.scope, amount, now)
+                    .await?
+                {
+                    committed += amount;
+                    admitted = true;
+                }
+            } else if c.reason.as_deref() != Some(AWAITING) {
+                waiting.push(c.job_id);
+            }
+        }
+        app.store
+            .set_waiting_reason(&waiting, Some(AWAITING))
+            .await?;
+    }
+    if admitted {
+        app.wake();
+    }
+    Ok(())
+}
+
+/// The stored reason of a job whose escrow reservation does not fit.
+pub const AWAITING: &str = "awaiting-budget";
 
 fn in_scope(
     rec: &BudgetRecord,
@@ -518,6 +633,26 @@ async fn stop_workspaces(
     Ok(())
 }
 
+/// Keeps this server's list of escrow projects current (every server:
+/// the budget loop runs on one).
+pub struct EscrowRefresh {
+    /// Shared state.
+    pub app: Service,
+}
+
+#[async_trait]
+impl BackgroundLoop for EscrowRefresh {
+    fn name(&self) -> &'static str {
+        "escrow-refresh"
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+    async fn tick(&self) -> ServiceResult<()> {
+        refresh_escrow(&self.app).await
+    }
+}
+
 /// The budget loop (leader).
 pub struct BudgetWatch {
     /// Shared state.
@@ -531,6 +666,12 @@ impl BackgroundLoop for BudgetWatch {
     }
     fn interval(&self) -> Duration {
         self.app.costs.budget_every
+    }
+    fn wake(&self) -> Option<Arc<Notify>> {
+        Some(self.app.costs_gate.wake.clone())
+    }
+    fn min_gap(&self) -> Duration {
+        Duration::from_millis(200)
     }
     async fn tick(&self) -> ServiceResult<()> {
         evaluate(&self.app).await

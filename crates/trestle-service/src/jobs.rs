@@ -119,6 +119,7 @@ async fn prepare(app: &Service, p: &Principal, spec: JobSpec) -> ServiceResult<J
 async fn submitted(app: &Service, specs: &[JobSpec], jobs: usize) -> ServiceResult<()> {
     app.metrics.submitted(jobs as u64);
     workflows::after_submit(app, specs).await?;
+    app.costs_gate.submitted();
     app.wake();
     Ok(())
 }

@@ -31,6 +31,9 @@ pub struct CostConfig {
     pub meter_every: Duration,
     /// Time between budget evaluations.
     pub budget_every: Duration,
+    /// The time limit an escrow reservation assumes for a job without
+    /// one.
+    pub default_max_run: Duration,
 }
 
 impl Default for CostConfig {
@@ -39,6 +42,7 @@ impl Default for CostConfig {
             settings: CostSettings::default(),
             meter_every: Duration::from_secs(10),
             budget_every: Duration::from_secs(30),
+            default_max_run: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -129,6 +133,31 @@ pub fn running_charge(a: &RunningAttempt, s: &CostSettings, now: i64) -> f64 {
         a.started_at,
         now,
     )
+}
+
+/// The highest rate `resources` could be charged at on any shape that
+/// holds it (what an escrow reservation assumes: the job may land on the
+/// dearest).
+pub fn highest_rate(app: &Service, resources: trestle_core::Resources) -> f64 {
+    let s = &app.costs.settings;
+    let topology = app.compute.topology();
+    topology
+        .envs
+        .iter()
+        .flat_map(|e| e.spec.shapes.iter())
+        .filter(|shape| shape.capacity().fits(&resources))
+        .map(|shape| {
+            let p = WorkerPrice {
+                shape: shape.name.clone(),
+                size: shape.capacity(),
+                price_per_hour: shape.price_per_hour,
+            };
+            cost::rate_per_hour(resources, &p, s)
+        })
+        .fold(
+            cost::rate_per_hour(resources, &unknown_worker(resources, s), s),
+            f64::max,
+        )
 }
 
 /// Prices a worker as it registers: its compute environment's shape.

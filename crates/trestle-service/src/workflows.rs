@@ -107,6 +107,13 @@ pub fn annotate(v: &mut JobView, capacity: &CapacitySnapshot, disabled: bool) {
     {
         return;
     }
+    if v.reason.as_deref() == Some(crate::budgets::AWAITING) {
+        v.reason = Some(format!(
+            "waiting for budget: the most it could be charged (its rate on the dearest shape x its time limit x its attempts, plus one interruption) does not fit in what is left of the escrow budget of project `{}`; it runs once enough is released or an admin raises the budget",
+            v.spec.project.as_deref().unwrap_or("-")
+        ));
+        return;
+    }
     if v.reason.as_deref() == Some(trestle_core::batch::why::OVER_BUDGET) {
         v.reason = Some(trestle_core::batch::why::over_budget(
             v.id,

@@ -305,6 +305,50 @@ pub trait CostStore: Send + Sync {
     /// whose projects are not listed (or that were overridden). Returns
     /// (held, released).
     async fn hold_over_budget(&self, projects: &[String], now: i64) -> Result<(u64, u64)>;
+    /// Sets the projects under escrow budgets: from now on their jobs are
+    /// leased only once they hold a reservation.
+    fn set_escrow_projects(&self, projects: &[String]);
+    /// Runnable jobs of `projects` without a reservation, in lease order
+    /// (at most `limit`).
+    async fn escrow_candidates(
+        &self,
+        projects: &[String],
+        limit: u32,
+    ) -> Result<Vec<EscrowCandidate>>;
+    /// Reserves `amount` for a job against a budget (false: it already
+    /// holds a reservation).
+    async fn reserve(
+        &self,
+        job_id: i64,
+        kind: ScopeKind,
+        scope: &str,
+        amount: f64,
+        now: i64,
+    ) -> Result<bool>;
+    /// What reservations of a budget's jobs that have not ended still
+    /// hold: each one less what its job was charged so far.
+    async fn reserved(&self, kind: ScopeKind, scope: &str) -> Result<f64>;
+    /// Sets the reason of runnable jobs (why they wait); `None` clears it.
+    async fn set_waiting_reason(&self, ids: &[i64], reason: Option<&str>) -> Result<()>;
+}
+
+/// A runnable job waiting for its escrow reservation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscrowCandidate {
+    /// Job id.
+    pub job_id: i64,
+    /// Its project.
+    pub project: String,
+    /// Its queue.
+    pub queue: String,
+    /// What one attempt holds.
+    pub resources: Resources,
+    /// Its time limit per attempt (0: none).
+    pub timeout_secs: u64,
+    /// Attempts it may make.
+    pub max_attempts: u32,
+    /// Its current reason.
+    pub reason: Option<String>,
 }
 
 /// Whose usage records [`CostStore::usage_of`] reads.

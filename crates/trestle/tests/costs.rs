@@ -426,3 +426,94 @@ fn a_budget_emits_one_event_per_threshold_and_blocks_until_raised_sqlite() {
 fn a_budget_emits_one_event_per_threshold_and_blocks_until_raised_postgres() {
     budget_thresholds_and_block(Some(fresh_postgres("costs_budget")));
 }
+
+/// Escrow: each job reserves its largest possible charge before it may
+/// run. Ten jobs whose reservations together exceed the budget: only
+/// those that fit run (one at a time here, though there is room for
+/// four), the others wait with the reason, all finish as finished jobs
+/// release what they did not use, and the spend stays within the budget.
+fn escrow_admits_what_fits(db: Option<String>) {
+    let env = Env::new();
+    let extra = config(db).replace("max_vcpus = 2", "max_vcpus = 4");
+    let (_up, _token) = up(&env, &extra);
+    // 1 CPU of 2 at 36/h: 18/h. A 10 s limit, one attempt plus one
+    // interruption's allowance: 18 * 10 / 3600 * 2 = 0.1 reserved per job.
+    env.ok(&[
+        "budget",
+        "set",
+        "--project",
+        "default",
+        "--amount",
+        "0.16",
+        "--enforce",
+        "escrow",
+    ]);
+    let ids: Vec<String> = (0..10)
+        .map(|_| {
+            submit(
+                &env,
+                &[
+                    "--cpus",
+                    "1",
+                    "--mem",
+                    "100M",
+                    "--timeout",
+                    "10s",
+                    "--",
+                    "sleep",
+                    "1",
+                ],
+            )
+        })
+        .collect();
+    let mut most = 0;
+    let mut waited = false;
+    eventually(Duration::from_secs(120), "the ten jobs to finish", || {
+        let list = env.json(&["jobs", "--json", "--limit", "50"]);
+        let jobs = list.as_array().unwrap().clone();
+        let running = jobs
+            .iter()
+            .filter(|j| j["state"] == "RUNNING" || j["state"] == "STARTING")
+            .count();
+        most = most.max(running);
+        waited |= jobs.iter().any(|j| {
+            j["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("waiting for budget"))
+        });
+        let done = ids
+            .iter()
+            .filter(|id| {
+                jobs.iter().any(|j| {
+                    j["id"].as_i64().map(|i| i.to_string()).as_deref() == Some(id.as_str())
+                        && j["state"] == "SUCCEEDED"
+                })
+            })
+            .count();
+        (done == ids.len()).then_some(())
+    });
+    assert_eq!(most, 1, "only one reservation fits at a time");
+    assert!(waited, "the others waited with the reason");
+    let b = eventually(T, "every job to be metered", || {
+        let r = env.json(&["costs", "--json"]);
+        let n: u64 = r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["records"].as_u64().unwrap())
+            .sum();
+        (n == 10).then(|| env.json(&["budget", "show", "--project", "default", "--json"]))
+    });
+    let spend = b["spend"].as_f64().unwrap();
+    assert!(spend > 0.0 && spend <= 0.16, "{b}");
+}
+
+#[test]
+fn escrow_admits_what_fits_sqlite() {
+    escrow_admits_what_fits(None);
+}
+
+#[test]
+fn escrow_admits_what_fits_postgres() {
+    escrow_admits_what_fits(Some(fresh_postgres("costs_escrow")));
+}

@@ -72,6 +72,7 @@ CREATE TABLE budgets (
     scope_kind TEXT NOT NULL,
     scope TEXT NOT NULL,
     spec TEXT NOT NULL,
+    enforcement TEXT NOT NULL,
     blocked_at BIGINT,
     updated_by TEXT,
     updated_at BIGINT NOT NULL,
@@ -93,3 +94,13 @@ CREATE TABLE budget_overrides (
     by_user TEXT NOT NULL,
     at BIGINT NOT NULL
 );
+-- Escrow: what each admitted job of an escrow budget reserved (its
+-- largest possible charge); counted against the budget until the job ends.
+CREATE TABLE budget_reservations (
+    job_id BIGINT NOT NULL PRIMARY KEY,
+    scope_kind TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    amount DOUBLE PRECISION NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX budget_reservations_scope ON budget_reservations (scope_kind, scope);

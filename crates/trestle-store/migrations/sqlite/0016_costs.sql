@@ -72,6 +72,7 @@ CREATE TABLE budgets (
     scope_kind TEXT NOT NULL,
     scope TEXT NOT NULL,
     spec TEXT NOT NULL,
+    enforcement TEXT NOT NULL,
     blocked_at INTEGER,
     updated_by TEXT,
     updated_at INTEGER NOT NULL,
@@ -93,3 +94,13 @@ CREATE TABLE budget_overrides (
     by_user TEXT NOT NULL,
     at INTEGER NOT NULL
 );
+-- Escrow: what each admitted job of an escrow budget reserved (its
+-- largest possible charge); counted against the budget until the job ends.
+CREATE TABLE budget_reservations (
+    job_id INTEGER NOT NULL PRIMARY KEY,
+    scope_kind TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    amount REAL NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX budget_reservations_scope ON budget_reservations (scope_kind, scope);

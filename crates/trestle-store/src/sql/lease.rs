@@ -28,6 +28,21 @@ const CANDIDATES_POSTGRES: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs \
      WHERE state = 'RUNNABLE' AND cpus <= $1 AND mem_mib <= $2 AND gpus <= $3 \
      AND $5 NOT LIKE '%,' || queue || ',%' AND $6 LIKE '%,' || task_kind || ',%' \
      ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED";
+// The same, when some projects are under escrow budgets (`$7`, `,a,b,`):
+// their jobs only once they hold a reservation. Without escrow budgets the
+// hot path keeps the queries above.
+const CANDIDATES_ESCROW_SQLITE: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs INDEXED BY jobs_runnable \
+     WHERE state = 'RUNNABLE' AND cpus <= $1 AND mem_mib <= $2 AND gpus <= $3 \
+     AND $5 NOT LIKE '%,' || queue || ',%' AND $6 LIKE '%,' || task_kind || ',%' \
+     AND ($7 NOT LIKE '%,' || COALESCE(project, '') || ',%' \
+     OR id IN (SELECT job_id FROM budget_reservations)) \
+     ORDER BY priority DESC, id LIMIT $4";
+const CANDIDATES_ESCROW_POSTGRES: &str = "SELECT id, cpus, mem_mib, gpus FROM jobs \
+     WHERE state = 'RUNNABLE' AND cpus <= $1 AND mem_mib <= $2 AND gpus <= $3 \
+     AND $5 NOT LIKE '%,' || queue || ',%' AND $6 LIKE '%,' || task_kind || ',%' \
+     AND ($7 NOT LIKE '%,' || COALESCE(project, '') || ',%' \
+     OR id IN (SELECT job_id FROM budget_reservations)) \
+     ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED";
 const EXPIRED_SQLITE: &str = "SELECT id, attempt_seq FROM jobs \
      WHERE lease_token IS NOT NULL AND lease_expires_at < $1 LIMIT 500";
 const EXPIRED_POSTGRES: &str = "SELECT id, attempt_seq FROM jobs \
@@ -114,9 +129,16 @@ impl SqlStore {
             tx.commit().await?;
             return Ok(Vec::new());
         }
-        let sql = match self.dialect {
-            Dialect::Sqlite => CANDIDATES_SQLITE,
-            Dialect::Postgres => CANDIDATES_POSTGRES,
+        let escrow = self
+            .escrow
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let sql = match (self.dialect, escrow.is_empty()) {
+            (Dialect::Sqlite, true) => CANDIDATES_SQLITE,
+            (Dialect::Postgres, true) => CANDIDATES_POSTGRES,
+            (Dialect::Sqlite, false) => CANDIDATES_ESCROW_SQLITE,
+            (Dialect::Postgres, false) => CANDIDATES_ESCROW_POSTGRES,
         };
         let max_jobs = p.max_jobs.min(MAX_LEASE_BATCH);
         // Every candidate fits `free` on its own; a few more than wanted
@@ -128,9 +150,14 @@ impl SqlStore {
             .bind(i64::from(p.free.gpus))
             .bind(limit)
             .bind(exclude)
-            .bind(trestle_core::task::kind_list(p.kinds))
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(trestle_core::task::kind_list(p.kinds));
+        let rows = if escrow.is_empty() {
+            rows
+        } else {
+            rows.bind(escrow)
+        }
+        .fetch_all(&mut *tx)
+        .await?;
         let mut candidates = Vec::with_capacity(rows.len());
         for r in &rows {
             candidates.push(Candidate {

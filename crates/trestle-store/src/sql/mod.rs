@@ -64,6 +64,9 @@ pub struct SqlStore {
     damaged: Arc<crate::damaged::DamagedRows>,
     /// How much of each attempt's log is kept.
     log_limits: Arc<std::sync::RwLock<trestle_core::batch::logs::LogLimits>>,
+    /// Projects under an escrow budget (`,a,b,`; empty: none): their jobs
+    /// are leased only once they hold a reservation.
+    escrow: Arc<std::sync::RwLock<String>>,
 }
 
 /// How often a worker's `last_heartbeat` is written at most.
@@ -132,6 +135,7 @@ impl SqlStore {
                     touched: Arc::default(),
                     damaged: Arc::default(),
                     log_limits: Arc::default(),
+                    escrow: Arc::default(),
                 }
             }
             Dialect::Postgres => {
@@ -147,6 +151,7 @@ impl SqlStore {
                     touched: Arc::default(),
                     damaged: Arc::default(),
                     log_limits: Arc::default(),
+                    escrow: Arc::default(),
                 }
             }
         };

@@ -31,6 +31,9 @@ pub struct CostsFile {
     pub meter_interval: Option<String>,
     /// Time between budget evaluations (default `30s`).
     pub budget_interval: Option<String>,
+    /// The time limit escrow reservations assume for jobs without one
+    /// (default `24h`).
+    pub default_max_run_time: Option<String>,
 }
 
 fn interval(field: &str, v: Option<&str>, default: Duration) -> Result<Duration> {
@@ -77,6 +80,11 @@ pub fn build(f: CostsFile) -> Result<CostConfig> {
             "costs.budget_interval",
             f.budget_interval.as_deref(),
             d.budget_every,
+        )?,
+        default_max_run: interval(
+            "costs.default_max_run_time",
+            f.default_max_run_time.as_deref(),
+            d.default_max_run,
         )?,
     })
 }

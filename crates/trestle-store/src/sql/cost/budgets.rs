@@ -27,16 +27,17 @@ fn record(r: &AnyRow) -> Result<BudgetRecord> {
 pub(super) async fn put(s: &SqlStore, spec: &BudgetSpec, by: &str, now: i64) -> Result<()> {
     let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO budgets (scope_kind, scope, spec, updated_by, updated_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope_kind, scope) DO UPDATE \
-         SET spec = excluded.spec, updated_by = excluded.updated_by, \
-         updated_at = excluded.updated_at",
+        "INSERT INTO budgets (scope_kind, scope, spec, enforcement, updated_by, updated_at) \
+         VALUES ($1, $2, $3, $6, $4, $5) ON CONFLICT (scope_kind, scope) DO UPDATE \
+         SET spec = excluded.spec, enforcement = excluded.enforcement, \
+         updated_by = excluded.updated_by, updated_at = excluded.updated_at",
     )
     .bind(spec.scope_kind.as_str())
     .bind(spec.scope.as_str())
     .bind(json)
     .bind(by)
     .bind(now)
+    .bind(spec.enforcement.as_str())
     .execute(&s.write)
     .await?;
     Ok(())

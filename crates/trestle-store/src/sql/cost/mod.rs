@@ -5,6 +5,7 @@
 //! in [`budgets`].
 
 mod budgets;
+mod escrow;
 
 use super::SqlStore;
 use crate::cost::{
@@ -484,5 +485,41 @@ impl CostStore for SqlStore {
 
     async fn hold_over_budget(&self, projects: &[String], now: i64) -> Result<(u64, u64)> {
         budgets::hold(self, projects, now).await
+    }
+
+    fn set_escrow_projects(&self, projects: &[String]) {
+        let list = if projects.is_empty() {
+            String::new()
+        } else {
+            format!(",{},", projects.join(","))
+        };
+        *self.escrow.write().unwrap_or_else(|e| e.into_inner()) = list;
+    }
+
+    async fn escrow_candidates(
+        &self,
+        projects: &[String],
+        limit: u32,
+    ) -> Result<Vec<crate::cost::EscrowCandidate>> {
+        escrow::candidates(self, projects, limit).await
+    }
+
+    async fn reserve(
+        &self,
+        job_id: i64,
+        kind: ScopeKind,
+        scope: &str,
+        amount: f64,
+        now: i64,
+    ) -> Result<bool> {
+        escrow::reserve(self, job_id, kind, scope, amount, now).await
+    }
+
+    async fn reserved(&self, kind: ScopeKind, scope: &str) -> Result<f64> {
+        escrow::reserved(self, kind, scope).await
+    }
+
+    async fn set_waiting_reason(&self, ids: &[i64], reason: Option<&str>) -> Result<()> {
+        escrow::set_reason(self, ids, reason).await
     }
 }
