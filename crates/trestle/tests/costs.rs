@@ -517,3 +517,64 @@ fn escrow_admits_what_fits_sqlite() {
 fn escrow_admits_what_fits_postgres() {
     escrow_admits_what_fits(Some(fresh_postgres("costs_escrow")));
 }
+
+/// Block mode and running workspaces: a new launch is refused, and the
+/// running workspace is stopped (its home kept) once the grace period is
+/// over, with the reason.
+#[test]
+fn a_spent_budget_stops_running_workspaces_after_the_grace_period() {
+    let env = Env::new();
+    let (_up, _token) = up(&env, &config(None));
+    let app = "exec python3 -c \"import http.server as h,socketserver as s,sys;H=type('H',(h.SimpleHTTPRequestHandler,),{'address_string':lambda self:'local'});S=type('S',(s.ThreadingMixIn,s.UnixStreamServer),{'daemon_threads':True});S(sys.argv[1],H).serve_forever()\" \"$1\"";
+    let cfg = env.path().join("web.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"web\"\ntype = \"webapp@1\"\nallow_roles = [\"admin\", \"researcher\"]\nidle_timeout = \"0\"\nmax_lifetime = \"1h\"\n[params]\ncommand = '''{app}'''\n"
+        ),
+    )
+    .unwrap();
+    env.ok(&["ws", "type", "approve", "webapp@1"]);
+    env.ok(&["ws", "config", "set", cfg.to_str().unwrap()]);
+    let w = env.json(&["ws", "launch", "web", "--wait", "--json"]);
+    assert_eq!(w["state"], "RUNNING", "{w}");
+    let id = w["id"].to_string();
+    // Its running session alone spends this budget within a second.
+    env.ok(&[
+        "budget",
+        "set",
+        "--project",
+        "default",
+        "--amount",
+        "0.0001",
+        "--enforce",
+        "block",
+        "--grace",
+        "3s",
+    ]);
+    eventually(T, "the budget to block", || {
+        let b = env.json(&["budget", "show", "--project", "default", "--json"]);
+        (b["blocked"] == true).then_some(())
+    });
+    // Within the grace period it keeps running; a new launch is refused.
+    let out = env.run(&["ws", "launch", "web"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("budget"));
+    assert_eq!(env.json(&["ws", "show", &id, "--json"])["state"], "RUNNING");
+    let w = eventually(T, "the workspace to be stopped", || {
+        let w = env.json(&["ws", "show", &id, "--json"]);
+        (w["state"] == "STOPPED").then_some(w)
+    });
+    assert!(w["reason"].as_str().unwrap_or("").contains("budget"), "{w}");
+    // What it ran is charged to it.
+    let c = eventually(T, "the workspace's cost", || {
+        let out = env.json(&["costs", "--by", "kind", "--json"]);
+        out["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == "workspace")
+            .cloned()
+    });
+    assert!(c["charge"].as_f64().unwrap() > 0.0, "{c}");
+}
