@@ -47,7 +47,23 @@ fn action(v: &Viewer, id: i64, verb: &str, label: &str, danger: bool, admin: boo
     }
 }
 
-fn workspace_table(v: &Viewer, rows: &[WorkspaceView], owner: bool) -> Markup {
+/// What each workspace's ended running intervals were charged.
+async fn metered(app: &Service, v: &Viewer, rows: &[WorkspaceView]) -> BTreeMap<i64, String> {
+    let mut out = BTreeMap::new();
+    for w in rows.iter().take(200) {
+        if let Ok(c) = trestle_service::costs::of_workspace(app, &v.p, w.id).await {
+            out.insert(w.id, trestle_core::cost::format(c.charge, &c.unit));
+        }
+    }
+    out
+}
+
+fn workspace_table(
+    v: &Viewer,
+    rows: &[WorkspaceView],
+    owner: bool,
+    costs: &BTreeMap<i64, String>,
+) -> Markup {
     html! {
         @if rows.is_empty() {
             p class="empty" { "No workspaces." }
@@ -58,7 +74,7 @@ fn workspace_table(v: &Viewer, rows: &[WorkspaceView], owner: bool) -> Markup {
                         th scope="col" { "Id" } th scope="col" { "Name" }
                         @if owner { th scope="col" { "Owner" } }
                         th scope="col" { "Configuration" } th scope="col" { "State" } th scope="col" { "Worker" }
-                        th scope="col" { "Time left" } th scope="col" { "Cost/h" } th scope="col" { "Launched" } th scope="col" { "Actions" }
+                        th scope="col" { "Time left" } th scope="col" { "Cost/h" } th scope="col" { "Cost so far" } th scope="col" { "Launched" } th scope="col" { "Actions" }
                     } }
                     tbody {
                         @for w in rows {
@@ -71,6 +87,7 @@ fn workspace_table(v: &Viewer, rows: &[WorkspaceView], owner: bool) -> Markup {
                                 td { (w.worker.as_deref().unwrap_or("-")) }
                                 td { (time_left(w)) }
                                 td { (format!("{:.2}", w.cost_per_hour)) }
+                                td { (costs.get(&w.id).map_or("-", String::as_str)) }
                                 td { (when(w.created_at)) }
                                 td class="actions" {
                                     @if let Some(u) = &w.url { a class="button" href=(u) target="_blank" rel="noopener" { "Open" } " " }
@@ -145,11 +162,12 @@ pub async fn list(
         Ok(w) => w,
         Err(e) => return super::error_page(Some(&v), &e),
     };
+    let mine_costs = metered(&app, &v, &mine).await;
     let launched = q.get("launched").cloned();
     let body = html! {
         @if let Some(id) = launched { p class="notice" role="status" { "Workspace " (id) " launched; it shows RUNNING once the app answers." } }
         h2 { "My workspaces" }
-        (workspace_table(&v, &mine, false))
+        (workspace_table(&v, &mine, false, &mine_costs))
         h2 { "Launch a workspace" }
         (catalogue(&v, &configs))
     };
@@ -240,6 +258,7 @@ pub async fn admin(State(app): State<Service>, v: Viewer) -> Response {
     };
     let configs = svc::configs(&app, &v.p).await.unwrap_or_default();
     let all = svc::list(&app, &v.p, true, false).await.unwrap_or_default();
+    let all_costs = metered(&app, &v, &all).await;
     let decide = |name: &str, version: &str, verb: &str, label: &str| {
         html! {
             form method="post" action={ "/ui/admin/workspace-types/" (name) "/" (version) "/" (verb) } class="inline" {
@@ -278,7 +297,7 @@ pub async fn admin(State(app): State<Service>, v: Viewer) -> Response {
             } } }
         } } }
         h2 { "Every workspace" }
-        (workspace_table(&v, &all, true))
+        (workspace_table(&v, &all, true, &all_costs))
     };
     html_response(
         StatusCode::OK,
