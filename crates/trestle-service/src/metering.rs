@@ -198,6 +198,7 @@ pub async fn meter(app: &Service) -> ServiceResult<u64> {
             break;
         }
     }
+    stored += meter_storage(app).await?;
     let now = crate::now_ms();
     let workers = app.store.ended_workers(now - SETTLE_MS, 500).await?;
     if !workers.is_empty() {
@@ -211,6 +212,62 @@ pub async fn meter(app: &Service) -> ServiceResult<u64> {
         stored += n;
     }
     Ok(stored)
+}
+
+/// Charges each study's storage once per UTC day (the day's record is
+/// keyed `s:{study}:{day}`, so every tick after the first is a no-op),
+/// at the size it has when the day's first tick sees it.
+async fn meter_storage(app: &Service) -> ServiceResult<u64> {
+    let per = app.costs.settings.storage_per_gib_month;
+    if per <= 0.0 {
+        return Ok(0);
+    }
+    let now = crate::now_ms();
+    let day = trestle_core::cost::daily::day_of(now);
+    let start = day * trestle_core::cost::daily::DAY_MS;
+    let projects: std::collections::HashMap<String, String> = app
+        .store
+        .list_projects()
+        .await?
+        .into_iter()
+        .map(|p| (p.name, p.index))
+        .collect();
+    let studies = app
+        .store
+        .studies(&trestle_store::StudyFilter::default())
+        .await?;
+    let records: Vec<UsageRecord> = studies
+        .iter()
+        .filter(|s| s.stored_bytes > 0)
+        .map(|st| UsageRecord {
+            id: format!("s:{}:{day}", st.id),
+            kind: UsageKind::Storage,
+            job_id: None,
+            attempt: None,
+            parent_id: None,
+            workspace_id: None,
+            worker_id: None,
+            compute_env: "storage".into(),
+            user: st.owner.clone(),
+            project: st.project.clone(),
+            index_name: projects.get(&st.project).cloned().unwrap_or_default(),
+            started_at: start,
+            ended_at: start,
+            resources: trestle_core::Resources {
+                cpus: 0,
+                mem_mib: 0,
+                gpus: 0,
+            },
+            rate_per_hour: 0.0,
+            charge: cost::storage_day(st.stored_bytes, per),
+        })
+        .collect();
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let n = app.store.record_usage(&records, &[], &[], now).await?;
+    count(app, n, &records);
+    Ok(n)
 }
 
 fn count(app: &Service, n: u64, records: &[UsageRecord]) {

@@ -49,6 +49,8 @@ pub enum UsageKind {
     Workspace,
     /// Worker time no task used.
     Overhead,
+    /// A study's storage for one day.
+    Storage,
 }
 
 impl UsageKind {
@@ -58,6 +60,7 @@ impl UsageKind {
             UsageKind::Job => "job",
             UsageKind::Workspace => "workspace",
             UsageKind::Overhead => "overhead",
+            UsageKind::Storage => "storage",
         }
     }
 
@@ -67,6 +70,7 @@ impl UsageKind {
             "job" => Some(UsageKind::Job),
             "workspace" => Some(UsageKind::Workspace),
             "overhead" => Some(UsageKind::Overhead),
+            "storage" => Some(UsageKind::Storage),
             _ => None,
         }
     }

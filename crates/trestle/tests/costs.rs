@@ -578,3 +578,39 @@ fn a_spent_budget_stops_running_workspaces_after_the_grace_period() {
     });
     assert!(c["charge"].as_f64().unwrap() > 0.0, "{c}");
 }
+
+/// Study storage is charged once a day at its price per GiB-month.
+#[test]
+fn study_storage_is_charged_per_day() {
+    let env = Env::new();
+    let extra = config(None).replace("[costs]\n", "[costs]\nstorage_per_gib_month = 3000.0\n");
+    let (_up, _token) = up(&env, &extra);
+    let dir = env.path().join("data-set");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.bin"), vec![7u8; 1024 * 1024]).unwrap();
+    env.ok(&["study", "create", "mice"]);
+    env.ok(&["study", "upload", "mice", dir.to_str().unwrap()]);
+    let row = eventually(T, "the storage charge", || {
+        let r = env.json(&["costs", "--by", "kind", "--json"]);
+        r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["key"] == "storage")
+            .cloned()
+    });
+    // 1 MiB for a day at 3000 per GiB-month (30 days): 3000 / 1024 / 30.
+    let want = 3000.0 / 1024.0 / 30.0;
+    assert!(close(row["charge"].as_f64().unwrap(), want), "{row}");
+    // Once a day: later ticks add nothing.
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = env.json(&["costs", "--by", "kind", "--json"]);
+    let again = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["key"] == "storage")
+        .unwrap()["records"]
+        .clone();
+    assert_eq!(again, 1, "{r}");
+}

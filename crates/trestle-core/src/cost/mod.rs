@@ -44,6 +44,8 @@ pub struct CostSettings {
     /// Price per hour of a worker that no compute environment launched
     /// (a `trestle worker` started by hand), for its whole capacity.
     pub default_price_per_hour: f64,
+    /// Price of study storage per GiB-month (0: storage is free).
+    pub storage_per_gib_month: f64,
 }
 
 impl Default for CostSettings {
@@ -52,6 +54,7 @@ impl Default for CostSettings {
             unit: "USD".into(),
             weights: None,
             default_price_per_hour: 0.0,
+            storage_per_gib_month: 0.0,
         }
     }
 }
@@ -68,6 +71,13 @@ impl CostSettings {
             ));
         }
         let bad = |v: f64| !v.is_finite() || v < 0.0;
+        if bad(self.storage_per_gib_month) {
+            return Err(ValidationError::new(
+                "invalid-price",
+                "costs.storage_per_gib_month",
+                "a price is a number of at least 0",
+            ));
+        }
         if bad(self.default_price_per_hour) {
             return Err(ValidationError::new(
                 "invalid-price",
@@ -193,6 +203,12 @@ pub fn overhead(
         settings,
     );
     (charge(whole, start_ms, end_ms) - charged).max(0.0)
+}
+
+/// What storing `bytes` for one day costs at `per_gib_month` (a month
+/// taken as 30 days).
+pub fn storage_day(bytes: u64, per_gib_month: f64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0 * 1024.0) * per_gib_month / 30.0
 }
 
 /// A charge for people: `12.35 USD`, `0.0042 SU`.

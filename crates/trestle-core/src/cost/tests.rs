@@ -81,6 +81,7 @@ fn weights_charge_in_the_site_unit() {
             gpu: 10.0,
         }),
         default_price_per_hour: 0.0,
+        storage_per_gib_month: 0.0,
     };
     s.validate().unwrap();
     let p = price_worker(Some(&env()), cap(8, 65536, 1), &s);
@@ -242,4 +243,11 @@ fn block_and_escrow_stop_at_the_amount() {
     assert!(!budget::fits(&e, 90.0, 10.5));
     // 1 CPU-hour at 0.18/h, 2 attempts, plus one interruption's run.
     assert!((budget::reservation(0.18, 3600, 2) - 0.54).abs() < 1e-12);
+}
+
+#[test]
+fn storage_is_charged_per_day_of_a_month() {
+    let gib = 1024 * 1024 * 1024;
+    assert!((storage_day(30 * gib, 0.1) - 0.1).abs() < 1e-12);
+    assert_eq!(storage_day(gib, 0.0), 0.0);
 }

@@ -27,6 +27,8 @@ pub struct CostsFile {
     pub weights: Option<Weights>,
     /// Price per hour of a worker started by hand (default 0).
     pub default_price_per_hour: Option<f64>,
+    /// Price of study storage per GiB-month (default 0).
+    pub storage_per_gib_month: Option<f64>,
     /// Time between meter ticks (default `10s`).
     pub meter_interval: Option<String>,
     /// Time between budget evaluations (default `30s`).
@@ -65,6 +67,7 @@ pub fn build(f: CostsFile) -> Result<CostConfig> {
         unit: f.unit.unwrap_or(d.settings.unit),
         weights: f.weights,
         default_price_per_hour: f.default_price_per_hour.unwrap_or(0.0),
+        storage_per_gib_month: f.storage_per_gib_month.unwrap_or(0.0),
     };
     settings
         .validate()
