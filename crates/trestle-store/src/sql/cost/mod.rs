@@ -82,6 +82,10 @@ fn record(r: &AnyRow) -> Result<UsageRecord> {
     })
 }
 
+/// Rows per multi-row statement (19 parameters each, well within both
+/// databases' limits).
+const INSERT_CHUNK: usize = 500;
+
 /// One roll-up row's key and sums.
 #[derive(Default)]
 struct Daily {
@@ -198,38 +202,54 @@ impl CostStore for SqlStore {
         let mut tx = self.write.begin().await?;
         let mut days: HashMap<(i64, &str, &str, &str, &str, &str), Daily> = HashMap::new();
         let mut added = 0u64;
-        for rec in records {
-            let q = format!(
-                "INSERT INTO usage_records ({RECORD_COLUMNS}, recorded_at) VALUES ($1, $2, $3, \
-                 $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-                 ON CONFLICT (id) DO NOTHING"
-            );
-            let n = sqlx::query(sqlx::AssertSqlSafe(q))
-                .bind(rec.id.as_str())
-                .bind(rec.kind.as_str())
-                .bind(rec.job_id)
-                .bind(rec.attempt.map(i64::from))
-                .bind(rec.parent_id)
-                .bind(rec.workspace_id)
-                .bind(rec.worker_id.clone())
-                .bind(rec.compute_env.as_str())
-                .bind(rec.user.as_str())
-                .bind(rec.project.as_str())
-                .bind(rec.index_name.as_str())
-                .bind(rec.started_at)
-                .bind(rec.ended_at)
-                .bind(i64::from(rec.resources.cpus))
-                .bind(rec.resources.mem_mib as i64)
-                .bind(i64::from(rec.resources.gpus))
-                .bind(rec.rate_per_hour)
-                .bind(rec.charge)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                continue;
+        // Multi-row inserts; a record whose id exists is skipped, and
+        // RETURNING names the new ones (they alone go to the roll-up).
+        let mut new_ids = std::collections::HashSet::new();
+        for chunk in records.chunks(INSERT_CHUNK) {
+            let mut q =
+                format!("INSERT INTO usage_records ({RECORD_COLUMNS}, recorded_at) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    q.push_str(", ");
+                }
+                q.push('(');
+                for c in 0..19 {
+                    if c > 0 {
+                        q.push_str(", ");
+                    }
+                    q.push_str(&format!("${}", i * 19 + c + 1));
+                }
+                q.push(')');
             }
+            q.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+            for rec in chunk {
+                query = query
+                    .bind(rec.id.as_str())
+                    .bind(rec.kind.as_str())
+                    .bind(rec.job_id)
+                    .bind(rec.attempt.map(i64::from))
+                    .bind(rec.parent_id)
+                    .bind(rec.workspace_id)
+                    .bind(rec.worker_id.clone())
+                    .bind(rec.compute_env.as_str())
+                    .bind(rec.user.as_str())
+                    .bind(rec.project.as_str())
+                    .bind(rec.index_name.as_str())
+                    .bind(rec.started_at)
+                    .bind(rec.ended_at)
+                    .bind(i64::from(rec.resources.cpus))
+                    .bind(rec.resources.mem_mib as i64)
+                    .bind(i64::from(rec.resources.gpus))
+                    .bind(rec.rate_per_hour)
+                    .bind(rec.charge)
+                    .bind(now);
+            }
+            for r in query.fetch_all(&mut *tx).await? {
+                new_ids.insert(r.try_get::<String, _>("id")?);
+            }
+        }
+        for rec in records.iter().filter(|r| new_ids.contains(&r.id)) {
             added += 1;
             let pieces = daily::split(rec.started_at, rec.ended_at);
             let total: i64 = pieces.iter().map(|(_, ms)| ms).sum();
@@ -280,12 +300,22 @@ impl CostStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        for (job, attempt) in attempts {
-            sqlx::query("UPDATE attempts SET metered = 1 WHERE job_id = $1 AND attempt = $2")
-                .bind(*job)
-                .bind(i64::from(*attempt))
-                .execute(&mut *tx)
-                .await?;
+        for chunk in attempts.chunks(INSERT_CHUNK) {
+            let mut q = String::from(
+                "UPDATE attempts SET metered = 1 WHERE metered = 0 AND (job_id, attempt) IN (VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    q.push_str(", ");
+                }
+                q.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            }
+            q.push(')');
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+            for (job, attempt) in chunk {
+                query = query.bind(*job).bind(i64::from(*attempt));
+            }
+            query.execute(&mut *tx).await?;
         }
         for w in workers {
             sqlx::query("UPDATE worker_history SET overhead_metered = 1 WHERE id = $1")
