@@ -25,6 +25,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "notify" => trestle_store_conformance::notify::run(name, s).await,
         "workspaces" => trestle_store_conformance::workspaces::run(name, s).await,
         "studies" => trestle_store_conformance::studies::run(name, s).await,
+        "samples" => trestle_store_conformance::samples::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
     db.finish().await;
@@ -134,12 +135,19 @@ suite!(studies:
     old_versions_are_pruned_but_not_those_in_use,
 );
 
+suite!(samples:
+    efficiency_is_stored_with_the_end,
+    samples_are_fenced_and_read_back,
+    alarm_states_and_events,
+    samples_are_downsampled_as_they_age,
+);
+
 /// Every check of every suite has its tests here, and every test here
 /// names a check (listed once).
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 9] = [
+    let suites: [(&str, &[&str], &[&str]); 10] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),
@@ -149,6 +157,7 @@ fn every_check_has_a_test() {
         ("notify", c::notify::CHECKS, notify::TESTED),
         ("workspaces", c::workspaces::CHECKS, workspaces::TESTED),
         ("studies", c::studies::CHECKS, studies::TESTED),
+        ("samples", c::samples::CHECKS, samples::TESTED),
     ];
     let mut total = 0;
     for (suite, checks, tested) in suites {

@@ -15,6 +15,7 @@ pub mod damaged;
 pub mod identity;
 pub mod notify;
 pub mod oidc;
+pub mod samples;
 pub mod scale;
 mod sql;
 pub mod study;
@@ -28,6 +29,7 @@ pub use identity::{
     UserRecord,
 };
 pub use notify::NotifyStore;
+pub use samples::{SampleStore, SampledAttempt};
 pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
 pub use study::{
@@ -240,6 +242,7 @@ pub trait Store:
     + NotifyStore
     + WorkspaceStore
     + StudyStore
+    + SampleStore
 {
 }
 impl<
@@ -252,7 +255,8 @@ impl<
         + ScaleStore
         + NotifyStore
         + WorkspaceStore
-        + StudyStore,
+        + StudyStore
+        + SampleStore,
 > Store for T
 {
 }

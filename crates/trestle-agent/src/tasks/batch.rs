@@ -228,6 +228,8 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
             exit_code: f.exit_code,
             time: now_ms(),
             message: f.message,
+            cpu_ms: None,
+            max_rss_kib: None,
         };
         ctx.reporter.send(update).await;
     } else {
@@ -270,6 +272,8 @@ pub async fn refuse(ctx: &AttemptCtx, lease: &Lease, kind: trestle_core::task::T
             exit_code: None,
             time: now_ms(),
             message: Some(format!("this worker does not run {} tasks", kind.as_str())),
+            cpu_ms: None,
+            max_rss_kib: None,
         })
         .await;
 }

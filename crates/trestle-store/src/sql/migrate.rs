@@ -46,6 +46,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (14, include_str!("../../migrations/sqlite/0014_notify.sql")),
     (15, include_str!("../../migrations/sqlite/0015_studies.sql")),
+    (17, include_str!("../../migrations/sqlite/0017_samples.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -95,6 +96,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         15,
         include_str!("../../migrations/postgres/0015_studies.sql"),
+    ),
+    (
+        17,
+        include_str!("../../migrations/postgres/0017_samples.sql"),
     ),
 ];
 

@@ -89,6 +89,8 @@ pub async fn run(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
                 exit_code: f.exit_code,
                 time: now_ms(),
                 message: f.message,
+                cpu_ms: None,
+                max_rss_kib: None,
             })
             .await;
     }
