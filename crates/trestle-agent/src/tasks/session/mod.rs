@@ -365,7 +365,9 @@ async fn host(
         stdout_file: None,
         stderr_file: None,
         isolation: task.exec.clone(),
+        tracker: Some(crate::sampling::Tracker::new(ctx.attempts.clone(), key)),
     };
+    ctx.attempts.sampler.track(key, home, res);
     let (to_process, mut process_stop) = watch::channel(None);
     let sup = Supervisor {
         ctx,
@@ -387,6 +389,7 @@ async fn host(
             () = sup.run(stop, &seen) => unreachable_end(),
         }
     };
+    ctx.attempts.sampler.untrack(key);
     ctx.hosted.remove(spec.workspace);
     let out_of_memory = ctx.isolation.finish(task).await;
     ctx.attempts.release_capacity(key);
