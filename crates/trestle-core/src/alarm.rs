@@ -87,9 +87,9 @@ pub struct RuleOverride {
     /// New duration (ms).
     #[serde(default)]
     pub duration_ms: Option<i64>,
-    /// Turn the rule off.
+    /// Turn the rule off (`Some(true)`) or back on (`Some(false)`).
     #[serde(default)]
-    pub disabled: bool,
+    pub disabled: Option<bool>,
 }
 
 /// `rules` with `overrides` applied (by rule name; an override naming no
@@ -111,7 +111,7 @@ pub fn apply_overrides(
             if let Some(d) = o.duration_ms {
                 r.duration_ms = d.max(0);
             }
-            off = o.disabled;
+            off = o.disabled.unwrap_or(off);
         }
         if let Some(max) = max_duration_ms {
             r.duration_ms = r.duration_ms.min(max.max(0));
@@ -392,13 +392,13 @@ mod tests {
                 RuleOverride {
                     threshold: Some(50.0),
                     duration_ms: Some(10),
-                    disabled: false,
+                    disabled: None,
                 },
             ),
             (
                 CPU_IDLE.to_string(),
                 RuleOverride {
-                    disabled: true,
+                    disabled: Some(true),
                     ..RuleOverride::default()
                 },
             ),

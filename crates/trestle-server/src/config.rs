@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub workspaces: trestle_service::workspaces::WorkspaceSettings,
     /// Notifications (`[notify]`): the secrets keyring and the outbox.
     pub notify: NotifyConfig,
+    /// Resource alarm rules (`[alarms]`, `[queues.NAME.alarms]`).
+    pub alarms: trestle_service::alarms::AlarmSettings,
 }
 
 /// Notification settings of a server.
@@ -104,6 +106,7 @@ impl ServerConfig {
             objects_options: Vec::new(),
             autoscale_interval: Duration::from_millis(500),
             workspaces: Default::default(),
+            alarms: Default::default(),
             notify: NotifyConfig {
                 keyring_file: Some(data_dir.join("keyring")),
                 ..Default::default()

@@ -198,6 +198,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         )),
         workspaces: Arc::new(cfg.workspaces.clone()),
         access: Arc::default(),
+        alarms: Arc::new(trestle_service::alarms::Alarms::new(cfg.alarms.clone())),
     };
     app.compute.refresh(&*app.store).await?;
     // The shipped workspace types, imported not approved.
@@ -228,6 +229,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             cfg.autoscale_interval,
         )),
         Arc::new(trestle_service::notify_outbox::Outbox::new(app.clone())),
+        Arc::new(trestle_service::alarms::AlarmLoop { app: app.clone() }),
     ];
     if let Some(after) = cfg.security.disable_unused_after {
         led.push(Arc::new(trestle_service::audit_queries::UnusedPolicy {

@@ -57,6 +57,8 @@ pub struct Service {
     pub workspaces: Arc<crate::workspaces::WorkspaceSettings>,
     /// Workspaces recently reached through the proxy, and their activity.
     pub access: Arc<crate::workspace_access::AccessCache>,
+    /// Resource alarm rules and the latest samples received.
+    pub alarms: Arc<crate::alarms::Alarms>,
 }
 
 impl Service {

@@ -193,6 +193,12 @@ pub async fn updates(
     for l in &out.started_latency_ms {
         app.metrics.started(*l);
     }
+    if !req.samples.is_empty() {
+        // Samples are not worth a retried batch: a failure is logged.
+        if let Err(e) = crate::alarms::ingest(app, id, &req.samples).await {
+            tracing::warn!(worker = id, error = %e, "cannot store resource samples");
+        }
+    }
     if out.unblocked > 0 || out.finished.iter().any(|(_, s)| *s == JobState::Runnable) {
         app.wake();
     }
