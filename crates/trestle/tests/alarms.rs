@@ -1,0 +1,198 @@
+//! Resource sampling, alarms and efficiency (issue 15) with a real server
+//! and worker, on SQLite and on PostgreSQL. With the alarm durations cut
+//! to seconds and the worker sampling every second: a CPU-burning job
+//! raises the high-CPU alarm, a sleeping one the idle alarm, one holding
+//! most of its memory the memory alarm; each clears when its job ends,
+//! with an `alarm.fired` and an `alarm.cleared` event; `job show` reports
+//! CPU time and MaxRSS close to what the jobs did; the samples endpoint
+//! and `/metrics` show the samples.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Durations cut to 3 s; the high-CPU threshold lowered to 25 % because
+/// the test machine's cores are shared with other builds.
+const CONFIG: &str = "[alarms]\nmax_duration = \"3s\"\nclear_interval = \"1s\"\n\
+                      [alarms.cpu_high]\nthreshold = 25\n";
+
+fn alarm<'a>(j: &'a Value, rule: &str) -> Option<&'a Value> {
+    j["alarms"].as_array()?.iter().find(|a| a["rule"] == rule)
+}
+
+fn wait_alarm(env: &Env, id: &str, rule: &str, state: &str, limit: Duration) -> Value {
+    eventually(limit, &format!("job {id}: {rule} {state}"), || {
+        let j = job(env, id);
+        alarm(&j, rule).filter(|a| a["state"] == state).cloned()
+    })
+}
+
+fn submit(env: &Env, args: &[&str]) -> String {
+    env.ok(&[&["submit"], args].concat()).trim().to_string()
+}
+
+fn efficiency(j: &Value) -> &Value {
+    &j["attempts"][0]["efficiency"]
+}
+
+fn run(db: Option<String>) {
+    let env = Env::new();
+    env.set_var("TRESTLE_SAMPLE_INTERVAL", "1s");
+    let extra = match &db {
+        Some(url) => format!("database = \"{url}\"\n{CONFIG}"),
+        None => CONFIG.to_string(),
+    };
+    let (_up, token) = up(&env, &extra);
+    let token = token.expect("admin token");
+
+    // Burn one CPU for 12 s; sleep for a minute.
+    let burn = submit(
+        &env,
+        &[
+            "--name",
+            "burn",
+            "--cpus",
+            "1",
+            "--",
+            "python3",
+            "-c",
+            "import time\nt = time.time() + 12\nwhile time.time() < t: pass",
+        ],
+    );
+    let idle = submit(
+        &env,
+        &["--name", "idle", "--cpus", "1", "--", "sleep", "60"],
+    );
+    let fired = wait_alarm(&env, &burn, "cpu_high", "ALARM", Duration::from_secs(40));
+    assert!(fired["value"].as_f64().unwrap() > 25.0, "{fired}");
+    assert_eq!(fired["condition"], "CPU above 25% for 3s");
+    wait_alarm(&env, &idle, "cpu_idle", "ALARM", Duration::from_secs(30));
+    // The idle job's CPU is not high, nor the burning job idle.
+    assert!(alarm(&job(&env, &idle), "cpu_high").is_some_and(|a| a["state"] == "OK"));
+
+    // Samples and metrics while they run.
+    let (code, body) = http(
+        "GET",
+        &format!("{}/api/v1/jobs/{burn}/samples?limit=100", env.url()),
+        Some(&token),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let s: Value = serde_json::from_str(&body).unwrap();
+    let samples = s["samples"].as_array().unwrap();
+    assert!(samples.len() >= 3, "{s}");
+    assert!(
+        samples
+            .iter()
+            .any(|x| x["cpu_pct"].as_f64().unwrap() > 25.0)
+    );
+    assert!(samples.iter().all(|x| x["rss_kib"].as_u64().unwrap() > 0));
+    assert!(
+        s["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["rule"] == "cpu_high")
+    );
+    let (code, body) = http(
+        "GET",
+        &format!("{}/api/v1/jobs/{burn}/samples?limit=0", env.url()),
+        Some(&token),
+        None,
+    );
+    assert_eq!(code, 400);
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["error"]["field"], "limit");
+    let (_, metrics) = http("GET", &format!("{}/metrics", env.url()), None, None);
+    assert!(
+        metrics.contains("trestle_task_sampled{queue=\"default\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("trestle_task_alarms{queue=\"default\",rule=\"cpu_high\"}"));
+
+    // The burning job ends by itself: its alarm clears; its CPU time is
+    // most of its run (it had one CPU, shared with other work).
+    let j = wait_state(&env, &burn, "SUCCEEDED", Duration::from_secs(60));
+    let e = efficiency(&j);
+    let elapsed = e["elapsed_ms"].as_i64().unwrap();
+    let cpu = e["cpu_ms"].as_i64().unwrap();
+    assert!(elapsed >= 11_000, "{j}");
+    assert!(cpu >= 3_000 && cpu <= elapsed + 1_000, "{j}");
+    assert!(e["cpu_efficiency"].as_f64().unwrap() > 25.0, "{j}");
+    wait_alarm(&env, &burn, "cpu_high", "OK", Duration::from_secs(20));
+    // The idle job's alarm clears when it is cancelled.
+    env.ok(&["cancel", &idle]);
+    wait_alarm(&env, &idle, "cpu_idle", "OK", Duration::from_secs(30));
+
+    // Hold 230 MiB of a 256 MiB request for 8 s.
+    let mem = submit(
+        &env,
+        &[
+            "--name",
+            "mem",
+            "--mem",
+            "256M",
+            "--",
+            "python3",
+            "-c",
+            "import time\nx = bytearray(230 * 1024 * 1024)\ntime.sleep(8)",
+        ],
+    );
+    let fired = wait_alarm(&env, &mem, "memory_high", "ALARM", Duration::from_secs(40));
+    assert!(fired["value"].as_f64().unwrap() > 85.0, "{fired}");
+    let j = wait_state(&env, &mem, "SUCCEEDED", Duration::from_secs(60));
+    let rss = efficiency(&j)["max_rss_kib"].as_i64().unwrap();
+    assert!(
+        (230 * 1024..330 * 1024).contains(&rss),
+        "MaxRSS {rss} KiB: {j}"
+    );
+    assert!(efficiency(&j)["memory_efficiency"].as_f64().unwrap() > 89.0);
+    wait_alarm(&env, &mem, "memory_high", "OK", Duration::from_secs(20));
+
+    // `job show` prints the figures and the alarms.
+    let text = env.ok(&["job", "show", &mem]);
+    assert!(
+        text.contains("MAXRSS") && text.contains("of 256 MiB"),
+        "{text}"
+    );
+    assert!(text.contains("memory_high") && text.contains("memory above 85% for 3s"));
+
+    // Every change was an event, in the notification outbox's log: each
+    // alarm fired once and cleared once.
+    let sql = "SELECT kind || ' ' || subject FROM notify_events \
+               WHERE kind LIKE 'alarm.%' ORDER BY id";
+    let out = match &db {
+        Some(url) => std::process::Command::new("psql")
+            .args([url.as_str(), "-At", "-c", sql])
+            .output()
+            .expect("psql"),
+        None => std::process::Command::new("sqlite3")
+            .args([env.path().join("data/trestle.db").to_str().unwrap(), sql])
+            .output()
+            .expect("sqlite3"),
+    };
+    assert!(out.status.success(), "{out:?}");
+    let events = String::from_utf8_lossy(&out.stdout);
+    let mut lines: Vec<&str> = events.lines().collect();
+    lines.sort_unstable();
+    let mut want = Vec::new();
+    // The memory job sleeps while it holds its memory: it is idle too.
+    for id in [&burn, &idle, &mem, &mem] {
+        want.push(format!("alarm.cleared job:{id}"));
+        want.push(format!("alarm.fired job:{id}"));
+    }
+    want.sort_unstable();
+    assert_eq!(lines, want, "{events}");
+}
+
+#[test]
+fn alarms_fire_and_clear_over_sqlite() {
+    run(None);
+}
+
+#[test]
+fn alarms_fire_and_clear_over_postgres() {
+    run(Some(fresh_postgres("alarms")));
+}
