@@ -8,6 +8,8 @@
 //! and `/metrics` show the samples.
 
 mod common;
+#[path = "support/identity.rs"]
+mod support;
 
 use common::*;
 use serde_json::Value;
@@ -31,6 +33,33 @@ fn wait_alarm(env: &Env, id: &str, rule: &str, state: &str, limit: Duration) -> 
 
 fn submit(env: &Env, args: &[&str]) -> String {
     env.ok(&[&["submit"], args].concat()).trim().to_string()
+}
+
+/// A portal page's HTML, signed in as an admin with a password.
+fn portal_page(env: &Env, path: &str) -> String {
+    let out = support::run_with_stdin(
+        env.cmd(),
+        &["user", "add", "ops", "--role", "admin", "--password-stdin"],
+        "a long enough password\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let jar = env.path().join("cookies");
+    let jar = jar.to_str().unwrap();
+    let base = env.url();
+    let login = std::process::Command::new("curl")
+        .args(["-s", "-c", jar, "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["-H", &format!("Origin: {base}")])
+        .args(["--data", "user=ops&password=a+long+enough+password"])
+        .arg(format!("{base}/ui/login"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&login.stdout), "303");
+    let page = std::process::Command::new("curl")
+        .args(["-s", "-b", jar])
+        .arg(format!("{base}{path}"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&page.stdout).into_owned()
 }
 
 fn efficiency(j: &Value) -> &Value {
@@ -158,6 +187,18 @@ fn run(db: Option<String>) {
         "{text}"
     );
     assert!(text.contains("memory_high") && text.contains("memory above 85% for 3s"));
+
+    // The portal's job page shows the figures, the alarms and sparklines.
+    let page = portal_page(&env, &format!("/ui/jobs/{mem}"));
+    assert!(
+        page.contains("id=\"usage\"") && page.contains("CPU efficiency"),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-rule=\"memory_high\" data-state=\"OK\""),
+        "{page}"
+    );
+    assert!(page.contains("<svg class=\"spark cpu\"") && page.contains("<polyline"));
 
     // Every change was an event, in the notification outbox's log: each
     // alarm fired once and cleared once.
