@@ -377,7 +377,7 @@ fn waitid_usage(pid: i32) -> Option<ProcUsage> {
     if rc != 0 || unsafe { info.si_pid() } != pid {
         return None;
     }
-    let ms = |t: libc::timeval| t.tv_sec as i64 * 1000 + t.tv_usec as i64 / 1000;
+    let ms = |t: libc::timeval| t.tv_sec * 1000 + t.tv_usec / 1000;
     Some(ProcUsage {
         cpu_ms: ms(ru.ru_utime) + ms(ru.ru_stime),
         max_rss_kib: ru.ru_maxrss as i64,

@@ -116,7 +116,8 @@ impl Alarms {
             }
         }
         let mut o = String::new();
-        let gauges: [(&str, &str, fn(&Q) -> f64); 5] = [
+        type Gauge = (&'static str, &'static str, fn(&Q) -> f64);
+        let gauges: [Gauge; 5] = [
             (
                 "trestle_task_sampled",
                 "Running tasks with a recent resource sample.",
