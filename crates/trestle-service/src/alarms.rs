@@ -29,6 +29,8 @@ pub const KEEP_FOR: Duration = Duration::from_secs(30 * 86_400);
 const PRUNE_EVERY_MS: i64 = 10 * 60 * 1000;
 /// Attempts whose latest sample is older than this leave `/metrics`.
 const LATEST_FOR_MS: i64 = 120_000;
+/// Latest samples kept before the old ones are swept out.
+const LATEST_MAX: usize = 20_000;
 
 /// The alarm rules in force (`[alarms]` and `[queues.NAME.alarms]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -248,7 +250,15 @@ pub async fn ingest(app: &Service, worker_id: &str, samples: &[TaskSample]) -> S
             ));
         }
     }
-    app.alarms.latest().extend(latest);
+    {
+        let mut map = app.alarms.latest();
+        map.extend(latest);
+        // Attempts that ended without a scrape in between go here.
+        if map.len() > LATEST_MAX {
+            let now = crate::now_ms();
+            map.retain(|_, l| now - l.sample.time < LATEST_FOR_MS);
+        }
+    }
     app.store.save_alarms(&states, &events).await?;
     Ok(())
 }

@@ -186,18 +186,20 @@ pub async fn updates(
 ) -> ServiceResult<UpdatesResponse> {
     access::check_worker(app, p, id).await?;
     let req = req?;
+    if !req.samples.is_empty() {
+        // Before the batch's ends: the last samples of an attempt that
+        // ends in this batch are still its lease's. Samples are not worth
+        // a retried batch: a failure is logged.
+        if let Err(e) = crate::alarms::ingest(app, id, &req.samples).await {
+            tracing::warn!(worker = id, error = %e, "cannot store resource samples");
+        }
+    }
     let out = app
         .store
         .apply_updates(id, &req, app.lease.as_millis() as i64, crate::now_ms())
         .await?;
     for l in &out.started_latency_ms {
         app.metrics.started(*l);
-    }
-    if !req.samples.is_empty() {
-        // Samples are not worth a retried batch: a failure is logged.
-        if let Err(e) = crate::alarms::ingest(app, id, &req.samples).await {
-            tracing::warn!(worker = id, error = %e, "cannot store resource samples");
-        }
     }
     if out.unblocked > 0 || out.finished.iter().any(|(_, s)| *s == JobState::Runnable) {
         app.wake();

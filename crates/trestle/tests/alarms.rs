@@ -43,28 +43,42 @@ fn submit(env: &Env, args: &[&str]) -> String {
     env.ok(&[&["submit"], args].concat()).trim().to_string()
 }
 
-/// A portal page's HTML, signed in as an admin with a password.
-fn portal_page(env: &Env, path: &str) -> String {
+/// Adds `ops`, an admin who signs in with a password, and signs in to
+/// the portal; returns the cookie jar.
+fn portal_login(env: &Env) -> String {
     let out = support::run_with_stdin(
         env.cmd(),
-        &["user", "add", "ops", "--role", "admin", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "ops",
+            "--role",
+            "admin",
+            "--project",
+            "default",
+            "--password-stdin",
+        ],
         "a long enough password\n",
     );
     assert!(out.status.success(), "{out:?}");
-    let jar = env.path().join("cookies");
-    let jar = jar.to_str().unwrap();
+    let jar = env.path().join("cookies").display().to_string();
     let base = env.url();
     let login = std::process::Command::new("curl")
-        .args(["-s", "-c", jar, "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["-s", "-c", &jar, "-o", "/dev/null", "-w", "%{http_code}"])
         .args(["-H", &format!("Origin: {base}")])
         .args(["--data", "user=ops&password=a+long+enough+password"])
         .arg(format!("{base}/ui/login"))
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&login.stdout), "303");
+    jar
+}
+
+/// A portal page's HTML, with the session in `jar`.
+fn portal_get(env: &Env, jar: &str, path: &str) -> String {
     let page = std::process::Command::new("curl")
         .args(["-s", "-b", jar])
-        .arg(format!("{base}{path}"))
+        .arg(format!("{}{path}", env.url()))
         .output()
         .expect("curl");
     String::from_utf8_lossy(&page.stdout).into_owned()
@@ -197,7 +211,8 @@ fn run(db: Option<String>) {
     assert!(text.contains("memory_high") && text.contains("memory above 85% for 3s"));
 
     // The portal's job page shows the figures, the alarms and sparklines.
-    let page = portal_page(&env, &format!("/ui/jobs/{mem}"));
+    let jar = portal_login(&env);
+    let page = portal_get(&env, &jar, &format!("/ui/jobs/{mem}"));
     assert!(
         page.contains("id=\"usage\"") && page.contains("CPU efficiency"),
         "{page}"
@@ -244,4 +259,44 @@ fn alarms_fire_and_clear_over_sqlite() {
 #[test]
 fn alarms_fire_and_clear_over_postgres() {
     run(Some(fresh_postgres("alarms")));
+}
+
+/// A running workspace is sampled like a job: the workspaces page shows
+/// its sparklines and alarm states.
+#[test]
+fn a_running_workspace_shows_its_resource_use() {
+    let env = Env::new();
+    env.set_var("TRESTLE_SAMPLE_INTERVAL", "1s");
+    let (_up, _admin) = up(&env, CONFIG);
+    let jar = portal_login(&env);
+    let token = env.json(&["token", "create", "--user", "ops", "--json"])["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let app = "exec python3 -c \"import http.server as h,socketserver as s,sys;H=type('H',(h.SimpleHTTPRequestHandler,),{'address_string':lambda self:'local'});S=type('S',(s.ThreadingMixIn,s.UnixStreamServer),{'daemon_threads':True});S(sys.argv[1],H).serve_forever()\" \"$1\"";
+    let cfg = env.path().join("web.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"web\"\ntype = \"webapp@1\"\nallow_roles = [\"admin\"]\nidle_timeout = \"0\"\nmax_lifetime = \"1h\"\n[params]\ncommand = '''{app}'''\n"
+        ),
+    )
+    .unwrap();
+    env.ok(&["ws", "type", "approve", "webapp@1"]);
+    env.ok(&["ws", "config", "set", cfg.to_str().unwrap()]);
+    let w = env.json(&["ws", "launch", "web", "--wait", "--json", "--token", &token]);
+    assert_eq!(w["state"], "RUNNING", "{w}");
+    // The app sleeps in its accept loop: idle within seconds.
+    let page = eventually(
+        Duration::from_secs(40),
+        "the workspace's idle alarm",
+        || {
+            let p = portal_get(&env, &jar, "/ui/workspaces");
+            (p.contains("id=\"ws-usage\"")
+                && p.contains("<polyline")
+                && p.contains("data-rule=\"cpu_idle\" data-state=\"ALARM\""))
+            .then_some(p)
+        },
+    );
+    assert!(page.contains("Memory (% of requested)"), "{page}");
 }

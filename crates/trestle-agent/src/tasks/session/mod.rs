@@ -74,8 +74,9 @@ pub async fn run(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
         },
         Err(e) => Err(Finish::worker_error(&e)),
     };
+    let mut usage = None;
     let finish = match &scratch {
-        Ok(dir) => host(&ctx, &lease, &spec, &at, dir, &mut sink, stop).await,
+        Ok(dir) => host(&ctx, &lease, &spec, &at, dir, &mut sink, stop, &mut usage).await,
         Err(f) => Some(f.clone()),
     };
     if let Some(f) = finish {
@@ -89,8 +90,8 @@ pub async fn run(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
                 exit_code: f.exit_code,
                 time: now_ms(),
                 message: f.message,
-                cpu_ms: None,
-                max_rss_kib: None,
+                cpu_ms: usage.map(|u| u.cpu_ms),
+                max_rss_kib: usage.map(|u| u.max_rss_kib),
             })
             .await;
     }
@@ -237,6 +238,7 @@ async fn host(
     home: &Path,
     sink: &mut Sink<'_>,
     mut stop: StopRx,
+    usage: &mut Option<crate::sampling::ProcUsage>,
 ) -> Option<Finish> {
     let res = &lease.spec.resources;
     if !ctx.attempts.capacity().fits(res) {
@@ -390,6 +392,7 @@ async fn host(
         }
     };
     ctx.attempts.sampler.untrack(key);
+    *usage = result.usage;
     ctx.hosted.remove(spec.workspace);
     let out_of_memory = ctx.isolation.finish(task).await;
     ctx.attempts.release_capacity(key);
