@@ -63,6 +63,8 @@ pub struct WorkerConfig {
     /// Keep a workspace tunnel to every server (default on; see
     /// [`crate::tunnel`]).
     pub tunnel: bool,
+    /// Time between resource samples of running tasks (default 5 s).
+    pub sample_interval: Duration,
 }
 
 impl WorkerConfig {
@@ -91,6 +93,7 @@ impl WorkerConfig {
             task_pids_max: crate::isolation::DEFAULT_TASK_PIDS_MAX,
             cgroups: true,
             tunnel: true,
+            sample_interval: crate::sampling::DEFAULT_SAMPLE_INTERVAL,
         }
     }
 

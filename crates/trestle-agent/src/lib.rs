@@ -33,6 +33,7 @@ mod lease;
 mod process;
 mod program;
 mod report;
+mod sampling;
 mod scratch;
 mod session;
 mod stage;
@@ -198,6 +199,7 @@ where
         "worker running"
     );
     let attempts = Arc::new(Attempts::new(config.capacity));
+    let _sampling = sampling::spawn(attempts.clone(), config.sample_interval);
     let (fatal_tx, fatal_rx) = watch::channel(None);
     let (reporter, reporter_task) = report::spawn(
         session.clone(),

@@ -76,6 +76,9 @@ pub struct ProcessSpec {
     pub stderr_file: Option<PathBuf>,
     /// Account, sandbox, cgroup and limits the process starts with.
     pub isolation: crate::isolation::ExecIsolation,
+    /// Told the process group once the process is spawned (resource
+    /// sampling).
+    pub tracker: Option<crate::sampling::Tracker>,
 }
 
 /// How the process ended.
@@ -93,6 +96,9 @@ pub struct ProcessResult {
     pub success_found: Option<bool>,
     /// Why it could not be started.
     pub spawn_error: Option<String>,
+    /// CPU time and peak memory of the process and the descendants it
+    /// waited for, when the kernel could tell.
+    pub usage: Option<crate::sampling::ProcUsage>,
 }
 
 impl ProcessResult {
@@ -199,6 +205,10 @@ pub async fn run_process<S: OutputSink>(
         .and_then(|p| i32::try_from(p).ok())
         .filter(|p| *p > 1);
     let mut guard = GroupGuard(pgid);
+    if let (Some(t), Some(g)) = (&spec.tracker, pgid) {
+        t.spawned(g);
+    }
+    let exit_fd = pgid.and_then(crate::sampling::exit_fd);
 
     sink.started().await;
 
@@ -245,8 +255,9 @@ pub async fn run_process<S: OutputSink>(
                 }
                 _ => stderr = None,
             },
-            st = child.wait(), if !exited => {
+            (st, usage) = wait_with_usage(&mut child, exit_fd.as_ref(), pgid), if !exited => {
                 exited = true;
+                result.usage = usage;
                 match st {
                     Ok(s) => status = Some(s),
                     Err(e) => tracing::warn!(error = %e, "cannot wait for a job process"),
@@ -319,6 +330,23 @@ pub async fn run_process<S: OutputSink>(
         sink.log(format!("{nl}trestle: {msg}\n")).await;
     }
     result
+}
+
+/// Waits for the child; with a process file descriptor, reads its
+/// resource usage first, while it is exited but not yet reaped.
+async fn wait_with_usage(
+    child: &mut tokio::process::Child,
+    fd: Option<&tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+    pid: Option<i32>,
+) -> (
+    std::io::Result<ExitStatus>,
+    Option<crate::sampling::ProcUsage>,
+) {
+    let usage = match (fd, pid) {
+        (Some(fd), Some(pid)) => crate::sampling::exit_usage(fd, pid).await,
+        _ => None,
+    };
+    (child.wait().await, usage)
 }
 
 /// Where stdout (and, merged, stderr) is read from.

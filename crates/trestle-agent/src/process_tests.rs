@@ -38,6 +38,7 @@ fn spec(command: Command) -> ProcessSpec {
         stdout_file: None,
         stderr_file: None,
         isolation: Default::default(),
+        tracker: None,
     }
 }
 

@@ -148,21 +148,26 @@ impl<A: UpdatesApi> Reporter<A> {
             let updates = self.drain();
             self.busy = updates.len() > 1;
             let now = Instant::now();
-            let heartbeat = if self.clock.is_due(now) {
+            let (heartbeat, samples) = if self.clock.is_due(now) {
                 self.clock.sent(now, self.attempts.lease_ms());
                 let attempts = &self.attempts;
                 self.stale.retain(|k| attempts.contains(*k));
-                self.attempts.heartbeat_refs()
+                (self.attempts.heartbeat_refs(), self.attempts.sampler.take())
             } else {
-                Vec::new()
+                (Vec::new(), Vec::new())
             };
-            if updates.is_empty() && heartbeat.is_empty() {
+            if updates.is_empty() && heartbeat.is_empty() && samples.is_empty() {
                 if self.closed && self.carry.is_none() {
                     return;
                 }
                 continue;
             }
-            self.deliver(UpdatesRequest { heartbeat, updates }).await;
+            self.deliver(UpdatesRequest {
+                heartbeat,
+                updates,
+                samples,
+            })
+            .await;
         }
     }
 
@@ -231,6 +236,7 @@ impl<A: UpdatesApi> Reporter<A> {
                         pending.push(UpdatesRequest {
                             heartbeat: Vec::new(),
                             updates: second_half,
+                            samples: Vec::new(),
                         });
                         pending.push(first);
                         break;

@@ -51,6 +51,8 @@ fn finished(job_id: i64) -> Update {
         exit_code: Some(0),
         time: 1,
         message: None,
+        cpu_ms: None,
+        max_rss_kib: None,
     }
 }
 

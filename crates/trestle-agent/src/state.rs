@@ -100,6 +100,8 @@ pub struct Attempts {
     pub changed: Notify,
     /// Lease duration last announced by the server (ms).
     lease_ms: AtomicU64,
+    /// The running attempts' resource samples.
+    pub sampler: crate::sampling::Sampler,
 }
 
 impl Attempts {
@@ -116,6 +118,7 @@ impl Attempts {
             }),
             changed: Notify::new(),
             lease_ms: AtomicU64::new(DEFAULT_LEASE_MS),
+            sampler: crate::sampling::Sampler::default(),
         }
     }
 

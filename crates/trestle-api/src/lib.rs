@@ -13,6 +13,7 @@ pub mod openapi_costs;
 pub mod openapi_identity;
 pub mod openapi_notify;
 pub mod openapi_oidc;
+pub mod openapi_samples;
 pub mod openapi_schemas;
 pub mod openapi_studies;
 pub mod openapi_workflows;

@@ -84,7 +84,7 @@ pub fn document(ops: &[Op]) -> Value {
                     "type": "object", "required": ["code", "message"],
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}},
                 "JobRequest": obj(&["name", "queue", "key", "command", "env", "cpus", "memory", "gpus", "timeout", "attempts", "success_string", "retry_exit_codes", "inputs", "workdir", "priority", "tags", "array", "after", "slurm", "job_id", "retry", "job_success_string", "ssm_document", "commands"]),
-                "JobView": obj(&["id", "name", "queue", "state", "reason", "attempts_used", "max_attempts", "exit_code", "worker", "submitted_at", "started_at", "finished_at", "spec", "attempts", "kind", "parent", "array_index", "children", "dependencies", "steps", "abridged", "env_hidden"]),
+                "JobView": obj(&["id", "name", "queue", "state", "reason", "attempts_used", "max_attempts", "exit_code", "worker", "submitted_at", "started_at", "finished_at", "spec", "attempts", "kind", "parent", "array_index", "children", "dependencies", "steps", "abridged", "env_hidden", "alarms"]),
                 "JobList": obj(&["jobs", "next_before"]),
                 "DamagedJobs": obj(&["jobs", "skipped"]),
                 "BatchSubmit": obj(&["jobs"]),
@@ -96,7 +96,7 @@ pub fn document(ops: &[Op]) -> Value {
                 "WorkerView": obj(&["id", "host", "pid", "capacity", "compute_env", "running_jobs", "started_at", "last_heartbeat", "tunnel"]),
                 "LeaseRequest": obj(&["free", "max_jobs", "wait_ms", "prefetch"]),
                 "LeaseResponse": obj(&["leases", "lease_ms"]),
-                "UpdatesRequest": obj(&["heartbeat", "updates"]),
+                "UpdatesRequest": obj(&["heartbeat", "updates", "samples"]),
                 "UpdatesResponse": obj(&["stale", "cancel"])
             }
         }
@@ -110,6 +110,7 @@ pub fn document(ops: &[Op]) -> Value {
         .chain(crate::openapi_notify::SCHEMAS)
         .chain(crate::openapi_workspaces::SCHEMAS)
         .chain(crate::openapi_studies::SCHEMAS)
+        .chain(crate::openapi_samples::SCHEMAS)
     {
         doc["components"]["schemas"][*name] = obj(props);
     }

@@ -348,6 +348,13 @@ pub fn query_params(method: &str, path: &str) -> Vec<Value> {
                 json!({"type": "integer", "minimum": 0, "maximum": u32::MAX}),
             ),
         ],
+        ("get", "/api/v1/jobs/{id}/samples") => vec![
+            q("since", json!({"type": "integer", "minimum": 0})),
+            q(
+                "limit",
+                json!({"type": "integer", "minimum": 1, "maximum": 5000}),
+            ),
+        ],
         ("get", "/api/v1/audit/unused") => vec![
             q("period", duration()),
             q(

@@ -33,6 +33,8 @@ operations! {
         "Stored jobs that cannot be decoded and are skipped (admins)", None, "DamagedJobs";
     get "/jobs/{id}/log" => jobs::log, User, Some(Action::JobRead), "job.log", Some("job"),
         "Read a slice of an attempt's output", None, "LogSlice";
+    get "/jobs/{id}/samples" => jobs::samples, User, Some(Action::JobRead), "job.samples", Some("job"),
+        "Resource samples of a job's attempts (oldest first) and their alarm states", None, "JobSamples";
     get "/jobs/{id}/outputs" => files::list_outputs, User, Some(Action::JobRead), "job.outputs", Some("job"),
         "List an attempt's output files", None, "FileList";
     get "/jobs/{id}/outputs/{*path}" => files::get_output, User, Some(Action::JobRead), "job.outputs", Some("job"),

@@ -11,6 +11,7 @@
 //! (`workspace`, `study`, `cost`, `notify`, `declare`, `security`) get
 //! folders of their own beside these.
 
+pub mod alarm;
 pub mod api;
 pub mod audit;
 pub mod batch;

@@ -268,6 +268,10 @@ pub async fn show(State(app): State<Service>, v: Viewer, Path(id): Path<String>)
         .await
         .ok()
         .filter(|c| c.records > 0);
+    let samples = svc::samples(&app, &v.p, id, 0, super::usage::SPARK_SAMPLES)
+        .await
+        .map(|s| s.samples)
+        .unwrap_or_default();
     let outputs = svc::outputs(&app, &v.p, id, None).await.ok();
     let children: Vec<JobView> = if j.flow.children.is_some() && j.flow.steps.is_empty() {
         let q = HashMap::from([("limit".to_string(), "1000".to_string())]);
@@ -379,6 +383,7 @@ pub async fn show(State(app): State<Service>, v: Viewer, Path(id): Path<String>)
                 } }
             }
         }
+        (super::usage::section(&j, &samples))
         section aria-labelledby="out-h" {
             h2 id="out-h" { "Outputs" }
             @match &outputs {

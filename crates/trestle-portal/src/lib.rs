@@ -15,6 +15,7 @@ pub mod oidc;
 pub mod settings;
 pub mod studies;
 pub mod submit;
+pub mod usage;
 pub mod workspaces;
 
 use axum::Router;

@@ -164,10 +164,30 @@ pub async fn list(
     };
     let mine_costs = metered(&app, &v, &mine).await;
     let launched = q.get("launched").cloned();
+    // Resource use of the running ones: their session task's samples.
+    let mut usage = Vec::new();
+    for w in mine.iter().filter(|w| w.state == WorkspaceState::Running) {
+        if let Some(job) = w.job_id
+            && let Ok(s) = trestle_service::jobs::samples(&app, &v.p, job, 0, 120).await
+        {
+            usage.push((w, s));
+        }
+    }
     let body = html! {
         @if let Some(id) = launched { p class="notice" role="status" { "Workspace " (id) " launched; it shows RUNNING once the app answers." } }
         h2 { "My workspaces" }
         (workspace_table(&v, &mine, false, &mine_costs))
+        @if !usage.is_empty() {
+            section aria-labelledby="ws-usage-h" id="ws-usage" {
+                h2 id="ws-usage-h" { "Resource use" }
+                @for (w, s) in &usage {
+                    h3 { "Workspace " (w.id) " · " (w.name) }
+                    @if !s.alarms.is_empty() { (super::usage::alarm_table(&s.alarms)) }
+                    @if s.samples.is_empty() { p class="empty" { "No samples yet." } }
+                    @else { (super::usage::sparklines(&s.samples)) }
+                }
+            }
+        }
         h2 { "Launch a workspace" }
         (catalogue(&v, &configs))
     };

@@ -63,6 +63,8 @@ pub struct ServerConfig {
     /// Costs (`[costs]`): the unit, weights, prices; meter and budget
     /// intervals.
     pub costs: trestle_service::metering::CostConfig,
+    /// Resource alarm rules (`[alarms]`, `[queues.NAME.alarms]`).
+    pub alarms: trestle_service::alarms::AlarmSettings,
 }
 
 /// Notification settings of a server.
@@ -108,6 +110,7 @@ impl ServerConfig {
             autoscale_interval: Duration::from_millis(500),
             workspaces: Default::default(),
             costs: Default::default(),
+            alarms: Default::default(),
             notify: NotifyConfig {
                 keyring_file: Some(data_dir.join("keyring")),
                 ..Default::default()

@@ -200,6 +200,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         access: Arc::default(),
         costs: Arc::new(cfg.costs.clone()),
         costs_gate: Arc::default(),
+        alarms: Arc::new(trestle_service::alarms::Alarms::new(cfg.alarms.clone())),
     };
     app.compute.refresh(&*app.store).await?;
     // The shipped workspace types, imported not approved.
@@ -232,6 +233,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         Arc::new(trestle_service::notify_outbox::Outbox::new(app.clone())),
         Arc::new(trestle_service::metering::Meter { app: app.clone() }),
         Arc::new(trestle_service::budgets::BudgetWatch { app: app.clone() }),
+        Arc::new(trestle_service::alarms::AlarmLoop { app: app.clone() }),
     ];
     if let Some(after) = cfg.security.disable_unused_after {
         led.push(Arc::new(trestle_service::audit_queries::UnusedPolicy {

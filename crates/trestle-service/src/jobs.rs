@@ -303,7 +303,31 @@ pub async fn list(app: &Service, p: &Principal, mut filter: JobFilter) -> Servic
 pub async fn show(app: &Service, p: &Principal, id: i64) -> ServiceResult<JobView> {
     let mut job = access::job(app, p, id, Action::JobRead).await?;
     workflows::annotate_all(app, std::slice::from_mut(&mut job)).await?;
+    job.alarms = crate::alarms::views(app, job.id, &job.queue).await?;
     Ok(presented(p, job))
+}
+
+/// Most samples `GET /api/v1/jobs/{id}/samples` returns.
+pub const MAX_SAMPLES: u32 = 5000;
+
+/// A job's resource samples taken at or after `since` (the newest `limit`
+/// of them) and its alarm states, for whoever may see the job.
+pub async fn samples(
+    app: &Service,
+    p: &Principal,
+    id: i64,
+    since: i64,
+    limit: u32,
+) -> ServiceResult<trestle_core::api::samples::JobSamples> {
+    let job = access::job(app, p, id, Action::JobRead).await?;
+    Ok(trestle_core::api::samples::JobSamples {
+        job_id: id,
+        samples: app
+            .store
+            .samples(id, since, limit.clamp(1, MAX_SAMPLES))
+            .await?,
+        alarms: crate::alarms::views(app, id, &job.queue).await?,
+    })
 }
 
 /// Cancels a job (and, for a group, its unfinished children).

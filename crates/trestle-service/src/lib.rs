@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod alarms;
 pub mod audit;
 pub mod audit_queries;
 pub mod authn;

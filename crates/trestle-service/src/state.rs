@@ -61,6 +61,8 @@ pub struct Service {
     pub costs: Arc<crate::metering::CostConfig>,
     /// Projects whose budgets stop spending, as submissions see them.
     pub costs_gate: Arc<crate::budgets::BudgetGate>,
+    /// Resource alarm rules and the latest samples received.
+    pub alarms: Arc<crate::alarms::Alarms>,
 }
 
 impl Service {

@@ -187,6 +187,14 @@ pub async fn updates(
 ) -> ServiceResult<UpdatesResponse> {
     access::check_worker(app, p, id).await?;
     let req = req?;
+    if !req.samples.is_empty() {
+        // Before the batch's ends: the last samples of an attempt that
+        // ends in this batch are still its lease's. Samples are not worth
+        // a retried batch: a failure is logged.
+        if let Err(e) = crate::alarms::ingest(app, id, &req.samples).await {
+            tracing::warn!(worker = id, error = %e, "cannot store resource samples");
+        }
+    }
     let out = app
         .store
         .apply_updates(id, &req, app.lease.as_millis() as i64, crate::now_ms())

@@ -90,6 +90,7 @@ async fn unmetered(s: &dyn Store) {
         let req = trestle_core::api::UpdatesRequest {
             heartbeat: vec![],
             updates: u,
+            ..Default::default()
         };
         async move { s.apply_updates("w1", &req, 30_000, now).await.unwrap() }
     };
@@ -114,6 +115,8 @@ async fn unmetered(s: &dyn Store) {
             exit_code: Some(0),
             time: T0 + 3_610,
             message: None,
+            cpu_ms: None,
+            max_rss_kib: None,
         }],
         T0 + 3_610,
     )

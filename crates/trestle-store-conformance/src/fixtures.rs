@@ -123,6 +123,8 @@ pub fn finished(at: AttemptRef, code: i32, time: i64) -> Update {
         exit_code: Some(code),
         time,
         message: None,
+        cpu_ms: None,
+        max_rss_kib: None,
     }
 }
 
@@ -132,6 +134,7 @@ pub async fn report(s: &SqlStore, updates: Vec<Update>, now: i64) -> trestle_sto
         &UpdatesRequest {
             heartbeat: vec![],
             updates,
+            ..Default::default()
         },
         LEASE_MS,
         now,

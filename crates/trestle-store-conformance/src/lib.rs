@@ -7,9 +7,10 @@
 //! logs by cursor, targets, rules, subscriptions, the delivery outbox).
 //! (leases bound to their workers, sealed uploads) and [`workspaces`]
 //! (catalogue, lifecycle compare-and-set, worker reports) and [`studies`]
-//! (grants, listings, versions as compare-and-set, quotas) and [`costs`]
+//! (grants, listings, versions as compare-and-set, quotas), [`costs`]
 //! (the meter's queue, idempotent usage with daily roll-ups, budgets,
-//! their marks and holds).
+//! their marks and holds) and [`samples`] (efficiency figures, resource
+//! samples, alarm states, downsampling).
 //!
 //! Each suite lists its checks in `CHECKS` and runs one by name with
 //! `run`. `tests/conformance.rs` turns every check into two tests, one on a
@@ -26,6 +27,7 @@ pub mod identity;
 pub mod notify;
 pub mod oidc;
 pub mod queue;
+pub mod samples;
 pub mod scale;
 pub mod security;
 pub mod studies;

@@ -116,7 +116,10 @@ async fn events_are_routed_by_cursor(s: &dyn Store) {
                 exit_code: Some(3),
                 time: T0 + 2,
                 message: None,
+                cpu_ms: None,
+                max_rss_kib: None,
             }],
+            ..Default::default()
         },
         30_000,
         T0 + 2,

@@ -79,6 +79,8 @@ fn finished(at: AttemptRef, reason: AttemptReason, code: Option<i32>, time: i64)
         exit_code: code,
         time,
         message: None,
+        cpu_ms: None,
+        max_rss_kib: None,
     }
 }
 
@@ -93,6 +95,7 @@ async fn send(
         &UpdatesRequest {
             heartbeat: vec![],
             updates,
+            ..Default::default()
         },
         30_000,
         now,
@@ -403,6 +406,7 @@ async fn expired_lease_is_lost_and_requeued(s: &dyn Store) {
             &UpdatesRequest {
                 heartbeat: vec![r(&l1)],
                 updates: vec![],
+                ..Default::default()
             },
             30_000,
             T0 + 20_000,
@@ -482,6 +486,7 @@ async fn cancel_semantics(s: &dyn Store) {
             &UpdatesRequest {
                 heartbeat: vec![r(&l[0])],
                 updates: vec![],
+                ..Default::default()
             },
             30_000,
             T0 + 4,
@@ -775,6 +780,7 @@ async fn batches_of_reports(s: &dyn Store) {
             &UpdatesRequest {
                 heartbeat: l.iter().map(r).collect(),
                 updates,
+                ..Default::default()
             },
             30_000,
             T0 + 5,

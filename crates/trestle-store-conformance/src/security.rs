@@ -68,6 +68,8 @@ fn reports(l: &Lease, text: &str, time: i64) -> Vec<Update> {
             exit_code: Some(0),
             time: time + 1,
             message: None,
+            cpu_ms: None,
+            max_rss_kib: None,
         },
     ]
 }
@@ -79,9 +81,18 @@ async fn send(
     updates: Vec<Update>,
     now: i64,
 ) -> trestle_store::UpdateOutcome {
-    s.apply_updates(w, &UpdatesRequest { heartbeat, updates }, 30_000, now)
-        .await
-        .expect("updates")
+    s.apply_updates(
+        w,
+        &UpdatesRequest {
+            heartbeat,
+            updates,
+            ..Default::default()
+        },
+        30_000,
+        now,
+    )
+    .await
+    .expect("updates")
 }
 
 /// Another worker presenting a lease's token changes nothing and is told

@@ -98,8 +98,11 @@ async fn finish(s: &dyn Store, l: &Lease, reason: AttemptReason) -> trestle_stor
                     exit_code: Some(code),
                     time: T0 + 3,
                     message: None,
+                    cpu_ms: None,
+                    max_rss_kib: None,
                 },
             ],
+            ..Default::default()
         },
         30_000,
         T0 + 3,
@@ -364,6 +367,7 @@ async fn after_waits_for_a_start(s: &dyn Store) {
                     at: at(&l),
                     time: T0 + 2,
                 }],
+                ..Default::default()
             },
             30_000,
             T0 + 2,

@@ -26,6 +26,7 @@ async fn on(backend: Backend, suite: &str, name: &str) {
         "workspaces" => trestle_store_conformance::workspaces::run(name, s).await,
         "studies" => trestle_store_conformance::studies::run(name, s).await,
         "costs" => trestle_store_conformance::costs::run(name, s).await,
+        "samples" => trestle_store_conformance::samples::run(name, s).await,
         other => panic!("unknown suite `{other}`"),
     }
     db.finish().await;
@@ -141,12 +142,19 @@ suite!(costs:
     budgets_marks_and_holds,
 );
 
+suite!(samples:
+    efficiency_is_stored_with_the_end,
+    samples_are_fenced_and_read_back,
+    alarm_states_and_events,
+    samples_are_downsampled_as_they_age,
+);
+
 /// Every check of every suite has its tests here, and every test here
 /// names a check (listed once).
 #[test]
 fn every_check_has_a_test() {
     use trestle_store_conformance as c;
-    let suites: [(&str, &[&str], &[&str]); 10] = [
+    let suites: [(&str, &[&str], &[&str]); 11] = [
         ("queue", c::queue::CHECKS, queue::TESTED),
         ("identity", c::identity::CHECKS, identity::TESTED),
         ("workflows", c::workflows::CHECKS, workflows::TESTED),
@@ -157,6 +165,7 @@ fn every_check_has_a_test() {
         ("workspaces", c::workspaces::CHECKS, workspaces::TESTED),
         ("studies", c::studies::CHECKS, studies::TESTED),
         ("costs", c::costs::CHECKS, costs::TESTED),
+        ("samples", c::samples::CHECKS, samples::TESTED),
     ];
     let mut total = 0;
     for (suite, checks, tested) in suites {

@@ -47,6 +47,8 @@ fn finished(l: &Lease, now: i64) -> Update {
         exit_code: Some(0),
         time: now,
         message: None,
+        cpu_ms: None,
+        max_rss_kib: None,
     }
 }
 
@@ -118,10 +120,12 @@ async fn opposite_report_batches_over_two_arrays_do_not_deadlock() {
                 let b1 = UpdatesRequest {
                     heartbeat: vec![],
                     updates: vec![finished(x1, now), finished(y1, now)],
+                    ..Default::default()
                 };
                 let b2 = UpdatesRequest {
                     heartbeat: vec![],
                     updates: vec![finished(y2, now), finished(x2, now)],
+                    ..Default::default()
                 };
                 let done = [x1.job_id, y1.job_id, y2.job_id, x2.job_id];
                 let (r1, r2) = tokio::join!(
@@ -146,6 +150,7 @@ async fn opposite_report_batches_over_two_arrays_do_not_deadlock() {
                     &UpdatesRequest {
                         heartbeat: vec![],
                         updates: vec![finished(&first, now)],
+                        ..Default::default()
                     },
                     600_000,
                     now,

@@ -98,8 +98,11 @@ async fn finish(s: &SqlStore, l: &trestle_core::api::Lease, code: i32, now: i64)
                     exit_code: Some(code),
                     time: now,
                     message: None,
+                    cpu_ms: None,
+                    max_rss_kib: None,
                 },
             ],
+            ..Default::default()
         },
         30_000,
         now,

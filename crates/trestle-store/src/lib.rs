@@ -16,6 +16,7 @@ pub mod damaged;
 pub mod identity;
 pub mod notify;
 pub mod oidc;
+pub mod samples;
 pub mod scale;
 mod sql;
 pub mod study;
@@ -30,6 +31,7 @@ pub use identity::{
     UserRecord,
 };
 pub use notify::NotifyStore;
+pub use samples::{SampleStore, SampledAttempt};
 pub use scale::{ComputeEnvRecord, LeaderRecord, QueueRecord, ScaleStore};
 pub use sql::SqlStore;
 pub use study::{
@@ -243,6 +245,7 @@ pub trait Store:
     + WorkspaceStore
     + StudyStore
     + CostStore
+    + SampleStore
 {
 }
 impl<
@@ -256,7 +259,8 @@ impl<
         + NotifyStore
         + WorkspaceStore
         + StudyStore
-        + CostStore,
+        + CostStore
+        + SampleStore,
 > Store for T
 {
 }

@@ -12,6 +12,7 @@ use trestle_core::Capacity;
 use trestle_core::parse::{parse_duration, parse_memory_mib};
 use trestle_server::config::{LocalEnvConfig, ServerConfig};
 
+mod alarms;
 mod compute;
 mod costs;
 mod identity;
@@ -108,6 +109,9 @@ pub struct FileConfig {
     /// `[costs]`: the unit, weights, prices, meter and budget intervals.
     #[serde(default)]
     pub costs: costs::CostsFile,
+    /// `[alarms]`: resource alarm rules.
+    #[serde(default)]
+    pub alarms: alarms::AlarmsFile,
 }
 
 /// `[workspaces]` in `trestle.toml`.
@@ -335,6 +339,12 @@ pub fn server_config(o: &Overrides, local_default: bool) -> Result<(ServerConfig
     cfg.identity.ldap = ldap::build(file.ldap, &base)?;
     cfg.notify = notify::build(file.notify, &data_dir, &base, local_default, env)?;
     cfg.queues = queues::build(&file.queues, &base)?;
+    let queue_alarms: std::collections::BTreeMap<String, alarms::RulesFile> = file
+        .queues
+        .iter()
+        .filter_map(|(n, q)| q.alarms.clone().map(|a| (n.clone(), a)))
+        .collect();
+    cfg.alarms = alarms::build(&file.alarms, &queue_alarms)?;
     cfg.compute_envs = compute::envs(&file.compute_environments)?;
     let local_on = file.local.enabled.unwrap_or(local_default);
     cfg.queue_specs = compute::queues(&file.queues, &cfg.compute_envs, local_on)?;

@@ -211,8 +211,20 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
         Err(e) => Err(Finish::worker_error(&e)),
     };
     let mut left_empty = false;
+    let mut usage = None;
     let finish = match &scratch {
-        Ok(dir) => execute(&ctx, &lease, dir, &mut sink, stop, &mut left_empty).await,
+        Ok(dir) => {
+            execute(
+                &ctx,
+                &lease,
+                dir,
+                &mut sink,
+                stop,
+                &mut left_empty,
+                &mut usage,
+            )
+            .await
+        }
         Err(f) => Some(f.clone()),
     };
     if let Some(f) = finish {
@@ -228,6 +240,8 @@ pub async fn run_attempt(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
             exit_code: f.exit_code,
             time: now_ms(),
             message: f.message,
+            cpu_ms: usage.map(|u| u.cpu_ms),
+            max_rss_kib: usage.map(|u| u.max_rss_kib),
         };
         ctx.reporter.send(update).await;
     } else {
@@ -270,6 +284,8 @@ pub async fn refuse(ctx: &AttemptCtx, lease: &Lease, kind: trestle_core::task::T
             exit_code: None,
             time: now_ms(),
             message: Some(format!("this worker does not run {} tasks", kind.as_str())),
+            cpu_ms: None,
+            max_rss_kib: None,
         })
         .await;
 }
@@ -305,6 +321,7 @@ async fn execute(
     sink: &mut Sink<'_>,
     mut stop: StopRx,
     left_empty: &mut bool,
+    usage: &mut Option<crate::sampling::ProcUsage>,
 ) -> Option<Finish> {
     let spec = &lease.spec;
     let capacity = ctx.attempts.capacity();
@@ -439,8 +456,12 @@ async fn execute(
         stdout_file,
         stderr_file,
         isolation: task.exec.clone(),
+        tracker: Some(crate::sampling::Tracker::new(ctx.attempts.clone(), key)),
     };
+    ctx.attempts.sampler.track(key, scratch, &spec.resources);
     let result = run_process(&process, sink, &mut stop).await;
+    ctx.attempts.sampler.untrack(key);
+    *usage = result.usage;
     let out_of_memory = ctx.isolation.finish(task).await;
     // The process is gone: the next attempt may start while this one
     // uploads and reports.

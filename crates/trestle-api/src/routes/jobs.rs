@@ -92,6 +92,36 @@ pub async fn resubmit(
     Ok((StatusCode::CREATED, Extension(tag), Json(job)))
 }
 
+/// `GET /api/v1/jobs/{id}/samples?since=&limit=`: resource samples (oldest
+/// first; the newest `limit`, default 500) and alarm states.
+pub async fn samples(
+    State(app): State<Service>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<trestle_core::api::samples::JobSamples>> {
+    let id = parse_id(&id)?;
+    let num = |k: &str| -> ApiResult<Option<i64>> {
+        q.get(k)
+            .map(|v| {
+                v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    ApiError::bad("invalid-number", k, format!("`{v}` is not a number"))
+                })
+            })
+            .transpose()
+    };
+    let since = num("since")?.unwrap_or(0);
+    let limit = num("limit")?.unwrap_or(500);
+    if limit == 0 || limit > i64::from(svc::MAX_SAMPLES) {
+        return Err(ApiError::bad(
+            "invalid-number",
+            "limit",
+            format!("limit must be between 1 and {}", svc::MAX_SAMPLES),
+        ));
+    }
+    Ok(Json(svc::samples(&app, &p, id, since, limit as u32).await?))
+}
+
 /// `GET /api/v1/jobs/{id}/log?attempt=&after=`.
 pub async fn log(
     State(app): State<Service>,

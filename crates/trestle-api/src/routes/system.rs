@@ -27,6 +27,7 @@ pub async fn metrics(State(app): State<Service>) -> ApiResult<impl IntoResponse>
     let counts = app.store.counts().await?;
     let workers = app.store.list_workers().await?.len();
     let mut text = app.metrics.render(&counts, workers);
+    text.push_str(&app.alarms.render_metrics(trestle_service::now_ms()));
     let damaged = app.store.damaged();
     text.push_str(&format!(
         "# HELP trestle_damaged_jobs Stored jobs this server met that cannot be decoded.\n\

@@ -6,6 +6,7 @@ pub mod cost;
 pub mod identity;
 pub mod notify;
 pub mod oidc;
+pub mod samples;
 pub mod study;
 pub mod tunnel;
 pub mod workflow;
@@ -71,6 +72,10 @@ pub struct JobView {
     /// admins see it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub env_hidden: bool,
+    /// Resource alarm states of its attempts (only in single-job
+    /// responses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<samples::AlarmView>,
 }
 
 /// How much of a job a caller is shown (see [`JobView::present`]).
@@ -131,6 +136,16 @@ pub struct AttemptView {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<i64>,
+    /// CPU time its processes used (ms), as the worker reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<i64>,
+    /// Peak resident memory (KiB), as the worker reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rss_kib: Option<i64>,
+    /// Elapsed time, CPU efficiency and memory use against the request,
+    /// once it ended (see [`crate::batch::efficiency`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efficiency: Option<crate::batch::efficiency::Efficiency>,
 }
 
 /// A page of jobs.
@@ -342,6 +357,15 @@ pub enum Update {
         /// A message for the job (for example a staging error).
         #[serde(default)]
         message: Option<String>,
+        /// User plus system CPU time of the task's processes, including
+        /// the descendants they waited for (ms; absent from older workers
+        /// and when the process never ran).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu_ms: Option<i64>,
+        /// Peak resident memory of the task's largest process (KiB; what
+        /// `sacct` calls MaxRSS).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_rss_kib: Option<i64>,
     },
 }
 
@@ -363,6 +387,10 @@ pub struct UpdatesRequest {
     /// Updates, applied in order.
     #[serde(default)]
     pub updates: Vec<Update>,
+    /// Resource samples of running attempts (absent from workers before
+    /// issue 15).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<samples::TaskSample>,
 }
 
 /// An attempt without its token.

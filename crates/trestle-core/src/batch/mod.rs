@@ -5,6 +5,7 @@
 
 pub mod array;
 pub mod deps;
+pub mod efficiency;
 pub mod job;
 pub mod limits;
 pub mod logs;

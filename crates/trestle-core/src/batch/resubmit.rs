@@ -70,6 +70,7 @@ mod tests {
             attempts: Vec::new(),
             abridged: false,
             env_hidden: false,
+            alarms: Vec::new(),
             flow: FlowView {
                 kind,
                 parent,

@@ -41,6 +41,9 @@ pub enum EventType {
     /// A resource alarm fired.
     #[serde(rename = "alarm.fired")]
     AlarmFired,
+    /// A resource alarm went back to OK (or its job ended).
+    #[serde(rename = "alarm.cleared")]
+    AlarmCleared,
     /// A budget threshold was crossed.
     #[serde(rename = "budget.threshold")]
     BudgetThreshold,
@@ -57,7 +60,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, in a fixed order.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::JobFinished,
         EventType::JobFailed,
         EventType::WorkspaceLaunched,
@@ -69,6 +72,7 @@ impl EventType {
         EventType::WorkspaceFailed,
         EventType::ConfigChanged,
         EventType::AlarmFired,
+        EventType::AlarmCleared,
         EventType::BudgetThreshold,
         EventType::StudyShared,
         EventType::SecurityFinding,
@@ -89,6 +93,7 @@ impl EventType {
             EventType::WorkspaceFailed => "workspace.failed",
             EventType::ConfigChanged => "config.changed",
             EventType::AlarmFired => "alarm.fired",
+            EventType::AlarmCleared => "alarm.cleared",
             EventType::BudgetThreshold => "budget.threshold",
             EventType::StudyShared => "study.shared",
             EventType::SecurityFinding => "security.finding",
@@ -120,6 +125,7 @@ impl EventType {
             EventType::WorkspaceFailed => "failed",
             EventType::ConfigChanged => "was changed",
             EventType::AlarmFired => "fired",
+            EventType::AlarmCleared => "cleared",
             EventType::BudgetThreshold => "crossed a budget threshold",
             EventType::StudyShared => "was shared",
             EventType::SecurityFinding => "was found",

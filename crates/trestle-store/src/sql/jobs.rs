@@ -63,13 +63,24 @@ impl SqlStore {
         };
         let mut view = rows::one_job(&row, &self.damaged)?;
         let attempts = sqlx::query(
-            "SELECT attempt, worker_id, state, reason, exit_code, leased_at, started_at, ended_at \
-             FROM attempts WHERE job_id = $1 ORDER BY attempt",
+            "SELECT attempt, worker_id, state, reason, exit_code, leased_at, started_at, ended_at, \
+             cpu_ms, max_rss_kib FROM attempts WHERE job_id = $1 ORDER BY attempt",
         )
         .bind(id)
         .fetch_all(&self.read)
         .await?;
         view.attempts = attempts.iter().map(rows::attempt).collect::<Result<_>>()?;
+        let r = &view.spec.resources;
+        for a in &mut view.attempts {
+            a.efficiency = trestle_core::batch::efficiency::efficiency(
+                a.started_at,
+                a.ended_at,
+                r.cpus,
+                r.mem_mib,
+                a.cpu_ms,
+                a.max_rss_kib,
+            );
+        }
         Ok(Some(self.with_flow(view).await?))
     }
 

@@ -342,6 +342,8 @@ async fn lose_attempts(
             message: Some(message),
             time: now,
             started: None,
+            cpu_ms: None,
+            max_rss_kib: None,
         });
     }
     let ended = end_attempts(tx, dialect, &ends, now).await?;

@@ -47,6 +47,7 @@ const SQLITE: &[(i64, &str)] = &[
     (14, include_str!("../../migrations/sqlite/0014_notify.sql")),
     (15, include_str!("../../migrations/sqlite/0015_studies.sql")),
     (16, include_str!("../../migrations/sqlite/0016_costs.sql")),
+    (17, include_str!("../../migrations/sqlite/0017_samples.sql")),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -98,6 +99,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0015_studies.sql"),
     ),
     (16, include_str!("../../migrations/postgres/0016_costs.sql")),
+    (
+        17,
+        include_str!("../../migrations/postgres/0017_samples.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's version.

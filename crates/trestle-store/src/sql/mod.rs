@@ -22,6 +22,7 @@ pub(crate) mod notify;
 mod oidc;
 mod projects;
 mod rows;
+mod samples;
 mod scale;
 mod study;
 mod tokens;

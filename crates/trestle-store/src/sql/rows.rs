@@ -50,6 +50,7 @@ pub(super) fn job(row: &AnyRow) -> Result<JobView> {
         attempts: Vec::new(),
         abridged: false,
         env_hidden: false,
+        alarms: Vec::new(),
         flow: FlowView {
             kind: JobKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown job kind `{kind}`")))?,
@@ -106,6 +107,9 @@ pub(super) fn attempt(row: &AnyRow) -> Result<AttemptView> {
         leased_at: row.try_get("leased_at")?,
         started_at: row.try_get("started_at")?,
         ended_at: row.try_get("ended_at")?,
+        cpu_ms: row.try_get("cpu_ms")?,
+        max_rss_kib: row.try_get("max_rss_kib")?,
+        efficiency: None,
     })
 }
 

@@ -208,8 +208,8 @@ macro_rules! end_attempts_sql {
     ($d:ident) => {
         concat!(
             "UPDATE attempts SET state = u_state, reason = u_reason, exit_code = u_code, \
-             message = u_msg, ended_at = u_t, started_at = COALESCE(started_at, u_start) \
-             FROM (SELECT ",
+             message = u_msg, ended_at = u_t, started_at = COALESCE(started_at, u_start), \
+             cpu_ms = u_cpu, max_rss_kib = u_rss FROM (SELECT ",
             int_at!($d, 0),
             " AS u_id, ",
             int_at!($d, 1),
@@ -225,7 +225,11 @@ macro_rules! end_attempts_sql {
             int_at!($d, 6),
             " AS u_t, ",
             int_at!($d, 7),
-            " AS u_start FROM ",
+            " AS u_start, ",
+            int_at!($d, 8),
+            " AS u_cpu, ",
+            int_at!($d, 9),
+            " AS u_rss FROM ",
             each_of!($d, 1),
             ") AS u WHERE job_id = u_id AND attempt = u_at"
         )
@@ -274,6 +278,10 @@ pub(super) struct Ending<'a> {
     /// When it started, if that report came in the same batch (and the
     /// job has no open dependents): the start is applied with the end.
     pub started: Option<i64>,
+    /// CPU time and peak memory, as the worker reported them.
+    pub cpu_ms: Option<i64>,
+    /// See `cpu_ms`.
+    pub max_rss_kib: Option<i64>,
 }
 
 /// What [`end_attempts`] did.
@@ -440,6 +448,8 @@ pub(super) async fn end_attempts(
             end.message,
             end.time,
             end.started,
+            end.cpu_ms,
+            end.max_rss_kib,
         ));
         if let Some(t) = end.started {
             started.push(end.job_id);
@@ -518,6 +528,8 @@ impl SqlStore {
                     exit_code,
                     time,
                     message,
+                    cpu_ms,
+                    max_rss_kib,
                 } => ends.push(Ending {
                     job_id: at.job_id,
                     attempt: at.attempt,
@@ -528,6 +540,8 @@ impl SqlStore {
                     message: message.as_deref(),
                     time: *time,
                     started: None,
+                    cpu_ms: *cpu_ms,
+                    max_rss_kib: *max_rss_kib,
                 }),
             }
         }

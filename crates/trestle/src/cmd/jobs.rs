@@ -243,6 +243,64 @@ fn show_job(j: &JobView) -> String {
             &rows,
         ));
     }
+    s.push_str(&efficiency_lines(j));
+    s
+}
+
+/// The efficiency of each ended attempt (as `seff` shows it) and the
+/// resource alarm states.
+fn efficiency_lines(j: &JobView) -> String {
+    use trestle_core::batch::efficiency::{clock, kib};
+    let mut s = String::new();
+    let mem = j.spec.resources.mem_mib;
+    let rows: Vec<Vec<String>> = j
+        .attempts
+        .iter()
+        .filter_map(|a| a.efficiency.map(|e| (a.attempt, e)))
+        .map(|(n, e)| {
+            let pct = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into());
+            vec![
+                n.to_string(),
+                clock(e.elapsed_ms),
+                e.cpu_ms.map(clock).unwrap_or_else(|| "-".into()),
+                pct(e.cpu_efficiency),
+                e.max_rss_kib.map(kib).unwrap_or_else(|| "-".into()),
+                format!("{} of {mem} MiB", pct(e.memory_efficiency)),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        s.push('\n');
+        s.push_str(&table(
+            &[
+                "ATTEMPT", "ELAPSED", "CPU TIME", "CPU EFF", "MAXRSS", "MEMORY",
+            ],
+            &rows,
+        ));
+    }
+    if !j.alarms.is_empty() {
+        s.push('\n');
+        let rows: Vec<Vec<String>> = j
+            .alarms
+            .iter()
+            .map(|a| {
+                vec![
+                    a.attempt.to_string(),
+                    a.rule.clone(),
+                    a.state.as_str().to_string(),
+                    time(a.changed_at),
+                    a.value
+                        .map(|v| format!("{v:.1}%"))
+                        .unwrap_or_else(|| "-".into()),
+                    a.condition.clone(),
+                ]
+            })
+            .collect();
+        s.push_str(&table(
+            &["ATTEMPT", "ALARM", "STATE", "SINCE", "VALUE", "RULE"],
+            &rows,
+        ));
+    }
     s
 }
 

@@ -60,6 +60,9 @@ pub struct WorkerArgs {
     /// hosts no reachable workspaces).
     #[arg(long, env = "TRESTLE_NO_TUNNEL")]
     pub no_tunnel: bool,
+    /// Time between resource samples of running tasks (5s, 1s).
+    #[arg(long, env = "TRESTLE_SAMPLE_INTERVAL", default_value = "5s")]
+    pub sample_interval: String,
 }
 
 /// Runs a worker until it is idle for `--idle-exit`, or SIGINT/SIGTERM
@@ -107,6 +110,11 @@ pub async fn run(a: WorkerArgs, conn: &Conn) -> Result<ExitCode> {
         }
     };
     cfg.task_pids_max = a.task_pids_max;
+    cfg.sample_interval = match parse_duration("--sample-interval", &a.sample_interval, false) {
+        Ok(s) if s > 0 => std::time::Duration::from_secs(s),
+        Ok(_) => return usage("--sample-interval: must be at least 1s"),
+        Err(e) => return usage(e.message),
+    };
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         super::up::wait_for_signal().await;

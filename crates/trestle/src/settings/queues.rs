@@ -12,6 +12,7 @@
 //! max_user_priority = 0        # users may only lower priorities (default)
 //! log_limit = "16M"            # newest 16 MiB of each attempt's log kept
 //! full_log = true              # and all of it as output `trestle-full.log`
+//! alarms.cpu_idle.duration = "4h"  # its own resource alarm rules
 //!
 //! [queues.gpu]
 //! enabled = false              # jobs wait (PENDING) until re-enabled
@@ -51,6 +52,9 @@ pub struct QueueFile {
     /// Compute environments that run its jobs, in order of preference
     /// (default: every one).
     pub compute_environments: Option<Vec<String>>,
+    /// Its own resource alarm rules (`[queues.NAME.alarms.cpu_idle]`; see
+    /// `settings/alarms.rs`).
+    pub alarms: Option<super::alarms::RulesFile>,
 }
 
 /// Validates the queue tables; relative folders are taken relative to

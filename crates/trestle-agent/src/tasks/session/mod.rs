@@ -74,8 +74,9 @@ pub async fn run(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
         },
         Err(e) => Err(Finish::worker_error(&e)),
     };
+    let mut usage = None;
     let finish = match &scratch {
-        Ok(dir) => host(&ctx, &lease, &spec, &at, dir, &mut sink, stop).await,
+        Ok(dir) => host(&ctx, &lease, &spec, &at, dir, &mut sink, stop, &mut usage).await,
         Err(f) => Some(f.clone()),
     };
     if let Some(f) = finish {
@@ -89,6 +90,8 @@ pub async fn run(ctx: Arc<AttemptCtx>, lease: Lease, stop: StopRx) {
                 exit_code: f.exit_code,
                 time: now_ms(),
                 message: f.message,
+                cpu_ms: usage.map(|u| u.cpu_ms),
+                max_rss_kib: usage.map(|u| u.max_rss_kib),
             })
             .await;
     }
@@ -235,6 +238,7 @@ async fn host(
     home: &Path,
     sink: &mut Sink<'_>,
     mut stop: StopRx,
+    usage: &mut Option<crate::sampling::ProcUsage>,
 ) -> Option<Finish> {
     let res = &lease.spec.resources;
     if !ctx.attempts.capacity().fits(res) {
@@ -363,7 +367,9 @@ async fn host(
         stdout_file: None,
         stderr_file: None,
         isolation: task.exec.clone(),
+        tracker: Some(crate::sampling::Tracker::new(ctx.attempts.clone(), key)),
     };
+    ctx.attempts.sampler.track(key, home, res);
     let (to_process, mut process_stop) = watch::channel(None);
     let sup = Supervisor {
         ctx,
@@ -385,6 +391,8 @@ async fn host(
             () = sup.run(stop, &seen) => unreachable_end(),
         }
     };
+    ctx.attempts.sampler.untrack(key);
+    *usage = result.usage;
     ctx.hosted.remove(spec.workspace);
     let out_of_memory = ctx.isolation.finish(task).await;
     ctx.attempts.release_capacity(key);

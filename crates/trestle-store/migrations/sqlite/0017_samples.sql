@@ -1,0 +1,31 @@
+-- Resource sampling, alarms and efficiency (issue 15). An attempt's CPU
+-- time and peak memory as its worker reported them at its end; samples of
+-- running attempts' process trees (percentages stored in tenths of a
+-- percent), raw (resolution 0) for a day, then one per minute
+-- (resolution 60000) for 30 days; and each alarm rule's state per attempt.
+ALTER TABLE attempts ADD COLUMN cpu_ms INTEGER;
+ALTER TABLE attempts ADD COLUMN max_rss_kib INTEGER;
+CREATE TABLE task_samples (
+    job_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    resolution_ms INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    cpu_pm INTEGER NOT NULL,
+    rss_kib INTEGER NOT NULL,
+    mem_pm INTEGER NOT NULL,
+    disk_bytes INTEGER,
+    disk_pm INTEGER,
+    PRIMARY KEY (job_id, attempt, resolution_ms, at)
+);
+CREATE INDEX task_samples_age ON task_samples (resolution_ms, at);
+CREATE TABLE attempt_alarms (
+    job_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    state TEXT NOT NULL,
+    breach_since INTEGER,
+    changed_at INTEGER NOT NULL,
+    value_pm INTEGER,
+    PRIMARY KEY (job_id, attempt, rule)
+);
+CREATE INDEX attempt_alarms_state ON attempt_alarms (state);
