@@ -209,10 +209,10 @@ pub async fn page_handler(
             section {
                 h2 { (GROUPINGS.iter().find(|(g, _)| *g == by).map_or("Projects", |(_, l)| *l)) }
                 table id="cost-groups" {
-                    thead { tr { th { "Name" } th { "Charge" } th { "Hours" } th { "Core-hours" } th { "Records" } } }
+                    thead { tr { th { "Name" } th { "Charge" } th { "Hours" } th { "Core-hours" } th { "CPU used" } th { "Unused core-hours" } th { "Records" } } }
                     tbody {
                         @for r in &totals.rows {
-                            tr { td { (if r.key.is_empty() { "(overhead)" } else { &r.key }) } td { (format(r.charge, &unit)) } td { (hours(r.hours)) } td { (hours(r.core_hours)) } td { (r.records) } }
+                            tr { td { (if r.key.is_empty() { "(overhead)" } else { &r.key }) } td { (format(r.charge, &unit)) } td { (hours(r.hours)) } td { (hours(r.core_hours)) } td { (r.cpu_efficiency.map_or_else(|| "-".to_string(), |e| format!("{:.0}%", e * 100.0))) } td { (hours(r.unused_core_hours)) } td { (r.records) } }
                         }
                     }
                 }

@@ -103,6 +103,9 @@ pub async fn report(app: &Service, p: &Principal, q: &CostQuery) -> ServiceResul
             charge: s.charge,
             hours: s.seconds / 3600.0,
             core_hours: s.core_seconds / 3600.0,
+            cpu_efficiency: (s.measured_core_seconds > 0.0)
+                .then(|| (s.used_core_seconds / s.measured_core_seconds).min(1.0)),
+            unused_core_hours: (s.measured_core_seconds - s.used_core_seconds).max(0.0) / 3600.0,
             records: s.records,
         })
         .collect();

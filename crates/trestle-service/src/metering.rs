@@ -92,6 +92,7 @@ pub fn attempt_record(u: &Unmetered, s: &CostSettings) -> UsageRecord {
         resources: u.resources,
         rate_per_hour: rate,
         charge: cost::charge(rate, start, u.ended_at),
+        cpu_used_ms: u.cpu_ms,
     }
 }
 
@@ -119,6 +120,7 @@ pub fn overhead_record(w: &EndedWorker, s: &CostSettings) -> Option<UsageRecord>
         resources: size,
         rate_per_hour: cost::rate_per_hour(size, &w.price, s),
         charge: amount,
+        cpu_used_ms: None,
     })
 }
 
@@ -260,6 +262,7 @@ async fn meter_storage(app: &Service) -> ServiceResult<u64> {
             },
             rate_per_hour: 0.0,
             charge: cost::storage_day(st.stored_bytes, per),
+            cpu_used_ms: None,
         })
         .collect();
     if records.is_empty() {
@@ -324,6 +327,7 @@ mod tests {
             worker_id: "w-1".into(),
             started_at: started,
             ended_at: ended,
+            cpu_ms: None,
             owner: "ada".into(),
             project: "genomics".into(),
             index_name: "default".into(),

@@ -52,15 +52,14 @@ fn records(n: usize, now: i64) -> Vec<UsageRecord> {
             let cpus = 1 + rng.below(8) as u32;
             UsageRecord {
                 id: format!("a:{i}:1"),
-                kind: if i % 20 == 0 {
-                    UsageKind::Workspace
-                } else {
-                    UsageKind::Job
-                },
+                // Stored as records of their own (a batch attempt's record
+                // is its attempt row, which this does not create); the
+                // dashboard reads the daily roll-up either way.
+                kind: UsageKind::Workspace,
                 job_id: Some(i as i64),
                 attempt: Some(1),
                 parent_id: None,
-                workspace_id: None,
+                workspace_id: Some(i as i64),
                 worker_id: Some(format!("w-{}", i / 50)),
                 compute_env: format!("env-{}", rng.below(3)),
                 user: format!("user-{u}"),
@@ -75,6 +74,7 @@ fn records(n: usize, now: i64) -> Vec<UsageRecord> {
                 },
                 rate_per_hour: 0.05 * f64::from(cpus),
                 charge: 0.05 * f64::from(cpus) * len as f64 / 3_600_000.0,
+                cpu_used_ms: Some(len as u64 * u64::from(cpus) / 2),
             }
         })
         .collect()

@@ -150,6 +150,7 @@ async fn unmetered(s: &dyn Store) {
         resources: u.resources,
         rate_per_hour: 0.36,
         charge: 0.36,
+        cpu_used_ms: Some(1_000),
     };
     assert_eq!(
         s.record_usage(std::slice::from_ref(&rec), &[(ids[0], 1)], &[], T0)
@@ -158,6 +159,18 @@ async fn unmetered(s: &dyn Store) {
         1
     );
     assert!(s.unmetered(10).await.unwrap().is_empty());
+    // Recorded again (a retried tick): nothing counts twice.
+    assert_eq!(
+        s.record_usage(std::slice::from_ref(&rec), &[(ids[0], 1)], &[], T0)
+            .await
+            .unwrap(),
+        0
+    );
+    let (c, n, list) = s.usage_of(UsageOf::Job(ids[0])).await.unwrap();
+    assert!((c - 0.36).abs() < 1e-9, "{c}");
+    assert_eq!(n, 1);
+    assert_eq!(list[0].compute_env, "cloud");
+    assert_eq!(list[0].cpu_used_ms, None);
     // The worker leaves: its overhead waits until after it left.
     assert!(
         s.ended_workers(T0 + 10 * DAY_MS, 10)
@@ -183,11 +196,11 @@ async fn unmetered(s: &dyn Store) {
 fn record(id: &str, user: &str, project: &str, start: i64, end: i64, charge: f64) -> UsageRecord {
     UsageRecord {
         id: id.into(),
-        kind: UsageKind::Job,
-        job_id: Some(7),
-        attempt: Some(1),
+        kind: UsageKind::Workspace,
+        job_id: None,
+        attempt: None,
         parent_id: Some(3),
-        workspace_id: None,
+        workspace_id: Some(9),
         worker_id: Some("w".into()),
         compute_env: "cloud".into(),
         user: user.into(),
@@ -202,6 +215,7 @@ fn record(id: &str, user: &str, project: &str, start: i64, end: i64, charge: f64
         },
         rate_per_hour: 1.0,
         charge,
+        cpu_used_ms: Some(500),
     }
 }
 
@@ -297,6 +311,9 @@ async fn usage(s: &dyn Store) {
     assert!((c - 7.0).abs() < 1e-9);
     assert_eq!((n, list.len()), (3, 3));
     let (c, n, _) = s.usage_of(UsageOf::Workspace(9)).await.unwrap();
+    assert!((c - 7.0).abs() < 1e-9);
+    assert_eq!(n, 3);
+    let (c, n, _) = s.usage_of(UsageOf::Workspace(10)).await.unwrap();
     assert_eq!((c, n), (0.0, 0));
 }
 

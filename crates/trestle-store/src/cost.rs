@@ -23,6 +23,8 @@ pub struct Unmetered {
     pub started_at: Option<i64>,
     /// When it ended.
     pub ended_at: i64,
+    /// CPU time its processes used, if its worker measured it.
+    pub cpu_ms: Option<u64>,
     /// Who submitted the job.
     pub owner: String,
     /// The project it is charged to.
@@ -111,6 +113,9 @@ pub struct UsageRecord {
     pub rate_per_hour: f64,
     /// The charge.
     pub charge: f64,
+    /// CPU time used, if measured (what went unused is the allocation
+    /// less this).
+    pub cpu_used_ms: Option<u64>,
 }
 
 /// A worker that left whose idle overhead is not recorded yet.
@@ -215,6 +220,10 @@ pub struct UsageSum {
     pub seconds: f64,
     /// Allocated CPU-seconds.
     pub core_seconds: f64,
+    /// Allocated CPU-seconds of the records whose CPU time was measured.
+    pub measured_core_seconds: f64,
+    /// CPU-seconds those records used.
+    pub used_core_seconds: f64,
     /// Records summed.
     pub records: u64,
 }
@@ -249,9 +258,12 @@ pub trait CostStore: Send + Sync {
     /// Workers that left before `before` whose overhead is not recorded,
     /// none of whose attempts waits for the meter; at most `limit`.
     async fn ended_workers(&self, before: i64, limit: u32) -> Result<Vec<EndedWorker>>;
-    /// In one transaction: stores `records` (a record whose id exists is
-    /// skipped), adds the new ones to the daily roll-up, and marks the
-    /// attempts and workers metered. Returns how many records were new.
+    /// In one transaction: stores `records` (a batch attempt's on its own
+    /// attempt row, which it marks metered; the others as records of
+    /// their own; a record already stored is skipped), adds the new ones
+    /// to the daily roll-up and to their workers' charged totals, and
+    /// marks `attempts` and `workers` metered. Returns how many records
+    /// were new.
     async fn record_usage(
         &self,
         records: &[UsageRecord],

@@ -18,6 +18,12 @@ pub struct CostRow {
     pub hours: f64,
     /// Allocated CPU-hours.
     pub core_hours: f64,
+    /// Of the allocated CPU-hours whose use was measured, the share used
+    /// (CPU time / allocation; `None`: nothing measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_efficiency: Option<f64>,
+    /// Allocated CPU-hours that went unused (of those measured).
+    pub unused_core_hours: f64,
     /// Usage records summed.
     pub records: u64,
 }

@@ -2,9 +2,11 @@
 -- price of its shape when it registered, after the worker itself leaves;
 -- the meter prices every ended attempt from it. `attempts.metered` marks
 -- attempts the meter has recorded: a partial index holds only the ended,
--- unmetered ones, so the meter never scans history. `usage_records` hold
--- one row per attempt (or worker overhead), keyed so a retried meter
--- tick never counts twice; `usage_daily` rolls them up per UTC day.
+-- unmetered ones, so the meter never scans history. A batch attempt's
+-- usage record is the attempt row itself (its rate and charge);
+-- `usage_records` hold the others (workspace sessions, worker overhead,
+-- storage), keyed so a retried meter tick never counts twice;
+-- `usage_daily` rolls them all up per UTC day.
 CREATE TABLE worker_history (
     id TEXT NOT NULL PRIMARY KEY,
     compute_env TEXT,
@@ -15,12 +17,17 @@ CREATE TABLE worker_history (
     price_per_hour REAL NOT NULL,
     started_at INTEGER NOT NULL,
     ended_at INTEGER,
+    charged REAL NOT NULL DEFAULT 0,
     overhead_metered INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX worker_history_unmetered ON worker_history (ended_at)
     WHERE overhead_metered = 0 AND ended_at IS NOT NULL;
 
 ALTER TABLE attempts ADD COLUMN metered INTEGER NOT NULL DEFAULT 0;
+-- A batch attempt's usage record is its own row: the rate in force and
+-- the charge, set by the meter with `metered` (one row update per job).
+ALTER TABLE attempts ADD COLUMN rate_per_hour REAL;
+ALTER TABLE attempts ADD COLUMN charge REAL;
 -- Attempts from before metering are not priced.
 UPDATE attempts SET metered = 1;
 CREATE INDEX attempts_unmetered ON attempts (job_id, attempt)
@@ -45,12 +52,12 @@ CREATE TABLE usage_records (
     gpus INTEGER NOT NULL,
     rate_per_hour REAL NOT NULL,
     charge REAL NOT NULL,
+    cpu_used_ms INTEGER,
     recorded_at INTEGER NOT NULL
 );
 CREATE INDEX usage_records_job ON usage_records (job_id) WHERE job_id IS NOT NULL;
 CREATE INDEX usage_records_parent ON usage_records (parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX usage_records_workspace ON usage_records (workspace_id) WHERE workspace_id IS NOT NULL;
-CREATE INDEX usage_records_worker ON usage_records (worker_id) WHERE worker_id IS NOT NULL;
 
 CREATE TABLE usage_daily (
     day INTEGER NOT NULL,
@@ -62,6 +69,8 @@ CREATE TABLE usage_daily (
     charge REAL NOT NULL,
     seconds REAL NOT NULL,
     core_seconds REAL NOT NULL,
+    measured_core_seconds REAL NOT NULL,
+    used_core_seconds REAL NOT NULL,
     records INTEGER NOT NULL,
     PRIMARY KEY (day, project, user_name, index_name, compute_env, kind)
 );

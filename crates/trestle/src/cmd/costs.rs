@@ -154,16 +154,22 @@ pub async fn costs(a: CostsArgs, conn: &Conn) -> Result<ExitCode> {
     }
     let by = r.by.to_uppercase();
     if a.csv {
-        println!("{},day,charge,unit,hours,core_hours,records", r.by);
+        println!(
+            "{},day,charge,unit,hours,core_hours,cpu_efficiency,unused_core_hours,records",
+            r.by
+        );
         for row in &r.rows {
             println!(
-                "{},{},{},{},{:.4},{:.4},{}",
+                "{},{},{},{},{:.4},{:.4},{},{:.4},{}",
                 csv_field(&row.key),
                 row.day.as_deref().unwrap_or(""),
                 row.charge,
                 csv_field(&r.unit),
                 row.hours,
                 row.core_hours,
+                row.cpu_efficiency
+                    .map_or_else(String::new, |e| format!("{e:.4}")),
+                row.unused_core_hours,
                 row.records
             );
         }
@@ -185,6 +191,9 @@ pub async fn costs(a: CostsArgs, conn: &Conn) -> Result<ExitCode> {
                 format(row.charge, &r.unit),
                 format!("{:.1}", row.hours),
                 format!("{:.1}", row.core_hours),
+                row.cpu_efficiency
+                    .map_or_else(|| "-".into(), |e| format!("{:.0}%", e * 100.0)),
+                format!("{:.1}", row.unused_core_hours),
                 row.records.to_string(),
             ]);
             v
@@ -194,7 +203,14 @@ pub async fn costs(a: CostsArgs, conn: &Conn) -> Result<ExitCode> {
     if a.per_day && r.by != "day" {
         header.push("DAY");
     }
-    header.extend(["CHARGE", "HOURS", "CORE-HOURS", "RECORDS"]);
+    header.extend([
+        "CHARGE",
+        "HOURS",
+        "CORE-HOURS",
+        "CPU USED",
+        "UNUSED CORE-H",
+        "RECORDS",
+    ]);
     if rows.is_empty() {
         println!("no usage from {} to {}", r.from, r.to);
     } else {

@@ -57,7 +57,7 @@ const WORKER_COLUMNS: &str = "w.shape AS w_shape, w.size_cpus AS w_cpus, \
 
 const RECORD_COLUMNS: &str = "id, kind, job_id, attempt, parent_id, workspace_id, worker_id, \
     compute_env, user_name, project, index_name, started_at, ended_at, cpus, mem_mib, gpus, \
-    rate_per_hour, charge";
+    rate_per_hour, charge, cpu_used_ms";
 
 fn record(r: &AnyRow) -> Result<UsageRecord> {
     let kind: String = r.try_get("kind")?;
@@ -79,6 +79,9 @@ fn record(r: &AnyRow) -> Result<UsageRecord> {
         resources: resources(r)?,
         rate_per_hour: r.try_get("rate_per_hour")?,
         charge: r.try_get("charge")?,
+        cpu_used_ms: r
+            .try_get::<Option<i64>, _>("cpu_used_ms")?
+            .map(|v| v.max(0) as u64),
     })
 }
 
@@ -92,6 +95,8 @@ struct Daily {
     charge: f64,
     seconds: f64,
     core_seconds: f64,
+    measured_core_seconds: f64,
+    used_core_seconds: f64,
     records: i64,
 }
 
@@ -124,7 +129,7 @@ impl CostStore for SqlStore {
 
     async fn unmetered(&self, limit: u32) -> Result<Vec<Unmetered>> {
         let q = format!(
-            "SELECT a.job_id, a.attempt, a.worker_id, a.started_at, a.ended_at, \
+            "SELECT a.job_id, a.attempt, a.worker_id, a.started_at, a.ended_at, a.cpu_ms, \
              j.owner, j.project, j.cpus, j.mem_mib, j.gpus, j.parent_id, \
              p.index_name, ws.id AS workspace_id, {WORKER_COLUMNS} \
              FROM attempts a JOIN jobs j ON j.id = a.job_id \
@@ -146,6 +151,9 @@ impl CostStore for SqlStore {
                 worker_id: r.try_get("worker_id")?,
                 started_at: r.try_get("started_at")?,
                 ended_at: r.try_get("ended_at")?,
+                cpu_ms: r
+                    .try_get::<Option<i64>, _>("cpu_ms")?
+                    .map(|v| v.max(0) as u64),
                 owner: r.try_get::<Option<String>, _>("owner")?.unwrap_or_default(),
                 project: r
                     .try_get::<Option<String>, _>("project")?
@@ -165,8 +173,7 @@ impl CostStore for SqlStore {
     async fn ended_workers(&self, before: i64, limit: u32) -> Result<Vec<EndedWorker>> {
         let q = format!(
             "SELECT w.id, w.started_at, w.ended_at, {WORKER_COLUMNS}, \
-             COALESCE((SELECT SUM(u.charge) FROM usage_records u WHERE u.worker_id = w.id), 0.0) \
-             AS charged FROM worker_history w \
+             w.charged AS charged FROM worker_history w \
              WHERE w.overhead_metered = 0 AND w.ended_at IS NOT NULL AND w.ended_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.metered = 0 \
              AND a.ended_at IS NOT NULL AND a.worker_id = w.id) \
@@ -205,7 +212,50 @@ impl CostStore for SqlStore {
         // Multi-row inserts; a record whose id exists is skipped, and
         // RETURNING names the new ones (they alone go to the roll-up).
         let mut new_ids = std::collections::HashSet::new();
-        for chunk in records.chunks(INSERT_CHUNK) {
+        // A batch attempt's record is its own row: one multi-row UPDATE
+        // per chunk sets its rate and charge and marks it metered, and
+        // RETURNING names the attempts that were not metered before.
+        let (own, others): (Vec<&UsageRecord>, Vec<&UsageRecord>) = records
+            .iter()
+            .partition(|r| r.kind == UsageKind::Job && r.job_id.is_some() && r.attempt.is_some());
+        for chunk in own.chunks(INSERT_CHUNK) {
+            let mut q = String::from(
+                "UPDATE attempts SET metered = 1, rate_per_hour = v.column3, charge = v.column4 \
+                 FROM (VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    q.push_str(", ");
+                }
+                let b = 4 * i;
+                q.push_str(&format!(
+                    "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS DOUBLE PRECISION), \
+                     CAST(${} AS DOUBLE PRECISION))",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4
+                ));
+            }
+            q.push_str(
+                ") AS v WHERE attempts.job_id = v.column1 AND attempts.attempt = v.column2 \
+                 AND attempts.metered = 0 RETURNING attempts.job_id, attempts.attempt",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+            for rec in chunk {
+                query = query
+                    .bind(rec.job_id)
+                    .bind(rec.attempt.map(i64::from))
+                    .bind(rec.rate_per_hour)
+                    .bind(rec.charge);
+            }
+            for r in query.fetch_all(&mut *tx).await? {
+                let job: i64 = r.try_get("job_id")?;
+                let attempt: i64 = r.try_get("attempt")?;
+                new_ids.insert(format!("a:{job}:{attempt}"));
+            }
+        }
+        for chunk in others.chunks(INSERT_CHUNK) {
             let mut q =
                 format!("INSERT INTO usage_records ({RECORD_COLUMNS}, recorded_at) VALUES ");
             for i in 0..chunk.len() {
@@ -213,11 +263,11 @@ impl CostStore for SqlStore {
                     q.push_str(", ");
                 }
                 q.push('(');
-                for c in 0..19 {
+                for c in 0..20 {
                     if c > 0 {
                         q.push_str(", ");
                     }
-                    q.push_str(&format!("${}", i * 19 + c + 1));
+                    q.push_str(&format!("${}", i * 20 + c + 1));
                 }
                 q.push(')');
             }
@@ -243,14 +293,21 @@ impl CostStore for SqlStore {
                     .bind(i64::from(rec.resources.gpus))
                     .bind(rec.rate_per_hour)
                     .bind(rec.charge)
+                    .bind(rec.cpu_used_ms.map(|v| v as i64))
                     .bind(now);
             }
             for r in query.fetch_all(&mut *tx).await? {
                 new_ids.insert(r.try_get::<String, _>("id")?);
             }
         }
+        let mut per_worker: HashMap<&str, f64> = HashMap::new();
         for rec in records.iter().filter(|r| new_ids.contains(&r.id)) {
             added += 1;
+            if let Some(w) = rec.worker_id.as_deref()
+                && rec.kind != UsageKind::Overhead
+            {
+                *per_worker.entry(w).or_default() += rec.charge;
+            }
             let pieces = daily::split(rec.started_at, rec.ended_at);
             let total: i64 = pieces.iter().map(|(_, ms)| ms).sum();
             for (i, (day, ms)) in pieces.iter().enumerate() {
@@ -271,7 +328,12 @@ impl CostStore for SqlStore {
                     .or_default();
                 d.charge += rec.charge * part;
                 d.seconds += *ms as f64 / 1000.0;
-                d.core_seconds += *ms as f64 / 1000.0 * f64::from(rec.resources.cpus);
+                let cores = *ms as f64 / 1000.0 * f64::from(rec.resources.cpus);
+                d.core_seconds += cores;
+                if let Some(used) = rec.cpu_used_ms {
+                    d.measured_core_seconds += cores;
+                    d.used_core_seconds += used as f64 / 1000.0 * part;
+                }
                 // A record counts once, on its first day.
                 d.records += i64::from(i == 0);
             }
@@ -279,12 +341,14 @@ impl CostStore for SqlStore {
         for ((day, project, user, index, env, kind), d) in &days {
             sqlx::query(
                 "INSERT INTO usage_daily (day, project, user_name, index_name, compute_env, kind, \
-                 charge, seconds, core_seconds, records) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 charge, seconds, core_seconds, measured_core_seconds, used_core_seconds, records) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $10) \
                  ON CONFLICT (day, project, user_name, index_name, compute_env, kind) DO UPDATE \
                  SET charge = usage_daily.charge + excluded.charge, \
                  seconds = usage_daily.seconds + excluded.seconds, \
                  core_seconds = usage_daily.core_seconds + excluded.core_seconds, \
+                 measured_core_seconds = usage_daily.measured_core_seconds + excluded.measured_core_seconds, \
+                 used_core_seconds = usage_daily.used_core_seconds + excluded.used_core_seconds, \
                  records = usage_daily.records + excluded.records",
             )
             .bind(*day)
@@ -297,8 +361,18 @@ impl CostStore for SqlStore {
             .bind(d.seconds)
             .bind(d.core_seconds)
             .bind(d.records)
+            .bind(d.measured_core_seconds)
+            .bind(d.used_core_seconds)
             .execute(&mut *tx)
             .await?;
+        }
+        // What each worker's tasks were charged (its overhead is the rest).
+        for (w, c) in &per_worker {
+            sqlx::query("UPDATE worker_history SET charged = charged + $2 WHERE id = $1")
+                .bind(*w)
+                .bind(*c)
+                .execute(&mut *tx)
+                .await?;
         }
         for chunk in attempts.chunks(INSERT_CHUNK) {
             let mut q = String::from(
@@ -378,6 +452,8 @@ impl CostStore for SqlStore {
             "SELECT {key} AS k{day_select}, COALESCE(SUM(charge), 0.0) AS charge, \
              COALESCE(SUM(seconds), 0.0) AS seconds, \
              COALESCE(SUM(core_seconds), 0.0) AS core_seconds, \
+             COALESCE(SUM(measured_core_seconds), 0.0) AS measured, \
+             COALESCE(SUM(used_core_seconds), 0.0) AS used, \
              CAST(COALESCE(SUM(records), 0) AS BIGINT) AS records \
              FROM usage_daily WHERE day >= $1 AND day <= $2 \
              AND ($3 IS NULL OR project = $3) AND ($4 IS NULL OR user_name = $4) \
@@ -407,6 +483,8 @@ impl CostStore for SqlStore {
                 charge: r.try_get("charge")?,
                 seconds: r.try_get("seconds")?,
                 core_seconds: r.try_get("core_seconds")?,
+                measured_core_seconds: r.try_get("measured")?,
+                used_core_seconds: r.try_get("used")?,
                 records: r.try_get::<i64, _>("records")?.max(0) as u64,
             });
         }
@@ -437,6 +515,7 @@ impl CostStore for SqlStore {
             UsageOf::Group(id) => ("parent_id", id),
             UsageOf::Workspace(id) => ("workspace_id", id),
         };
+        // Records kept apart: workspace sessions, overhead, storage.
         let q = format!(
             "SELECT COALESCE(SUM(charge), 0.0) AS s, COUNT(*) AS n FROM usage_records \
              WHERE {col} = $1"
@@ -445,8 +524,8 @@ impl CostStore for SqlStore {
             .bind(id)
             .fetch_one(&self.read)
             .await?;
-        let total: f64 = row.try_get("s")?;
-        let n: i64 = row.try_get("n")?;
+        let mut total: f64 = row.try_get("s")?;
+        let mut n: i64 = row.try_get("n")?;
         let q = format!(
             "SELECT {RECORD_COLUMNS} FROM usage_records WHERE {col} = $1 \
              ORDER BY ended_at DESC LIMIT 100"
@@ -455,7 +534,73 @@ impl CostStore for SqlStore {
             .bind(id)
             .fetch_all(&self.read)
             .await?;
-        let recs = rows.iter().map(record).collect::<Result<Vec<_>>>()?;
+        let mut recs = rows.iter().map(record).collect::<Result<Vec<_>>>()?;
+        // Batch attempts: their own rows.
+        let filter = match of {
+            UsageOf::Job(_) => Some("a.job_id = $1"),
+            UsageOf::Group(_) => Some("a.job_id IN (SELECT id FROM jobs WHERE parent_id = $1)"),
+            UsageOf::Workspace(_) => None,
+        };
+        if let Some(filter) = filter {
+            let q = format!(
+                "SELECT COALESCE(SUM(a.charge), 0.0) AS s, COUNT(*) AS n FROM attempts a \
+                 WHERE {filter} AND a.metered = 1 AND a.charge IS NOT NULL"
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(q))
+                .bind(id)
+                .fetch_one(&self.read)
+                .await?;
+            total += row.try_get::<f64, _>("s")?;
+            n += row.try_get::<i64, _>("n")?;
+            let q = format!(
+                "SELECT a.job_id, a.attempt, a.worker_id, a.started_at, a.ended_at, \
+                 a.rate_per_hour, a.charge, a.cpu_ms, j.owner, j.project, j.cpus, j.mem_mib, \
+                 j.gpus, j.parent_id, w.compute_env AS w_env FROM attempts a \
+                 JOIN jobs j ON j.id = a.job_id \
+                 LEFT JOIN worker_history w ON w.id = a.worker_id \
+                 WHERE {filter} AND a.metered = 1 AND a.charge IS NOT NULL \
+                 ORDER BY a.ended_at DESC LIMIT 100"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+                .bind(id)
+                .fetch_all(&self.read)
+                .await?;
+            for r in &rows {
+                let job: i64 = r.try_get("job_id")?;
+                let attempt = u32_of(r.try_get("attempt")?);
+                let ended: i64 = r.try_get::<Option<i64>, _>("ended_at")?.unwrap_or(0);
+                recs.push(UsageRecord {
+                    id: format!("a:{job}:{attempt}"),
+                    kind: UsageKind::Job,
+                    job_id: Some(job),
+                    attempt: Some(attempt),
+                    parent_id: r.try_get("parent_id")?,
+                    workspace_id: None,
+                    worker_id: Some(r.try_get("worker_id")?),
+                    compute_env: r
+                        .try_get::<Option<String>, _>("w_env")?
+                        .unwrap_or_else(|| "-".into()),
+                    user: r.try_get::<Option<String>, _>("owner")?.unwrap_or_default(),
+                    project: r
+                        .try_get::<Option<String>, _>("project")?
+                        .unwrap_or_default(),
+                    index_name: String::new(),
+                    started_at: r
+                        .try_get::<Option<i64>, _>("started_at")?
+                        .unwrap_or(ended)
+                        .min(ended),
+                    ended_at: ended,
+                    resources: resources(r)?,
+                    rate_per_hour: r.try_get::<Option<f64>, _>("rate_per_hour")?.unwrap_or(0.0),
+                    charge: r.try_get::<Option<f64>, _>("charge")?.unwrap_or(0.0),
+                    cpu_used_ms: r
+                        .try_get::<Option<i64>, _>("cpu_ms")?
+                        .map(|v| v.max(0) as u64),
+                });
+            }
+            recs.sort_by(|a, b| b.ended_at.cmp(&a.ended_at));
+            recs.truncate(100);
+        }
         Ok((total, n.max(0) as u64, recs))
     }
 
