@@ -85,9 +85,37 @@ fn record(r: &AnyRow) -> Result<UsageRecord> {
     })
 }
 
-/// Rows per multi-row statement (19 parameters each, well within both
-/// databases' limits).
-const INSERT_CHUNK: usize = 500;
+/// Records per multi-row insert (20 parameters each: few, since binding
+/// is per parameter).
+const INSERT_CHUNK: usize = 50;
+/// Attempts per metering update (one JSON parameter).
+const UPDATE_CHUNK: usize = 2_000;
+
+/// Sets a batch of attempts' rate and charge and marks them metered; `$1`
+/// is a JSON array of `[job, attempt, rate, charge]`. Returns the
+/// attempts that were not metered before.
+const METER_ATTEMPTS: [&str; 2] = [
+    "UPDATE attempts SET metered = 1, rate_per_hour = v.value ->> 2, charge = v.value ->> 3 \
+     FROM json_each($1) AS v \
+     WHERE attempts.job_id = (v.value ->> 0) AND attempts.attempt = (v.value ->> 1) \
+     AND attempts.metered = 0 RETURNING attempts.job_id, attempts.attempt",
+    "UPDATE attempts SET metered = 1, \
+     rate_per_hour = CAST(v.value ->> 2 AS DOUBLE PRECISION), \
+     charge = CAST(v.value ->> 3 AS DOUBLE PRECISION) \
+     FROM jsonb_array_elements(CAST($1 AS JSONB)) AS v(value) \
+     WHERE attempts.job_id = CAST(v.value ->> 0 AS BIGINT) \
+     AND attempts.attempt = CAST(v.value ->> 1 AS BIGINT) \
+     AND attempts.metered = 0 RETURNING attempts.job_id, attempts.attempt",
+];
+
+/// A finite float as JSON (never NaN or infinite: prices are checked).
+fn json_number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:?}")
+    } else {
+        "0".into()
+    }
+}
 
 /// One roll-up row's key and sums.
 #[derive(Default)]
@@ -218,38 +246,29 @@ impl CostStore for SqlStore {
         let (own, others): (Vec<&UsageRecord>, Vec<&UsageRecord>) = records
             .iter()
             .partition(|r| r.kind == UsageKind::Job && r.job_id.is_some() && r.attempt.is_some());
-        for chunk in own.chunks(INSERT_CHUNK) {
-            let mut q = String::from(
-                "UPDATE attempts SET metered = 1, rate_per_hour = v.column3, charge = v.column4 \
-                 FROM (VALUES ",
-            );
-            for i in 0..chunk.len() {
+        // One JSON parameter per chunk (binding thousands of parameters
+        // one by one costs more than the update itself).
+        for chunk in own.chunks(UPDATE_CHUNK) {
+            let mut list = String::with_capacity(chunk.len() * 48);
+            list.push('[');
+            for (i, rec) in chunk.iter().enumerate() {
                 if i > 0 {
-                    q.push_str(", ");
+                    list.push(',');
                 }
-                let b = 4 * i;
-                q.push_str(&format!(
-                    "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS DOUBLE PRECISION), \
-                     CAST(${} AS DOUBLE PRECISION))",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4
+                list.push_str(&format!(
+                    "[{},{},{},{}]",
+                    rec.job_id.unwrap_or(0),
+                    rec.attempt.unwrap_or(0),
+                    json_number(rec.rate_per_hour),
+                    json_number(rec.charge)
                 ));
             }
-            q.push_str(
-                ") AS v WHERE attempts.job_id = v.column1 AND attempts.attempt = v.column2 \
-                 AND attempts.metered = 0 RETURNING attempts.job_id, attempts.attempt",
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
-            for rec in chunk {
-                query = query
-                    .bind(rec.job_id)
-                    .bind(rec.attempt.map(i64::from))
-                    .bind(rec.rate_per_hour)
-                    .bind(rec.charge);
-            }
-            for r in query.fetch_all(&mut *tx).await? {
+            list.push(']');
+            let rows = sqlx::query(self.dialect.pick(&METER_ATTEMPTS))
+                .bind(list)
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in rows {
                 let job: i64 = r.try_get("job_id")?;
                 let attempt: i64 = r.try_get("attempt")?;
                 new_ids.insert(format!("a:{job}:{attempt}"));
