@@ -169,6 +169,12 @@ fn charges_follow_shares(db: Option<String>) {
         close(admin["charge"].as_f64().unwrap(), total),
         "{r} vs {total}"
     );
+    // The jobs slept: nearly all the CPU they were given went unused.
+    let eff = admin["cpu_efficiency"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!((0.0..0.5).contains(&eff), "{r}");
+    assert!(admin["unused_core_hours"].as_f64().unwrap() > 0.0, "{r}");
     assert!(env.ok(&["costs"]).contains("credits"));
     let csv = env.ok(&["costs", "--by", "kind", "--csv"]);
     assert!(csv.starts_with("kind,day,charge,unit"), "{csv}");
