@@ -75,6 +75,23 @@ CREATE TABLE usage_daily (
     PRIMARY KEY (day, project, user_name, index_name, compute_env, kind)
 );
 
+-- The same sums per single dimension (`project`, `user`, `index`, `env`,
+-- `kind`) and day: the site-wide reports (the Costs page, `trestle
+-- costs` without filters) read these few rows instead of every
+-- combination.
+CREATE TABLE usage_daily_dim (
+    dim TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    charge DOUBLE PRECISION NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL,
+    core_seconds DOUBLE PRECISION NOT NULL,
+    measured_core_seconds DOUBLE PRECISION NOT NULL,
+    used_core_seconds DOUBLE PRECISION NOT NULL,
+    records BIGINT NOT NULL,
+    PRIMARY KEY (dim, day, key)
+);
+
 -- One budget per project or index. `blocked_at`: when it last started
 -- stopping spending (NULL while it does not).
 CREATE TABLE budgets (

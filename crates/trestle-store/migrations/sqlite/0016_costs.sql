@@ -75,6 +75,23 @@ CREATE TABLE usage_daily (
     PRIMARY KEY (day, project, user_name, index_name, compute_env, kind)
 );
 
+-- The same sums per single dimension (`project`, `user`, `index`, `env`,
+-- `kind`) and day: the site-wide reports (the Costs page, `trestle
+-- costs` without filters) read these few rows instead of every
+-- combination.
+CREATE TABLE usage_daily_dim (
+    dim TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    charge REAL NOT NULL,
+    seconds REAL NOT NULL,
+    core_seconds REAL NOT NULL,
+    measured_core_seconds REAL NOT NULL,
+    used_core_seconds REAL NOT NULL,
+    records INTEGER NOT NULL,
+    PRIMARY KEY (dim, day, key)
+);
+
 -- One budget per project or index. `blocked_at`: when it last started
 -- stopping spending (NULL while it does not).
 CREATE TABLE budgets (

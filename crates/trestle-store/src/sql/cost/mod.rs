@@ -9,7 +9,7 @@ mod escrow;
 
 use super::SqlStore;
 use crate::cost::{
-    CostStore, EndedWorker, RunningAttempt, Unmetered, UsageFilter, UsageKind, UsageOf,
+    CostStore, EndedWorker, Grouping, RunningAttempt, Unmetered, UsageFilter, UsageKind, UsageOf,
     UsageRecord, UsageSum,
 };
 use crate::{Result, StoreError};
@@ -126,6 +126,61 @@ struct Daily {
     measured_core_seconds: f64,
     used_core_seconds: f64,
     records: i64,
+}
+
+/// A site-wide report from the single-dimension roll-up.
+async fn usage_by_dim(s: &SqlStore, f: &UsageFilter) -> Result<Vec<UsageSum>> {
+    let dim = match f.by {
+        Grouping::User => "user",
+        Grouping::Project => "project",
+        Grouping::Index => "index",
+        Grouping::Env => "env",
+        // Per day only: every kind's rows of the day together.
+        Grouping::Kind | Grouping::Day => "kind",
+    };
+    let (key, group) = match (f.by, f.per_day) {
+        (Grouping::Day, _) => ("CAST(day AS TEXT)", "day"),
+        (_, true) => ("key", "key, day"),
+        (_, false) => ("key", "key"),
+    };
+    let day_select = if f.per_day || f.by == Grouping::Day {
+        "day"
+    } else {
+        "0"
+    };
+    let q = format!(
+        "SELECT {key} AS k, {day_select} AS d, COALESCE(SUM(charge), 0.0) AS charge, \
+         COALESCE(SUM(seconds), 0.0) AS seconds, COALESCE(SUM(core_seconds), 0.0) AS core_seconds, \
+         COALESCE(SUM(measured_core_seconds), 0.0) AS measured, \
+         COALESCE(SUM(used_core_seconds), 0.0) AS used, \
+         CAST(COALESCE(SUM(records), 0) AS BIGINT) AS records \
+         FROM usage_daily_dim WHERE dim = $1 AND day >= $2 AND day <= $3 \
+         GROUP BY {group} ORDER BY charge DESC LIMIT 10000"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(dim)
+        .bind(f.from_day)
+        .bind(f.to_day)
+        .fetch_all(&s.read)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(UsageSum {
+            key: r.try_get("k")?,
+            day: if f.per_day {
+                Some(r.try_get("d")?)
+            } else {
+                None
+            },
+            charge: r.try_get("charge")?,
+            seconds: r.try_get("seconds")?,
+            core_seconds: r.try_get("core_seconds")?,
+            measured_core_seconds: r.try_get("measured")?,
+            used_core_seconds: r.try_get("used")?,
+            records: r.try_get::<i64, _>("records")?.max(0) as u64,
+        });
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -385,6 +440,50 @@ impl CostStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        // The single-dimension roll-ups.
+        let mut dims: HashMap<(&str, i64, &str), Daily> = HashMap::new();
+        for ((day, project, user, index, env, kind), d) in &days {
+            for (dim, key) in [
+                ("project", *project),
+                ("user", *user),
+                ("index", *index),
+                ("env", *env),
+                ("kind", *kind),
+            ] {
+                let e = dims.entry((dim, *day, key)).or_default();
+                e.charge += d.charge;
+                e.seconds += d.seconds;
+                e.core_seconds += d.core_seconds;
+                e.measured_core_seconds += d.measured_core_seconds;
+                e.used_core_seconds += d.used_core_seconds;
+                e.records += d.records;
+            }
+        }
+        for ((dim, day, key), d) in &dims {
+            sqlx::query(
+                "INSERT INTO usage_daily_dim (dim, day, key, charge, seconds, core_seconds, \
+                 measured_core_seconds, used_core_seconds, records) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (dim, day, key) DO UPDATE \
+                 SET charge = usage_daily_dim.charge + excluded.charge, \
+                 seconds = usage_daily_dim.seconds + excluded.seconds, \
+                 core_seconds = usage_daily_dim.core_seconds + excluded.core_seconds, \
+                 measured_core_seconds = usage_daily_dim.measured_core_seconds + excluded.measured_core_seconds, \
+                 used_core_seconds = usage_daily_dim.used_core_seconds + excluded.used_core_seconds, \
+                 records = usage_daily_dim.records + excluded.records",
+            )
+            .bind(*dim)
+            .bind(*day)
+            .bind(*key)
+            .bind(d.charge)
+            .bind(d.seconds)
+            .bind(d.core_seconds)
+            .bind(d.measured_core_seconds)
+            .bind(d.used_core_seconds)
+            .bind(d.records)
+            .execute(&mut *tx)
+            .await?;
+        }
         // What each worker's tasks were charged (its overhead is the rest).
         for (w, c) in &per_worker {
             sqlx::query("UPDATE worker_history SET charged = charged + $2 WHERE id = $1")
@@ -452,6 +551,9 @@ impl CostStore for SqlStore {
     }
 
     async fn usage(&self, f: &UsageFilter) -> Result<Vec<UsageSum>> {
+        if f.project.is_none() && f.user.is_none() && f.index.is_none() && f.visible.is_none() {
+            return usage_by_dim(self, f).await;
+        }
         let col = f.by.column();
         let key = if col == "day" {
             "CAST(day AS TEXT)".to_string()
