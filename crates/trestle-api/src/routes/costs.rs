@@ -2,7 +2,7 @@
 //! project and per index), over [`trestle_service::costs`] and
 //! [`trestle_service::budgets`].
 
-use super::parse_body_for;
+use super::{parse_body_for, parse_id};
 use crate::error::ApiResult;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -70,18 +70,18 @@ pub async fn report(
 pub async fn job_cost(
     State(app): State<Service>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> ApiResult<Json<CostOf>> {
-    Ok(Json(costs::of_job(&app, &p, id).await?))
+    Ok(Json(costs::of_job(&app, &p, parse_id(&id)?).await?))
 }
 
 /// `GET /api/v1/workspaces/{id}/cost`.
 pub async fn workspace_cost(
     State(app): State<Service>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> ApiResult<Json<CostOf>> {
-    Ok(Json(costs::of_workspace(&app, &p, id).await?))
+    Ok(Json(costs::of_workspace(&app, &p, parse_id(&id)?).await?))
 }
 
 /// `GET /api/v1/budgets`.
@@ -164,8 +164,9 @@ pub async fn delete_index(
 pub async fn override_job(
     State(app): State<Service>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let id = parse_id(&id)?;
     let new = budgets::override_job(&app, &p, id).await?;
     Ok(Json(
         serde_json::json!({"job_id": id, "overridden": true, "new": new}),
