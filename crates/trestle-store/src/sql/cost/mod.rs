@@ -719,7 +719,7 @@ impl CostStore for SqlStore {
                         .map(|v| v.max(0) as u64),
                 });
             }
-            recs.sort_by(|a, b| b.ended_at.cmp(&a.ended_at));
+            recs.sort_by_key(|r| std::cmp::Reverse(r.ended_at));
             recs.truncate(100);
         }
         Ok((total, n.max(0) as u64, recs))
