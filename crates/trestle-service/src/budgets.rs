@@ -499,7 +499,9 @@ async fn admit_escrow(
             let limit = if c.timeout_secs > 0 {
                 c.timeout_secs
             } else {
-                app.costs.default_max_run.as_secs()
+                app.flow
+                    .max_run_secs(&c.queue)
+                    .unwrap_or_else(|| app.costs.default_max_run.as_secs())
             };
             let amount = budget::reservation(
                 metering::highest_rate(app, c.resources),

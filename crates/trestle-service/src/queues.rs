@@ -35,6 +35,9 @@ pub struct QueueConfig {
     /// Keep each attempt's whole output as an output file too (object
     /// storage), whatever the log limit cuts.
     pub full_log: bool,
+    /// The longest a job without a time limit is assumed to run (escrow
+    /// reservations); `None`: the site's `[costs] default_max_run_time`.
+    pub max_run_secs: Option<u64>,
 }
 
 /// The user drop-folder jobs belong to unless `drop_owner` says otherwise
@@ -54,6 +57,7 @@ impl QueueConfig {
             max_user_priority: trestle_core::batch::limits::DEFAULT_MAX_USER_PRIORITY,
             log_limit: None,
             full_log: false,
+            max_run_secs: None,
         }
     }
 }
@@ -111,7 +115,16 @@ impl FlowConfig {
         )
     }
 
-    /// Whether `queue` keeps full logs in object storage.
+    /// The longest `queue` assumes a job without a time limit runs, if it
+    /// says.
+    pub fn max_run_secs(&self, queue: &str) -> Option<u64> {
+        self.queues
+            .iter()
+            .find(|q| q.name == queue)
+            .and_then(|q| q.max_run_secs)
+    }
+
+    /// Whether `queue` keeps each attempt's whole output as a file.
     pub fn keeps_full_log(&self, queue: &str) -> bool {
         self.queues.iter().any(|q| q.name == queue && q.full_log)
     }

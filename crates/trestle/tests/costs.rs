@@ -620,3 +620,43 @@ fn study_storage_is_charged_per_day() {
         .clone();
     assert_eq!(again, 1, "{r}");
 }
+
+/// Escrow reserves a job without a time limit for its queue's
+/// `max_run_time`, else the site's default (24 h, which does not fit).
+#[test]
+fn escrow_assumes_the_queues_max_run_time() {
+    let env = Env::new();
+    let extra = format!(
+        "{}\n[queues.default]\nmax_run_time = \"10s\"\n[queues.long]\n",
+        config(None)
+    );
+    let (_up, _token) = up(&env, &extra);
+    env.ok(&[
+        "budget",
+        "set",
+        "--project",
+        "default",
+        "--amount",
+        "0.16",
+        "--enforce",
+        "escrow",
+    ]);
+    // 18/h for 10 s, one attempt and one interruption: 0.1 fits.
+    let short = submit(&env, &["--cpus", "1", "--mem", "100M", "--", "true"]);
+    // 18/h for 24 h does not.
+    let long = submit(
+        &env,
+        &[
+            "--queue", "long", "--cpus", "1", "--mem", "100M", "--", "true",
+        ],
+    );
+    wait_state(&env, &short, "SUCCEEDED", T);
+    eventually(T, "the long job to wait for budget", || {
+        let j = job(&env, &long);
+        (j["state"] == "RUNNABLE"
+            && j["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("waiting for budget")))
+        .then_some(())
+    });
+}

@@ -12,6 +12,7 @@
 //! max_user_priority = 0        # users may only lower priorities (default)
 //! log_limit = "16M"            # newest 16 MiB of each attempt's log kept
 //! full_log = true              # and all of it as output `trestle-full.log`
+//! max_run_time = "12h"         # what escrow budgets assume for jobs without a time limit
 //! alarms.cpu_idle.duration = "4h"  # its own resource alarm rules
 //!
 //! [queues.gpu]
@@ -47,6 +48,9 @@ pub struct QueueFile {
     /// Keep each attempt's whole output as the output file
     /// `trestle-full.log` too (default false).
     pub full_log: Option<bool>,
+    /// The longest a job without a time limit is assumed to run, for
+    /// escrow reservations (default: `[costs] default_max_run_time`).
+    pub max_run_time: Option<String>,
     /// Higher-priority queues are served first (default 0).
     pub priority: Option<i64>,
     /// Compute environments that run its jobs, in order of preference
@@ -125,7 +129,19 @@ pub fn build(tables: &BTreeMap<String, QueueFile>, base: &Path) -> Result<Vec<Qu
         {
             bail!("queues.{name}.log_limit: must be at least 64 KiB, got {n} bytes");
         }
+        let max_run_secs = match &q.max_run_time {
+            None => None,
+            Some(t) => {
+                let secs = trestle_core::parse::parse_duration("max_run_time", t, false)
+                    .map_err(|e| anyhow::anyhow!("queues.{name}.max_run_time: {}", e.message))?;
+                if secs == 0 {
+                    bail!("queues.{name}.max_run_time: must be above 0");
+                }
+                Some(secs)
+            }
+        };
         out.push(QueueConfig {
+            max_run_secs,
             max_user_priority,
             log_limit,
             full_log: q.full_log.unwrap_or(false),
