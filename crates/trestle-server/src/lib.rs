@@ -231,7 +231,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
             cfg.autoscale_interval,
         )),
         Arc::new(trestle_service::notify_outbox::Outbox::new(app.clone())),
-        Arc::new(trestle_service::metering::Meter { app: app.clone() }),
+        Arc::new(trestle_service::metering::Meter::new(app.clone())),
         Arc::new(trestle_service::budgets::BudgetWatch { app: app.clone() }),
         Arc::new(trestle_service::alarms::AlarmLoop { app: app.clone() }),
     ];

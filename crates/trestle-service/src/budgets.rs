@@ -46,9 +46,7 @@ impl BudgetGate {
             self.wake.notify_one();
         }
     }
-}
 
-impl BudgetGate {
     /// Forgets the cached set (a budget changed on this server).
     pub fn invalidate(&self) {
         *self.cached.write().unwrap_or_else(|p| p.into_inner()) = None;
@@ -69,28 +67,83 @@ pub fn allow(
     }
 }
 
-/// Blocked projects and, for each, the budget that blocks it.
-async fn blocked_projects(app: &Service) -> ServiceResult<BTreeMap<String, String>> {
-    let budgets = app.store.budgets().await?;
-    let mut out = BTreeMap::new();
-    if budgets.iter().all(|b| b.blocked_at.is_none()) {
-        return Ok(out);
+/// Every budget and which index each project belongs to, read once per
+/// evaluation (or gate refresh) and asked everything the loop decides.
+struct Snapshot {
+    budgets: Vec<BudgetRecord>,
+    index_of: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    async fn read(app: &Service) -> ServiceResult<Snapshot> {
+        let budgets = app.store.budgets().await?;
+        let index_of = if budgets.is_empty() {
+            BTreeMap::new()
+        } else {
+            app.store
+                .list_projects()
+                .await?
+                .into_iter()
+                .map(|p| (p.name, p.index))
+                .collect()
+        };
+        Ok(Snapshot { budgets, index_of })
     }
-    let projects = app.store.list_projects().await?;
-    for b in budgets.iter().filter(|b| b.blocked_at.is_some()) {
-        let label = format!("{} `{}`", b.spec.scope_kind.as_str(), b.spec.scope);
+
+    /// Whether budget `b` covers `project`.
+    fn covers(&self, b: &BudgetRecord, project: &str) -> bool {
         match b.spec.scope_kind {
-            ScopeKind::Project => {
-                out.insert(b.spec.scope.clone(), label);
-            }
-            ScopeKind::Index => {
-                for p in projects.iter().filter(|p| p.index == b.spec.scope) {
-                    out.insert(p.name.clone(), label.clone());
-                }
-            }
+            ScopeKind::Project => project == b.spec.scope,
+            ScopeKind::Index => self
+                .index_of
+                .get(project)
+                .is_some_and(|i| *i == b.spec.scope),
         }
     }
-    Ok(out)
+
+    /// The projects budget `b` covers.
+    fn projects_of(&self, b: &BudgetRecord) -> Vec<String> {
+        match b.spec.scope_kind {
+            ScopeKind::Project => vec![b.spec.scope.clone()],
+            ScopeKind::Index => self
+                .index_of
+                .iter()
+                .filter(|(_, i)| **i == b.spec.scope)
+                .map(|(p, _)| p.clone())
+                .collect(),
+        }
+    }
+
+    /// Blocked projects and, for each, the budget that blocks it.
+    fn blocked(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for b in self.budgets.iter().filter(|b| b.blocked_at.is_some()) {
+            let label = format!("{} `{}`", b.spec.scope_kind.as_str(), b.spec.scope);
+            for p in self.projects_of(b) {
+                out.insert(p, label.clone());
+            }
+        }
+        out
+    }
+
+    /// Each escrow budget with the projects it covers.
+    fn escrow(&self) -> Vec<(&BudgetRecord, Vec<String>)> {
+        self.budgets
+            .iter()
+            .filter(|b| b.spec.enforcement == Enforcement::Escrow)
+            .map(|b| (b, self.projects_of(b)))
+            .collect()
+    }
+
+    /// Tells this server's store (and gate) which projects are under escrow.
+    fn apply_escrow(&self, app: &Service) {
+        let all: BTreeSet<String> = self.escrow().into_iter().flat_map(|(_, p)| p).collect();
+        app.costs_gate
+            .escrow
+            .store(!all.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        app.store
+            .set_escrow_projects(&all.into_iter().collect::<Vec<_>>());
+    }
 }
 
 /// Refuses new work charged to `project` while a budget stops its
@@ -109,7 +162,7 @@ pub async fn check_open(app: &Service, project: &str) -> ServiceResult<()> {
     let hit = match fresh {
         Some(hit) => hit,
         None => {
-            let m = blocked_projects(app).await?;
+            let m = Snapshot::read(app).await?.blocked();
             let hit = m.get(project).cloned();
             *app.costs_gate
                 .cached
@@ -390,15 +443,17 @@ fn budget_event(
 /// releases queued jobs, warns and then stops running workspaces.
 pub async fn evaluate(app: &Service) -> ServiceResult<()> {
     let now = crate::now_ms();
+    let mut snap = Snapshot::read(app).await?;
     let running = running_spend(app, &app.store.running_attempts().await?, now);
     let unit = app.costs.settings.unit.clone();
     let mut notified = false;
-    for rec in app.store.budgets().await? {
-        let v = view(app, &rec, &running, now).await?;
+    let mut newly_blocked = Vec::new();
+    for rec in &mut snap.budgets {
+        let v = view(app, rec, &running, now).await?;
         let s = &rec.spec;
         if let Some((start, _)) = budget::window(&s.period, now) {
             for mark in budget::crossings(s, v.spend, v.forecast, &v.crossed) {
-                let ev = budget_event(&rec, &unit, mark, v.spend, v.forecast, now);
+                let ev = budget_event(rec, &unit, mark, v.spend, v.forecast, now);
                 notified |= app
                     .store
                     .record_budget_mark(s.scope_kind, &s.scope, start, &mark.key(), v.spend, &ev)
@@ -410,15 +465,15 @@ pub async fn evaluate(app: &Service) -> ServiceResult<()> {
             app.store
                 .set_budget_blocked(s.scope_kind, &s.scope, blocks.then_some(now))
                 .await?;
-            app.costs_gate.invalidate();
+            rec.blocked_at = blocks.then_some(now);
             if blocks {
-                notified |= warn_workspaces(app, &rec, now).await?;
+                newly_blocked.push(rec.clone());
             }
         }
     }
     app.costs_gate.invalidate();
-    admit_escrow(app, &running, now).await?;
-    let blocked = blocked_projects(app).await?;
+    admit_escrow(app, &snap, &running, now).await?;
+    let blocked = snap.blocked();
     let names: Vec<String> = blocked.keys().cloned().collect();
     let (held, released) = app.store.hold_over_budget(&names, now).await?;
     if held > 0 || released > 0 {
@@ -427,50 +482,23 @@ pub async fn evaluate(app: &Service) -> ServiceResult<()> {
             app.wake();
         }
     }
-    stop_workspaces(app, &blocked, now).await?;
+    if !blocked.is_empty() {
+        let live = live_workspaces(app).await?;
+        for rec in &newly_blocked {
+            notified |= warn_workspaces(app, &snap, rec, &live, now).await?;
+        }
+        stop_workspaces(app, &snap, live, now).await;
+    }
     if notified {
         crate::workspace_sessions::wake_notify(app);
     }
     Ok(())
 }
 
-/// The projects each escrow budget covers.
-async fn escrow_scopes(app: &Service) -> ServiceResult<Vec<(BudgetRecord, Vec<String>)>> {
-    let budgets = app.store.budgets().await?;
-    if budgets
-        .iter()
-        .all(|b| b.spec.enforcement != Enforcement::Escrow)
-    {
-        return Ok(Vec::new());
-    }
-    let projects = app.store.list_projects().await?;
-    Ok(budgets
-        .into_iter()
-        .filter(|b| b.spec.enforcement == Enforcement::Escrow)
-        .map(|b| {
-            let names = match b.spec.scope_kind {
-                ScopeKind::Project => vec![b.spec.scope.clone()],
-                ScopeKind::Index => projects
-                    .iter()
-                    .filter(|p| p.index == b.spec.scope)
-                    .map(|p| p.name.clone())
-                    .collect(),
-            };
-            (b, names)
-        })
-        .collect())
-}
-
 /// Tells this server's store which projects are under escrow (their
 /// jobs are leased only with a reservation).
 pub async fn refresh_escrow(app: &Service) -> ServiceResult<()> {
-    let scopes = escrow_scopes(app).await?;
-    let projects: BTreeSet<String> = scopes.into_iter().flat_map(|(_, p)| p).collect();
-    app.costs_gate
-        .escrow
-        .store(!projects.is_empty(), std::sync::atomic::Ordering::Relaxed);
-    app.store
-        .set_escrow_projects(&projects.into_iter().collect::<Vec<_>>());
+    Snapshot::read(app).await?.apply_escrow(app);
     Ok(())
 }
 
@@ -479,23 +507,18 @@ pub async fn refresh_escrow(app: &Service) -> ServiceResult<()> {
 /// and reserved counted); the others wait with the reason.
 async fn admit_escrow(
     app: &Service,
+    snap: &Snapshot,
     running: &(BTreeMap<String, f64>, BTreeMap<String, f64>),
     now: i64,
 ) -> ServiceResult<()> {
-    let scopes = escrow_scopes(app).await?;
-    let all: BTreeSet<String> = scopes.iter().flat_map(|(_, p)| p.clone()).collect();
-    app.costs_gate
-        .escrow
-        .store(!all.is_empty(), std::sync::atomic::Ordering::Relaxed);
-    app.store
-        .set_escrow_projects(&all.iter().cloned().collect::<Vec<_>>());
+    snap.apply_escrow(app);
     let mut admitted = false;
-    for (rec, projects) in &scopes {
+    for (rec, projects) in snap.escrow() {
         let s = &rec.spec;
         let v = view(app, rec, running, now).await?;
         let mut committed = v.spend + app.store.reserved(s.scope_kind, &s.scope).await?;
         let mut waiting = Vec::new();
-        for c in app.store.escrow_candidates(projects, 500).await? {
+        for c in app.store.escrow_candidates(&projects, 500).await? {
             let limit = if c.timeout_secs > 0 {
                 c.timeout_secs
             } else {
@@ -534,18 +557,6 @@ async fn admit_escrow(
 /// The stored reason of a job whose escrow reservation does not fit.
 pub const AWAITING: &str = "awaiting-budget";
 
-fn in_scope(
-    rec: &BudgetRecord,
-    project: Option<&str>,
-    index_of: &BTreeMap<String, String>,
-) -> bool {
-    let Some(p) = project else { return false };
-    match rec.spec.scope_kind {
-        ScopeKind::Project => p == rec.spec.scope,
-        ScopeKind::Index => index_of.get(p).is_some_and(|i| *i == rec.spec.scope),
-    }
-}
-
 const LIVE: [WorkspaceState; 3] = [
     WorkspaceState::Pending,
     WorkspaceState::Starting,
@@ -565,22 +576,21 @@ async fn live_workspaces(app: &Service) -> ServiceResult<Vec<trestle_store::Work
 
 /// Tells the owner of every live workspace a budget now blocks when it
 /// will be stopped.
-async fn warn_workspaces(app: &Service, rec: &BudgetRecord, now: i64) -> ServiceResult<bool> {
-    let index_of: BTreeMap<String, String> = app
-        .store
-        .list_projects()
-        .await?
-        .into_iter()
-        .map(|p| (p.name, p.index))
-        .collect();
+async fn warn_workspaces(
+    app: &Service,
+    snap: &Snapshot,
+    rec: &BudgetRecord,
+    live: &[trestle_store::WorkspaceRecord],
+    now: i64,
+) -> ServiceResult<bool> {
     let mut any = false;
-    for w in live_workspaces(app).await? {
-        if !in_scope(rec, w.project.as_deref(), &index_of) {
+    for w in live {
+        if !w.project.as_deref().is_some_and(|p| snap.covers(rec, p)) {
             continue;
         }
         let mins = rec.spec.grace_secs.div_ceil(60);
         let mut ev = crate::workspace_sessions::event(
-            &w,
+            w,
             EventType::BudgetThreshold,
             Some(format!(
                 "the budget of {} `{}` is spent: this workspace will be stopped in {mins} min (its home is kept)",
@@ -595,36 +605,23 @@ async fn warn_workspaces(app: &Service, rec: &BudgetRecord, now: i64) -> Service
     Ok(any)
 }
 
-/// Stops live workspaces of blocked projects whose grace period is over.
+/// Stops live workspaces covered by a blocking budget whose grace period
+/// is over (each failure is logged; the next tick tries again).
 async fn stop_workspaces(
     app: &Service,
-    blocked: &BTreeMap<String, String>,
+    snap: &Snapshot,
+    live: Vec<trestle_store::WorkspaceRecord>,
     now: i64,
-) -> ServiceResult<()> {
-    if blocked.is_empty() {
-        return Ok(());
-    }
-    let budgets = app.store.budgets().await?;
-    let index_of: BTreeMap<String, String> = app
-        .store
-        .list_projects()
-        .await?
-        .into_iter()
-        .map(|p| (p.name, p.index))
-        .collect();
-    let due: BTreeSet<String> = blocked
-        .keys()
-        .filter(|project| {
-            budgets.iter().any(|b| {
-                b.blocked_at
-                    .is_some_and(|at| now >= at + (b.spec.grace_secs as i64) * 1000)
-                    && in_scope(b, Some(project.as_str()), &index_of)
-            })
+) {
+    let due = |project: &str| {
+        snap.budgets.iter().any(|b| {
+            b.blocked_at
+                .is_some_and(|at| now >= at + (b.spec.grace_secs as i64) * 1000)
+                && snap.covers(b, project)
         })
-        .cloned()
-        .collect();
-    for w in live_workspaces(app).await? {
-        if !w.project.as_ref().is_some_and(|p| due.contains(p)) {
+    };
+    for w in live {
+        if !w.project.as_deref().is_some_and(due) {
             continue;
         }
         let id = w.id;
@@ -632,7 +629,6 @@ async fn stop_workspaces(
             tracing::warn!(workspace = id, error = %e, "cannot stop a workspace over budget");
         }
     }
-    Ok(())
 }
 
 /// Keeps this server's list of escrow projects current (every server:

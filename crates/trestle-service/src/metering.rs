@@ -11,6 +11,8 @@ use crate::loops::BackgroundLoop;
 use crate::state::Service;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 use trestle_core::Capacity;
 use trestle_core::cost::{self, CostSettings, WorkerPrice};
@@ -178,9 +180,10 @@ pub async fn price_new_worker(
     Ok(())
 }
 
-/// One meter pass: every ended attempt waiting, then the overhead of
-/// workers that left. Returns the records stored.
-pub async fn meter(app: &Service) -> ServiceResult<u64> {
+/// One meter pass: every ended attempt waiting, then the day's storage,
+/// then the overhead of workers that left. Returns the records stored.
+/// `storage` is what this server already recorded of today's storage.
+pub async fn meter(app: &Service, storage: &Mutex<StorageDay>) -> ServiceResult<u64> {
     let s = &app.costs.settings;
     let mut stored = 0;
     loop {
@@ -200,7 +203,7 @@ pub async fn meter(app: &Service) -> ServiceResult<u64> {
             break;
         }
     }
-    stored += meter_storage(app).await?;
+    stored += meter_storage(app, storage).await?;
     let now = crate::now_ms();
     let workers = app.store.ended_workers(now - SETTLE_MS, 500).await?;
     if !workers.is_empty() {
@@ -216,10 +219,20 @@ pub async fn meter(app: &Service) -> ServiceResult<u64> {
     Ok(stored)
 }
 
-/// Charges each study's storage once per UTC day (the day's record is
-/// keyed `s:{study}:{day}`, so every tick after the first is a no-op),
-/// at the size it has when the day's first tick sees it.
-async fn meter_storage(app: &Service) -> ServiceResult<u64> {
+/// The studies whose storage one day has been charged for (on this
+/// server; the records' keys keep another server or a restart from
+/// charging again).
+#[derive(Debug, Default)]
+pub struct StorageDay {
+    day: i64,
+    done: HashSet<i64>,
+}
+
+/// Charges each study's storage once per UTC day (records keyed
+/// `s:{study}:{day}`), at the size it has when a tick of that day first
+/// sees it stored; each tick reads the list of studies and writes only
+/// those not charged yet today.
+async fn meter_storage(app: &Service, storage: &Mutex<StorageDay>) -> ServiceResult<u64> {
     let per = app.costs.settings.storage_per_gib_month;
     if per <= 0.0 {
         return Ok(0);
@@ -227,6 +240,26 @@ async fn meter_storage(app: &Service) -> ServiceResult<u64> {
     let now = crate::now_ms();
     let day = trestle_core::cost::daily::day_of(now);
     let start = day * trestle_core::cost::daily::DAY_MS;
+    let studies = app
+        .store
+        .studies(&trestle_store::StudyFilter::default())
+        .await?;
+    let due: Vec<_> = {
+        let mut st = storage.lock().unwrap_or_else(|p| p.into_inner());
+        if st.day != day {
+            *st = StorageDay {
+                day,
+                done: HashSet::new(),
+            };
+        }
+        studies
+            .into_iter()
+            .filter(|s| s.stored_bytes > 0 && !st.done.contains(&s.id))
+            .collect()
+    };
+    if due.is_empty() {
+        return Ok(0);
+    }
     let projects: std::collections::HashMap<String, String> = app
         .store
         .list_projects()
@@ -234,13 +267,8 @@ async fn meter_storage(app: &Service) -> ServiceResult<u64> {
         .into_iter()
         .map(|p| (p.name, p.index))
         .collect();
-    let studies = app
-        .store
-        .studies(&trestle_store::StudyFilter::default())
-        .await?;
-    let records: Vec<UsageRecord> = studies
+    let records: Vec<UsageRecord> = due
         .iter()
-        .filter(|s| s.stored_bytes > 0)
         .map(|st| UsageRecord {
             id: format!("s:{}:{day}", st.id),
             kind: UsageKind::Storage,
@@ -265,11 +293,12 @@ async fn meter_storage(app: &Service) -> ServiceResult<u64> {
             cpu_used_ms: None,
         })
         .collect();
-    if records.is_empty() {
-        return Ok(0);
-    }
     let n = app.store.record_usage(&records, &[], &[], now).await?;
     count(app, n, &records);
+    let mut st = storage.lock().unwrap_or_else(|p| p.into_inner());
+    if st.day == day {
+        st.done.extend(due.iter().map(|s| s.id));
+    }
     Ok(n)
 }
 
@@ -288,6 +317,18 @@ fn count(app: &Service, n: u64, records: &[UsageRecord]) {
 pub struct Meter {
     /// Shared state.
     pub app: Service,
+    /// What this loop already charged of today's storage.
+    storage: Mutex<StorageDay>,
+}
+
+impl Meter {
+    /// The meter of `app`.
+    pub fn new(app: Service) -> Meter {
+        Meter {
+            app,
+            storage: Mutex::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -299,7 +340,7 @@ impl BackgroundLoop for Meter {
         self.app.costs.meter_every
     }
     async fn tick(&self) -> ServiceResult<()> {
-        meter(&self.app).await.map(|_| ())
+        meter(&self.app, &self.storage).await.map(|_| ())
     }
 }
 

@@ -12,31 +12,13 @@ mod webdriver;
 use common::*;
 use std::path::PathBuf;
 use std::time::Duration;
-use support::{curl, run_with_stdin};
+use support::{add_user_with_password, curl};
 use webdriver::Browser;
 
 fn shots() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&d).expect("screenshots dir");
     d
-}
-
-fn add_user(env: &Env, args: &[&str], password: &str) {
-    let out = run_with_stdin(env.cmd(), args, &format!("{password}\n"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn login(b: &Browser, base: &str, user: &str, password: &str) {
-    b.goto(&format!("{base}/ui/login")).await;
-    b.type_in("#user", user).await;
-    b.type_in("#password", password).await;
-    b.click("button[type=submit]").await;
-    b.wait_text("main h1", "Dashboard", Duration::from_secs(10))
-        .await;
 }
 
 async fn logout(b: &Browser) {
@@ -78,7 +60,7 @@ async fn the_portal_in_a_browser() {
     let base = env.url();
     env.ok(&["index", "add", "grant-1"]);
     env.ok(&["project", "add", "physics", "--index", "grant-1"]);
-    add_user(
+    add_user_with_password(
         &env,
         &[
             "user",
@@ -90,7 +72,7 @@ async fn the_portal_in_a_browser() {
         ],
         "alice's long password",
     );
-    add_user(
+    add_user_with_password(
         &env,
         &[
             "user",
@@ -102,7 +84,7 @@ async fn the_portal_in_a_browser() {
         ],
         "bob's long password",
     );
-    add_user(
+    add_user_with_password(
         &env,
         &["user", "set-password", "admin"],
         "the admin's password",
@@ -124,7 +106,7 @@ async fn the_portal_in_a_browser() {
     )
     .await;
     b.screenshot(&shots.join("login.png")).await;
-    login(&b, &base, "alice", "alice's long password").await;
+    b.login(&base, "alice", "alice's long password").await;
     let header = b.text("header").await;
     assert!(
         header.contains("alice") && header.contains("researcher"),
@@ -291,7 +273,7 @@ async fn the_portal_in_a_browser() {
     logout(&b).await;
 
     // Bob meets a 404 for alice's job, exactly like a job that does not exist.
-    login(&b, &base, "bob", "bob's long password").await;
+    b.login(&base, "bob", "bob's long password").await;
     b.goto(&format!("{base}/ui/jobs/{ok_id}")).await;
     b.wait_text("main h1", "Not found", Duration::from_secs(5))
         .await;
@@ -316,7 +298,7 @@ async fn the_portal_in_a_browser() {
     logout(&b).await;
 
     // The admin's pages.
-    login(&b, &base, "admin", "the admin's password").await;
+    b.login(&base, "admin", "the admin's password").await;
     b.goto(&format!("{base}/ui/workers")).await;
     b.wait_text("main", "Workers", Duration::from_secs(5)).await;
     b.screenshot(&shots.join("workers.png")).await;

@@ -12,28 +12,11 @@ mod webdriver;
 use common::*;
 use std::path::PathBuf;
 use std::time::Duration;
-use support::{ok_as, run_with_stdin};
+use support::{add_user_with_password, ok_as};
 use webdriver::Browser;
 
 const W: Duration = Duration::from_secs(10);
 const T: Duration = Duration::from_secs(90);
-
-fn add_user(env: &Env, args: &[&str], password: &str) {
-    let out = run_with_stdin(env.cmd(), args, &format!("{password}\n"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn login(b: &Browser, base: &str, user: &str, password: &str) {
-    b.goto(&format!("{base}/ui/login")).await;
-    b.type_in("#user", user).await;
-    b.type_in("#password", password).await;
-    b.click("button[type=submit]").await;
-    b.wait_text("main h1", "Dashboard", W).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_costs_page_in_a_browser() {
@@ -46,12 +29,12 @@ async fn the_costs_page_in_a_browser() {
     let admin = admin.unwrap();
     let base = env.url();
     env.ok(&["project", "add", "genomics"]);
-    add_user(
+    add_user_with_password(
         &env,
         &["user", "add", "ada", "--role", "admin", "--password-stdin"],
         "ada's long password",
     );
-    add_user(
+    add_user_with_password(
         &env,
         &[
             "user",
@@ -120,7 +103,7 @@ async fn the_costs_page_in_a_browser() {
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let b = Browser::start().await;
-    login(&b, &base, "ada", "ada's long password").await;
+    b.login(&base, "ada", "ada's long password").await;
     b.goto(&format!("{base}/ui/costs")).await;
     b.wait_text("main h1", "Costs", W).await;
     let groups = b.text("#cost-groups").await;
@@ -154,7 +137,7 @@ async fn the_costs_page_in_a_browser() {
     b.try_click("form[action='/ui/logout'] button").await;
 
     // A researcher: only their own usage, and their project's budget.
-    login(&b, &base, "alice", "alice's long password").await;
+    b.login(&base, "alice", "alice's long password").await;
     b.goto(&format!("{base}/ui/costs")).await;
     b.wait_text("main h1", "Costs", W).await;
     let groups = b.text("#cost-groups").await;

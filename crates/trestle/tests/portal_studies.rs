@@ -13,27 +13,10 @@ mod webdriver;
 use common::*;
 use std::path::PathBuf;
 use std::time::Duration;
-use support::{ok_as, run_with_stdin, user_with_token};
+use support::{add_user_with_password, ok_as, user_with_token};
 use webdriver::Browser;
 
 const W: Duration = Duration::from_secs(10);
-
-fn add_user(env: &Env, args: &[&str], password: &str) {
-    let out = run_with_stdin(env.cmd(), args, &format!("{password}\n"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn login(b: &Browser, base: &str, user: &str, password: &str) {
-    b.goto(&format!("{base}/ui/login")).await;
-    b.type_in("#user", user).await;
-    b.type_in("#password", password).await;
-    b.click("button[type=submit]").await;
-    b.wait_text("main h1", "Dashboard", W).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn study_pages_in_a_browser() {
@@ -45,7 +28,7 @@ async fn study_pages_in_a_browser() {
         "project", "add", "genomics", "--index", "grant-1", "--org", "uni",
     ]);
     env.ok(&["project", "add", "physics", "--index", "grant-1"]);
-    add_user(
+    add_user_with_password(
         &env,
         &[
             "user",
@@ -57,7 +40,7 @@ async fn study_pages_in_a_browser() {
         ],
         "alice's long password",
     );
-    add_user(
+    add_user_with_password(
         &env,
         &[
             "user",
@@ -124,7 +107,7 @@ async fn study_pages_in_a_browser() {
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let b = Browser::start().await;
-    login(&b, &base, "alice", "alice's long password").await;
+    b.login(&base, "alice", "alice's long password").await;
 
     // The shelves.
     b.goto(&format!("{base}/ui/studies")).await;
@@ -179,7 +162,7 @@ async fn study_pages_in_a_browser() {
     // Bob sees it now, read-only (no upload zone).
     b.click("header form button").await;
     b.wait_text("main h1", "Log in", W).await;
-    login(&b, &base, "bob", "bob's long password").await;
+    b.login(&base, "bob", "bob's long password").await;
     b.goto(&format!("{base}/ui/studies/mouse-genomes")).await;
     b.wait_text("main", "read-only", W).await;
     assert!(!b.body().await.contains("study-dropzone"));

@@ -30,15 +30,6 @@ fn password(env: &Env, args: &[&str], password: &str) {
     );
 }
 
-async fn login(b: &Browser, base: &str, user: &str, password: &str) {
-    b.goto(&format!("{base}/ui/login")).await;
-    b.type_in("#user", user).await;
-    b.type_in("#password", password).await;
-    b.click("button[type=submit]").await;
-    b.wait_text("main h1", "Dashboard", Duration::from_secs(10))
-        .await;
-}
-
 async fn wait_reload(b: &Browser, url: &str, needle: &str) {
     for _ in 0..120 {
         b.goto(url).await;
@@ -83,7 +74,7 @@ async fn workspaces_in_the_portal() {
     let b = Browser::start().await;
 
     // The admin approves the type version on the admin page.
-    login(&b, &base, "admin", "the admin's password").await;
+    b.login(&base, "admin", "the admin's password").await;
     b.goto(&format!("{base}/ui/admin/workspaces")).await;
     b.wait_text("main", "webapp@1", Duration::from_secs(10))
         .await;
@@ -97,7 +88,7 @@ async fn workspaces_in_the_portal() {
         .await;
 
     // A researcher launches it from the catalogue.
-    login(&b, &base, "alice", "alice's long password").await;
+    b.login(&base, "alice", "alice's long password").await;
     b.goto(&format!("{base}/ui/workspaces")).await;
     let main = b.wait_text("main", "files", Duration::from_secs(10)).await;
     assert!(

@@ -35,6 +35,17 @@ pub fn json_as(env: &Env, token: &str, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
+/// Runs `trestle ARGS` (a `user add ... --password-stdin`) with
+/// `password` on standard input; it must succeed.
+pub fn add_user_with_password(env: &Env, args: &[&str], password: &str) {
+    let out = run_with_stdin(env.cmd(), args, &format!("{password}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs the CLI with `stdin` as standard input.
 pub fn run_with_stdin(mut cmd: Command, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;

@@ -255,6 +255,17 @@ impl Browser {
         }
     }
 
+    /// Signs in through the portal's login form and waits for the
+    /// dashboard.
+    pub async fn login(&self, base: &str, user: &str, password: &str) {
+        self.goto(&format!("{base}/ui/login")).await;
+        self.type_in("#user", user).await;
+        self.type_in("#password", password).await;
+        self.click("button[type=submit]").await;
+        self.wait_text("main h1", "Dashboard", Duration::from_secs(10))
+            .await;
+    }
+
     /// Saves a PNG screenshot of the viewport.
     pub async fn screenshot(&self, path: &std::path::Path) {
         let v = self.call("GET", "/screenshot", None).await;

@@ -128,6 +128,27 @@ struct Daily {
     records: i64,
 }
 
+/// A report row (`k`, `d`, the sums) as [`UsageSum`].
+fn usage_sum(r: &AnyRow, per_day: bool) -> Result<UsageSum> {
+    Ok(UsageSum {
+        key: r.try_get("k")?,
+        day: if per_day { Some(r.try_get("d")?) } else { None },
+        charge: r.try_get("charge")?,
+        seconds: r.try_get("seconds")?,
+        core_seconds: r.try_get("core_seconds")?,
+        measured_core_seconds: r.try_get("measured")?,
+        used_core_seconds: r.try_get("used")?,
+        records: r.try_get::<i64, _>("records")?.max(0) as u64,
+    })
+}
+
+/// The workspace a session task's attempt ran for, from its stored spec
+/// (a workspace's earlier sessions are no longer its current job).
+fn session_workspace(spec: Option<String>) -> Option<i64> {
+    let spec: trestle_core::JobSpec = serde_json::from_str(&spec?).ok()?;
+    spec.session.map(|s| s.workspace)
+}
+
 /// A site-wide report from the single-dimension roll-up.
 async fn usage_by_dim(s: &SqlStore, f: &UsageFilter) -> Result<Vec<UsageSum>> {
     let dim = match f.by {
@@ -163,24 +184,7 @@ async fn usage_by_dim(s: &SqlStore, f: &UsageFilter) -> Result<Vec<UsageSum>> {
         .bind(f.to_day)
         .fetch_all(&s.read)
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(UsageSum {
-            key: r.try_get("k")?,
-            day: if f.per_day {
-                Some(r.try_get("d")?)
-            } else {
-                None
-            },
-            charge: r.try_get("charge")?,
-            seconds: r.try_get("seconds")?,
-            core_seconds: r.try_get("core_seconds")?,
-            measured_core_seconds: r.try_get("measured")?,
-            used_core_seconds: r.try_get("used")?,
-            records: r.try_get::<i64, _>("records")?.max(0) as u64,
-        });
-    }
-    Ok(out)
+    rows.iter().map(|r| usage_sum(r, f.per_day)).collect()
 }
 
 #[async_trait]
@@ -214,10 +218,10 @@ impl CostStore for SqlStore {
         let q = format!(
             "SELECT a.job_id, a.attempt, a.worker_id, a.started_at, a.ended_at, a.cpu_ms, \
              j.owner, j.project, j.cpus, j.mem_mib, j.gpus, j.parent_id, \
-             p.index_name, ws.id AS workspace_id, {WORKER_COLUMNS} \
+             p.index_name, {WORKER_COLUMNS}, \
+             CASE WHEN j.task_kind = 'session' THEN j.spec END AS session_spec \
              FROM attempts a JOIN jobs j ON j.id = a.job_id \
              LEFT JOIN projects p ON p.name = j.project \
-             LEFT JOIN workspaces ws ON ws.job_id = a.job_id \
              LEFT JOIN worker_history w ON w.id = a.worker_id \
              WHERE a.metered = 0 AND a.ended_at IS NOT NULL LIMIT $1"
         );
@@ -246,7 +250,7 @@ impl CostStore for SqlStore {
                     .unwrap_or_default(),
                 resources: resources(r)?,
                 parent_id: r.try_get("parent_id")?,
-                workspace_id: r.try_get("workspace_id")?,
+                workspace_id: session_workspace(r.try_get("session_spec")?),
                 worker: worker.transpose()?,
             });
         }
@@ -592,24 +596,7 @@ impl CostStore for SqlStore {
             .bind(visible_projects)
             .fetch_all(&self.read)
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(UsageSum {
-                key: r.try_get("k")?,
-                day: if f.per_day {
-                    Some(r.try_get("d")?)
-                } else {
-                    None
-                },
-                charge: r.try_get("charge")?,
-                seconds: r.try_get("seconds")?,
-                core_seconds: r.try_get("core_seconds")?,
-                measured_core_seconds: r.try_get("measured")?,
-                used_core_seconds: r.try_get("used")?,
-                records: r.try_get::<i64, _>("records")?.max(0) as u64,
-            });
-        }
-        Ok(out)
+        rows.iter().map(|r| usage_sum(r, f.per_day)).collect()
     }
 
     async fn spend(&self, kind: ScopeKind, scope: &str, from_day: i64, to_day: i64) -> Result<f64> {
