@@ -332,12 +332,19 @@ pub fn query_params(method: &str, path: &str) -> Vec<Value> {
             q("queue", json!({"type": "string"})),
             q("project", json!({"type": "string"})),
             q("owner", json!({"type": "string"})),
+            q("name", json!({"type": "string"})),
+            q("parent", json!({"type": "string", "pattern": ID_PATTERN})),
+            q(
+                "index",
+                json!({"type": "integer", "minimum": 0, "maximum": u32::MAX}),
+            ),
             q("before", json!({"type": "string", "pattern": ID_PATTERN})),
             q(
                 "limit",
                 json!({"type": "integer", "minimum": 1, "maximum": 1000}),
             ),
         ],
+        ("post", "/api/v1/jobs/{id}/resubmit") => vec![q("failed", json!({"type": "boolean"}))],
         ("get", "/api/v1/jobs/{id}/log") => vec![
             q(
                 "attempt",

@@ -37,6 +37,12 @@ pub struct JobQuery {
     pub before: Option<i64>,
     /// At most this many jobs.
     pub limit: Option<u32>,
+    /// Only jobs with this name.
+    pub name: Option<String>,
+    /// Only children of this array or pipeline.
+    pub parent: Option<i64>,
+    /// Only the array child with this index (with `parent`).
+    pub index: Option<u32>,
 }
 
 impl JobQuery {
@@ -51,6 +57,15 @@ impl JobQuery {
         }
         if let Some(b) = self.before {
             urls::add_query(url, "before", &b.to_string());
+        }
+        if let Some(n) = &self.name {
+            urls::add_query(url, "name", n);
+        }
+        if let Some(p) = self.parent {
+            urls::add_query(url, "parent", &p.to_string());
+        }
+        if let Some(i) = self.index {
+            urls::add_query(url, "index", &i.to_string());
         }
         if let Some(l) = self.limit {
             urls::add_query(url, "limit", &l.to_string());
@@ -276,6 +291,18 @@ impl Client {
         let id = id.to_string();
         self.send_json::<(), _>(Method::POST, Timeout::Default, None, |b| {
             urls::api(b, &["jobs", &id, "resubmit"])
+        })
+        .await
+    }
+
+    /// `POST /api/v1/jobs/{id}/resubmit?failed=true`: an array's failed
+    /// children again, as a new array of those indices.
+    pub async fn resubmit_failed(&self, id: i64) -> Result<JobView, ClientError> {
+        let id = id.to_string();
+        self.send_json::<(), _>(Method::POST, Timeout::Default, None, |b| {
+            let mut u = urls::api(b, &["jobs", &id, "resubmit"]);
+            urls::add_query(&mut u, "failed", "true");
+            u
         })
         .await
     }

@@ -177,8 +177,48 @@ pub fn integral_numbers(v: &mut serde_json::Value) {
     }
 }
 
+/// The candidate closest to `word` (case-insensitive edit distance of at
+/// most a third of its length, at least 1), for "did you mean" hints.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let w: Vec<char> = word.to_lowercase().chars().collect();
+    let limit = (w.len() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| {
+            (
+                edit_distance(&w, &c.to_lowercase().chars().collect::<Vec<_>>()),
+                *c,
+            )
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn suggestions() {
+        let states = ["RUNNING", "RUNNABLE", "FAILED", "PENDING"];
+        assert_eq!(super::closest("RUNING", &states), Some("RUNNING"));
+        assert_eq!(super::closest("faild", &states), Some("FAILED"));
+        assert_eq!(super::closest("XYZ", &states), None);
+    }
+
     use super::*;
 
     #[test]

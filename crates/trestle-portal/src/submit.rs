@@ -1,7 +1,7 @@
 //! The submit form: a command or script with resources, attempts, success
 //! string, array and dependencies, and an input folder (uploaded by the
 //! portal's script through the upload API, with progress; or an upload id
-//! made with `trestle upload`). Validated on the server by the same code
+//! made earlier). Validated on the server by the same code
 //! as `POST /api/v1/jobs`, with messages next to the fields.
 
 use super::{Form, Nav, Viewer, csrf_field, html_response, page};
@@ -90,7 +90,7 @@ fn render(v: &Viewer, f: &Form, errors: &[(String, String)]) -> Markup {
                     label for="inputs" { "Upload id" }
                     input id="inputs" name="inputs" type="text" value=(f.get("inputs"))
                         aria-invalid=[err("inputs").map(|_| "true")] aria-describedby="inputs-hint";
-                    p class="hint" id="inputs-hint" { "Filled in by the upload above, or from `trestle upload DIR`." }
+                    p class="hint" id="inputs-hint" { "Filled in by the upload above, or the id of an earlier upload (`trestle submit DIR --run SCRIPT` uploads from the command line)." }
                     @if let Some(m) = err("inputs") { p class="field-error" id="inputs-error" { (m) } }
                 }
             }

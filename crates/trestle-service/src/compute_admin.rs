@@ -193,16 +193,35 @@ pub async fn delete_env(app: &Service, p: &Principal, name: &str) -> ServiceResu
     changed(app).await
 }
 
-/// Every declared queue.
+/// Every queue a job can name: those declared (through the API or in
+/// `[queues.NAME]` with scheduling settings), then `default` and the other
+/// `trestle.toml` queues, which serve every compute environment at
+/// priority 0 until declared (source `built-in`).
 pub async fn list_queues(app: &Service, p: &Principal) -> ServiceResult<Vec<QueueView>> {
     check(p, Action::ComputeRead, Resource::None, "")?;
-    Ok(app
+    let mut out: Vec<QueueView> = app
         .store
         .queue_records()
         .await?
         .into_iter()
         .map(queue_view)
-        .collect())
+        .collect();
+    let implicit = std::iter::once(trestle_core::batch::spec::DEFAULT_QUEUE.to_string())
+        .chain(app.flow.queues.iter().map(|q| q.name.clone()));
+    for name in implicit {
+        if !out.iter().any(|q| q.spec.name == name) {
+            out.push(QueueView {
+                spec: trestle_core::compute::QueueSpec {
+                    name,
+                    priority: 0,
+                    compute_environments: Vec::new(),
+                },
+                source: "built-in".into(),
+                updated_at: 0,
+            });
+        }
+    }
+    Ok(out)
 }
 
 async fn find_queue(app: &Service, name: &str) -> ServiceResult<QueueRecord> {

@@ -135,7 +135,7 @@ fn sealed(id: &str) -> ServiceError {
         UPLOAD_SEALED,
         format!(
             "upload `{id}` is the inputs of a submitted job and cannot change; \
-             create a new upload (`trestle upload DIR`) for different inputs"
+             create a new upload (`trestle submit --input DIR`) for different inputs"
         ),
     )
     .in_field("id")

@@ -233,8 +233,38 @@ pub async fn resubmit(app: &Service, p: &Principal, id: i64) -> ServiceResult<Jo
     submit_one(app, p, spec).await
 }
 
+/// Runs the failed children of array `id` again, as a new array of only
+/// those indices with the same script, for `p` (who must be able to read
+/// the array and submit to its project).
+pub async fn resubmit_failed(app: &Service, p: &Principal, id: i64) -> ServiceResult<JobView> {
+    let old = access::job(app, p, id, Action::JobRead).await?;
+    let mut failed = Vec::new();
+    let mut before = None;
+    loop {
+        let page = app
+            .store
+            .list_jobs(&JobFilter {
+                parent: Some(id),
+                states: vec![JobState::Failed],
+                before,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        failed.extend(page.iter().filter_map(|j| j.flow.array_index));
+        match page.last() {
+            Some(last) if page.len() == 1000 => before = Some(last.id),
+            _ => break,
+        }
+    }
+    let spec = trestle_core::batch::resubmit::failed_again(&old, &failed)?;
+    submit_one(app, p, spec).await
+}
+
 /// A listing's filter from query parameters (`state=RUNNING,FAILED`,
-/// `queue`, `project`, `owner`, `before`, `limit` 1-1000, default 100).
+/// `queue`, `project`, `owner`, `name`, `parent` (children of an array or
+/// pipeline), `index` (an array child's index), `before`, `limit` 1-1000,
+/// default 100).
 pub fn filter_from_params(
     q: &std::collections::HashMap<String, String>,
 ) -> ServiceResult<JobFilter> {
@@ -258,6 +288,17 @@ pub fn filter_from_params(
             "queue" => filter.queue = Some(v.clone()),
             "project" => filter.project = Some(v.clone()),
             "owner" => filter.owner = Some(v.clone()),
+            "name" => filter.name = Some(v.clone()),
+            "parent" => filter.parent = Some(parse_id("parent", v)?),
+            "index" => {
+                filter.array_index = Some(v.parse().map_err(|_| {
+                    ServiceError::bad(
+                        "invalid-index",
+                        "index",
+                        format!("`{v}` is not an array index (a whole number)"),
+                    )
+                })?)
+            }
             "before" => filter.before = Some(parse_id("before", v)?),
             "limit" => {
                 filter.limit = v

@@ -97,6 +97,12 @@ pub struct JobFilter {
     pub project: Option<String>,
     /// Only jobs submitted by this user.
     pub owner: Option<String>,
+    /// Only jobs with this name.
+    pub name: Option<String>,
+    /// Only children of this array or pipeline.
+    pub parent: Option<i64>,
+    /// Only the array child with this index (with `parent`).
+    pub array_index: Option<u32>,
 }
 
 /// A worker asking for jobs.

@@ -204,6 +204,16 @@ fn main() -> ExitCode {
         }
     }
     let server_side = matches!(cli.cmd, Cmd::Up(_) | Cmd::Server(_) | Cmd::Worker(_));
+    if !server_side {
+        // A command whose output is piped into `head` ends quietly when the
+        // pipe closes, as other command-line tools do, instead of failing
+        // to print.
+        // SAFETY: signal(2) with SIG_DFL has no preconditions; no thread
+        // exists yet.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let default_filter = if server_side { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -211,6 +221,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log redirected to a file stays plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

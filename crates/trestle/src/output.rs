@@ -61,14 +61,41 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// A duration in ms, short (`850ms`, `12.3s`, `4m05s`).
+/// A duration in ms, short (`850ms`, `12.3s`, `4m05s`, `2h05m`, `90d`).
 pub fn duration(ms: i64) -> String {
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
     if ms < 1000 {
         format!("{ms}ms")
     } else if ms < 60_000 {
         format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
+    } else if ms < HOUR {
         format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    } else if ms < DAY {
+        format!("{}h{:02}m", ms / HOUR, (ms % HOUR) / 60_000)
+    } else if ms % DAY < HOUR {
+        format!("{}d", ms / DAY)
+    } else {
+        format!("{}d{:02}h", ms / DAY, (ms % DAY) / HOUR)
+    }
+}
+
+/// A duration in ms as Slurm's TIME column prints it: `M:SS`, `H:MM:SS`,
+/// `D-HH:MM:SS`.
+pub fn slurm_time(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let (d, h, m, s) = (
+        secs / 86_400,
+        (secs % 86_400) / 3600,
+        (secs % 3600) / 60,
+        secs % 60,
+    );
+    if d > 0 {
+        format!("{d}-{h:02}:{m:02}:{s:02}")
+    } else if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
     }
 }
 
@@ -123,6 +150,14 @@ mod tests {
         assert_eq!(duration(850), "850ms");
         assert_eq!(duration(12_345), "12.3s");
         assert_eq!(duration(245_000), "4m05s");
+        assert_eq!(duration(7_500_000), "2h05m");
+        assert_eq!(duration(90 * 86_400_000), "90d");
+        assert_eq!(duration(86_400_000 + 3 * 3_600_000), "1d03h");
+        assert_eq!(slurm_time(4), "0:00");
+        assert_eq!(slurm_time(1_000), "0:01");
+        assert_eq!(slurm_time(754_000), "12:34");
+        assert_eq!(slurm_time(3_723_000), "1:02:03");
+        assert_eq!(slurm_time(2 * 86_400_000 + 3_723_000), "2-01:02:03");
         let t = table(&["ID", "STATE"], &[vec!["1".into(), "RUNNING".into()]]);
         assert_eq!(t, "ID  STATE\n1   RUNNING\n");
     }

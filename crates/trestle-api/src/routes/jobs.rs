@@ -80,14 +80,39 @@ pub async fn cancel(
     Ok(Json(svc::cancel(&app, &p, parse_id(&id)?).await?))
 }
 
-/// `POST /api/v1/jobs/{id}/resubmit`: runs a job's work again as a new job
-/// (an array task as a plain job running the same task).
+/// `POST /api/v1/jobs/{id}/resubmit[?failed=true]`: runs a job's work
+/// again as a new job (an array task as a plain job running the same
+/// task); with `failed=true`, an array's failed children as a new array.
 pub async fn resubmit(
     State(app): State<Service>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<(StatusCode, Extension<AuditResource>, Json<JobView>)> {
-    let job = svc::resubmit(&app, &p, parse_id(&id)?).await?;
+    let id = parse_id(&id)?;
+    let failed = match q.get("failed").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ApiError::bad(
+                "invalid-failed",
+                "failed",
+                format!("failed must be true or false, got `{v}`"),
+            ));
+        }
+    };
+    if let Some(k) = q.keys().find(|k| *k != "failed") {
+        return Err(ApiError::bad(
+            "unknown-parameter",
+            k,
+            format!("unknown query parameter `{k}`"),
+        ));
+    }
+    let job = if failed {
+        svc::resubmit_failed(&app, &p, id).await?
+    } else {
+        svc::resubmit(&app, &p, id).await?
+    };
     let tag = AuditResource(format!("job:{}", job.id));
     Ok((StatusCode::CREATED, Extension(tag), Json(job)))
 }

@@ -90,6 +90,26 @@ pub enum Presentation {
 }
 
 impl JobView {
+    /// Attempts as `USED/MAX`, counting the attempt that is running now
+    /// (a first attempt that runs shows `1/3`, not `0/3`).
+    pub fn attempts_label(&self) -> String {
+        let current = u32::from(self.state.is_leased() && self.flow.kind.is_job());
+        format!(
+            "{}/{}",
+            (self.attempts_used + current).min(self.max_attempts.max(1)),
+            self.max_attempts
+        )
+    }
+
+    /// Slurm's name for the job: `PARENT_INDEX` for an array child, the id
+    /// otherwise.
+    pub fn task_id(&self) -> Option<String> {
+        match (self.flow.parent, self.flow.array_index) {
+            (Some(p), Some(i)) => Some(format!("{p}_{i}")),
+            _ => None,
+        }
+    }
+
     /// Prepares the job to be shown: environment values that look like
     /// secrets are masked in every view, only the owner and admins see the
     /// environment at all, and listings leave it out and abridge the

@@ -39,6 +39,10 @@ pub struct ArraySpec {
     /// At most this many children run at once (`%N`); `None`: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel: Option<u32>,
+    /// Fail fast: once this many children failed, the rest are cancelled
+    /// (`--max-failures N`); `None`: every child runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<u32>,
 }
 
 /// Which child of which array a job is (set on materialised children).
@@ -142,7 +146,11 @@ impl ArraySpec {
                 count: count as u32,
             });
         }
-        let spec = ArraySpec { segments, parallel };
+        let spec = ArraySpec {
+            segments,
+            parallel,
+            max_failures: None,
+        };
         spec.check_distinct(field, text)?;
         Ok(spec)
     }
@@ -182,6 +190,15 @@ impl ArraySpec {
     /// Largest index.
     pub fn max(&self) -> u32 {
         self.segments.iter().map(Segment::last).max().unwrap_or(0)
+    }
+
+    /// True if the array has a child with this index.
+    pub fn contains(&self, index: u32) -> bool {
+        self.segments.iter().any(|s| {
+            index >= s.first
+                && (index - s.first) % s.step.max(1) == 0
+                && (index - s.first) / s.step.max(1) < s.count
+        })
     }
 
     /// The index of the child with this ordinal.
@@ -237,6 +254,32 @@ pub fn children_to_create(total: u64, created: u64, active: u64, parallel: Optio
     room.min(remaining)
 }
 
+/// Indices as Slurm prints them compressed: sorted, runs of consecutive
+/// indices joined (`3,17,40-42`).
+pub fn compress(indices: &[u32]) -> String {
+    let mut v = indices.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if j == i {
+            out.push_str(&v[i].to_string());
+        } else {
+            out.push_str(&format!("{}-{}", v[i], v[j]));
+        }
+        i = j + 1;
+    }
+    out
+}
+
 impl std::fmt::Display for ArraySpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, s) in self.segments.iter().enumerate() {
@@ -262,6 +305,20 @@ impl std::fmt::Display for ArraySpec {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn compressed_ranges() {
+        assert_eq!(compress(&[42, 3, 40, 17, 41]), "3,17,40-42");
+        assert_eq!(compress(&[]), "");
+        assert_eq!(compress(&[5, 5]), "5");
+        assert_eq!(compress(&[0, 1, 2, 3]), "0-3");
+        let s = ArraySpec::parse("array", "0-10:5,20").unwrap();
+        assert!(s.contains(5) && s.contains(20) && s.contains(0));
+        assert!(!s.contains(3) && !s.contains(15) && !s.contains(21));
+        // What compress prints, parse reads back as the same indices.
+        let a = ArraySpec::parse("array", &compress(&[9, 1, 2, 7, 8])).unwrap();
+        assert_eq!(indices(&a), vec![1, 2, 7, 8, 9]);
+    }
 
     fn indices(a: &ArraySpec) -> Vec<u32> {
         (0..a.len()).map(|k| a.index_at(k).unwrap()).collect()

@@ -45,6 +45,44 @@ pub fn resubmission(old: &JobView) -> Result<JobSpec> {
     Ok(spec)
 }
 
+/// The specification of a new array that runs only the children of array
+/// `old` with these (failed) indices again, with `old`'s script, window
+/// (`%N`) and fail-fast limit.
+pub fn failed_again(old: &JobView, failed: &[u32]) -> Result<JobSpec> {
+    let Some(array) = old
+        .spec
+        .flow
+        .array
+        .as_ref()
+        .filter(|_| old.flow.kind == JobKind::Array)
+    else {
+        return Err(ValidationError::new(
+            "not-an-array",
+            "failed",
+            format!(
+                "job {} is not an array; `--failed` re-runs the failed children of an array",
+                old.id
+            ),
+        ));
+    };
+    if failed.is_empty() {
+        return Err(ValidationError::new(
+            "nothing-failed",
+            "failed",
+            format!("array {} has no failed children to run again", old.id),
+        ));
+    }
+    let mut again =
+        crate::batch::array::ArraySpec::parse("failed", &crate::batch::array::compress(failed))?;
+    again.parallel = array.parallel;
+    again.max_failures = array.max_failures;
+    let mut spec = old.spec.clone();
+    spec.key = None;
+    spec.owner = None;
+    spec.flow.array = Some(again);
+    Ok(spec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +158,26 @@ mod tests {
             .unwrap();
         let spec = resubmission(&view(plain.clone(), JobKind::Job, None)).unwrap();
         assert_eq!(spec, plain);
+    }
+
+    #[test]
+    fn failed_children_become_a_new_array_of_those_indices() {
+        let mut old = array_spec();
+        if let Some(a) = old.flow.array.as_mut() {
+            a.parallel = Some(10);
+            a.max_failures = Some(5);
+        }
+        let spec =
+            failed_again(&view(old.clone(), JobKind::Array, None), &[42, 3, 40, 41]).unwrap();
+        assert_eq!(spec.flow.kind(), JobKind::Array);
+        let a = spec.flow.array.clone().unwrap();
+        assert_eq!(a.to_string(), "3,40-42%10");
+        assert_eq!(a.max_failures, Some(5));
+        assert_eq!(spec.key, None);
+        assert_eq!(spec.command, old.command);
+        let none = failed_again(&view(old.clone(), JobKind::Array, None), &[]).unwrap_err();
+        assert_eq!(none.code, "nothing-failed");
+        let plain = failed_again(&view(old, JobKind::Job, None), &[1]).unwrap_err();
+        assert_eq!(plain.code, "not-an-array");
     }
 }

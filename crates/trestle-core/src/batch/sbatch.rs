@@ -58,6 +58,8 @@ pub struct SbatchOptions {
     /// Studies to attach, from `#TRESTLE --study NAME[/SUBDIR][:ro|:rw][=PATH]`
     /// comment lines (Trestle's own directive; Slurm ignores it).
     pub studies: Vec<String>,
+    /// `--wrap`: a command to run as the whole script (command line only).
+    pub wrap: Option<String>,
     /// Options that were not understood or are ignored here.
     pub warnings: Vec<String>,
 }
@@ -85,6 +87,7 @@ enum Key {
     Wait,
     MailType,
     MailUser,
+    Wrap,
     /// Understood, but has no meaning here (mail, accounting, ...).
     Ignored,
 }
@@ -113,6 +116,7 @@ const OPTIONS: &[(Option<char>, &str, Key)] = &[
     (Some('q'), "qos", Key::Ignored),
     (None, "mail-type", Key::MailType),
     (None, "mail-user", Key::MailUser),
+    (None, "wrap", Key::Wrap),
     (Some('C'), "constraint", Key::Ignored),
     (None, "comment", Key::Ignored),
     (None, "nice", Key::Ignored),
@@ -146,6 +150,7 @@ impl SbatchOptions {
             Key::Nodes => &mut self.nodes,
             Key::MailType => &mut self.mail_type,
             Key::MailUser => &mut self.mail_user,
+            Key::Wrap => &mut self.wrap,
             Key::Parsable => {
                 self.parsable = true;
                 return;
@@ -314,8 +319,15 @@ impl SbatchOptions {
             } else {
                 self.studies
             },
+            wrap: self.wrap.or(base.wrap),
             warnings,
         }
+    }
+
+    /// The script `--wrap CMD` stands for: a shell script running CMD, as
+    /// Slurm writes it.
+    pub fn wrap_script(cmd: &str) -> String {
+        format!("#!/bin/sh\n# This script was written by sbatch --wrap.\n{cmd}\n")
     }
 }
 
@@ -493,7 +505,11 @@ fn exportable(name: &str) -> bool {
         && validate_env_name("env", name).is_ok()
 }
 
-fn export_env(
+/// The environment a job gets from `--export` (Slurm's `ALL`, `NONE`,
+/// `VAR` and `VAR=value`, comma-separated; default `ALL`) out of the
+/// submitter's `env`: `ALL` leaves out variables that look like secrets
+/// and Trestle's and Slurm's own.
+pub fn export_env(
     text: Option<&str>,
     env: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>> {

@@ -95,6 +95,9 @@ pub struct JobRequest {
     /// children at once).
     #[serde(default)]
     pub array: Option<String>,
+    /// With `array`: once this many children failed, cancel the rest.
+    #[serde(default)]
+    pub max_failures: Option<u32>,
     /// Jobs to wait for: `[{"kind": "after-ok", "job": 12}]`.
     #[serde(default)]
     pub after: Vec<Dependency>,
@@ -320,10 +323,28 @@ impl JobRequest {
                 ));
             }
         }
-        let array = match &self.array {
+        let mut array = match &self.array {
             Some(a) => Some(ArraySpec::parse("array", a)?),
             None => None,
         };
+        match (self.max_failures, array.as_mut()) {
+            (None, _) => {}
+            (Some(0), _) => {
+                return Err(ValidationError::new(
+                    "invalid-max-failures",
+                    "max_failures",
+                    "max_failures must be at least 1 (the number of failed children that stops the array)",
+                ));
+            }
+            (Some(n), Some(a)) => a.max_failures = Some(n),
+            (Some(_), None) => {
+                return Err(ValidationError::new(
+                    "invalid-max-failures",
+                    "max_failures",
+                    "max_failures applies to arrays only: add `array` (e.g. 0-99)",
+                ));
+            }
+        }
         check_count("after", &self.after)?;
         if let Some(d) = self.after.iter().find(|d| d.job <= 0) {
             return Err(ValidationError::new(

@@ -266,7 +266,7 @@ async fn child_done(
     let row = sqlx::query(
         "UPDATE jobs SET group_active = group_active - $2 WHERE id = $1 AND state = 'RUNNING' \
          RETURNING kind, group_total, group_created, group_active, group_parallel, \
-         cancel_requested",
+         cancel_requested, group_max_failures",
     )
     .bind(parent)
     .bind(ended as i64)
@@ -275,6 +275,16 @@ async fn child_done(
     let Some(row) = row else {
         return Ok(0);
     };
+    let max_failures = row.try_get::<i64, _>("group_max_failures")?;
+    if max_failures > 0
+        && row.try_get::<i64, _>("cancel_requested")? == 0
+        && failed_children(tx, parent).await? >= max_failures
+    {
+        // The children cancelled here come back through `work`, each
+        // ending this group's count as it is followed.
+        stop_array(tx, parent, max_failures, now, work).await?;
+        return Ok(0);
+    }
     let count = |c: &str| -> Result<u64> { Ok(row.try_get::<i64, _>(c)?.max(0) as u64) };
     let parallel = row.try_get::<i64, _>("group_parallel")?;
     let counters = GroupCounters {
@@ -295,6 +305,66 @@ async fn child_done(
         GroupStep::Create(_) => top_up(tx, parent, now).await,
         GroupStep::Wait => Ok(0),
     }
+}
+
+/// How many children of `parent` failed.
+async fn failed_children(tx: &mut Tx<'_>, parent: i64) -> Result<i64> {
+    Ok(sqlx::query(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM jobs WHERE parent_id = $1 AND state = 'FAILED'",
+    )
+    .bind(parent)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("n")?)
+}
+
+/// Fail fast: an array with `max_failures` failed children creates no
+/// more, its waiting children are cancelled with the reason (and pushed to
+/// `work`, whose followers count them off the group), and its running
+/// ones are asked to stop.
+async fn stop_array(
+    tx: &mut Tx<'_>,
+    parent: i64,
+    max_failures: i64,
+    now: i64,
+    work: &mut Vec<i64>,
+) -> Result<()> {
+    sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1")
+        .bind(parent)
+        .execute(&mut **tx)
+        .await?;
+    let reason = format!("max-failures: {max_failures} children of array {parent} failed");
+    let waiting = sqlx::query(
+        "UPDATE jobs SET state = 'CANCELLED', reason = $2, finished_at = $3 \
+         WHERE parent_id = $1 AND state IN ('SUBMITTED', 'PENDING', 'RUNNABLE') RETURNING id",
+    )
+    .bind(parent)
+    .bind(&reason)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in &waiting {
+        work.push(r.try_get("id")?);
+    }
+    sqlx::query(
+        "UPDATE jobs SET cancel_requested = 1 WHERE parent_id = $1 \
+         AND state IN ('STARTING', 'RUNNING')",
+    )
+    .bind(parent)
+    .execute(&mut **tx)
+    .await?;
+    if waiting.is_empty() {
+        // Nothing comes back through `work`: finish now if nothing runs.
+        let active: i64 = sqlx::query("SELECT group_active FROM jobs WHERE id = $1")
+            .bind(parent)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("group_active")?;
+        if active <= 0 && finalize_group(tx, parent, now).await? {
+            work.push(parent);
+        }
+    }
+    Ok(())
 }
 
 /// Children of a group per state; children of an array not created yet
@@ -340,17 +410,26 @@ pub(super) async fn child_counts(
 /// Ends a group whose children all ended: SUCCEEDED, FAILED or CANCELLED
 /// from the children's states. True if it changed.
 pub(super) async fn finalize_group(tx: &mut Tx<'_>, parent: i64, now: i64) -> Result<bool> {
-    let row =
-        sqlx::query("SELECT group_total, group_created, cancel_requested FROM jobs WHERE id = $1")
-            .bind(parent)
-            .fetch_one(&mut **tx)
-            .await?;
+    let row = sqlx::query(
+        "SELECT group_total, group_created, cancel_requested, group_max_failures \
+         FROM jobs WHERE id = $1",
+    )
+    .bind(parent)
+    .fetch_one(&mut **tx)
+    .await?;
     let total: i64 = row.try_get("group_total")?;
     let created: i64 = row.try_get("group_created")?;
     let cancelled = row.try_get::<i64, _>("cancel_requested")? != 0;
+    let max_failures = row.try_get::<i64, _>("group_max_failures")?;
     let counts = child_counts(tx, parent, total, created, JobState::Running, cancelled).await?;
     let state = counts.summary();
+    let failed = counts.get(JobState::Failed);
     let reason = match state {
+        JobState::Failed if max_failures > 0 && failed >= max_failures as u64 => Some(format!(
+            "max-failures: stopped after {failed} of {} children failed (max_failures {max_failures}); {} cancelled",
+            counts.total,
+            counts.get(JobState::Cancelled)
+        )),
         JobState::Failed => Some(format!(
             "{} of {} children failed",
             counts.get(JobState::Failed),
@@ -514,13 +593,17 @@ pub(super) async fn setup(
             DepStatus::Never(r) => never = never.or(Some(r)),
         }
     }
-    let (total, parallel) = match &spec.flow.array {
-        Some(a) if kind == JobKind::Array => (a.len() as i64, i64::from(a.parallel.unwrap_or(0))),
-        _ => (0, 0),
+    let (total, parallel, max_failures) = match &spec.flow.array {
+        Some(a) if kind == JobKind::Array => (
+            a.len() as i64,
+            i64::from(a.parallel.unwrap_or(0)),
+            i64::from(a.max_failures.unwrap_or(0)),
+        ),
+        _ => (0, 0, 0),
     };
     sqlx::query(
         "UPDATE jobs SET kind = $2, parent_id = $3, deps_pending = $4, group_total = $5, \
-         group_parallel = $6, state = 'PENDING' WHERE id = $1",
+         group_parallel = $6, group_max_failures = $7, state = 'PENDING' WHERE id = $1",
     )
     .bind(id)
     .bind(kind.as_str())
@@ -528,6 +611,7 @@ pub(super) async fn setup(
     .bind(pending)
     .bind(total)
     .bind(parallel)
+    .bind(max_failures)
     .execute(&mut **tx)
     .await?;
     if let Some(reason) = never {

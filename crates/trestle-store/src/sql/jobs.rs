@@ -111,6 +111,9 @@ impl SqlStore {
              AND (CAST($5 AS TEXT) IS NULL OR owner = $5 OR $6 LIKE '%,' || project || ',%') \
              AND (CAST($7 AS TEXT) IS NULL OR project = $7) \
              AND (CAST($8 AS TEXT) IS NULL OR owner = $8) \
+             AND (CAST($9 AS TEXT) IS NULL OR name = $9) \
+             AND (CAST($10 AS BIGINT) IS NULL OR parent_id = $10) \
+             AND (CAST($11 AS BIGINT) IS NULL OR array_index = $11) \
              ORDER BY id DESC LIMIT $4"
         ))
         .bind(before)
@@ -121,6 +124,9 @@ impl SqlStore {
         .bind(format!(",{},", f.visible_projects.join(",")))
         .bind(f.project.clone())
         .bind(f.owner.clone())
+        .bind(f.name.clone())
+        .bind(f.parent)
+        .bind(f.array_index.map(i64::from))
         .fetch_all(&self.read)
         .await?;
         let mut jobs = rows::jobs(&rows, &self.damaged)?;

@@ -48,6 +48,10 @@ const SQLITE: &[(i64, &str)] = &[
     (15, include_str!("../../migrations/sqlite/0015_studies.sql")),
     (16, include_str!("../../migrations/sqlite/0016_costs.sql")),
     (17, include_str!("../../migrations/sqlite/0017_samples.sql")),
+    (
+        18,
+        include_str!("../../migrations/sqlite/0018_array_fail_fast.sql"),
+    ),
 ];
 /// (version, SQL) for PostgreSQL.
 const POSTGRES: &[(i64, &str)] = &[
@@ -102,6 +106,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         17,
         include_str!("../../migrations/postgres/0017_samples.sql"),
+    ),
+    (
+        18,
+        include_str!("../../migrations/postgres/0018_array_fail_fast.sql"),
     ),
 ];
 

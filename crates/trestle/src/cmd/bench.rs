@@ -63,6 +63,7 @@ async fn bench_jobs(c: &Client, queue: &str) -> Result<Vec<trestle_core::api::Jo
                 queue: Some(queue.to_string()),
                 before,
                 limit: Some(1000),
+                ..Default::default()
             })
             .await?;
         let n = page.jobs.len();
@@ -137,6 +138,7 @@ pub async fn run(a: BenchArgs, conn: &Conn) -> Result<ExitCode> {
                 queue: Some(queue.clone()),
                 before: None,
                 limit: Some(1),
+                ..Default::default()
             })
             .await?;
         if page.jobs.is_empty() {

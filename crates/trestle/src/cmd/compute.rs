@@ -38,7 +38,7 @@ pub enum CeCmd {
         #[arg(long)]
         file: PathBuf,
     },
-    /// Delete one no queue lists (admins).
+    /// Delete a compute environment (admins); refused while a queue lists it.
     Delete {
         /// Name.
         name: String,

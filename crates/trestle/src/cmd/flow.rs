@@ -4,7 +4,7 @@
 
 use super::client;
 use crate::Conn;
-use crate::output::{duration, table, time, usage};
+use crate::output::{slurm_time, table, time, usage};
 use anyhow::Result;
 use clap::Args;
 use futures::StreamExt;
@@ -28,7 +28,7 @@ pub struct EventsArgs {
     pub state: Option<String>,
     /// Only this job (and, for an array or pipeline, its children).
     #[arg(long)]
-    pub job: Option<i64>,
+    pub job: Option<String>,
     /// Only this queue.
     #[arg(long)]
     pub queue: Option<String>,
@@ -50,7 +50,16 @@ pub fn parse_states(s: Option<&str>) -> Result<Vec<JobState>> {
     {
         match JobState::parse(part) {
             Some(st) => out.push(st),
-            None => return usage(format!("`{part}` is not a job state")),
+            None => {
+                let all: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+                let hint = trestle_core::parse::closest(part, &all)
+                    .map(|s| format!("did you mean {s}? "))
+                    .unwrap_or_default();
+                return usage(format!(
+                    "`{part}` is not a job state; {hint}the states are {}",
+                    all.join(", ")
+                ));
+            }
         }
     }
     Ok(out)
@@ -79,8 +88,12 @@ fn event_line(e: &EventView) -> String {
 /// `trestle events [-f]`.
 pub async fn events(a: EventsArgs, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
+    let job = match &a.job {
+        Some(t) => Some(super::jobref::resolve(&c, t).await?),
+        None => None,
+    };
     let query = EventQuery {
-        job: a.job,
+        job,
         states: parse_states(a.state.as_deref())?,
         queue: a.queue.clone(),
         follow: a.follow,
@@ -156,6 +169,10 @@ pub struct CancelArgs {
 pub struct ResubmitArgs {
     /// The job: `12`, or `12_3` for the task with index 3 of array 12.
     pub id: String,
+    /// Of an array: run only its failed children again, as a new array of
+    /// those indices.
+    #[arg(long)]
+    pub failed: bool,
     /// Print the new job as JSON.
     #[arg(long)]
     pub json: bool,
@@ -164,56 +181,25 @@ pub struct ResubmitArgs {
 /// `trestle resubmit`: prints the new job's id.
 pub async fn resubmit(a: ResubmitArgs, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
-    let id = resolve_id(&c, &a.id).await?;
-    let j = c.resubmit_job(id).await?;
+    let id = super::jobref::resolve(&c, &a.id).await?;
+    let j = if a.failed {
+        c.resubmit_failed(id).await?
+    } else {
+        c.resubmit_job(id).await?
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         println!("{}", j.id);
+        if let Some(arr) = j.spec.flow.array.as_ref().filter(|_| a.failed) {
+            eprintln!(
+                "array {} runs the {} failed indices of {id} again: {arr}",
+                j.id,
+                arr.len()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves `12` or `12_3` (child with index 3 of array 12) to a job id.
-async fn resolve_id(c: &trestle_client::Client, text: &str) -> Result<i64> {
-    let bad = || {
-        usage::<i64>(format!(
-            "`{text}` is not a job id (12, or 12_3 for an array child)"
-        ))
-    };
-    let Some((parent, index)) = text.split_once('_') else {
-        return match text.parse::<i64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => bad(),
-        };
-    };
-    let (Ok(parent), Ok(index)) = (parent.parse::<i64>(), index.parse::<u32>()) else {
-        return bad();
-    };
-    let mut before = None;
-    loop {
-        let page = c
-            .list_jobs(&JobQuery {
-                before,
-                limit: Some(1000),
-                ..Default::default()
-            })
-            .await?;
-        if let Some(j) = page
-            .jobs
-            .iter()
-            .find(|j| j.flow.parent == Some(parent) && j.flow.array_index == Some(index))
-        {
-            return Ok(j.id);
-        }
-        match page.next_before {
-            Some(b) if b > parent => before = Some(b),
-            _ => break,
-        }
-    }
-    usage(format!(
-        "array {parent} has no child with index {index} yet (children are created as earlier ones finish; cancel the array with `trestle cancel {parent}`)"
-    ))
 }
 
 /// `trestle cancel`.
@@ -222,31 +208,41 @@ pub async fn cancel(a: CancelArgs, conn: &Conn) -> Result<ExitCode> {
     let states = parse_states(a.state.as_deref())?;
     let mut ids = Vec::new();
     for t in &a.ids {
-        ids.push(resolve_id(&c, t).await?);
+        ids.push(super::jobref::resolve(&c, t).await?);
     }
     let filtering = a.name.is_some() || !states.is_empty() || a.partition.is_some();
     if ids.is_empty() {
         if !filtering {
             return usage("name the jobs to cancel: IDs, or --name/--state/--partition");
         }
-        let page = c
-            .list_jobs(&JobQuery {
-                states: if states.is_empty() {
-                    vec![
-                        JobState::Pending,
-                        JobState::Runnable,
-                        JobState::Starting,
-                        JobState::Running,
-                    ]
-                } else {
-                    states.clone()
-                },
-                queue: a.partition.clone(),
-                before: None,
-                limit: Some(1000),
-            })
-            .await?;
-        ids = page.jobs.iter().map(|j| j.id).collect();
+        let wanted = if states.is_empty() {
+            vec![
+                JobState::Pending,
+                JobState::Runnable,
+                JobState::Starting,
+                JobState::Running,
+            ]
+        } else {
+            states.clone()
+        };
+        let mut before = None;
+        loop {
+            let page = c
+                .list_jobs(&JobQuery {
+                    states: wanted.clone(),
+                    queue: a.partition.clone(),
+                    name: a.name.clone(),
+                    before,
+                    limit: Some(1000),
+                    ..Default::default()
+                })
+                .await?;
+            ids.extend(page.jobs.iter().map(|j| j.id));
+            match page.next_before {
+                Some(b) => before = Some(b),
+                None => break,
+            }
+        }
     }
     let matches = |j: &JobView| {
         a.name.as_ref().is_none_or(|n| *n == j.name)
@@ -323,8 +319,8 @@ pub fn squeue(jobs: &[JobView], now: i64) -> String {
                 _ => j.id.to_string(),
             };
             let elapsed = match (j.started_at, j.finished_at) {
-                (Some(s), Some(f)) => duration(f - s),
-                (Some(s), None) => duration(now - s),
+                (Some(s), Some(f)) => slurm_time(f - s),
+                (Some(s), None) => slurm_time(now - s),
                 _ => "0:00".into(),
             };
             let user = j

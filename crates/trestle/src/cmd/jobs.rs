@@ -25,9 +25,18 @@ pub struct JobsArgs {
     /// Only this queue.
     #[arg(long)]
     pub queue: Option<String>,
-    /// At most this many (default 50).
+    /// Only jobs with this name.
+    #[arg(long, short = 'n')]
+    pub name: Option<String>,
+    /// Only the children of this array (or pipeline).
+    #[arg(long, value_name = "ID")]
+    pub array: Option<String>,
+    /// At most this many (default 50); more than 1000 are read page by page.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Start below this job id (the next page of an earlier listing).
+    #[arg(long, value_name = "ID")]
+    pub before: Option<i64>,
     /// Print JSON (the API's field names).
     #[arg(long)]
     pub json: bool,
@@ -41,8 +50,8 @@ pub struct JobsArgs {
 pub enum JobCmd {
     /// Show a job: spec, state and every attempt.
     Show {
-        /// Job id.
-        id: i64,
+        /// Job id (`12`, or `12_3` for an array child).
+        id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -60,9 +69,9 @@ pub struct JsonArgs {
 /// Job ids.
 #[derive(Args, Debug)]
 pub struct IdsArgs {
-    /// Job ids.
+    /// Job ids (`12`, or `12_3` for an array child).
     #[arg(required = true)]
-    pub ids: Vec<i64>,
+    pub ids: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -71,8 +80,8 @@ pub struct IdsArgs {
 /// `trestle logs` options.
 #[derive(Args, Debug)]
 pub struct LogsArgs {
-    /// Job id.
-    pub id: i64,
+    /// Job id (`12`, or `12_3` for an array child).
+    pub id: String,
     /// Keep printing as output arrives, until the job ends.
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -84,8 +93,8 @@ pub struct LogsArgs {
 /// `trestle outputs` options.
 #[derive(Args, Debug)]
 pub struct OutputsArgs {
-    /// Job id.
-    pub id: i64,
+    /// Job id (`12`, or `12_3` for an array child).
+    pub id: String,
     /// Folder to write the files into.
     #[arg(long)]
     pub to: PathBuf,
@@ -94,84 +103,112 @@ pub struct OutputsArgs {
     pub attempt: Option<u32>,
 }
 
-fn states(s: &Option<String>) -> Result<Vec<JobState>> {
-    let mut out = Vec::new();
-    for part in s
-        .iter()
-        .flat_map(|s| s.split(','))
-        .filter(|p| !p.is_empty())
-    {
-        match JobState::parse(part) {
-            Some(st) => out.push(st),
-            None => return usage(format!("`{part}` is not a job state")),
-        }
-    }
-    Ok(out)
-}
-
 /// `trestle jobs`.
 pub async fn list(a: JobsArgs, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
-    let page = c
-        .list_jobs(&JobQuery {
-            states: states(&a.state)?,
-            queue: a.queue,
-            before: None,
-            limit: Some(a.limit),
-        })
-        .await?;
+    let parent = match &a.array {
+        Some(t) => Some(super::jobref::resolve(&c, t).await?),
+        None => None,
+    };
+    let mut jobs: Vec<JobView> = Vec::new();
+    let mut before = a.before;
+    let mut next = None;
+    while (jobs.len() as u32) < a.limit {
+        let page = c
+            .list_jobs(&JobQuery {
+                states: super::flow::parse_states(a.state.as_deref())?,
+                queue: a.queue.clone(),
+                name: a.name.clone(),
+                parent,
+                before,
+                limit: Some((a.limit - jobs.len() as u32).min(1000)),
+                ..Default::default()
+            })
+            .await?;
+        jobs.extend(page.jobs);
+        next = page.next_before;
+        match page.next_before {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&page.jobs)?);
+        println!("{}", serde_json::to_string_pretty(&jobs)?);
         return Ok(ExitCode::SUCCESS);
     }
     if a.format == "slurm" {
+        print!("{}", super::flow::squeue(&jobs, trestle_server::now_ms()));
+    } else {
+        let rows: Vec<Vec<String>> = jobs
+            .iter()
+            .map(|j| {
+                vec![
+                    j.id.to_string(),
+                    j.task_id().unwrap_or_else(|| "-".into()),
+                    j.name.clone(),
+                    j.queue.clone(),
+                    j.state.to_string(),
+                    j.attempts_label(),
+                    time(j.submitted_at),
+                    j.reason.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
         print!(
             "{}",
-            super::flow::squeue(&page.jobs, trestle_server::now_ms())
+            table(
+                &[
+                    "ID",
+                    "ARRAY",
+                    "NAME",
+                    "QUEUE",
+                    "STATE",
+                    "ATTEMPTS",
+                    "SUBMITTED",
+                    "REASON"
+                ],
+                &rows
+            )
         );
-        return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = page
-        .jobs
-        .iter()
-        .map(|j| {
-            vec![
-                j.id.to_string(),
-                j.name.clone(),
-                j.queue.clone(),
-                j.state.to_string(),
-                format!("{}/{}", j.attempts_used, j.max_attempts),
-                time(j.submitted_at),
-                j.reason.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "ID",
-                "NAME",
-                "QUEUE",
-                "STATE",
-                "ATTEMPTS",
-                "SUBMITTED",
-                "REASON"
-            ],
-            &rows
-        )
-    );
+    if let Some(b) = next.filter(|_| jobs.len() as u32 >= a.limit) {
+        eprintln!("(more: --before {b}, or a larger --limit)");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An argument list as a shell line that means the same: arguments with
+/// spaces or shell characters are quoted.
+fn shell_line(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
+            if plain {
+                a.clone()
+            } else {
+                trestle_core::batch::sbatch::sh_quote(a)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn show_job(j: &JobView) -> String {
     let mut s = String::new();
     let cmd = match &j.spec.command {
-        trestle_core::Command::Argv(v) => v.join(" "),
+        trestle_core::Command::Argv(v) => shell_line(v),
         trestle_core::Command::Shell(t) => t.clone(),
     };
     let mut kv = vec![
-        ("id", j.id.to_string()),
+        (
+            "id",
+            match j.task_id() {
+                Some(t) => format!("{} ({t})", j.id),
+                None => j.id.to_string(),
+            },
+        ),
         ("name", j.name.clone()),
         ("queue", j.queue.clone()),
         ("state", j.state.to_string()),
@@ -184,12 +221,13 @@ fn show_job(j: &JobView) -> String {
                 j.spec.resources.cpus, j.spec.resources.mem_mib, j.spec.resources.gpus
             ),
         ),
-        (
-            "attempts",
-            format!("{} of {}", j.attempts_used, j.max_attempts),
-        ),
+        ("attempts", j.attempts_label().replace('/', " of ")),
         ("submitted", time(j.submitted_at)),
     ];
+    if !j.flow.kind.is_job() {
+        // An array or pipeline runs nothing itself: its children have attempts.
+        kv.retain(|(k, _)| *k != "attempts");
+    }
     if let Some(k) = &j.spec.key {
         kv.push(("key", k.clone()));
     }
@@ -309,6 +347,7 @@ pub async fn job(cmd: JobCmd, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
     match cmd {
         JobCmd::Show { id, json } => {
+            let id = super::jobref::resolve(&c, &id).await?;
             let j = c.get_job(id).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&j)?);
@@ -326,11 +365,13 @@ pub async fn job(cmd: JobCmd, conn: &Conn) -> Result<ExitCode> {
 /// `trestle logs [-f]`.
 pub async fn logs(a: LogsArgs, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
+    let id = super::jobref::resolve(&c, &a.id).await?;
+    refuse_group(&c, id, "log").await?;
     let mut after = 0;
     let mut attempt = a.attempt;
     let mut out = std::io::stdout();
     loop {
-        let slice = c.job_log(a.id, attempt, after).await?;
+        let slice = c.job_log(id, attempt, after).await?;
         if attempt.is_some_and(|n| n != slice.attempt) || (attempt.is_none() && after == 0) {
             attempt = Some(slice.attempt);
         }
@@ -346,7 +387,7 @@ pub async fn logs(a: LogsArgs, conn: &Conn) -> Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(200)).await;
         // Following the latest attempt: a retry starts a new log.
         if a.attempt.is_none() {
-            let j = c.get_job(a.id).await?;
+            let j = c.get_job(id).await?;
             if let Some(last) = j.attempts.last()
                 && Some(last.attempt) != attempt
             {
@@ -359,10 +400,21 @@ pub async fn logs(a: LogsArgs, conn: &Conn) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An array or pipeline has no log or outputs of its own: say what it is
+/// and where to look instead (a usage error, exit 2).
+async fn refuse_group(c: &Client, id: i64, wanted: &str) -> Result<()> {
+    let j = c.get_job(id).await?;
+    if j.flow.kind.is_job() {
+        return Ok(());
+    }
+    usage(super::jobref::group_summary(c, &j, wanted).await?)
+}
+
 /// `trestle wait`.
 pub async fn wait(a: IdsArgs, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
-    wait_ids(&c, &a.ids, a.json).await
+    let ids = super::jobref::resolve_all(&c, &a.ids).await?;
+    wait_ids(&c, &ids, a.json).await
 }
 
 /// Waits for jobs to end, with a spinner; 0 only if all succeeded.
@@ -416,7 +468,9 @@ pub async fn wait_ids(c: &Client, ids: &[i64], json: bool) -> Result<ExitCode> {
 /// `trestle outputs ID --to DIR`.
 pub async fn outputs(a: OutputsArgs, conn: &Conn) -> Result<ExitCode> {
     let c = client(conn)?;
-    let list = c.list_outputs(a.id, a.attempt).await?;
+    let id = super::jobref::resolve(&c, &a.id).await?;
+    refuse_group(&c, id, "outputs").await?;
+    let list = c.list_outputs(id, a.attempt).await?;
     let total: u64 = list.files.iter().map(|f| f.size).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -434,17 +488,20 @@ pub async fn outputs(a: OutputsArgs, conn: &Conn) -> Result<ExitCode> {
             std::fs::create_dir_all(parent)?;
         }
         let n = c
-            .download_output(a.id, list.attempt, &rel, &dest)
+            .download_output(id, list.attempt, &rel, &dest)
             .await
             .with_context(|| format!("downloading {rel}"))?;
         bar.inc(n);
     }
     bar.finish_and_clear();
+    let attempt = list
+        .attempt
+        .map(|n| format!("attempt {n}"))
+        .unwrap_or_else(|| "no attempt has run".into());
     println!(
-        "{} file(s) of job {} (attempt {}) written to {}",
+        "{} file(s) of job {} ({attempt}) written to {}",
         list.files.len(),
         a.id,
-        list.attempt.unwrap_or(0),
         a.to.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -496,4 +553,20 @@ pub async fn workers(a: JsonArgs, conn: &Conn) -> Result<ExitCode> {
         )
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn argument_lists_keep_their_quoting() {
+        let v: Vec<String> = ["bash", "-c", "for i in $(seq 3); do echo $i; done", "it's"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            super::shell_line(&v),
+            r#"bash -c 'for i in $(seq 3); do echo $i; done' 'it'\''s'"#
+        );
+        assert_eq!(super::shell_line(&["echo".into(), "".into()]), "echo ''");
+    }
 }

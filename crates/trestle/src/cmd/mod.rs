@@ -8,6 +8,7 @@ pub mod costs;
 pub mod directory;
 pub mod flow;
 pub mod identity;
+pub mod jobref;
 pub mod jobs;
 pub mod notify;
 pub mod pipeline;

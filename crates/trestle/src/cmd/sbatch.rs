@@ -41,30 +41,89 @@ fn host() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// Where the script to upload is: the user's file, or a `--wrap` script
+/// in a temporary folder (removed when this is dropped).
+enum Scratch {
+    Given(std::path::PathBuf),
+    Temp {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    },
+}
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        match self {
+            Scratch::Given(path) | Scratch::Temp { path, .. } => path,
+        }
+    }
+}
+
 /// Runs `trestle sbatch`.
 pub async fn run(a: SbatchArgs, conn: &Conn) -> Result<ExitCode> {
     let mut cli = SbatchOptions::default();
     let at = cli.parse_words(&a.args).map_err(invalid)?;
-    let Some(script) = a.args.get(at) else {
-        return usage("usage: trestle sbatch [OPTIONS] SCRIPT [ARGS...]");
+    // `--wrap CMD` is the whole script; otherwise the first word after the
+    // options names the script file.
+    let (name, path, text, script_args) = match (&cli.wrap, a.args.get(at)) {
+        (Some(_), Some(extra)) => {
+            return usage(format!(
+                "give either --wrap COMMAND or a script, not both (`{extra}` follows the options)"
+            ));
+        }
+        (Some(cmd), None) => {
+            let text = SbatchOptions::wrap_script(cmd);
+            let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let path = dir.path().join("wrap");
+            std::fs::write(&path, &text).context("cannot write the --wrap script")?;
+            (
+                "wrap".to_string(),
+                Scratch::Temp { _dir: dir, path },
+                text,
+                Vec::new(),
+            )
+        }
+        (None, None) => {
+            return usage(
+                "usage: trestle sbatch [OPTIONS] SCRIPT [ARGS...] or trestle sbatch [OPTIONS] --wrap COMMAND",
+            );
+        }
+        (None, Some(script)) => {
+            let path = Path::new(script);
+            if !path.is_file() {
+                return usage(format!(
+                    "the batch script `{script}` {}",
+                    if path.exists() {
+                        "is not a file"
+                    } else {
+                        "does not exist"
+                    }
+                ));
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the batch script {script}"))?;
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                return usage(format!("`{script}` is not a file name"));
+            };
+            (
+                name.to_string(),
+                Scratch::Given(path.to_path_buf()),
+                text,
+                a.args[at + 1..].to_vec(),
+            )
+        }
     };
-    let path = Path::new(script);
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the batch script {script}"))?;
     let directives = SbatchOptions::from_script(&text).map_err(invalid)?;
     let opts = cli.over(directives);
     for w in &opts.warnings {
         eprintln!("trestle sbatch: warning: {w}");
     }
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return usage(format!("`{script}` is not a file name"));
-    };
     let submit_dir = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
     let ctx = SubmitContext {
-        script_name: name.to_string(),
-        args: a.args[at + 1..].to_vec(),
+        script_name: name.clone(),
+        args: script_args,
         submit_dir,
         submit_host: host(),
         user: std::env::var("USER").unwrap_or_default(),
@@ -79,9 +138,9 @@ pub async fn run(a: SbatchArgs, conn: &Conn) -> Result<ExitCode> {
     req.clone().validate().map_err(invalid)?;
     let c = client(conn)?;
     let upload = c.create_upload().await?.id;
-    c.upload_file(&upload, name, path, None)
+    c.upload_file(&upload, &name, path.path(), None)
         .await
-        .with_context(|| format!("uploading {script}"))?;
+        .with_context(|| format!("uploading {name}"))?;
     req.inputs = Some(upload);
     let view = c.submit_job(&serde_json::to_value(&req)?).await?;
     if opts.parsable {

@@ -37,13 +37,36 @@ pub(crate) fn walk(dir: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
 
 /// Uploads a folder (with a progress bar) and returns the upload id.
 pub async fn upload_folder(c: &Client, dir: &Path) -> Result<String> {
-    if !dir.is_dir() {
-        return usage(format!("{} is not a folder", dir.display()));
+    upload_with(c, Some(dir), None).await
+}
+
+/// Uploads a folder (`--input DIR`), a program named by the command
+/// (`./simulate.sh`, at its relative path), or both, as one upload.
+pub async fn upload_with(c: &Client, dir: Option<&Path>, program: Option<&str>) -> Result<String> {
+    let mut files = Vec::new();
+    if let Some(dir) = dir {
+        if !dir.is_dir() {
+            return usage(format!("{} is not a folder", dir.display()));
+        }
+        files = walk(dir)?;
+        if files.is_empty() && program.is_none() {
+            return usage(format!("{} has no files to upload", dir.display()));
+        }
     }
-    let files = walk(dir)?;
-    if files.is_empty() {
-        return usage(format!("{} has no files to upload", dir.display()));
+    if let Some(rel) = program
+        && !files.iter().any(|f| f.0 == rel)
+    {
+        let path = PathBuf::from(rel);
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("cannot read {rel}"))?
+            .len();
+        files.push((rel.to_string(), path, size));
     }
+    upload_files(c, files).await
+}
+
+/// Uploads (relative path, local path, size) entries with a progress bar.
+async fn upload_files(c: &Client, files: Vec<(String, PathBuf, u64)>) -> Result<String> {
     let total: u64 = files.iter().map(|f| f.2).sum();
     let bar = ProgressBar::new(total);
     bar.set_style(
