@@ -222,7 +222,7 @@ operations! {
     delete "/projects/{name}/members/{user}" => projects::remove_member, User, Some(Action::ProjectManageMembers), "project.remove-member", Some("project"),
         "Remove a member", None, "ProjectView";
     get "/audit" => audit::query, User, Some(Action::AuditRead), "audit.query", None,
-        "Query the audit trail (principal, action, resource, ip, method, since, until, status, changes, group-by, limit)", None, "AuditAnswer";
+        "Query the audit trail (principal, action, resource, ip, method, since, until, status, changes, workers, group-by, limit)", None, "AuditAnswer";
     get "/audit/queries" => audit::list_queries, User, Some(Action::AuditRead), "audit.queries", None,
         "List the named audit queries", None, "NamedQuery[]";
     get "/audit/queries/{name}" => audit::run_query, User, Some(Action::AuditRead), "audit.queries", None,

@@ -121,15 +121,15 @@ pub async fn workers(State(app): State<Service>, v: Viewer) -> Response {
         section aria-labelledby="ce-h" {
             h2 id="ce-h" { "Compute environments" }
             @if let Some(c) = &cap {
-                p { "In all: " (total) " CPUs on " (list.len()) " workers, " (c.free_cpus) " free." }
+                p { "In all: " (total) " CPUs on " (list.len()) " workers: " (total.saturating_sub(c.free_cpus)) " running jobs, " (c.free_cpus) " free." }
             }
             @if let Some((shape, max)) = app.flow.local {
-                p { "local (built in): workers of " (shape.cpus) " CPU; " (in_use("local")) " of at most " (max) " CPUs in use." }
+                p { "local (built in): workers of " (shape.cpus) " CPU; " (in_use("local")) " of at most " (max) " CPUs started as workers (busy or free: see above)." }
             }
             @if !envs.is_empty() {
                 div class="scroll" { table {
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Provider" } th scope="col" { "Status" }
-                        th scope="col" { "CPUs in use" } th scope="col" { "Limits" } th scope="col" { "Recent decisions" } } }
+                        th scope="col" { "CPUs started" } th scope="col" { "Limits" } th scope="col" { "Recent decisions" } } }
                     tbody { @for e in &envs { tr {
                         td { (e.spec.name) }
                         td { (format!("{:?}", e.spec.provider).to_lowercase()) }

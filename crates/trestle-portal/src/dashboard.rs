@@ -157,11 +157,15 @@ pub async fn page_handler(
     Extension(ring): Extension<Arc<Samples>>,
     v: Viewer,
 ) -> Response {
-    let mine = jobs(&app, &v, &[("owner", v.name()), ("limit", "1000")]).await;
-    let mut by_state: BTreeMap<JobState, usize> = BTreeMap::new();
-    for j in &mine {
-        *by_state.entry(j.state).or_default() += 1;
-    }
+    // Counted by the store, not from a page of the listing (which stops
+    // at its limit).
+    let by_state: BTreeMap<JobState, u64> = app
+        .store
+        .owner_counts(v.name())
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let running = jobs(&app, &v, &[("state", "RUNNING,STARTING"), ("limit", "10")]).await;
     let failed = jobs(&app, &v, &[("state", "FAILED"), ("limit", "5")]).await;
     if ring.all().is_empty()

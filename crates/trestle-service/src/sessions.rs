@@ -222,6 +222,9 @@ pub async fn login(
     slot: &AuditSlot,
 ) -> ServiceResult<LoginOutcome> {
     validate_name("user", &req.user)?;
+    // The account a sign-in is for is its resource, so that failed sign-ins
+    // can be counted per user as well as per address.
+    slot.set_operation("login".into(), Some(format!("user:{}", req.user)));
     // [ldap]: names Trestle does not hold as local accounts sign in
     // against the directory.
     if let Some(dir) = crate::ldap::directory_for(app, &req.user).await? {

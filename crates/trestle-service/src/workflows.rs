@@ -69,6 +69,13 @@ pub async fn capacity(app: &Service) -> ServiceResult<CapacitySnapshot> {
                     shape: shape.capacity(),
                     can_grow: usable
                         && used + u64::from(shape.vcpus) <= u64::from(e.spec.max_vcpus),
+                    problem: (e.spec.enabled
+                        && e.status != trestle_core::api::compute::STATUS_VALID)
+                        .then(|| {
+                            e.status_reason
+                                .clone()
+                                .unwrap_or_else(|| format!("status {}", e.status))
+                        }),
                 });
             }
         }
@@ -84,6 +91,7 @@ pub async fn capacity(app: &Service) -> ServiceResult<CapacitySnapshot> {
             name: "local".into(),
             shape,
             can_grow: local_cpus + u64::from(shape.cpus) <= u64::from(max),
+            problem: None,
         });
     } else if !workers.is_empty() {
         leased = app.store.runnable_demand(0, 1).await?.leased_cpus;

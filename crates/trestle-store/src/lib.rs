@@ -204,6 +204,9 @@ pub trait JobStore: Send + Sync {
     ) -> Result<bool>;
     /// Job counts per (queue, state).
     async fn counts(&self) -> Result<Vec<(String, JobState, u64)>>;
+    /// How many jobs (arrays and pipelines included, as listings show
+    /// them) `owner` submitted, per state.
+    async fn owner_counts(&self, owner: &str) -> Result<Vec<(JobState, u64)>>;
     /// Runnable demand for jobs of at most `max_cpus` CPUs, looking at no
     /// more than the first `limit` runnable jobs (the autoscaler needs no
     /// more than its environment could run, however long the queue).

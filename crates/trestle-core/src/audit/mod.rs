@@ -95,6 +95,9 @@ pub struct AuditFilter {
     pub status_max: Option<u16>,
     /// Only requests that may change something (not GET/HEAD).
     pub changes_only: bool,
+    /// Leave out workers' own traffic (`worker.*`: leases, updates,
+    /// heartbeats), so that people's changes stand out.
+    pub people_only: bool,
     /// Group instead of listing.
     pub group_by: Option<GroupBy>,
     /// At most this many records or groups.
@@ -139,6 +142,7 @@ pub const FILTER_KEYS: &[&str] = &[
     "until",
     "status",
     "changes",
+    "workers",
     "group-by",
     "limit",
 ];
@@ -222,6 +226,19 @@ impl AuditFilter {
                             return Err(ValidationError::new(
                                 "invalid-flag",
                                 "changes",
+                                format!("`{v}` is not true or false"),
+                            ));
+                        }
+                    }
+                }
+                "workers" => {
+                    f.people_only = match v {
+                        "true" | "yes" | "1" | "" => false,
+                        "false" | "no" | "0" => true,
+                        _ => {
+                            return Err(ValidationError::new(
+                                "invalid-flag",
+                                "workers",
                                 format!("`{v}` is not true or false"),
                             ));
                         }
@@ -354,10 +371,15 @@ pub fn builtin_queries() -> Vec<NamedQuery> {
     vec![
         query(
             "changes",
-            "who changed what: every successful request that may change something",
-            &[("since", Some("7d")), ("principal", Some(""))],
+            "who changed what: every successful request that may change something, newest first (workers' own traffic with workers=true)",
+            &[
+                ("since", Some("7d")),
+                ("principal", Some("")),
+                ("workers", Some("false")),
+            ],
             &[
                 ("changes", "true"),
+                ("workers", "{workers}"),
                 ("status", "200-399"),
                 ("since", "{since}"),
                 ("principal", "{principal}"),
@@ -373,6 +395,17 @@ pub fn builtin_queries() -> Vec<NamedQuery> {
                 ("status", "400-499"),
                 ("since", "{since}"),
                 ("group-by", "source-ip"),
+            ],
+        ),
+        query(
+            "failed-logins-by-user",
+            "failed and throttled logins, counted by the account they tried",
+            &[("since", Some("7d"))],
+            &[
+                ("action", "login"),
+                ("status", "400-499"),
+                ("since", "{since}"),
+                ("group-by", "resource"),
             ],
         ),
         query(

@@ -16,6 +16,9 @@ pub struct Offer {
     pub shape: Capacity,
     /// Whether it may start more workers now (not at its limit).
     pub can_grow: bool,
+    /// Why it cannot start workers at all, when it is failing (its
+    /// controller is down, its settings are invalid).
+    pub problem: Option<String>,
 }
 
 /// Where an array stands.
@@ -161,14 +164,35 @@ pub fn why_waiting(w: &WaitInput<'_>) -> Option<String> {
         let limits = if c.envs.is_empty() {
             "no compute environment can start more workers".to_string()
         } else {
-            // One offer per shape: name each environment once.
-            let mut names: Vec<String> = c.envs.iter().map(|e| format!("`{}`", e.name)).collect();
-            names.dedup();
-            format!(
-                "{} at {} limit",
-                names.join(", "),
-                if names.len() == 1 { "its" } else { "their" }
-            )
+            // One offer per shape: name each environment once; a failing
+            // one says why, since that, not a limit, is what to fix.
+            let mut failing: Vec<String> = Vec::new();
+            let mut full: Vec<String> = Vec::new();
+            for e in &c.envs {
+                match &e.problem {
+                    Some(p) => {
+                        let line = format!("`{}` is failing ({p})", e.name);
+                        if !failing.contains(&line) {
+                            failing.push(line);
+                        }
+                    }
+                    None => {
+                        let n = format!("`{}`", e.name);
+                        if !full.contains(&n) {
+                            full.push(n);
+                        }
+                    }
+                }
+            }
+            let mut parts = failing;
+            if !full.is_empty() {
+                parts.push(format!(
+                    "{} at {} limit",
+                    full.join(", "),
+                    if full.len() == 1 { "its" } else { "their" }
+                ));
+            }
+            parts.join("; ")
         };
         return Some(format!(
             "no capacity in any compute environment: every worker is busy and {limits}"
@@ -216,6 +240,7 @@ mod tests {
                 name: "local".into(),
                 shape: cap(8, 16_000, 0),
                 can_grow: true,
+                problem: None,
             }],
         };
         assert_eq!(why_waiting(&input(JobState::Running, 1, &local)), None);
@@ -236,11 +261,30 @@ mod tests {
                 name: "local".into(),
                 shape: cap(8, 16_000, 0),
                 can_grow: false,
+                problem: None,
             }],
         };
         let r = why_waiting(&input(JobState::Runnable, 2, &full)).unwrap();
         assert!(
             r.starts_with("no capacity in any compute environment"),
+            "{r}"
+        );
+        // A failing environment is named with its problem, not as full.
+        let mut broken = full.clone();
+        broken.envs.insert(
+            0,
+            Offer {
+                name: "cluster".into(),
+                shape: cap(8, 16_000, 0),
+                can_grow: false,
+                problem: Some("cannot list its workers: squeue failed".into()),
+            },
+        );
+        let r = why_waiting(&input(JobState::Runnable, 2, &broken)).unwrap();
+        assert!(
+            r.ends_with(
+                "`cluster` is failing (cannot list its workers: squeue failed); `local` at its limit"
+            ),
             "{r}"
         );
         let none = CapacitySnapshot::default();

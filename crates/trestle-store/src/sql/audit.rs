@@ -10,7 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use trestle_core::audit::{AuditAnswer, AuditFilter, AuditGroup, AuditRecord, GroupBy};
 
-/// The WHERE clause shared by every audit query ($1-$11).
+/// The WHERE clause shared by every audit query ($1-$11, $13).
 macro_rules! audit_where {
     () => {
         " FROM audit WHERE (CAST($1 AS TEXT) IS NULL OR user_name = $1 OR token_id = $1) \
@@ -23,7 +23,8 @@ macro_rules! audit_where {
          AND (CAST($8 AS BIGINT) IS NULL OR at < $8) \
          AND (CAST($9 AS BIGINT) IS NULL OR status >= $9) \
          AND (CAST($10 AS BIGINT) IS NULL OR status <= $10) \
-         AND ($11 = 0 OR method NOT IN ('GET', 'HEAD'))"
+         AND ($11 = 0 OR method NOT IN ('GET', 'HEAD')) \
+         AND ($13 = 0 OR action NOT LIKE 'worker.%')"
     };
 }
 
@@ -46,7 +47,7 @@ const LIST: &str = concat!(
     "SELECT id, at, user_name, token_id, source_ip, method, path, action, resource, status, \
      latency_us, user_agent, count",
     audit_where!(),
-    " ORDER BY id DESC LIMIT $12"
+    " ORDER BY at DESC, id DESC LIMIT $12"
 );
 const BY_PRINCIPAL: &str = grouped!("COALESCE(user_name, token_id, '-')");
 const BY_IP: &str = grouped!("source_ip");
@@ -135,6 +136,7 @@ impl AuditStore for SqlStore {
             .bind(f.status_max.map(i64::from))
             .bind(i64::from(f.changes_only))
             .bind(i64::from(f.limit.clamp(1, 10_000)))
+            .bind(i64::from(f.people_only))
             .fetch_all(&self.read)
             .await?;
         let mut answer = AuditAnswer::default();

@@ -155,6 +155,22 @@ impl SqlStore {
             .collect()
     }
 
+    /// [`crate::JobStore::owner_counts`].
+    pub(super) async fn owner_counts(&self, owner: &str) -> Result<Vec<(JobState, u64)>> {
+        let rows = sqlx::query(
+            "SELECT state, CAST(COUNT(*) AS BIGINT) AS n FROM jobs WHERE owner = $1 GROUP BY state",
+        )
+        .bind(owner)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok((rows::parse_state(&state)?, r.try_get::<i64, _>("n")? as u64))
+            })
+            .collect()
+    }
+
     /// [`crate::JobStore::runnable_demand`].
     pub(super) async fn runnable_demand(&self, max_cpus: u32, limit: u32) -> Result<Demand> {
         let sql = match self.dialect {

@@ -205,6 +205,9 @@ impl JobStore for SqlStore {
     async fn counts(&self) -> Result<Vec<(String, JobState, u64)>> {
         SqlStore::counts(self).await
     }
+    async fn owner_counts(&self, owner: &str) -> Result<Vec<(JobState, u64)>> {
+        SqlStore::owner_counts(self, owner).await
+    }
     async fn runnable_demand(&self, max_cpus: u32, limit: u32) -> Result<Demand> {
         SqlStore::runnable_demand(self, max_cpus, limit).await
     }

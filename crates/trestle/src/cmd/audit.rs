@@ -40,6 +40,9 @@ pub struct Filters {
     /// Only requests that may change something.
     #[arg(long)]
     pub changes: bool,
+    /// Leave out workers' own traffic (leases, updates, heartbeats).
+    #[arg(long)]
+    pub no_workers: bool,
     /// Count by principal, source-ip, action or resource instead of listing.
     #[arg(long)]
     pub group_by: Option<String>,
@@ -107,6 +110,9 @@ fn filter_params(f: &Filters) -> Vec<(&'static str, String)> {
     add("group-by", &f.group_by);
     if f.changes {
         q.push(("changes", "true".into()));
+    }
+    if f.no_workers {
+        q.push(("workers", "false".into()));
     }
     if let Some(l) = f.limit {
         q.push(("limit", l.to_string()));
