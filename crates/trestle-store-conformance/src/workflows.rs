@@ -20,6 +20,7 @@ pub const CHECKS: &[&str] = &[
     "after_waits_for_a_start",
     "arrays_are_created_lazily",
     "array_parallel_limit_and_failure",
+    "arrays_fail_fast_and_children_are_found",
     "cancelling_a_group",
     "pipelines_run_in_order",
     "tick_holds_disabled_queues_and_is_a_safety_net",
@@ -34,6 +35,7 @@ pub async fn run(name: &str, s: Arc<dyn Store>) {
         "after_waits_for_a_start" => after_waits_for_a_start(s).await,
         "arrays_are_created_lazily" => arrays_are_created_lazily(s).await,
         "array_parallel_limit_and_failure" => array_parallel_limit_and_failure(s).await,
+        "arrays_fail_fast_and_children_are_found" => arrays_fail_fast(s).await,
         "cancelling_a_group" => cancelling_a_group(s).await,
         "pipelines_run_in_order" => pipelines_run_in_order(s).await,
         "tick_holds_disabled_queues_and_is_a_safety_net" => tick_holds(s).await,
@@ -493,6 +495,103 @@ async fn array_parallel_limit_and_failure(s: &dyn Store) {
     assert_eq!(state(s, ok).await, JobState::Succeeded);
     assert_eq!(state(s, post).await, JobState::Runnable);
     assert_eq!(s.children(ok).await.unwrap().len(), 3);
+}
+
+/// `max_failures`: once that many children failed, the waiting ones are
+/// cancelled with the reason, leased ones are asked to stop, and the array
+/// ends FAILED saying so. Children are found by parent, index and name,
+/// and an owner's jobs are counted per state.
+async fn arrays_fail_fast(s: &dyn Store) {
+    crate::support::worker(s, "w1", 64).await;
+    let mut req = trestle_core::batch::spec::request_from_value(serde_json::json!({
+        "command": ["x"], "name": "sweep", "array": "0-9", "max_failures": 2
+    }))
+    .unwrap()
+    .validate()
+    .unwrap();
+    req.owner = Some("ada".into());
+    let p = s.submit(&[req], T0).await.unwrap()[0];
+    let leased = lease(s, 3).await;
+    assert_eq!(leased.len(), 3);
+    finish(s, &leased[0], AttemptReason::ExitCode).await;
+    assert_eq!(
+        state(s, p).await,
+        JobState::Running,
+        "one failure is allowed"
+    );
+    finish(s, &leased[1], AttemptReason::ExitCode).await;
+    // The second failure stops the array: 7 waiting children are cancelled
+    // at once; the third, still leased, is asked to stop.
+    let kids = s.children(p).await.unwrap();
+    let cancelled = kids
+        .iter()
+        .filter(|(_, st)| *st == JobState::Cancelled)
+        .count();
+    assert_eq!(cancelled, 7, "{kids:?}");
+    assert!(lease(s, 10).await.is_empty(), "nothing more runs");
+    let waiting = kids
+        .iter()
+        .find(|(_, st)| *st == JobState::Cancelled)
+        .unwrap()
+        .0;
+    let r = reason(s, waiting).await.unwrap();
+    assert!(r.starts_with("max-failures"), "{r}");
+    assert_eq!(
+        state(s, p).await,
+        JobState::Running,
+        "one child is stopping"
+    );
+    finish(s, &leased[2], AttemptReason::Cancelled).await;
+    let v = s.job(p).await.unwrap().unwrap();
+    assert_eq!(v.state, JobState::Failed);
+    let r = v.reason.unwrap();
+    assert!(
+        r.starts_with("max-failures: stopped after 2 of 10 children failed"),
+        "{r}"
+    );
+    // Listing filters: the children of p, one index, a name.
+    let list = |f: trestle_store::JobFilter| async move {
+        s.list_jobs(&trestle_store::JobFilter { limit: 100, ..f })
+            .await
+            .unwrap()
+    };
+    let children = list(trestle_store::JobFilter {
+        parent: Some(p),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(children.len(), 10);
+    let one = list(trestle_store::JobFilter {
+        parent: Some(p),
+        array_index: Some(7),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].flow.array_index, Some(7));
+    let failed = list(trestle_store::JobFilter {
+        parent: Some(p),
+        states: vec![JobState::Failed],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(failed.len(), 2);
+    let other = submit(s, r#"{"command":["y"],"name":"other"}"#).await;
+    let named = list(trestle_store::JobFilter {
+        name: Some("other".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(named.iter().map(|j| j.id).collect::<Vec<_>>(), vec![other]);
+    // Counts per state of one owner: the array and its 10 children.
+    let mut counts = s.owner_counts("ada").await.unwrap();
+    counts.sort();
+    assert_eq!(
+        counts,
+        vec![(JobState::Failed, 3), (JobState::Cancelled, 8)],
+        "parent and 2 children failed; 8 cancelled"
+    );
+    assert!(s.owner_counts("nobody").await.unwrap().is_empty());
 }
 
 async fn cancelling_a_group(s: &dyn Store) {

@@ -93,6 +93,7 @@ suite!(workflows:
     after_waits_for_a_start,
     arrays_are_created_lazily,
     array_parallel_limit_and_failure,
+    arrays_fail_fast_and_children_are_found,
     cancelling_a_group,
     pipelines_run_in_order,
     tick_holds_disabled_queues_and_is_a_safety_net,
