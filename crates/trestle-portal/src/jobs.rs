@@ -160,22 +160,28 @@ pub async fn list(
     html_response(StatusCode::OK, page(Some(&v), Nav::Jobs, "Jobs", body))
 }
 
-/// A table of jobs (also used by the dashboard).
+/// A table of jobs (also used by the dashboard); an array child's
+/// `PARENT_INDEX` stands beside its id.
 pub fn job_table(rows: &[JobView]) -> Markup {
+    let tasks = rows.iter().any(|j| j.flow.array_index.is_some());
     html! {
         @if rows.is_empty() {
             p class="empty" { "No jobs." }
         } @else {
             div class="scroll" {
                 table {
-                    thead { tr { th scope="col" { "Id" } th scope="col" { "Name" } th scope="col" { "State" }
+                    thead { tr { th scope="col" { "Id" } @if tasks { th scope="col" { "Array task" } }
+                        th scope="col" { "Name" } th scope="col" { "State" }
+                        th scope="col" { "Attempts" }
                         th scope="col" { "Queue" } th scope="col" { "Project" } th scope="col" { "Submitted" } th scope="col" { "Reason" } } }
                     tbody {
                         @for j in rows {
                             tr {
                                 td { a href={ "/ui/jobs/" (j.id) } { (j.id) } }
+                                @if tasks { td class="task" { (j.task_id().unwrap_or_default()) } }
                                 td { a href={ "/ui/jobs/" (j.id) } { (j.name) } }
                                 td { (state_badge(j.state)) }
+                                td { @if j.flow.kind.is_job() { (j.attempts_label()) } }
                                 td { (j.queue) }
                                 td { (j.spec.project.as_deref().unwrap_or("")) }
                                 td { (when(j.submitted_at)) }
@@ -204,7 +210,7 @@ fn command_text(j: &JobView) -> String {
 }
 
 /// The pipeline's steps as an SVG graph: one column per depth.
-fn pipeline_svg(steps: &[StepView]) -> Markup {
+pub(crate) fn pipeline_svg(steps: &[StepView]) -> Markup {
     let mut depth: HashMap<i64, usize> = HashMap::new();
     for _ in 0..steps.len() {
         for s in steps {
@@ -253,7 +259,12 @@ fn pipeline_svg(steps: &[StepView]) -> Markup {
 }
 
 /// `GET /ui/jobs/{id}`.
-pub async fn show(State(app): State<Service>, v: Viewer, Path(id): Path<String>) -> Response {
+pub async fn show(
+    State(app): State<Service>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let id = match svc::parse_id("id", &id) {
         Ok(id) => id,
         Err(e) => return super::error_page(Some(&v), &e),
@@ -273,20 +284,7 @@ pub async fn show(State(app): State<Service>, v: Viewer, Path(id): Path<String>)
         .map(|s| s.samples)
         .unwrap_or_default();
     let outputs = svc::outputs(&app, &v.p, id, None).await.ok();
-    let children: Vec<JobView> = if j.flow.children.is_some() && j.flow.steps.is_empty() {
-        let q = HashMap::from([("limit".to_string(), "1000".to_string())]);
-        match super::list_jobs(&app, &v.p, &q).await {
-            Ok(l) => l
-                .jobs
-                .into_iter()
-                .filter(|c| c.flow.parent == Some(j.id))
-                .take(200)
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    } else {
-        Vec::new()
-    };
+    let children = super::children::load(&app, &v, &j, &q).await;
     let terminal = j.state.is_terminal();
     // Arrays and pipelines: their children run, they have no log of their own.
     let group = j.flow.kind != JobKind::Job;
@@ -322,14 +320,7 @@ pub async fn show(State(app): State<Service>, v: Viewer, Path(id): Path<String>)
                 }
             }
         }
-        @if let Some(c) = &j.flow.children {
-            section aria-labelledby="children-h" {
-                h2 id="children-h" { "Children (" (c.total) ")" }
-                ul class="counts" { @for (s, n) in &c.counts { li { (state_badge(*s)) " " (n) } } }
-                @if !j.flow.steps.is_empty() { (pipeline_svg(&j.flow.steps)) }
-                @if !children.is_empty() { (job_table(&children)) }
-            }
-        }
+        (super::children::section(&v, &j, &children))
         @if !group {
         section aria-labelledby="log-h" {
             h2 id="log-h" { "Log" }
@@ -349,7 +340,8 @@ pub async fn show(State(app): State<Service>, v: Viewer, Path(id): Path<String>)
                 dt { "Project" } dd { (j.spec.project.as_deref().unwrap_or("-")) }
                 dt { "Owner" } dd { (j.spec.owner.as_deref().unwrap_or("-")) }
                 dt { "Resources" } dd { (j.spec.resources.cpus) " CPU, " (j.spec.resources.mem_mib) " MiB, " (j.spec.resources.gpus) " GPU" }
-                dt { "Attempts" } dd { (j.attempts_used) " of " (j.max_attempts) }
+                @if !group { dt { "Attempts" } dd { (j.attempts_label().replace('/', " of ")) } }
+                @if let Some(t) = j.task_id() { dt { "Array task" } dd { (t) } }
                 dt { "Timeout" } dd { @if j.spec.timeout_secs == 0 { "none" } @else { (duration(j.spec.timeout_secs as i64 * 1000)) } }
                 @if let Some(s) = &j.spec.success_string { dt { "Success string" } dd { code { (s) } } }
                 @if let Some(u) = &j.spec.inputs { dt { "Inputs" } dd { code { (u) } } }
@@ -426,14 +418,20 @@ pub async fn resubmit(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = Form::parse(&body).check_csrf(&v) {
+    let form = Form::parse(&body);
+    if let Err(r) = form.check_csrf(&v) {
         return *r;
     }
     let id = match svc::parse_id("id", &id) {
         Ok(id) => id,
         Err(e) => return super::error_page(Some(&v), &e),
     };
-    match svc::resubmit(&app, &v.p, id).await {
+    let r = if form.get("failed") == "1" {
+        svc::resubmit_failed(&app, &v.p, id).await
+    } else {
+        svc::resubmit(&app, &v.p, id).await
+    };
+    match r {
         Ok(j) => super::submit::created(j.id),
         Err(e) => super::error_page(Some(&v), &e),
     }

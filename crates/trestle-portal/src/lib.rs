@@ -7,6 +7,7 @@
 //! every form post carries the session's CSRF token.
 
 pub mod admin;
+pub mod children;
 pub mod costs;
 pub mod dashboard;
 pub mod jobs;
