@@ -65,6 +65,13 @@ pub struct WorkerConfig {
     pub tunnel: bool,
     /// Time between resource samples of running tasks (default 5 s).
     pub sample_interval: Duration,
+    /// Paths this worker shares with the hosts jobs are submitted on
+    /// (`/home`, `/scratch`): `#SBATCH` jobs from there run in place (see
+    /// [`trestle_core::batch::workdir`]).
+    pub shared_paths: Vec<String>,
+    /// Directories (`{user}`: the job owner) where `#SBATCH` jobs may run
+    /// in place although tasks do not run as their owner.
+    pub allowed_dirs: Vec<String>,
 }
 
 impl WorkerConfig {
@@ -94,6 +101,8 @@ impl WorkerConfig {
             cgroups: true,
             tunnel: true,
             sample_interval: crate::sampling::DEFAULT_SAMPLE_INTERVAL,
+            shared_paths: Vec::new(),
+            allowed_dirs: Vec::new(),
         }
     }
 

@@ -320,6 +320,19 @@ fn figures_that_agree() {
             .any(|r| r["action"].as_str().unwrap().starts_with("worker.")),
         "workers=true shows workers' traffic"
     );
+    // Failed sign-ins are counted by the account tried, too.
+    let (code, _) = http(
+        "POST",
+        &format!("{}/api/v1/login", env.url()),
+        None,
+        Some(r#"{"user":"mallory","password":"not the password"}"#),
+    );
+    assert_eq!(code, 401);
+    let by_user = env.eventually_json(
+        &["audit", "query", "failed-logins-by-user", "--json"],
+        |v| v["groups"].as_array().is_some_and(|g| !g.is_empty()),
+    );
+    assert_eq!(by_user["groups"][0]["key"], "user:mallory", "{by_user}");
     // No colour codes in up's log when it goes to a file.
     drop(up_proc);
     let log = std::fs::read_to_string(env.path().join("server.log")).unwrap();
@@ -348,4 +361,54 @@ impl Eventually for Env {
             ok(&v).then_some(v)
         })
     }
+}
+
+/// `sbatch` runs a script in its submit directory on a worker that shares
+/// it (here: the same host), so it reads its inputs there and writes its
+/// `--output` file next to it; a directory of another account is refused
+/// with the reason, because tasks here do not run as their owner.
+#[test]
+fn sbatch_runs_in_the_submit_directory() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let (_up, _) = up(&env, "");
+    let proj = env.path().join("proj");
+    script(&env, "proj/input.txt", "forty two\n");
+    script(
+        &env,
+        "proj/job.sh",
+        "#!/bin/sh\n#SBATCH --output=run-%j.out\ncat input.txt\necho done > result.txt\n",
+    );
+    let mut c = env.cmd();
+    c.current_dir(&proj)
+        .args(["sbatch", "--parsable", "job.sh"]);
+    let id = stdout(&c.output().unwrap()).trim().to_string();
+    wait_state(&env, &id, "SUCCEEDED", T);
+    let out = std::fs::read_to_string(proj.join(format!("run-{id}.out"))).unwrap();
+    assert_eq!(out, "forty two\n", "the output file is next to the script");
+    assert_eq!(
+        std::fs::read_to_string(proj.join("result.txt")).unwrap(),
+        "done\n"
+    );
+    // A directory that belongs to another account.
+    let theirs = env.path().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    let me = std::fs::metadata(env.path()).unwrap().uid();
+    std::os::unix::fs::chown(&theirs, Some(me + 4242), None).unwrap();
+    let mut c = env.cmd();
+    c.current_dir(&proj).args([
+        "sbatch",
+        "--parsable",
+        "-D",
+        theirs.to_str().unwrap(),
+        "job.sh",
+    ]);
+    let id = stdout(&c.output().unwrap()).trim().to_string();
+    let v = wait_state(&env, &id, "FAILED", T);
+    let log = env.ok(&["logs", &id]);
+    assert!(log.contains("belongs to another account"), "{log} {v}");
+    assert!(
+        std::fs::read_dir(&theirs).unwrap().next().is_none(),
+        "nothing written"
+    );
 }

@@ -46,12 +46,6 @@ fn write_script(dir: &Path, name: &str, text: &str) -> String {
     p.to_str().unwrap().to_string()
 }
 
-fn outputs(env: &Env, id: &str) -> std::path::PathBuf {
-    let dir = env.path().join(format!("outputs-{id}"));
-    env.ok(&["outputs", id, "--to", dir.to_str().unwrap()]);
-    dir
-}
-
 #[test]
 fn sbatch_scripts_run_like_under_slurm() {
     let env = Env::new();
@@ -106,10 +100,12 @@ fn sbatch_scripts_run_like_under_slurm() {
         .filter(|c| c["parent"].as_i64() == id.parse::<i64>().ok())
         .collect();
     assert_eq!(children.len(), 3);
+    // As under Slurm, the jobs ran in the submit directory (the worker is
+    // on the submit host) and wrote their files there.
+    let dir = env.path();
     for c in children {
         let cid = c["id"].to_string();
         let i = c["array_index"].as_i64().unwrap();
-        let dir = outputs(&env, &cid);
         let log = std::fs::read_to_string(dir.join(format!("logs/sweep_{id}_{i}.out"))).unwrap();
         assert!(
             log.contains(&format!("task {i} of 3 (1-3) in array {id}")),
@@ -135,9 +131,8 @@ fn sbatch_scripts_run_like_under_slurm() {
         p["name"], "summary",
         "the command line wins over #SBATCH -J"
     );
-    let dir = outputs(&env, &post_id);
     let text = std::fs::read_to_string(dir.join(format!("post-{post_id}.out"))).unwrap();
-    assert_eq!(text.trim(), "sum 14", "1 + 4 + 9 from the array's outputs");
+    assert_eq!(text.trim(), "sum 14", "1 + 4 + 9 from the array's files");
 
     // squeue-style listing.
     let table = env.ok(&["jobs", "--format", "slurm"]);

@@ -237,6 +237,11 @@ impl Isolation {
         }
     }
 
+    /// True when tasks run as their owner's Unix account.
+    pub fn runs_as_owner(&self) -> bool {
+        self.per_user
+    }
+
     /// Sets a task up: its account (refused without one on a root
     /// worker), its scratch handed over, its sandbox, cgroup and CPUs.
     /// The error is the reason the task cannot run, for its job.

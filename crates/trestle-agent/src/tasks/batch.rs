@@ -17,6 +17,7 @@ use trestle_core::AttemptReason;
 use trestle_core::api::{AttemptKey, AttemptRef, Lease, Update};
 use trestle_core::batch::outcome::attempt_reason;
 use trestle_core::batch::slurm::{RunContext, array_env, slurm_env};
+use trestle_core::batch::workdir::{Facts, Placement};
 
 /// What every attempt task shares.
 #[derive(Debug)]
@@ -127,6 +128,48 @@ pub fn job_env(lease: &Lease, scratch: &Path) -> Vec<(String, String)> {
 
 /// The files a job's output is written to besides its log: `#SBATCH
 /// --output/--error`, or the full log when its queue keeps one.
+/// Where an `#SBATCH` job runs ([`trestle_core::batch::workdir::decide`]
+/// over what this worker knows).
+fn placement(ctx: &AttemptCtx, spec: &trestle_core::JobSpec) -> Placement {
+    let Some(sl) = &spec.flow.slurm else {
+        return Placement::Scratch { note: None };
+    };
+    let dir = sl.chdir.as_deref().or(sl.submit_dir.as_deref());
+    let per_user = ctx.isolation.runs_as_owner();
+    let owner = spec.owner.as_deref().unwrap_or("");
+    let allowed = trestle_core::batch::workdir::expand_allowed(&ctx.config.allowed_dirs, owner);
+    let host = crate::config::host_name();
+    let owned = !per_user && dir.is_some_and(owned_by_this_account);
+    trestle_core::batch::workdir::decide(&Facts {
+        dir,
+        explicit: sl.chdir.is_some(),
+        submit_host: sl.submit_host.as_deref(),
+        worker_host: &host,
+        shared_paths: &ctx.config.shared_paths,
+        per_user,
+        owned_by_task_account: owned,
+        allowed: &allowed,
+    })
+}
+
+/// True if `dir` (or, when it does not exist yet, its nearest existing
+/// parent) belongs to the account this worker runs tasks as (its own).
+fn owned_by_this_account(dir: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mut p = Path::new(dir);
+    loop {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) => return m.uid() == me,
+            Err(_) => match p.parent() {
+                Some(parent) => p = parent,
+                None => return false,
+            },
+        }
+    }
+}
+
 fn output_files(lease: &Lease) -> (Option<PathBuf>, Option<PathBuf>) {
     let host = crate::config::host_name();
     let ctx = RunContext {
@@ -392,20 +435,33 @@ async fn execute(
         .await;
     }
     let staged = staged + studies.iter().map(|s| s.files.len()).sum::<usize>();
-    let chdir = spec.flow.slurm.as_ref().and_then(|s| s.chdir.as_deref());
-    let cwd = match chdir {
-        // `#SBATCH --chdir`: a directory on a file system the worker shares.
-        Some(dir) => match tokio::fs::create_dir_all(dir).await {
+    let cwd = match placement(ctx, spec) {
+        Placement::Scratch { note } => {
+            if let Some(n) = note {
+                sink.log(format!("trestle: {n}\n")).await;
+            }
+            match work_dir(scratch, spec.workdir.as_deref()).await {
+                Ok(d) => d,
+                Err(e) => return Some(Finish::worker_error(&e)),
+            }
+        }
+        // `#SBATCH`: the submit directory or `--chdir`, on a file system
+        // the worker shares, as under Slurm.
+        Placement::InPlace(dir) => match tokio::fs::create_dir_all(&dir).await {
             Ok(()) => PathBuf::from(dir),
             Err(e) => {
-                let e = AgentError::io("cannot use the --chdir directory", Path::new(dir), e);
+                let e = AgentError::io("cannot use the job's directory", Path::new(&dir), e);
                 return Some(Finish::worker_error(&e));
             }
         },
-        None => match work_dir(scratch, spec.workdir.as_deref()).await {
-            Ok(d) => d,
-            Err(e) => return Some(Finish::worker_error(&e)),
-        },
+        Placement::Refused(why) => {
+            sink.log(format!("trestle: {why}\n")).await;
+            return Some(Finish {
+                reason: AttemptReason::WorkerError,
+                exit_code: None,
+                message: Some(why),
+            });
+        }
     };
     let before = if staged == 0 {
         Snapshot::empty()

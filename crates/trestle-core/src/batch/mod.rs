@@ -20,4 +20,5 @@ pub mod slurm;
 pub mod spec;
 pub mod state;
 pub mod why;
+pub mod workdir;
 pub mod workflow;

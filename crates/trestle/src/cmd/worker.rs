@@ -60,6 +60,16 @@ pub struct WorkerArgs {
     /// hosts no reachable workspaces).
     #[arg(long, env = "TRESTLE_NO_TUNNEL")]
     pub no_tunnel: bool,
+    /// Paths this worker shares with the hosts jobs are submitted on
+    /// (`/home,/scratch`): `#SBATCH` jobs from there run in their submit
+    /// directory, as under Slurm.
+    #[arg(long, env = "TRESTLE_SHARED_PATHS", value_delimiter = ',')]
+    pub shared_path: Vec<String>,
+    /// Directories where `#SBATCH` jobs may run in place although tasks do
+    /// not run as their owner (`{user}`: the owner's name), e.g.
+    /// `/scratch/{user}`.
+    #[arg(long, env = "TRESTLE_ALLOWED_DIRS", value_delimiter = ',')]
+    pub allowed_dir: Vec<String>,
     /// Time between resource samples of running tasks (5s, 1s).
     #[arg(long, env = "TRESTLE_SAMPLE_INTERVAL", default_value = "5s")]
     pub sample_interval: String,
@@ -110,6 +120,23 @@ pub async fn run(a: WorkerArgs, conn: &Conn) -> Result<ExitCode> {
         }
     };
     cfg.task_pids_max = a.task_pids_max;
+    cfg.shared_paths = a
+        .shared_path
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    cfg.allowed_dirs = a
+        .allowed_dir
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    for p in cfg.shared_paths.iter().chain(&cfg.allowed_dirs) {
+        if !p.starts_with('/') {
+            return usage(format!(
+                "--shared-path/--allowed-dir: `{p}` is not an absolute path"
+            ));
+        }
+    }
     cfg.sample_interval = match parse_duration("--sample-interval", &a.sample_interval, false) {
         Ok(s) if s > 0 => std::time::Duration::from_secs(s),
         Ok(_) => return usage("--sample-interval: must be at least 1s"),
