@@ -489,11 +489,16 @@ mod tests {
             queue: Some("gpu".into()),
             before: Some(120),
             limit: Some(50),
+            name: Some("sweep".into()),
+            parent: Some(1013),
+            index: Some(17),
         };
         q.apply(&mut u);
         assert_eq!(
             u.query(),
-            Some("state=RUNNING%2CFAILED&queue=gpu&before=120&limit=50")
+            Some(
+                "state=RUNNING%2CFAILED&queue=gpu&before=120&name=sweep&parent=1013&index=17&limit=50"
+            )
         );
     }
 

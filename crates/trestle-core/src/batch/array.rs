@@ -196,7 +196,7 @@ impl ArraySpec {
     pub fn contains(&self, index: u32) -> bool {
         self.segments.iter().any(|s| {
             index >= s.first
-                && (index - s.first) % s.step.max(1) == 0
+                && (index - s.first).is_multiple_of(s.step.max(1))
                 && (index - s.first) / s.step.max(1) < s.count
         })
     }
