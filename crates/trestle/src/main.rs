@@ -175,9 +175,20 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmd::notify::SecretsCmd,
     },
+    /// Slurm's commands as a drop-in: `install-shims DIR` puts sbatch,
+    /// squeue, sacct, scancel, srun, sinfo, scontrol, sstat, sacctmgr and
+    /// sshare there (docs/slurm.md).
+    Slurm {
+        #[command(subcommand)]
+        cmd: cmd::slurm::SlurmCmd,
+    },
 }
 
 fn main() -> ExitCode {
+    // Run as `sbatch`, `squeue`, ...: the Slurm drop-in.
+    if let Some(code) = cmd::slurm::dispatch() {
+        return code;
+    }
     let mut cli = Cli::parse();
     if matches!(cli.cmd, Cmd::Worker(_)) {
         // Before any thread exists: the worker's credential leaves its
@@ -269,6 +280,7 @@ fn main() -> ExitCode {
             Cmd::Secrets { cmd } => cmd::notify::secrets(cmd, &cli.conn).await,
             Cmd::Ws { cmd } => cmd::ws::run(cmd, &cli.conn).await,
             Cmd::Study { cmd } => cmd::study::run(cmd, &cli.conn).await,
+            Cmd::Slurm { cmd } => cmd::slurm::run(cmd),
         }
     });
     match result {

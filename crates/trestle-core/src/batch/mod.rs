@@ -17,6 +17,7 @@ pub mod redact;
 pub mod resubmit;
 pub mod sbatch;
 pub mod slurm;
+pub mod slurm_view;
 pub mod spec;
 pub mod state;
 pub mod why;

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod projects;
 pub mod sbatch;
+pub mod slurm;
 pub mod sso;
 pub mod study;
 pub mod submit;
