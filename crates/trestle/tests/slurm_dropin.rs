@@ -317,7 +317,7 @@ job = ex.submit(add, 2, 3)
 print("single", job.result())
 jobs = ex.map_array(add, [1, 2, 3], [10, 20, 30])
 print("array", [j.result() for j in jobs])
-print("state", job.state)
+print("ids", job.job_id, jobs[0].job_id)
 "#,
             folder = folder.display()
         ),
@@ -332,7 +332,42 @@ print("state", job.state)
     );
     assert!(stdout.contains("single 5"), "{stdout}");
     assert!(stdout.contains("array [11, 22, 33]"), "{stdout}");
-    assert!(stdout.contains("state COMPLETED"), "{stdout}");
+    // The jobs ended as Slurm says it: COMPLETED, the array's as ID_INDEX.
+    let ids: Vec<&str> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ids "))
+        .unwrap()
+        .split(' ')
+        .collect();
+    let (single, child) = (ids[0], ids[1]);
+    assert!(child.ends_with("_0"), "{child}");
+    let array = child.split('_').next().unwrap();
+    wait_state(&s.env, single, "SUCCEEDED", T);
+    wait_state(&s.env, array, "SUCCEEDED", T);
+    let acct = s.ok(
+        "sacct",
+        &[
+            "-j",
+            &format!("{single},{array}"),
+            "-X",
+            "-n",
+            "-P",
+            "-o",
+            "JobID,State",
+        ],
+    );
+    let mut got: Vec<&str> = acct.lines().collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            format!("{single}|COMPLETED"),
+            format!("{array}_0|COMPLETED"),
+            format!("{array}_1|COMPLETED"),
+            format!("{array}_2|COMPLETED"),
+        ],
+        "{acct}"
+    );
     let calls = s.calls();
     for p in ["sbatch", "sacct", "srun"] {
         assert!(
@@ -381,5 +416,70 @@ print("closed")
         "{calls:?}"
     );
     assert!(calls.iter().any(|(c, _, _)| c == "scancel"), "{calls:?}");
+    s.assert_no_refusals();
+}
+
+/// `#SBATCH` scripts written the way HPC centres' documentation writes
+/// them, submitted from a driver script through the shims: a serial job
+/// with mail options, an array reading its line of an input file, a
+/// multi-threaded job using srun, and a dependency chain by job id.
+#[test]
+fn hpc_centre_scripts_run_unchanged() {
+    let s = Shims::new();
+    let work = s.env.path().join("project");
+    std::fs::create_dir_all(&work).unwrap();
+    let put = |name: &str, text: &str| std::fs::write(work.join(name), text).unwrap();
+    put(
+        "serial.sh",
+        "#!/bin/bash\n#SBATCH --job-name=serial_job_test    # Job name\n#SBATCH --mail-type=END,FAIL          # Mail events\n#SBATCH --mail-user=ada@example.edu\n#SBATCH --ntasks=1                    # Run on a single CPU\n#SBATCH --mem=1gb                     # Job memory request\n#SBATCH --time=00:05:00               # Time limit hrs:min:sec\n#SBATCH --output=serial_test_%j.log   # Standard output and error log\npwd; hostname; date\necho \"Running on a single CPU core\"\n",
+    );
+    put("samples.txt", "alpha\nbeta\ngamma\n");
+    put(
+        "array.sh",
+        "#!/bin/bash\n#SBATCH --job-name=array_job\n#SBATCH --output=array_%A-%a.out\n#SBATCH --array=1-3\n#SBATCH --time=00:05:00\n#SBATCH --mem-per-cpu=200M\nSAMPLE=$(sed -n \"${SLURM_ARRAY_TASK_ID}p\" samples.txt)\necho \"task $SLURM_ARRAY_TASK_ID of job $SLURM_ARRAY_JOB_ID processes $SAMPLE\" > result_${SLURM_ARRAY_TASK_ID}.txt\n",
+    );
+    put(
+        "threads.sh",
+        "#!/bin/bash\n#SBATCH -J omp\n#SBATCH -N 1\n#SBATCH --ntasks-per-node=1\n#SBATCH --cpus-per-task=2\n#SBATCH -t 0-00:05\n#SBATCH -o omp-%j.out\nexport OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK\nsrun sh -c 'echo \"threads $OMP_NUM_THREADS on $SLURM_CPUS_PER_TASK cpus\"'\n",
+    );
+    put(
+        "combine.sh",
+        "#!/bin/bash\n#SBATCH -J combine\n#SBATCH -o combine.out\ncat result_*.txt | sort\n",
+    );
+    put(
+        "driver.sh",
+        "#!/bin/bash\nset -e\nserial=$(sbatch --parsable serial.sh)\narray=$(sbatch --parsable array.sh)\nomp=$(sbatch --parsable threads.sh)\ncombine=$(sbatch --parsable --dependency=afterok:$array combine.sh)\necho \"$serial $array $omp $combine\"\n",
+    );
+    let out = s
+        .cmd("bash", None)
+        .current_dir(&work)
+        .arg("driver.sh")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    assert_eq!(ids.len(), 4, "{text}");
+    for id in &ids {
+        wait_state(&s.env, id, "SUCCEEDED", T);
+    }
+    let here = work.canonicalize().unwrap();
+    let serial = std::fs::read_to_string(work.join(format!("serial_test_{}.log", ids[0]))).unwrap();
+    assert!(
+        serial.starts_with(&format!("{}\n", here.display())),
+        "it ran in the submit directory: {serial}"
+    );
+    let a = std::fs::read_to_string(work.join("result_2.txt")).unwrap();
+    assert_eq!(a, format!("task 2 of job {} processes beta\n", ids[1]));
+    assert!(work.join(format!("array_{}-3.out", ids[1])).exists());
+    let omp = std::fs::read_to_string(work.join(format!("omp-{}.out", ids[2]))).unwrap();
+    assert_eq!(omp, "threads 2 on 2 cpus\n");
+    let combined = std::fs::read_to_string(work.join("combine.out")).unwrap();
+    assert_eq!(combined.lines().count(), 3, "{combined}");
+    assert!(combined.contains("processes gamma"), "{combined}");
     s.assert_no_refusals();
 }

@@ -498,6 +498,11 @@ fn exportable(name: &str) -> bool {
     ]
     .iter()
     .any(|s| up.contains(s));
+    // The drop-in's call log follows the job, so that its `srun` calls
+    // are logged with the rest.
+    if up == "TRESTLE_SHIM_LOG" {
+        return true;
+    }
     !secret
         && !up.starts_with("TRESTLE_")
         && !up.starts_with("SLURM_")

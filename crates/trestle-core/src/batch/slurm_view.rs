@@ -213,7 +213,7 @@ fn civil(z: i64) -> (i64, u32, u32) {
 
 /// Memory in MiB as Slurm prints a request (`512M`, `2G`).
 pub fn mem(mib: u64) -> String {
-    if mib >= 1024 && mib % 1024 == 0 {
+    if mib >= 1024 && mib.is_multiple_of(1024) {
         format!("{}G", mib / 1024)
     } else {
         format!("{mib}M")

@@ -206,10 +206,10 @@ fn squeue_rows(jobs: Vec<JobView>) -> Vec<JobView> {
                     j.state = JobState::Runnable;
                     j.started_at = None;
                 }
-                if j.reason.is_none() {
-                    if let Some(p) = a.parallel {
-                        j.reason = Some(format!("array parallel limit: %{p}"));
-                    }
+                if j.reason.is_none()
+                    && let Some(p) = a.parallel
+                {
+                    j.reason = Some(format!("array parallel limit: %{p}"));
                 }
                 out.push(j);
             }
