@@ -177,23 +177,27 @@ ensure_jupyterlab() {
   export TRESTLE_TEST_JUPYTER_BIN
 }
 
-# Workflow tools that speak Slurm, for the drop-in's tests: submitit and
-# dask-jobqueue from PyPI in a virtual environment cached outside the
-# checkout, keyed by their versions.
+# Workflow tools that speak Slurm, for the drop-in's tests: submitit,
+# dask-jobqueue and Snakemake with its Slurm executor plugin, from PyPI in
+# a virtual environment cached outside the checkout, keyed by their
+# versions.
 SUBMITIT_VERSION=1.5.4
 DASK_JOBQUEUE_VERSION=0.9.0
+SNAKEMAKE_VERSION=9.27.1
+SNAKEMAKE_SLURM_VERSION=2.8.0
 ensure_slurm_tools() {
   if [ -n "${TRESTLE_TEST_SLURM_TOOLS:-}" ]; then return; fi
-  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/trestle-test/slurm-tools-submitit-$SUBMITIT_VERSION-dask-jobqueue-$DASK_JOBQUEUE_VERSION"
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import submitit, dask_jobqueue' 2>/dev/null; then
+  local venv="${XDG_CACHE_HOME:-$HOME/.cache}/trestle-test/slurm-tools-submitit-$SUBMITIT_VERSION-dask-jobqueue-$DASK_JOBQUEUE_VERSION-snakemake-$SNAKEMAKE_VERSION-$SNAKEMAKE_SLURM_VERSION"
+  if [ ! -x "$venv/bin/snakemake" ] || ! "$venv/bin/python" -c 'import submitit, dask_jobqueue, snakemake_executor_plugin_slurm' 2>/dev/null; then
     if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
       say "installing python3-venv"
       apt_install python3-venv python3-pip
     fi
-    say "installing submitit $SUBMITIT_VERSION and dask-jobqueue $DASK_JOBQUEUE_VERSION into $venv"
+    say "installing submitit, dask-jobqueue and Snakemake into $venv"
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "submitit==$SUBMITIT_VERSION" "dask-jobqueue==$DASK_JOBQUEUE_VERSION"
+    "$venv/bin/pip" install -q "submitit==$SUBMITIT_VERSION" "dask-jobqueue==$DASK_JOBQUEUE_VERSION" \
+      "snakemake==$SNAKEMAKE_VERSION" "snakemake-executor-plugin-slurm==$SNAKEMAKE_SLURM_VERSION"
   fi
   TRESTLE_TEST_SLURM_TOOLS="$venv/bin"
   export TRESTLE_TEST_SLURM_TOOLS

@@ -83,9 +83,27 @@ pub async fn run(a: SbatchArgs, conn: &Conn) -> Result<ExitCode> {
                 Vec::new(),
             )
         }
+        // No script named: read it from standard input, as Slurm does.
+        (None, None) if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("cannot read the batch script from standard input")?;
+            if text.trim().is_empty() {
+                return usage("no batch script: standard input was empty");
+            }
+            let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let path = dir.path().join("sbatch");
+            std::fs::write(&path, &text).context("cannot keep the batch script")?;
+            (
+                "sbatch".to_string(),
+                Scratch::Temp { _dir: dir, path },
+                text,
+                Vec::new(),
+            )
+        }
         (None, None) => {
             return usage(
-                "usage: trestle sbatch [OPTIONS] SCRIPT [ARGS...] or trestle sbatch [OPTIONS] --wrap COMMAND",
+                "usage: trestle sbatch [OPTIONS] SCRIPT [ARGS...], trestle sbatch [OPTIONS] --wrap COMMAND, or the script on standard input",
             );
         }
         (None, Some(script)) => {

@@ -241,12 +241,36 @@ pub async fn scontrol(args: &[String], conn: &Conn) -> Result<u8> {
             }
             Ok(0)
         }
+        ["show", "config"] => {
+            // The settings tools read (MaxArraySize, MinJobAge), with
+            // Trestle's values.
+            println!(
+                "Configuration data as of {}",
+                sv::timestamp(trestle_server::now_ms())
+            );
+            let max_index = trestle_core::batch::array::MAX_ARRAY_INDEX;
+            for (k, v) in [
+                ("ClusterName", "trestle".to_string()),
+                ("MaxArraySize", (max_index + 1).to_string()),
+                (
+                    "MaxJobCount",
+                    trestle_core::batch::array::MAX_ARRAY_SIZE.to_string(),
+                ),
+                // Ended jobs leave squeue at once; sacct keeps them.
+                ("MinJobAge", "0 sec".to_string()),
+                ("SchedulerType", "trestle".to_string()),
+                ("SLURM_VERSION", format!("trestle-{}", env!("CARGO_PKG_VERSION"))),
+            ] {
+                println!("{k:<23} = {v}");
+            }
+            Ok(0)
+        }
         [verb @ ("hold" | "release" | "requeue" | "update" | "suspend" | "resume"), ..] => Err(Refused(format!(
             "scontrol {verb} is not supported by Trestle yet (cancel with scancel, resubmit with `trestle resubmit`)"
         ))
         .into()),
         _ => Err(Refused(format!(
-            "scontrol {}: only `show job|partition|node` is supported",
+            "scontrol {}: only `show job|partition|node|config` is supported",
             words.join(" ")
         ))
         .into()),
@@ -391,7 +415,12 @@ pub async fn sacctmgr(args: &[String], conn: &Conn) -> Result<u8> {
         .as_ref()
         .and_then(|u| u.default_project.clone())
         .unwrap_or_default();
-    let mine = user_filter.as_deref().is_none_or(|u| u == me_name);
+    // The caller may name themselves by their Trestle name or by the Unix
+    // account they run the tool as.
+    let unix = std::env::var("USER").unwrap_or_default();
+    let mine = user_filter
+        .as_deref()
+        .is_none_or(|u| u == me_name || (!unix.is_empty() && u == unix));
     let with_assoc = flags.contains(&'s') || entity.starts_with("assoc");
     let fields: Vec<String> = format.unwrap_or_else(|| match entity.as_str() {
         "user" | "users" if with_assoc => {
