@@ -12,7 +12,7 @@ mod webdriver;
 use common::*;
 use std::path::PathBuf;
 use std::time::Duration;
-use support::add_user_with_password;
+use support::{add_user_with_password, ok_as};
 use webdriver::Browser;
 
 const W: Duration = Duration::from_secs(10);
@@ -25,7 +25,16 @@ async fn an_array_page_in_a_browser() {
     let base = env.url();
     add_user_with_password(
         &env,
-        &["user", "add", "ada", "--role", "admin", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "ada",
+            "--role",
+            "admin",
+            "--project",
+            "default",
+            "--password-stdin",
+        ],
         "ada's long password",
     );
     // 120 children; indices 7, 8, 9 and 60 fail.
@@ -103,5 +112,28 @@ async fn an_array_page_in_a_browser() {
     assert_ne!(again, id, "{url}");
     let v = wait_state(&env, &again, "FAILED", T);
     assert_eq!(v["children"]["total"], 4, "{v}");
+
+    // The dashboard counts come from the store, not from a page of the
+    // listing: ada's 1,200-child array and its parent all show.
+    let ada = env.json(&["token", "create", "--user", "ada", "--json"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let big = ok_as(&env, &ada, &["submit", "--array", "0-1199", "--", "true"])
+        .trim()
+        .to_string();
+    wait_state(&env, &big, "SUCCEEDED", Duration::from_secs(300));
+    b.goto(&format!("{base}/")).await;
+    let counts = b.wait_text("#mine-h ~ ul.counts", "1201", W).await;
+    assert!(counts.contains("SUCCEEDED"), "{counts}");
+    // The workers page does not say "free" and "all in use" at once.
+    b.goto(&format!("{base}/ui/workers")).await;
+    let page = b.wait_text("main", "Compute environments", W).await;
+    assert!(!page.contains("CPUs in use"), "{page}");
+    assert!(page.contains("started as workers"), "{page}");
+    // The submit form names commands that exist.
+    b.goto(&format!("{base}/ui/submit")).await;
+    let form = b.wait_text("main", "Submit", W).await;
+    assert!(!form.contains("trestle upload"), "{form}");
     b.quit().await;
 }

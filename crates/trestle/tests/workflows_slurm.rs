@@ -21,7 +21,8 @@ const SWEEP: &str = r#"#!/bin/bash
 #SBATCH --output=logs/%x_%A_%a.out
 #SBATCH --error=logs/%x_%A_%a.err
 #SBATCH --mail-type=END
-#SBATCH --account=physics
+#SBATCH --account=default
+#SBATCH --qos=debug
 
 set -e
 echo "task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT ($SLURM_ARRAY_TASK_MIN-$SLURM_ARRAY_TASK_MAX) in array $SLURM_ARRAY_JOB_ID"
@@ -61,7 +62,7 @@ fn sbatch_scripts_run_like_under_slurm() {
         .to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("warning") && stderr.contains("--account"),
+        stderr.contains("warning") && stderr.contains("--qos"),
         "{stderr}"
     );
     // `--mail-type=END` subscribes the owner to the job's end.

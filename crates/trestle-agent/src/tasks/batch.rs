@@ -152,6 +152,21 @@ fn placement(ctx: &AttemptCtx, spec: &trestle_core::JobSpec) -> Placement {
     })
 }
 
+/// Writes an inline batch script into the scratch directory, executable.
+async fn write_script(
+    scratch: &Path,
+    script: &trestle_core::batch::workflow::InlineScript,
+) -> Result<(), AgentError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = scratch.join(&script.name);
+    tokio::fs::write(&path, &script.text)
+        .await
+        .map_err(|e| AgentError::io("cannot write the batch script", &path, e))?;
+    tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .await
+        .map_err(|e| AgentError::io("cannot make the batch script executable", &path, e))
+}
+
 /// True if `dir` (or, when it does not exist yet, its nearest existing
 /// parent) belongs to the account this worker runs tasks as (its own).
 fn owned_by_this_account(dir: &str) -> bool {
@@ -434,7 +449,14 @@ async fn execute(
         ))
         .await;
     }
-    let staged = staged + studies.iter().map(|s| s.files.len()).sum::<usize>();
+    let mut staged = staged + studies.iter().map(|s| s.files.len()).sum::<usize>();
+    // An `#SBATCH` script that travelled in the spec.
+    if let Some(script) = spec.flow.slurm.as_ref().and_then(|s| s.script.as_ref()) {
+        if let Err(e) = write_script(scratch, script).await {
+            return Some(Finish::worker_error(&e));
+        }
+        staged += 1;
+    }
     let cwd = match placement(ctx, spec) {
         Placement::Scratch { note } => {
             if let Some(n) = note {

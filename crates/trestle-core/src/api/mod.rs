@@ -127,7 +127,15 @@ impl JobView {
                 let had_env = !self.spec.env.is_empty();
                 self.spec.env.clear();
                 let cut = crate::batch::redact::abridge_command(&mut self.spec.command);
-                self.abridged = had_env || cut;
+                // An inline batch script is shown with the job, not in lists.
+                let script = self
+                    .spec
+                    .flow
+                    .slurm
+                    .as_mut()
+                    .and_then(|s| s.script.take())
+                    .is_some();
+                self.abridged = had_env || cut || script;
             }
         }
     }

@@ -60,6 +60,10 @@ pub struct SbatchOptions {
     pub studies: Vec<String>,
     /// `--wrap`: a command to run as the whole script (command line only).
     pub wrap: Option<String>,
+    /// `-A/--account`: the project to charge.
+    pub account: Option<String>,
+    /// `--comment`: kept as the job's `comment` tag.
+    pub comment: Option<String>,
     /// Options that were not understood or are ignored here.
     pub warnings: Vec<String>,
 }
@@ -88,8 +92,12 @@ enum Key {
     MailType,
     MailUser,
     Wrap,
+    Account,
+    Comment,
     /// Understood, but has no meaning here (mail, accounting, ...).
     Ignored,
+    /// The same, for an option without a value (`--requeue`).
+    IgnoredFlag,
 }
 
 /// (short, long, key).
@@ -112,13 +120,16 @@ const OPTIONS: &[(Option<char>, &str, Key)] = &[
     (Some('N'), "nodes", Key::Nodes),
     (None, "parsable", Key::Parsable),
     (Some('W'), "wait", Key::Wait),
-    (Some('A'), "account", Key::Ignored),
+    (Some('A'), "account", Key::Account),
     (Some('q'), "qos", Key::Ignored),
     (None, "mail-type", Key::MailType),
     (None, "mail-user", Key::MailUser),
     (None, "wrap", Key::Wrap),
     (Some('C'), "constraint", Key::Ignored),
-    (None, "comment", Key::Ignored),
+    (None, "comment", Key::Comment),
+    (None, "wckey", Key::Ignored),
+    (None, "requeue", Key::IgnoredFlag),
+    (None, "no-requeue", Key::IgnoredFlag),
     (None, "nice", Key::Ignored),
     (None, "open-mode", Key::Ignored),
     (None, "signal", Key::Ignored),
@@ -126,7 +137,7 @@ const OPTIONS: &[(Option<char>, &str, Key)] = &[
 ];
 
 fn is_flag(k: Key) -> bool {
-    matches!(k, Key::Parsable | Key::Wait)
+    matches!(k, Key::Parsable | Key::Wait | Key::IgnoredFlag)
 }
 
 impl SbatchOptions {
@@ -151,6 +162,8 @@ impl SbatchOptions {
             Key::MailType => &mut self.mail_type,
             Key::MailUser => &mut self.mail_user,
             Key::Wrap => &mut self.wrap,
+            Key::Account => &mut self.account,
+            Key::Comment => &mut self.comment,
             Key::Parsable => {
                 self.parsable = true;
                 return;
@@ -159,7 +172,7 @@ impl SbatchOptions {
                 self.wait = true;
                 return;
             }
-            Key::Ignored => {
+            Key::Ignored | Key::IgnoredFlag => {
                 self.warnings
                     .push(format!("option `{name}` has no effect here; ignored"));
                 return;
@@ -204,8 +217,13 @@ impl SbatchOptions {
             };
             i += 1;
             let Some(key) = found else {
-                self.warnings.push(format!("unknown option `{w}`; ignored"));
-                continue;
+                return Err(ValidationError::new(
+                    "unsupported-option",
+                    &name,
+                    format!(
+                        "sbatch option `{name}` is not supported by Trestle (docs/slurm.md lists the options it takes)"
+                    ),
+                ));
             };
             if is_flag(key) {
                 self.set(key, &name, None);
@@ -320,6 +338,8 @@ impl SbatchOptions {
                 self.studies
             },
             wrap: self.wrap.or(base.wrap),
+            account: self.account.or(base.account),
+            comment: self.comment.or(base.comment),
             warnings,
         }
     }
@@ -647,7 +667,14 @@ impl SbatchOptions {
                 chdir,
                 ntasks,
                 cpus_per_task,
+                script: None,
             }),
+            project: self.account.clone(),
+            tags: self
+                .comment
+                .iter()
+                .map(|c| ("comment".to_string(), c.clone()))
+                .collect(),
             studies: self
                 .studies
                 .iter()

@@ -13,7 +13,6 @@ const SCRIPT: &str = r#"#!/bin/bash
 #SBATCH --gres=gpu:a100:2
 #SBATCH -p short
 #SBATCH --mail-type=END
-#SBATCH --frobnicate
 #SBATCH -N 1 -n 1
 ##SBATCH --time=5           (commented out twice: ignored)
 
@@ -53,8 +52,20 @@ fn directives_are_read_until_the_first_command() {
     assert_eq!(o.error.as_deref(), Some("logs/%x_%A_%a.err"));
     assert_eq!(o.nodes.as_deref(), Some("1"));
     assert_eq!(o.ntasks.as_deref(), Some("1"));
-    assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
-    assert!(o.warnings[0].contains("--frobnicate"));
+    assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+    // An option Trestle does not take is refused by name.
+    let e = SbatchOptions::from_script("#!/bin/sh\n#SBATCH --frobnicate\n").unwrap_err();
+    assert_eq!(e.code, "unsupported-option");
+    assert!(e.message.contains("`--frobnicate`"), "{}", e.message);
+    // --account is the project; --comment a tag; --requeue changes nothing.
+    let o2 = SbatchOptions::from_script(
+        "#SBATCH -A physics\n#SBATCH --comment=run7\n#SBATCH --requeue\n",
+    )
+    .unwrap();
+    let r = o2.to_request(&ctx()).unwrap();
+    assert_eq!(r.project.as_deref(), Some("physics"));
+    assert_eq!(r.tags.get("comment").map(String::as_str), Some("run7"));
+    assert_eq!(o2.warnings.len(), 1, "--requeue: {:?}", o2.warnings);
     assert_eq!(o.mail_type.as_deref(), Some("END"));
 }
 

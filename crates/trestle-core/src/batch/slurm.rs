@@ -195,6 +195,7 @@ mod tests {
                 chdir: None,
                 ntasks: 1,
                 cpus_per_task: 4,
+                script: None,
             }),
             ..JobRequest::default()
         };

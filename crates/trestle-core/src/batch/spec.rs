@@ -397,6 +397,31 @@ impl JobRequest {
 }
 
 fn check_slurm(s: &SlurmSpec) -> Result<()> {
+    if let Some(script) = &s.script {
+        let bad_name = script.name.is_empty()
+            || script.name.len() > 255
+            || script.name.contains('/')
+            || script.name == "."
+            || script.name == ".."
+            || script.name.chars().any(|c| c.is_control());
+        if bad_name {
+            return Err(ValidationError::new(
+                "invalid-slurm",
+                "slurm.script.name",
+                format!("`{}` is not a file name", script.name.escape_debug()),
+            ));
+        }
+        if script.text.len() > crate::batch::workflow::INLINE_SCRIPT_MAX {
+            return Err(ValidationError::new(
+                "invalid-slurm",
+                "slurm.script.text",
+                format!(
+                    "an inline batch script is at most {} bytes; upload a larger one as the job's inputs",
+                    crate::batch::workflow::INLINE_SCRIPT_MAX
+                ),
+            ));
+        }
+    }
     for (field, v) in [
         ("slurm.output", &s.output),
         ("slurm.error", &s.error),

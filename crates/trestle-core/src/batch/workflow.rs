@@ -67,6 +67,24 @@ pub struct SlurmSpec {
     pub ntasks: u32,
     /// `--cpus-per-task` (`SLURM_CPUS_PER_TASK`).
     pub cpus_per_task: u32,
+    /// The batch script itself, when it is small enough to travel in the
+    /// spec (at most [`INLINE_SCRIPT_MAX`] bytes; larger ones are uploaded
+    /// as the job's inputs): the worker writes it into the scratch
+    /// directory under its name before the job starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<InlineScript>,
+}
+
+/// Largest batch script kept in the spec instead of uploaded.
+pub const INLINE_SCRIPT_MAX: usize = 64 * 1024;
+
+/// A batch script carried in the spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineScript {
+    /// Its file name (one path component).
+    pub name: String,
+    /// Its text.
+    pub text: String,
 }
 
 /// What kind of job a row is.

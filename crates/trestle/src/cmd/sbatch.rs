@@ -155,11 +155,22 @@ pub async fn run(a: SbatchArgs, conn: &Conn) -> Result<ExitCode> {
     // Check everything before uploading anything.
     req.clone().validate().map_err(invalid)?;
     let c = client(conn)?;
-    let upload = c.create_upload().await?.id;
-    c.upload_file(&upload, &name, path.path(), None)
-        .await
-        .with_context(|| format!("uploading {name}"))?;
-    req.inputs = Some(upload);
+    // A small script travels in the spec (one request, as fast as sbatch
+    // should be); a larger one is uploaded as the job's inputs.
+    if text.len() <= trestle_core::batch::workflow::INLINE_SCRIPT_MAX
+        && let Some(sl) = req.slurm.as_mut()
+    {
+        sl.script = Some(trestle_core::batch::workflow::InlineScript {
+            name: name.clone(),
+            text: text.clone(),
+        });
+    } else {
+        let upload = c.create_upload().await?.id;
+        c.upload_file(&upload, &name, path.path(), None)
+            .await
+            .with_context(|| format!("uploading {name}"))?;
+        req.inputs = Some(upload);
+    }
     let view = c.submit_job(&serde_json::to_value(&req)?).await?;
     if opts.parsable {
         println!("{}", view.id);
