@@ -170,6 +170,13 @@ impl Provider for LocalProvider {
                 .env(INSTANCE_ID_ENV, &id)
                 .stdin(std::process::Stdio::null())
                 .kill_on_drop(false);
+            // Local workers run on the server's host: they share its whole
+            // file system with the users submitting there (the sbatch
+            // placement rule then decides by ownership), unless the
+            // environment says otherwise.
+            if std::env::var_os("TRESTLE_SHARED_PATHS").is_none() {
+                c.env("TRESTLE_SHARED_PATHS", "/");
+            }
             if let Some(reader) = &token_pipe {
                 use std::os::fd::AsRawFd;
                 let fd = reader.as_raw_fd();

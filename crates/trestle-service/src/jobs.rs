@@ -229,8 +229,19 @@ pub async fn submit_pipeline(
 /// `p` must be able to read the job and to submit to its project.
 pub async fn resubmit(app: &Service, p: &Principal, id: i64) -> ServiceResult<JobView> {
     let old = access::job(app, p, id, Action::JobRead).await?;
-    let spec = trestle_core::batch::resubmit::resubmission(&old)?;
+    let mut spec = trestle_core::batch::resubmit::resubmission(&old)?;
+    keep_env_for_owner(p, &old, &mut spec);
     submit_one(app, p, spec).await
+}
+
+/// A job's environment goes with a resubmission only for its owner (or an
+/// admin): a project member who may read the job does not see it, and
+/// must not receive it in a job of their own.
+fn keep_env_for_owner(p: &Principal, old: &JobView, spec: &mut trestle_core::JobSpec) {
+    let owner = old.spec.owner.as_deref();
+    if !p.is_admin() && (owner.is_none() || owner != p.user_name()) {
+        spec.env.clear();
+    }
 }
 
 /// Runs the failed children of array `id` again, as a new array of only
@@ -257,7 +268,8 @@ pub async fn resubmit_failed(app: &Service, p: &Principal, id: i64) -> ServiceRe
             _ => break,
         }
     }
-    let spec = trestle_core::batch::resubmit::failed_again(&old, &failed)?;
+    let mut spec = trestle_core::batch::resubmit::failed_again(&old, &failed)?;
+    keep_env_for_owner(p, &old, &mut spec);
     submit_one(app, p, spec).await
 }
 

@@ -185,12 +185,13 @@ fn scenario(db: Option<String>) {
     assert_eq!(one["spec"]["env"]["COLOR"], "blue");
 
     // The review's sbatch: the job gets the real values; every view masks
-    // them, and only the owner and admins see the environment at all.
+    // them, and only the owner and admins see the environment at all. (The
+    // script, which the job view shows, spells the values in pieces.)
     let script = env.path().join("sb.sh");
     std::fs::write(
         &script,
         "#!/bin/sh\n#SBATCH --job-name=secrets\n\
-         test \"$GH_PAT\" = ghp_secret123 && test \"$DATABASE_URL\" = postgres://user:hunter2@db/x && echo real-values-arrived\n",
+         test \"$GH_PAT\" = ghp_\"\"secret123 && test \"$DATABASE_URL\" = postgres://user:hun\"\"ter2@db/x && echo real-values-arrived\n",
     )
     .unwrap();
     let out = env

@@ -242,6 +242,28 @@ impl Isolation {
         self.per_user
     }
 
+    /// True when tasks run inside the bubblewrap sandbox.
+    pub fn sandboxed(&self) -> bool {
+        self.bwrap.is_some()
+    }
+
+    /// The uid this lease's task will run as: its owner's account with
+    /// per-user execution, this worker's own otherwise; the reason when
+    /// the owner has no account here.
+    pub fn task_uid(&self, lease: &Lease) -> Result<u32, String> {
+        if !self.per_user {
+            // SAFETY: geteuid(2) has no preconditions and cannot fail.
+            return Ok(unsafe { libc::geteuid() });
+        }
+        let owner = lease.spec.owner.as_deref().unwrap_or("(unknown)");
+        let run_as = lease
+            .run_as
+            .as_ref()
+            .or(self.unmapped_as.as_ref())
+            .ok_or_else(|| format!("no Unix account for user {owner}"))?;
+        Ok(self.account(run_as)?.uid)
+    }
+
     /// Sets a task up: its account (refused without one on a root
     /// worker), its scratch handed over, its sandbox, cgroup and CPUs.
     /// The error is the reason the task cannot run, for its job.

@@ -126,30 +126,107 @@ pub fn job_env(lease: &Lease, scratch: &Path) -> Vec<(String, String)> {
     env
 }
 
-/// The files a job's output is written to besides its log: `#SBATCH
-/// --output/--error`, or the full log when its queue keeps one.
 /// Where an `#SBATCH` job runs ([`trestle_core::batch::workdir::decide`]
 /// over what this worker knows).
-fn placement(ctx: &AttemptCtx, spec: &trestle_core::JobSpec) -> Placement {
+fn placement(ctx: &AttemptCtx, lease: &Lease) -> Placement {
+    let spec = &lease.spec;
     let Some(sl) = &spec.flow.slurm else {
         return Placement::Scratch { note: None };
     };
-    let dir = sl.chdir.as_deref().or(sl.submit_dir.as_deref());
-    let per_user = ctx.isolation.runs_as_owner();
-    let owner = spec.owner.as_deref().unwrap_or("");
-    let allowed = trestle_core::batch::workdir::expand_allowed(&ctx.config.allowed_dirs, owner);
+    let Some(asked) = sl.chdir.as_deref().or(sl.submit_dir.as_deref()) else {
+        return Placement::Scratch { note: None };
+    };
+    let uid = match ctx.isolation.task_uid(lease) {
+        Ok(u) => u,
+        Err(why) => return Placement::Refused(why),
+    };
+    // Decide on the real path: a symbolic link inside an allowed
+    // directory must not lead out of it.
+    let (real, owner) = match resolve(asked) {
+        Ok(r) => r,
+        Err(why) => return Placement::Refused(why),
+    };
+    let owner_name = spec.owner.as_deref().unwrap_or("");
+    let allowed =
+        trestle_core::batch::workdir::expand_allowed(&ctx.config.allowed_dirs, owner_name);
     let host = crate::config::host_name();
-    let owned = !per_user && dir.is_some_and(owned_by_this_account);
     trestle_core::batch::workdir::decide(&Facts {
-        dir,
+        dir: Some(&real),
         explicit: sl.chdir.is_some(),
-        submit_host: sl.submit_host.as_deref(),
         worker_host: &host,
         shared_paths: &ctx.config.shared_paths,
-        per_user,
-        owned_by_task_account: owned,
+        sandboxed: ctx.isolation.sandboxed(),
+        owned_by_task_account: owner == Some(uid),
         allowed: &allowed,
     })
+}
+
+/// `path` with symbolic links resolved as far as it exists (the rest
+/// appended; `..` refused), and the owner of its nearest existing part.
+fn resolve(path: &str) -> Result<(String, Option<u32>), String> {
+    use std::os::unix::fs::MetadataExt;
+    let p = Path::new(path);
+    if !p.is_absolute() || path.split('/').any(|c| c == "..") {
+        return Err(format!("`{path}` is not an absolute path without `..`"));
+    }
+    let mut existing = p;
+    let mut rest = Vec::new();
+    while std::fs::metadata(existing).is_err() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return Err(format!("no part of `{path}` exists")),
+        }
+    }
+    let mut real = std::fs::canonicalize(existing)
+        .map_err(|e| format!("cannot resolve `{}`: {e}", existing.display()))?;
+    let owner = std::fs::metadata(&real).ok().map(|m| m.uid());
+    for name in rest.iter().rev() {
+        real.push(name);
+    }
+    Ok((real.display().to_string(), owner))
+}
+
+/// Checks the job's output files against the placement rule: under the
+/// working directory, an allowed directory, or (outside the sandbox) a
+/// directory of the account the task runs as.
+fn check_outputs(
+    ctx: &AttemptCtx,
+    lease: &Lease,
+    cwd: &Path,
+    files: &[&Option<PathBuf>],
+) -> Result<(), String> {
+    if files.iter().all(|f| f.is_none()) {
+        return Ok(());
+    }
+    let uid = ctx.isolation.task_uid(lease)?;
+    let owner_name = lease.spec.owner.as_deref().unwrap_or("");
+    let allowed =
+        trestle_core::batch::workdir::expand_allowed(&ctx.config.allowed_dirs, owner_name);
+    let cwd_real = resolve(&cwd.display().to_string())?.0;
+    for f in files.iter().copied().flatten() {
+        let abs = cwd.join(f);
+        let (real, _) = resolve(&abs.display().to_string())?;
+        let dir_owner = match Path::new(&real).parent() {
+            Some(d) => resolve(&d.display().to_string())?.1,
+            None => None,
+        };
+        if !trestle_core::batch::workdir::output_allowed(
+            &real,
+            &cwd_real,
+            &allowed,
+            ctx.isolation.sandboxed(),
+            dir_owner == Some(uid),
+        ) {
+            return Err(format!(
+                "output file `{}` is outside the job's directory and not in a directory of the account the task runs as",
+                f.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes an inline batch script into the scratch directory, executable.
@@ -167,24 +244,8 @@ async fn write_script(
         .map_err(|e| AgentError::io("cannot make the batch script executable", &path, e))
 }
 
-/// True if `dir` (or, when it does not exist yet, its nearest existing
-/// parent) belongs to the account this worker runs tasks as (its own).
-fn owned_by_this_account(dir: &str) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let mut p = Path::new(dir);
-    loop {
-        match std::fs::symlink_metadata(p) {
-            Ok(m) => return m.uid() == me,
-            Err(_) => match p.parent() {
-                Some(parent) => p = parent,
-                None => return false,
-            },
-        }
-    }
-}
-
+/// The files a job's output is written to besides its log: `#SBATCH
+/// --output/--error`, or the full log when its queue keeps one.
 fn output_files(lease: &Lease) -> (Option<PathBuf>, Option<PathBuf>) {
     let host = crate::config::host_name();
     let ctx = RunContext {
@@ -457,7 +518,7 @@ async fn execute(
         }
         staged += 1;
     }
-    let cwd = match placement(ctx, spec) {
+    let cwd = match placement(ctx, lease) {
         Placement::Scratch { note } => {
             if let Some(n) = note {
                 sink.log(format!("trestle: {n}\n")).await;
@@ -469,6 +530,20 @@ async fn execute(
         }
         // `#SBATCH`: the submit directory or `--chdir`, on a file system
         // the worker shares, as under Slurm.
+        // With per-user execution the worker (root) does not create it:
+        // the directory must exist, as under Slurm.
+        Placement::InPlace(dir) if ctx.isolation.runs_as_owner() => {
+            if !Path::new(&dir).is_dir() {
+                let why = format!("the job's directory `{dir}` does not exist");
+                sink.log(format!("trestle: {why}\n")).await;
+                return Some(Finish {
+                    reason: AttemptReason::WorkerError,
+                    exit_code: None,
+                    message: Some(why),
+                });
+            }
+            PathBuf::from(dir)
+        }
         Placement::InPlace(dir) => match tokio::fs::create_dir_all(&dir).await {
             Ok(()) => PathBuf::from(dir),
             Err(e) => {
@@ -498,6 +573,15 @@ async fn execute(
             Err(e) => return Some(Finish::worker_error(&AgentError::Stage(e.to_string()))),
         }
     };
+    let (stdout_file, stderr_file) = output_files(lease);
+    if let Err(why) = check_outputs(ctx, lease, &cwd, &[&stdout_file, &stderr_file]) {
+        sink.log(format!("trestle: {why}\n")).await;
+        return Some(Finish {
+            reason: AttemptReason::WorkerError,
+            exit_code: None,
+            message: Some(why),
+        });
+    }
     let key = AttemptKey {
         job_id: lease.job_id,
         attempt: lease.attempt,
@@ -517,7 +601,6 @@ async fn execute(
         }
     };
     let timeout = (spec.timeout_secs > 0).then(|| Duration::from_secs(spec.timeout_secs));
-    let (stdout_file, stderr_file) = output_files(lease);
     let process = ProcessSpec {
         command: spec.command.clone(),
         cwd,

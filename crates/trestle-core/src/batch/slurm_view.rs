@@ -238,12 +238,10 @@ pub fn squeue_field(code: char, j: &JobView, now: i64) -> Option<String> {
     };
     Some(match code {
         'i' => job_id(j),
-        'A' => array_id(),
-        'a' => j
-            .flow
-            .array_index
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "N/A".into()),
+        // The job's own id, unique for each element of an array.
+        'A' => j.id.to_string(),
+        'a' => j.spec.project.clone().unwrap_or_default(),
+        // The array's base id, and the element's index.
         'F' => array_id(),
         'K' => j
             .flow
@@ -323,8 +321,10 @@ pub fn squeue_field(code: char, j: &JobView, now: i64) -> Option<String> {
 /// The `%` code of an `squeue -O` field name (`JobID`, `Name`, ...).
 pub fn squeue_long_field(name: &str) -> Option<char> {
     Some(match name.to_ascii_lowercase().as_str() {
-        "jobid" | "jobarrayid" => 'i',
-        "arrayjobid" => 'A',
+        "jobarrayid" => 'i',
+        "jobid" => 'A',
+        "arrayjobid" => 'F',
+        "account" => 'a',
         "arraytaskid" => 'K',
         "name" => 'j',
         "username" | "userid" => 'u',
@@ -531,6 +531,10 @@ mod tests {
         assert_eq!(job_id(&j), "1013_17");
         assert_eq!(sacct_field("JobIDRaw", &j, None, 0).unwrap(), "1147");
         assert_eq!(long_duration(90_061_000), "1-01:01:01");
-        assert_eq!(squeue_long_field("JobID"), Some('i'));
+        assert_eq!(squeue_long_field("JobID"), Some('A'));
+        assert_eq!(squeue_long_field("JobArrayID"), Some('i'));
+        assert_eq!(squeue_field('a', &j, 0).unwrap(), "");
+        assert_eq!(squeue_field('A', &j, 0).unwrap(), "1147");
+        assert_eq!(squeue_field('F', &j, 0).unwrap(), "1013");
     }
 }

@@ -138,25 +138,50 @@ async fn run_command(name: &str, args: &[String], conn: &Conn) -> Result<u8> {
     }
 }
 
-/// Appends one line per call to `TRESTLE_SHIM_LOG`, when set.
+/// Appends one line per call to `TRESTLE_SHIM_LOG`, when set: created
+/// private (0600), never through a symbolic link, with the values of
+/// `--export=K=V` left out. Inside a job (its `srun` calls) the shim runs
+/// with the job's own confinement, so it can write nowhere the job could
+/// not.
 fn log_call(name: &str, args: &[String], code: u8, took: std::time::Duration) {
     let Ok(path) = std::env::var("TRESTLE_SHIM_LOG") else {
         return;
     };
+    let shown: Vec<String> = args.iter().map(|a| redact(a)).collect();
     let line = serde_json::json!({
         "program": name,
-        "args": args,
+        "args": shown,
         "exit": code,
         "ms": took.as_millis() as u64,
     });
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
-        let _ = writeln!(f, "{line}");
+        // One write per line: appends from concurrent calls (srun in
+        // parallel jobs) never interleave.
+        let _ = f.write_all(format!("{line}\n").as_bytes());
     }
+}
+
+/// `--export=A=secret,B` as `--export=A=…,B`.
+fn redact(arg: &str) -> String {
+    let Some(list) = arg.strip_prefix("--export=") else {
+        return arg.to_string();
+    };
+    let items: Vec<String> = list
+        .split(',')
+        .map(|i| match i.split_once('=') {
+            Some((k, _)) => format!("{k}=…"),
+            None => i.to_string(),
+        })
+        .collect();
+    format!("--export={}", items.join(","))
 }
 
 /// The connected client.

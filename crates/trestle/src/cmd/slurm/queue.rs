@@ -112,9 +112,10 @@ fn parse_long_format(f: &str) -> Result<Vec<Piece>> {
 
 fn header_of(code: char) -> &'static str {
     match code {
-        'i' => "JOBID",
-        'A' => "ARRAY_JOB_ID",
-        'a' | 'K' => "ARRAY_TASK_ID",
+        'i' | 'A' => "JOBID",
+        'F' => "ARRAY_JOB_ID",
+        'K' => "ARRAY_TASK_ID",
+        'a' => "ACCOUNT",
         'j' => "NAME",
         'u' => "USER",
         'P' => "PARTITION",
@@ -256,8 +257,14 @@ pub async fn squeue(args: &[String], conn: &Conn) -> Result<u8> {
     let jobs = match p.value("jobs") {
         Some(list) => named_jobs(&c, list).await?,
         None => {
+            // An array's pending part is its RUNNING parent's `ID_[...]`
+            // line: fetch running rows too, and filter after.
+            let mut fetch = states.clone();
+            if !fetch.contains(&JobState::Running) {
+                fetch.push(JobState::Running);
+            }
             let q = JobQuery {
-                states: states.clone(),
+                states: fetch,
                 queue: (parts.len() == 1).then(|| parts[0].clone()),
                 name: (names.len() == 1).then(|| names[0].clone()),
                 ..Default::default()
@@ -648,6 +655,35 @@ pub async fn scancel(args: &[String], conn: &Conn) -> Result<u8> {
                 ids.push((j.id.to_string(), j.id));
             }
         }
+    }
+    if filtering {
+        // With ids and filters, Slurm cancels only the ids that match.
+        let mut states = Vec::new();
+        for s in p.list("state") {
+            states.extend(sv::parse_state(&s).unwrap_or_default());
+        }
+        let mut users = p.list("user");
+        if p.has("me") {
+            users.push(me(&c).await?);
+        }
+        let (names, parts, accounts) = (p.list("name"), p.list("partition"), p.list("account"));
+        let mut kept = Vec::new();
+        for (shown, id) in ids {
+            let j = c.get_job(id).await?;
+            let ok = (states.is_empty() || states.contains(&j.state))
+                && (users.is_empty() || users.contains(&sv::user(&j)))
+                && (names.is_empty() || names.contains(&j.name))
+                && (parts.is_empty() || parts.contains(&j.queue))
+                && (accounts.is_empty()
+                    || j.spec
+                        .project
+                        .as_ref()
+                        .is_some_and(|a| accounts.contains(a)));
+            if ok {
+                kept.push((shown, id));
+            }
+        }
+        ids = kept;
     }
     for (shown, id) in ids {
         match c.cancel_job(id).await {
