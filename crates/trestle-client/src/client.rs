@@ -99,6 +99,35 @@ pub(crate) enum Timeout {
     Unlimited,
 }
 
+/// True when the server closed or reset the connection before it
+/// answered (not a timeout, not a bad answer).
+fn dropped_before_answer(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_status() || e.is_decode() {
+        return false;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        if c.to_string()
+            .contains("connection closed before message completed")
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 impl Client {
     /// A client for the servers at `base_urls` (such as
     /// `http://127.0.0.1:8080`, without `/api/v1`), sending `token` as a
@@ -174,14 +203,19 @@ impl Client {
                 Timeout::Exactly(t) => req = req.timeout(t),
                 Timeout::Unlimited => {}
             }
-            match req.send().await {
+            let request = req.build().map_err(|e| transfer_error(&e))?;
+            // A read may go to the next server when this one went away
+            // before answering (it was killed with the request in flight);
+            // a change may not, since it may have been made.
+            let idempotent = matches!(*request.method(), Method::GET | Method::HEAD);
+            match self.http.execute(request).await {
                 Ok(resp) => {
                     if idx != start {
                         self.current.store(idx, Ordering::Relaxed);
                     }
                     return check_status(resp).await;
                 }
-                Err(e) if e.is_connect() => {
+                Err(e) if e.is_connect() || (idempotent && dropped_before_answer(&e)) => {
                     failures.push(format!("{}: {}", display_base(base), connect_reason(&e)));
                 }
                 Err(e) => return Err(transfer_error(&e)),
