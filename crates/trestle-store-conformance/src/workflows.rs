@@ -541,6 +541,22 @@ async fn arrays_fail_fast(s: &dyn Store) {
         JobState::Running,
         "one child is stopping"
     );
+    // Its worker hears of the stop at its next heartbeat.
+    let hb = s
+        .apply_updates(
+            "w1",
+            &UpdatesRequest {
+                heartbeat: vec![at(&leased[2])],
+                updates: vec![],
+                ..Default::default()
+            },
+            30_000,
+            T0 + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(hb.cancel.len(), 1, "{hb:?}");
+    assert_eq!(hb.cancel[0].job_id, leased[2].job_id);
     finish(s, &leased[2], AttemptReason::Cancelled).await;
     let v = s.job(p).await.unwrap().unwrap();
     assert_eq!(v.state, JobState::Failed);

@@ -321,7 +321,7 @@ async fn failed_children(tx: &mut Tx<'_>, parent: i64) -> Result<i64> {
 /// Fail fast: an array with `max_failures` failed children creates no
 /// more, its waiting children are cancelled with the reason (and pushed to
 /// `work`, whose followers count them off the group), and its running
-/// ones are asked to stop.
+/// ones are stopped through the parent's flag at their next heartbeat.
 async fn stop_array(
     tx: &mut Tx<'_>,
     parent: i64,
@@ -346,13 +346,10 @@ async fn stop_array(
     for r in &waiting {
         work.push(r.try_get("id")?);
     }
-    sqlx::query(
-        "UPDATE jobs SET cancel_requested = 1 WHERE parent_id = $1 \
-         AND state IN ('STARTING', 'RUNNING')",
-    )
-    .bind(parent)
-    .execute(&mut **tx)
-    .await?;
+    // Running children are not touched here (this transaction holds the
+    // parent's row; a child finishing now holds its own and waits for the
+    // parent's): their workers learn of the stop from the parent's flag at
+    // their next heartbeat (`updates::HEARTBEAT`).
     if waiting.is_empty() {
         // Nothing comes back through `work`: finish now if nothing runs.
         let active: i64 = sqlx::query("SELECT group_active FROM jobs WHERE id = $1")

@@ -54,6 +54,19 @@ macro_rules! held_by_u {
     };
 }
 
+/// A job's cancel flag, or its fail-fast array's: a child of an array
+/// stopped by `max_failures` is cancelled through its parent's flag, read
+/// without locking the parent, so the stopping transaction never takes
+/// running children's rows while it holds the parent's (no lock-order
+/// deadlock with a child that finishes at the same moment).
+macro_rules! cancel_flag {
+    () => {
+        "CASE WHEN cancel_requested <> 0 OR (parent_id IS NOT NULL AND EXISTS \
+         (SELECT 1 FROM jobs p WHERE p.id = jobs.parent_id AND p.cancel_requested <> 0 \
+         AND p.group_max_failures > 0)) THEN 1 ELSE 0 END AS cancel_requested"
+    };
+}
+
 macro_rules! heartbeat_sql {
     ($d:ident) => {
         concat!(
@@ -63,7 +76,8 @@ macro_rules! heartbeat_sql {
             attempt_rows!($d),
             " WHERE ",
             held_by_u!("$3"),
-            " RETURNING id, attempt_seq, lease_token, cancel_requested"
+            " RETURNING id, attempt_seq, lease_token, ",
+            cancel_flag!()
         )
     };
 }
@@ -83,7 +97,8 @@ macro_rules! started_sql {
             attempt_rows!($d, ", ", int_at!($d, 3), " AS u_t"),
             " WHERE ",
             held_by_u!("$3"),
-            " RETURNING id, attempt_seq, lease_token, submitted_at, cancel_requested"
+            " RETURNING id, attempt_seq, lease_token, submitted_at, ",
+            cancel_flag!()
         )
     };
 }
@@ -156,8 +171,9 @@ per_dialect!(
 macro_rules! ending_sql {
     ($d:ident) => {
         concat!(
-            "SELECT id, attempt_seq, attempts_used, interruptions, max_attempts, \
-             cancel_requested, lease_token, lease_worker, submitted_at, spec FROM jobs",
+            "SELECT id, attempt_seq, attempts_used, interruptions, max_attempts, ",
+            cancel_flag!(),
+            ", lease_token, lease_worker, submitted_at, spec FROM jobs",
             by_id!($d),
             " WHERE state IN ('STARTING', 'RUNNING') AND id IN ",
             ids_in!($d, 1)
