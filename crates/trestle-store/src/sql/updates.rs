@@ -792,7 +792,10 @@ mod tests {
              (SELECT (value ->> 0) AS u_id, (value ->> 1) AS u_at, (value ->> 2) AS u_tok, \
              (value ->> 3) AS u_t FROM json_each($1)) AS u WHERE id = u_id AND \
              attempt_seq = u_at AND lease_token = u_tok AND lease_worker = $3 \
-             AND state IN ('STARTING', 'RUNNING') RETURNING id, attempt_seq, lease_token, submitted_at, cancel_requested"
+             AND state IN ('STARTING', 'RUNNING') RETURNING id, attempt_seq, lease_token, submitted_at, \
+             CASE WHEN cancel_requested <> 0 OR (parent_id IS NOT NULL AND EXISTS \
+             (SELECT 1 FROM jobs p WHERE p.id = jobs.parent_id AND p.cancel_requested <> 0 \
+             AND p.group_max_failures > 0)) THEN 1 ELSE 0 END AS cancel_requested"
         );
         assert!(Dialect::Postgres.pick(&HELD).ends_with(
             "AS u_tok FROM jsonb_array_elements(CAST($1 AS JSONB)) AS j(value)) AS u ON \
