@@ -38,27 +38,13 @@ pub fn time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = trestle_core::clock::civil(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
     )
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// A duration in ms, short (`850ms`, `12.3s`, `4m05s`, `2h05m`, `90d`).
@@ -77,25 +63,6 @@ pub fn duration(ms: i64) -> String {
         format!("{}d", ms / DAY)
     } else {
         format!("{}d{:02}h", ms / DAY, (ms % DAY) / HOUR)
-    }
-}
-
-/// A duration in ms as Slurm's TIME column prints it: `M:SS`, `H:MM:SS`,
-/// `D-HH:MM:SS`.
-pub fn slurm_time(ms: i64) -> String {
-    let secs = ms.max(0) / 1000;
-    let (d, h, m, s) = (
-        secs / 86_400,
-        (secs % 86_400) / 3600,
-        (secs % 3600) / 60,
-        secs % 60,
-    );
-    if d > 0 {
-        format!("{d}-{h:02}:{m:02}:{s:02}")
-    } else if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
     }
 }
 
@@ -153,11 +120,6 @@ mod tests {
         assert_eq!(duration(7_500_000), "2h05m");
         assert_eq!(duration(90 * 86_400_000), "90d");
         assert_eq!(duration(86_400_000 + 3 * 3_600_000), "1d03h");
-        assert_eq!(slurm_time(4), "0:00");
-        assert_eq!(slurm_time(1_000), "0:01");
-        assert_eq!(slurm_time(754_000), "12:34");
-        assert_eq!(slurm_time(3_723_000), "1:02:03");
-        assert_eq!(slurm_time(2 * 86_400_000 + 3_723_000), "2-01:02:03");
         let t = table(&["ID", "STATE"], &[vec!["1".into(), "RUNNING".into()]]);
         assert_eq!(t, "ID  STATE\n1   RUNNING\n");
     }

@@ -126,37 +126,31 @@ pub fn exit_code(j: &JobView) -> String {
     }
 }
 
-/// A duration as `squeue`'s TIME: `M:SS`, `H:MM:SS`, `D-HH:MM:SS`.
-pub fn short_duration(ms: i64) -> String {
+/// Whole days, hours, minutes and seconds of a duration in ms.
+fn dhms(ms: i64) -> (i64, i64, i64, i64) {
     let secs = ms.max(0) / 1000;
-    let (d, h, m, s) = (
+    (
         secs / 86_400,
         (secs % 86_400) / 3600,
         (secs % 3600) / 60,
         secs % 60,
-    );
-    if d > 0 {
-        format!("{d}-{h:02}:{m:02}:{s:02}")
-    } else if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
+    )
+}
+
+/// A duration as `squeue`'s TIME: `M:SS`, `H:MM:SS`, `D-HH:MM:SS`.
+pub fn short_duration(ms: i64) -> String {
+    match dhms(ms) {
+        (0, 0, m, s) => format!("{m}:{s:02}"),
+        (0, h, m, s) => format!("{h}:{m:02}:{s:02}"),
+        (d, h, m, s) => format!("{d}-{h:02}:{m:02}:{s:02}"),
     }
 }
 
 /// A duration as `sacct`'s Elapsed: `HH:MM:SS`, `D-HH:MM:SS`.
 pub fn long_duration(ms: i64) -> String {
-    let secs = ms.max(0) / 1000;
-    let (d, h, m, s) = (
-        secs / 86_400,
-        (secs % 86_400) / 3600,
-        (secs % 3600) / 60,
-        secs % 60,
-    );
-    if d > 0 {
-        format!("{d}-{h:02}:{m:02}:{s:02}")
-    } else {
-        format!("{h:02}:{m:02}:{s:02}")
+    match dhms(ms) {
+        (0, h, m, s) => format!("{h:02}:{m:02}:{s:02}"),
+        (d, h, m, s) => format!("{d}-{h:02}:{m:02}:{s:02}"),
     }
 }
 
@@ -184,7 +178,7 @@ pub fn timestamp(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let (y, mo, d) = civil(days);
+    let (y, mo, d) = crate::clock::civil(days);
     format!(
         "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,
@@ -196,19 +190,6 @@ pub fn timestamp(ms: i64) -> String {
 /// An optional time, `Unknown` when absent.
 pub fn timestamp_or_unknown(ms: Option<i64>) -> String {
     ms.map(timestamp).unwrap_or_else(|| "Unknown".into())
-}
-
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Memory in MiB as Slurm prints a request (`512M`, `2G`).

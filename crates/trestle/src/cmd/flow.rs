@@ -4,7 +4,7 @@
 
 use super::client;
 use crate::Conn;
-use crate::output::{slurm_time, table, time, usage};
+use crate::output::{table, time, usage};
 use anyhow::Result;
 use clap::Args;
 use futures::StreamExt;
@@ -15,6 +15,7 @@ use trestle_core::JobState;
 use trestle_core::api::JobView;
 use trestle_core::api::workflow::EventView;
 use trestle_core::batch::pipeline::render_graph;
+use trestle_core::batch::slurm_view::short_duration as slurm_time;
 use trestle_core::batch::workflow::JobKind;
 
 /// `trestle events` options.

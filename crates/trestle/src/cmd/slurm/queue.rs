@@ -4,7 +4,7 @@ use super::args::{Opt, Parsed, flag, parse, val};
 use super::{Refused, active_states, all_jobs, client, me, named_jobs};
 use crate::Conn;
 use anyhow::Result;
-use trestle_client::JobQuery;
+use trestle_client::{Client, JobQuery};
 use trestle_core::JobState;
 use trestle_core::api::JobView;
 use trestle_core::batch::slurm_view as sv;
@@ -219,15 +219,61 @@ fn squeue_rows(jobs: Vec<JobView>) -> Vec<JobView> {
     out
 }
 
-fn wanted_states(p: &Parsed) -> Result<Vec<JobState>> {
-    let mut out = Vec::new();
-    for s in p.list("states") {
-        match sv::parse_state(&s) {
-            Some(v) => out.extend(v),
-            None => return Err(Refused(format!("Invalid job state specified: {s}")).into()),
+/// The jobs a command's filters select (`-t`, `-u`/`--me`, `-n`, `-p`,
+/// `-A`); an empty list selects all.
+struct Selection {
+    states: Vec<JobState>,
+    users: Vec<String>,
+    names: Vec<String>,
+    parts: Vec<String>,
+    accounts: Vec<String>,
+}
+
+impl Selection {
+    /// Reads the filters; `state` and `account` name the options, which
+    /// differ between the commands.
+    async fn read(p: &Parsed, c: &Client, state: &str, account: &str) -> Result<Selection> {
+        let mut states = Vec::new();
+        for s in p.list(state) {
+            match sv::parse_state(&s) {
+                Some(v) => states.extend(v),
+                None => return Err(Refused(format!("Invalid job state specified: {s}")).into()),
+            }
+        }
+        let mut users = p.list("user");
+        if p.has("me") {
+            users.push(me(c).await?);
+        }
+        Ok(Selection {
+            states,
+            users,
+            names: p.list("name"),
+            parts: p.list("partition"),
+            accounts: p.list(account),
+        })
+    }
+
+    fn matches(&self, j: &JobView) -> bool {
+        (self.states.is_empty() || self.states.contains(&j.state))
+            && (self.users.is_empty() || self.users.contains(&sv::user(j)))
+            && (self.names.is_empty() || self.names.contains(&j.name))
+            && (self.parts.is_empty() || self.parts.contains(&j.queue))
+            && (self.accounts.is_empty()
+                || j.spec
+                    .project
+                    .as_ref()
+                    .is_some_and(|a| self.accounts.contains(a)))
+    }
+
+    /// The server-side query for one name and one partition.
+    fn query(&self, states: Vec<JobState>) -> JobQuery {
+        JobQuery {
+            states,
+            queue: (self.parts.len() == 1).then(|| self.parts[0].clone()),
+            name: (self.names.len() == 1).then(|| self.names[0].clone()),
+            ..Default::default()
         }
     }
-    Ok(out)
 }
 
 /// `squeue`.
@@ -243,47 +289,26 @@ pub async fn squeue(args: &[String], conn: &Conn) -> Result<u8> {
         (None, None) => parse_format(DEFAULT_FORMAT)?,
     };
     let c = client(conn)?;
-    let mut states = wanted_states(&p)?;
-    if states.is_empty() {
-        states = active_states();
+    let mut sel = Selection::read(&p, &c, "states", "account").await?;
+    if sel.states.is_empty() {
+        sel.states = active_states();
     }
-    let mut users = p.list("user");
-    if p.has("me") {
-        users.push(me(&c).await?);
-    }
-    let names = p.list("name");
-    let parts = p.list("partition");
-    let accounts = p.list("account");
     let jobs = match p.value("jobs") {
         Some(list) => named_jobs(&c, list).await?,
         None => {
             // An array's pending part is its RUNNING parent's `ID_[...]`
             // line: fetch running rows too, and filter after.
-            let mut fetch = states.clone();
+            let mut fetch = sel.states.clone();
             if !fetch.contains(&JobState::Running) {
                 fetch.push(JobState::Running);
             }
-            let q = JobQuery {
-                states: fetch,
-                queue: (parts.len() == 1).then(|| parts[0].clone()),
-                name: (names.len() == 1).then(|| names[0].clone()),
-                ..Default::default()
-            };
-            all_jobs(&c, q).await?
+            all_jobs(&c, sel.query(fetch)).await?
         }
     };
-    let keep = |j: &JobView| {
-        states.contains(&j.state)
-            && (users.is_empty() || users.contains(&sv::user(j)))
-            && (names.is_empty() || names.contains(&j.name))
-            && (parts.is_empty() || parts.contains(&j.queue))
-            && (accounts.is_empty()
-                || j.spec
-                    .project
-                    .as_ref()
-                    .is_some_and(|a| accounts.contains(a)))
-    };
-    let mut rows: Vec<JobView> = squeue_rows(jobs).into_iter().filter(keep).collect();
+    let mut rows: Vec<JobView> = squeue_rows(jobs)
+        .into_iter()
+        .filter(|j| sel.matches(j))
+        .collect();
     // Running first, then pending, each oldest first (Slurm sorts by state
     // and priority).
     rows.sort_by_key(|j| (!j.state.is_leased(), j.id));
@@ -372,14 +397,10 @@ fn parse_time(s: &str, now: i64) -> Result<i64> {
         None => (None, Some(t)),
     };
     let day_start = match date {
-        Some(d) => {
-            let parts: Vec<&str> = d.split('-').collect();
-            let nums: Option<Vec<i64>> = parts.iter().map(|p| p.parse().ok()).collect();
-            match nums.as_deref() {
-                Some([y, m, dd]) => days_from_civil(*y, *m, *dd) * day_ms,
-                _ => return Err(Refused(format!("Invalid time specification: {s}")).into()),
-            }
-        }
+        Some(d) => match trestle_core::cost::daily::parse_date(d) {
+            Some(day) => day * day_ms,
+            None => return Err(Refused(format!("Invalid time specification: {s}")).into()),
+        },
         None => now.div_euclid(day_ms) * day_ms,
     };
     let offset = match time {
@@ -394,17 +415,6 @@ fn parse_time(s: &str, now: i64) -> Result<i64> {
         None => 0,
     };
     Ok(day_start + offset)
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// `sacct`.
@@ -432,16 +442,7 @@ pub async fn sacct(args: &[String], conn: &Conn) -> Result<u8> {
         .collect();
     let now = trestle_server::now_ms();
     let c = client(conn)?;
-    let mut states = Vec::new();
-    for s in p.list("state") {
-        match sv::parse_state(&s) {
-            Some(v) => states.extend(v),
-            None => return Err(Refused(format!("Invalid job state specified: {s}")).into()),
-        }
-    }
-    let names = p.list("name");
-    let parts = p.list("partition");
-    let accounts = p.list("accounts");
+    let mut sel = Selection::read(&p, &c, "state", "accounts").await?;
     let start = match p.value("starttime") {
         Some(t) => Some(parse_time(t, now)?),
         // Without -j, Slurm's default window starts at midnight today.
@@ -452,30 +453,17 @@ pub async fn sacct(args: &[String], conn: &Conn) -> Result<u8> {
         Some(t) => Some(parse_time(t, now)?),
         None => None,
     };
-    let mut users = p.list("user");
     let jobs = match p.value("jobs") {
         Some(list) => named_jobs(&c, list).await?,
         None => {
-            if users.is_empty() && !p.has("allusers") {
-                users.push(me(&c).await?);
+            if sel.users.is_empty() && !p.has("allusers") {
+                sel.users.push(me(&c).await?);
             }
-            let q = JobQuery {
-                name: (names.len() == 1).then(|| names[0].clone()),
-                ..Default::default()
-            };
-            all_jobs(&c, q).await?
+            all_jobs(&c, sel.query(Vec::new())).await?
         }
     };
     let keep = |j: &JobView| {
-        (states.is_empty() || states.contains(&j.state))
-            && (users.is_empty() || users.contains(&sv::user(j)))
-            && (names.is_empty() || names.contains(&j.name))
-            && (parts.is_empty() || parts.contains(&j.queue))
-            && (accounts.is_empty()
-                || j.spec
-                    .project
-                    .as_ref()
-                    .is_some_and(|a| accounts.contains(a)))
+        sel.matches(j)
             && start.is_none_or(|s| j.finished_at.is_none_or(|f| f >= s))
             && end.is_none_or(|e| j.submitted_at <= e)
     };
@@ -617,69 +605,21 @@ pub async fn scancel(args: &[String], conn: &Conn) -> Result<u8> {
         if !filtering {
             return Err(Refused("No job identification provided".into()).into());
         }
-        let mut states = Vec::new();
-        for s in p.list("state") {
-            match sv::parse_state(&s) {
-                Some(v) => states.extend(v),
-                None => return Err(Refused(format!("Invalid job state specified: {s}")).into()),
-            }
+        let mut sel = Selection::read(&p, &c, "state", "account").await?;
+        if sel.states.is_empty() {
+            sel.states = active_states();
         }
-        if states.is_empty() {
-            states = active_states();
-        }
-        let mut users = p.list("user");
-        if p.has("me") {
-            users.push(me(&c).await?);
-        }
-        let names = p.list("name");
-        let parts = p.list("partition");
-        let accounts = p.list("account");
-        for j in all_jobs(
-            &c,
-            JobQuery {
-                states: states.clone(),
-                ..Default::default()
-            },
-        )
-        .await?
-        {
-            let ok = (users.is_empty() || users.contains(&sv::user(&j)))
-                && (names.is_empty() || names.contains(&j.name))
-                && (parts.is_empty() || parts.contains(&j.queue))
-                && (accounts.is_empty()
-                    || j.spec
-                        .project
-                        .as_ref()
-                        .is_some_and(|a| accounts.contains(a)));
-            if ok {
+        for j in all_jobs(&c, sel.query(sel.states.clone())).await? {
+            if sel.matches(&j) {
                 ids.push((j.id.to_string(), j.id));
             }
         }
-    }
-    if filtering {
+    } else if filtering {
         // With ids and filters, Slurm cancels only the ids that match.
-        let mut states = Vec::new();
-        for s in p.list("state") {
-            states.extend(sv::parse_state(&s).unwrap_or_default());
-        }
-        let mut users = p.list("user");
-        if p.has("me") {
-            users.push(me(&c).await?);
-        }
-        let (names, parts, accounts) = (p.list("name"), p.list("partition"), p.list("account"));
+        let sel = Selection::read(&p, &c, "state", "account").await?;
         let mut kept = Vec::new();
         for (shown, id) in ids {
-            let j = c.get_job(id).await?;
-            let ok = (states.is_empty() || states.contains(&j.state))
-                && (users.is_empty() || users.contains(&sv::user(&j)))
-                && (names.is_empty() || names.contains(&j.name))
-                && (parts.is_empty() || parts.contains(&j.queue))
-                && (accounts.is_empty()
-                    || j.spec
-                        .project
-                        .as_ref()
-                        .is_some_and(|a| accounts.contains(a)));
-            if ok {
+            if sel.matches(&c.get_job(id).await?) {
                 kept.push((shown, id));
             }
         }
